@@ -1,1 +1,3 @@
-return 0;
+using EtcdShield.Hosting;
+
+return await ServeCommand.RunAsync(args).ConfigureAwait(false);

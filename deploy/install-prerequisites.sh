@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the system packages EtcdShield's quickstart, tests and bench use, when they are missing.
+set -euo pipefail
+packages=(etcd-server etcd-client softhsm2 opensc openssl python3-etcd3 python3-etcd3gw curl)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing ${missing[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

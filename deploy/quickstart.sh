@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Quickstart on a fresh Debian machine with the .NET SDK: installs etcd and SoftHSM2 if missing, makes a
+# development CA and certificates under .dev/, starts etcd on loopback and EtcdShield in front of it, and
+# prints etcdctl command lines to try. Ctrl-C stops both.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+dev="$root/.dev"
+etcd_port=${ETCD_PORT:-22379}
+shield_port=${SHIELD_PORT:-23790}
+metrics_port=${METRICS_PORT:-23791}
+
+"$root/deploy/install-prerequisites.sh"
+
+mkdir -p "$dev/pki" "$dev/etcd"
+pki="$dev/pki"
+if [ ! -f "$pki/ca.pem" ]; then
+  echo "== making a development CA and certificates in $pki"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+    -subj "/CN=EtcdShield dev CA" -keyout "$pki/ca-key.pem" -out "$pki/ca.pem" 2>/dev/null
+  issue() { # name, subject, extensions
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "$2" \
+      -keyout "$pki/$1-key.pem" -out "$pki/$1.csr" 2>/dev/null
+    openssl x509 -req -in "$pki/$1.csr" -CA "$pki/ca.pem" -CAkey "$pki/ca-key.pem" -CAcreateserial \
+      -days 30 -out "$pki/$1.pem" -extfile <(printf '%s\n' "$3") 2>/dev/null
+    rm -f "$pki/$1.csr"
+  }
+  issue server "/CN=etcdshield" "subjectAltName=IP:127.0.0.1,DNS:localhost
+extendedKeyUsage=serverAuth,clientAuth"
+  issue client "/CN=quickstart-client" "extendedKeyUsage=clientAuth"
+  issue stranger "/CN=not-on-the-allowlist" "extendedKeyUsage=clientAuth"
+fi
+
+echo "== starting etcd on http://127.0.0.1:$etcd_port (loopback only)"
+etcd --name quickstart --data-dir "$dev/etcd" \
+  --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+  --listen-peer-urls "http://127.0.0.1:$((etcd_port + 1))" --initial-advertise-peer-urls "http://127.0.0.1:$((etcd_port + 1))" \
+  --initial-cluster "quickstart=http://127.0.0.1:$((etcd_port + 1))" >"$dev/etcd.log" 2>&1 &
+etcd_pid=$!
+trap 'kill $etcd_pid ${shield_pid:-} 2>/dev/null || true' EXIT
+
+dotnet build "$root/src/EtcdShield" -c Release --nologo -v quiet
+echo "== starting EtcdShield on https://127.0.0.1:$shield_port"
+dotnet "$root/src/EtcdShield/bin/Release/net10.0/EtcdShield.dll" \
+  --listen-client-urls "https://127.0.0.1:$shield_port" \
+  --cert-file "$pki/server.pem" --key-file "$pki/server-key.pem" --trusted-ca-file "$pki/ca.pem" \
+  --upstream-endpoints "http://127.0.0.1:$etcd_port" \
+  --allow-cn quickstart-client \
+  --metrics-listen-url "http://127.0.0.1:$metrics_port" \
+  --no-encryption &
+shield_pid=$!
+
+ctl="etcdctl --endpoints=https://127.0.0.1:$shield_port --cacert=$pki/ca.pem"
+cat <<MSG
+
+== try it (in another terminal):
+  $ctl --cert=$pki/client.pem --key=$pki/client-key.pem put /registry/secrets/demo s3cr3t
+  $ctl --cert=$pki/client.pem --key=$pki/client-key.pem get /registry/secrets/demo
+  $ctl --cert=$pki/client.pem --key=$pki/client-key.pem member list
+  $ctl --cert=$pki/stranger.pem --key=$pki/stranger-key.pem get /registry/secrets/demo   # refused
+  etcdctl --endpoints=http://127.0.0.1:$etcd_port get /registry/secrets/demo                # etcd itself
+  curl -s http://127.0.0.1:$metrics_port/health; curl -s http://127.0.0.1:$metrics_port/metrics
+
+MSG
+wait $shield_pid

@@ -1,0 +1,19 @@
+namespace EtcdShield.Configuration;
+
+/// <summary>One command-line flag: its name (without dashes), how it takes values, and its help text.</summary>
+internal sealed record Flag(string Name, FlagArity Arity, string ValueName, string Help)
+{
+    public static Flag Switch(string name, string help) => new(name, FlagArity.Switch, "", help);
+    public static Flag Single(string name, string valueName, string help) => new(name, FlagArity.Single, valueName, help);
+    public static Flag Repeated(string name, string valueName, string help) => new(name, FlagArity.Repeated, valueName, help);
+}
+
+internal enum FlagArity
+{
+    /// <summary>Present means true; <c>--flag=false</c> turns it off.</summary>
+    Switch,
+    /// <summary>One value; given twice, the last one wins (as in etcd).</summary>
+    Single,
+    /// <summary>May be given many times; every value is kept, commas split values too.</summary>
+    Repeated,
+}

@@ -1,0 +1,179 @@
+using System.Text;
+
+namespace EtcdShield.Configuration;
+
+/// <summary>
+/// The flags of the proxy itself, in etcd's naming, and how they become <see cref="ShieldOptions"/>.
+/// The same table drives parsing and <c>--help</c>, so the two cannot drift apart.
+/// </summary>
+internal static class ServeCommandLine
+{
+    public static readonly IReadOnlyList<Flag> Flags =
+    [
+        Flag.Repeated("listen-client-urls", "https://HOST:PORT[,...]", "Addresses to accept etcd clients on (mutual TLS; https only)."),
+        Flag.Repeated("advertise-client-urls", "URL[,...]", "Client URLs reported to clients in Cluster member lists, so they never learn etcd's own address. Default: the listen URLs."),
+        Flag.Single("cert-file", "FILE", "PEM certificate (chain) the proxy presents to clients."),
+        Flag.Single("key-file", "FILE", "PEM private key for --cert-file."),
+        Flag.Single("trusted-ca-file", "FILE", "PEM bundle of CAs that client certificates must chain to. A client certificate is always required."),
+        Flag.Repeated("upstream-endpoints", "URL[,...]", "etcd members to relay to, http or https (default http://127.0.0.1:2379). The first reachable one is used; others take over when it fails."),
+        Flag.Single("upstream-cert-file", "FILE", "PEM client certificate the proxy presents to etcd (https upstreams)."),
+        Flag.Single("upstream-key-file", "FILE", "PEM private key for --upstream-cert-file."),
+        Flag.Single("upstream-trusted-ca-file", "FILE", "PEM bundle of CAs that etcd's server certificate must chain to (https upstreams)."),
+        Flag.Repeated("allow-cn", "NAME", "Admit client certificates with this subject common name. Repeatable."),
+        Flag.Repeated("allow-dns", "NAME", "Admit client certificates with this DNS subject alternative name. Repeatable."),
+        Flag.Repeated("allow-uri", "URI", "Admit client certificates with this URI SAN (e.g. a SPIFFE ID); '*' matches one path segment, a trailing '/**' any rest. Repeatable."),
+        Flag.Single("metrics-listen-url", "http://HOST:PORT", "Serve /health and /metrics (Prometheus) here, plain HTTP."),
+        Flag.Switch("no-encryption", "Relay values exactly as sent, unencrypted. Without it the proxy refuses to start unless a key provider is configured."),
+        Flag.Single("encryption-key-file", "FILE", "DEVELOPMENT ONLY: a base64 32-byte key-encryption key in a file. Use an HSM in production."),
+        Flag.Repeated("encrypt-prefix", "PREFIX", "Encrypt values only under these key prefixes (default: every key). Repeatable."),
+        Flag.Repeated("legacy-plaintext-prefix", "PREFIX", "Migration window: under these prefixes, accept and return values that are not yet encrypted (counted in a metric). Repeatable."),
+        Flag.Single("max-request-bytes", "BYTES", "etcd's --max-request-bytes; requests (after encryption) above it are refused before reaching etcd (default 1572864)."),
+        Flag.Single("max-concurrent-streams", "N", "HTTP/2 streams per client connection (default 10000)."),
+        Flag.Single("log-level", "LEVEL", "Trace, Debug, Information, Warning or Error (default Information)."),
+        Flag.Switch("help", "Show this help."),
+    ];
+
+    public static ShieldOptions ToOptions(ParsedFlags flags)
+    {
+        var listen = Urls(flags, "listen-client-urls");
+        if (listen.Count == 0)
+        {
+            throw new ConfigurationException("--listen-client-urls is required, e.g. --listen-client-urls https://127.0.0.1:23790");
+        }
+
+        foreach (var url in listen)
+        {
+            if (url.Scheme != Uri.UriSchemeHttps)
+            {
+                throw new ConfigurationException($"--listen-client-urls {url} must be https: EtcdShield only accepts clients over mutual TLS");
+            }
+        }
+
+        var upstream = Urls(flags, "upstream-endpoints");
+        if (upstream.Count == 0)
+        {
+            upstream = [new Uri("http://127.0.0.1:2379")];
+        }
+
+        if (upstream.Select(u => u.Scheme).Distinct(StringComparer.Ordinal).Count() > 1)
+        {
+            throw new ConfigurationException("--upstream-endpoints must all be http or all be https");
+        }
+
+        var options = new ShieldOptions
+        {
+            ListenClientUrls = listen,
+            AdvertiseClientUrls = flags.Has("advertise-client-urls") ? Urls(flags, "advertise-client-urls") : listen,
+            CertFile = RequiredFile(flags, "cert-file"),
+            KeyFile = RequiredFile(flags, "key-file"),
+            TrustedCaFile = RequiredFile(flags, "trusted-ca-file"),
+            UpstreamEndpoints = upstream,
+            UpstreamCertFile = OptionalFile(flags, "upstream-cert-file"),
+            UpstreamKeyFile = OptionalFile(flags, "upstream-key-file"),
+            UpstreamTrustedCaFile = OptionalFile(flags, "upstream-trusted-ca-file"),
+            AllowCommonNames = flags.Many("allow-cn"),
+            AllowDnsNames = flags.Many("allow-dns"),
+            AllowUris = flags.Many("allow-uri"),
+            MetricsListenUrl = flags.Single("metrics-listen-url") is { } m ? Url("metrics-listen-url", m) : null,
+            NoEncryption = flags.Switch("no-encryption"),
+            EncryptionKeyFile = OptionalFile(flags, "encryption-key-file"),
+            EncryptPrefixes = flags.Many("encrypt-prefix"),
+            LegacyPlaintextPrefixes = flags.Many("legacy-plaintext-prefix"),
+            MaxRequestBytes = flags.Int("max-request-bytes", ShieldOptions.DefaultMaxRequestBytes, 1024, 64 * 1024 * 1024),
+            MaxConcurrentStreams = flags.Int("max-concurrent-streams", 10_000, 1, int.MaxValue),
+            LogLevel = flags.Single("log-level") ?? "Information",
+        };
+
+        Validate(options);
+        return options;
+    }
+
+    private static void Validate(ShieldOptions options)
+    {
+        if (options.AllowCommonNames.Count + options.AllowDnsNames.Count + options.AllowUris.Count == 0)
+        {
+            throw new ConfigurationException(
+                "no client identity is allowed: give at least one --allow-cn, --allow-dns or --allow-uri " +
+                "(a certificate signed by the trusted CA is not enough on its own)");
+        }
+
+        if ((options.UpstreamCertFile is null) != (options.UpstreamKeyFile is null))
+        {
+            throw new ConfigurationException("--upstream-cert-file and --upstream-key-file go together");
+        }
+
+        var https = options.UpstreamEndpoints[0].Scheme == Uri.UriSchemeHttps;
+        if (!https && (options.UpstreamCertFile is not null || options.UpstreamTrustedCaFile is not null))
+        {
+            throw new ConfigurationException("--upstream-cert-file and --upstream-trusted-ca-file need https --upstream-endpoints");
+        }
+
+        if (options.NoEncryption && options.EncryptionKeyFile is not null)
+        {
+            throw new ConfigurationException("--no-encryption contradicts --encryption-key-file: choose one");
+        }
+
+        if (!options.NoEncryption && options.EncryptionKeyFile is null)
+        {
+            throw new ConfigurationException(
+                "no key provider is configured, and EtcdShield never stores values in plaintext unless told to: " +
+                "give --encryption-key-file (development only), or --no-encryption to relay values as sent");
+        }
+
+        if (!Enum.TryParse<Microsoft.Extensions.Logging.LogLevel>(options.LogLevel, ignoreCase: true, out _))
+        {
+            throw new ConfigurationException($"--log-level '{options.LogLevel}' is not one of Trace, Debug, Information, Warning, Error");
+        }
+    }
+
+    public static string Help()
+    {
+        var text = new StringBuilder();
+        text.AppendLine("EtcdShield: an encrypting, identity-checking mutual-TLS proxy for etcd v3.");
+        text.AppendLine();
+        text.AppendLine("Usage: EtcdShield [flags]");
+        text.AppendLine();
+        text.AppendLine("Flags (--name value or --name=value):");
+        foreach (var flag in Flags)
+        {
+            var head = flag.Arity == FlagArity.Switch ? $"  --{flag.Name}" : $"  --{flag.Name} {flag.ValueName}";
+            text.AppendLine(head);
+            text.Append("      ").AppendLine(flag.Help);
+        }
+
+        return text.ToString();
+    }
+
+    private static List<Uri> Urls(ParsedFlags flags, string name) =>
+        flags.Many(name).Select(v => Url(name, v)).ToList();
+
+    private static Uri Url(string flag, string value)
+    {
+        if (!Uri.TryCreate(value, UriKind.Absolute, out var uri) ||
+            (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
+        {
+            throw new ConfigurationException($"--{flag} '{value}' is not a URL like https://127.0.0.1:2379");
+        }
+
+        return uri;
+    }
+
+    private static string RequiredFile(ParsedFlags flags, string name) =>
+        OptionalFile(flags, name) ?? throw new ConfigurationException($"--{name} is required");
+
+    private static string? OptionalFile(ParsedFlags flags, string name)
+    {
+        var path = flags.Single(name);
+        if (path is null)
+        {
+            return null;
+        }
+
+        if (!File.Exists(path))
+        {
+            throw new ConfigurationException($"--{name} {path}: file not found");
+        }
+
+        return Path.GetFullPath(path);
+    }
+}

@@ -1,0 +1,36 @@
+namespace EtcdShield.Configuration;
+
+/// <summary>
+/// Everything the proxy needs to start, parsed from the command line and validated once.
+/// Immutable: a running proxy never sees half-applied settings.
+/// </summary>
+internal sealed record ShieldOptions
+{
+    /// <summary>etcd's default --max-request-bytes; encrypted values must still fit under it.</summary>
+    public const int DefaultMaxRequestBytes = 1_572_864;
+
+    public required IReadOnlyList<Uri> ListenClientUrls { get; init; }
+    public required IReadOnlyList<Uri> AdvertiseClientUrls { get; init; }
+    public required string CertFile { get; init; }
+    public required string KeyFile { get; init; }
+    public required string TrustedCaFile { get; init; }
+
+    public required IReadOnlyList<Uri> UpstreamEndpoints { get; init; }
+    public string? UpstreamCertFile { get; init; }
+    public string? UpstreamKeyFile { get; init; }
+    public string? UpstreamTrustedCaFile { get; init; }
+
+    public IReadOnlyList<string> AllowCommonNames { get; init; } = [];
+    public IReadOnlyList<string> AllowDnsNames { get; init; } = [];
+    public IReadOnlyList<string> AllowUris { get; init; } = [];
+
+    public Uri? MetricsListenUrl { get; init; }
+    public bool NoEncryption { get; init; }
+    public string? EncryptionKeyFile { get; init; }
+    public IReadOnlyList<string> EncryptPrefixes { get; init; } = [];
+    public IReadOnlyList<string> LegacyPlaintextPrefixes { get; init; } = [];
+
+    public int MaxRequestBytes { get; init; } = DefaultMaxRequestBytes;
+    public int MaxConcurrentStreams { get; init; } = 10_000;
+    public string LogLevel { get; init; } = "Information";
+}

@@ -1,0 +1,68 @@
+using EtcdShield.Configuration;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace EtcdShield.Hosting;
+
+/// <summary>The proxy's command line: parse, validate, start, and say clearly why not when it cannot.</summary>
+internal static partial class ServeCommand
+{
+    public static async Task<int> RunAsync(IReadOnlyList<string> args)
+    {
+        ShieldOptions options;
+        try
+        {
+            var flags = ParsedFlags.Parse(args, ServeCommandLine.Flags);
+            if (flags.Switch("help"))
+            {
+                Console.Out.Write(ServeCommandLine.Help());
+                return 0;
+            }
+
+            options = ServeCommandLine.ToOptions(flags);
+        }
+        catch (ConfigurationException e)
+        {
+            await Console.Error.WriteLineAsync($"etcdshield: {e.Message}").ConfigureAwait(false);
+            return 2;
+        }
+
+        WebApplication app;
+        try
+        {
+            app = ShieldHost.Build(options);
+            // Resolve what reads files now, so a bad certificate stops the process before it listens.
+            _ = app.Services.GetRequiredService<Tls.ServerTls>();
+        }
+        catch (ConfigurationException e)
+        {
+            await Console.Error.WriteLineAsync($"etcdshield: {e.Message}").ConfigureAwait(false);
+            return 2;
+        }
+
+        await using (app.ConfigureAwait(false))
+        {
+            var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("EtcdShield");
+            if (options.NoEncryption)
+            {
+                Log.EncryptionDisabled(logger);
+            }
+
+            await app.StartAsync().ConfigureAwait(false);
+            Log.Listening(logger, options.ListenClientUrls, options.UpstreamEndpoints);
+            await app.WaitForShutdownAsync().ConfigureAwait(false);
+        }
+
+        return 0;
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "EtcdShield ready: serving clients on {ListenUrls}, relaying to etcd at {Upstream}")]
+        public static partial void Listening(ILogger logger, IReadOnlyList<Uri> listenUrls, IReadOnlyList<Uri> upstream);
+
+        [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "--no-encryption: values are relayed and stored in etcd exactly as clients send them, unencrypted")]
+        public static partial void EncryptionDisabled(ILogger logger);
+    }
+}

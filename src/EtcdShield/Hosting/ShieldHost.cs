@@ -1,0 +1,184 @@
+using System.Net;
+using EtcdShield.Configuration;
+using EtcdShield.Relay;
+using EtcdShield.Telemetry;
+using EtcdShield.Tls;
+using Grpc.AspNetCore.Server.Model;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using OpenTelemetry.Metrics;
+
+namespace EtcdShield.Hosting;
+
+/// <summary>
+/// Composes the proxy from validated <see cref="ShieldOptions"/>: Kestrel with mutual TLS on the client URLs,
+/// the relay for every etcd method, and /health and /metrics on the metrics URL. Used by the command line
+/// and, in-process, by the end-to-end tests.
+/// </summary>
+internal static class ShieldHost
+{
+    public static WebApplication Build(ShieldOptions options, Action<ILoggingBuilder>? configureLogging = null)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+        builder.Logging.ClearProviders();
+        builder.Logging.SetMinimumLevel(Enum.Parse<LogLevel>(options.LogLevel, ignoreCase: true));
+        // Kestrel and gRPC report every refused handshake and reset stream; our own log says what matters.
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.Logging.AddFilter("Grpc", LogLevel.Warning);
+        if (configureLogging is null)
+        {
+            builder.Logging.AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+                o.UseUtcTimestamp = true;
+            });
+        }
+        else
+        {
+            configureLogging(builder.Logging);
+        }
+
+        ConfigureKestrel(builder, options);
+        ConfigureServices(builder.Services, options);
+
+        var app = builder.Build();
+        MapEndpoints(app, options);
+        return app;
+    }
+
+    private static void ConfigureKestrel(WebApplicationBuilder builder, ShieldOptions options)
+    {
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            kestrel.Limits.Http2.MaxStreamsPerConnection = options.MaxConcurrentStreams;
+            // Larger windows than Kestrel's defaults so big ranges and snapshots are not throttled by flow control.
+            kestrel.Limits.Http2.InitialConnectionWindowSize = 4 * 1024 * 1024;
+            kestrel.Limits.Http2.InitialStreamWindowSize = 1024 * 1024;
+            kestrel.Limits.Http2.KeepAlivePingDelay = TimeSpan.FromSeconds(30);
+            kestrel.Limits.Http2.KeepAlivePingTimeout = TimeSpan.FromSeconds(20);
+
+            foreach (var url in options.ListenClientUrls)
+            {
+                Listen(kestrel, url, listen =>
+                {
+                    // HTTP/1.1 is offered only so gateway clients get a readable refusal instead of a TLS error.
+                    listen.Protocols = HttpProtocols.Http1AndHttp2;
+                    listen.UseHttps(new TlsHandshakeCallbackOptions
+                    {
+                        OnConnection = context => ValueTask.FromResult(
+                            kestrel.ApplicationServices.GetRequiredService<ServerTls>().ForConnection(context.Connection)),
+                        HandshakeTimeout = TimeSpan.FromSeconds(10),
+                    });
+                });
+            }
+
+            if (options.MetricsListenUrl is { } metrics)
+            {
+                Listen(kestrel, metrics, listen => listen.Protocols = HttpProtocols.Http1);
+            }
+        });
+    }
+
+    private static void Listen(KestrelServerOptions kestrel, Uri url, Action<ListenOptions> configure)
+    {
+        if (string.Equals(url.Host, "localhost", StringComparison.OrdinalIgnoreCase))
+        {
+            kestrel.ListenLocalhost(url.Port, configure);
+        }
+        else if (IPAddress.TryParse(url.Host.Trim('[', ']'), out var address))
+        {
+            kestrel.Listen(address, url.Port, configure);
+        }
+        else
+        {
+            throw new ConfigurationException($"listen URL {url} must name an IP address or localhost");
+        }
+    }
+
+    private static void ConfigureServices(IServiceCollection services, ShieldOptions options)
+    {
+        services.AddSingleton(options);
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton(new ClientAllowList(options.AllowCommonNames, options.AllowDnsNames, options.AllowUris));
+        services.AddSingleton(sp => new ClientCertificateValidator(
+            ServerTls.LoadAuthorities("--trusted-ca-file", options.TrustedCaFile),
+            sp.GetRequiredService<ClientAllowList>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<ClientCertificateValidator>>()));
+        services.AddSingleton<ServerTls>();
+        services.AddSingleton<UpstreamChannel>();
+        services.AddSingleton<RelayMetrics>();
+        services.AddSingleton<HealthEndpoint>();
+        services.AddSingleton(RelayRoutesFor(options));
+        services.AddSingleton<RequestRelay>();
+        services.AddSingleton<RelayService>();
+        services.AddSingleton<IServiceMethodProvider<RelayService>, RelayMethodProvider>();
+        services.AddGrpc(grpc =>
+        {
+            // etcd accepts requests up to --max-request-bytes plus 512 KiB of gRPC framing slack.
+            grpc.MaxReceiveMessageSize = options.MaxRequestBytes + (512 * 1024);
+            grpc.MaxSendMessageSize = null;
+            grpc.EnableDetailedErrors = false;
+        });
+        services.AddOpenTelemetry().WithMetrics(metrics => metrics
+            .AddMeter(RelayMetrics.MeterName)
+            .AddPrometheusExporter());
+    }
+
+    private static RelayRoutes RelayRoutesFor(ShieldOptions options)
+    {
+        var routes = new RelayRoutes();
+        var members = new MemberUrlHandler(options.AdvertiseClientUrls);
+        foreach (var method in MemberUrlHandler.Methods)
+        {
+            routes.Handle(method, members);
+        }
+
+        return routes;
+    }
+
+    private static void MapEndpoints(WebApplication app, ShieldOptions options)
+    {
+        var metricsPort = options.MetricsListenUrl?.Port;
+
+        // The metrics port is plain HTTP: it serves /health and /metrics and nothing else, so it can never
+        // become a way around mutual TLS.
+        app.Use((context, next) =>
+        {
+            var onMetricsPort = context.Connection.LocalPort == metricsPort;
+            var path = context.Request.Path;
+            if (onMetricsPort && !(path == "/health" || path == "/metrics"))
+            {
+                context.Response.StatusCode = StatusCodes.Status404NotFound;
+                return Task.CompletedTask;
+            }
+
+            if (!onMetricsPort && (path == "/health" || path == "/metrics"))
+            {
+                context.Response.StatusCode = StatusCodes.Status404NotFound;
+                return Task.CompletedTask;
+            }
+
+            if (!onMetricsPort && GatewayRefusal.Prefixes.Any(p => path.StartsWithSegments(p.TrimEnd('/'), StringComparison.Ordinal)))
+            {
+                return GatewayRefusal.WriteAsync(context);
+            }
+
+            return next(context);
+        });
+
+        app.MapGrpcService<RelayService>();
+        if (metricsPort is not null)
+        {
+            var health = app.Services.GetRequiredService<HealthEndpoint>();
+            app.MapGet("/health", health.WriteAsync);
+            app.MapPrometheusScrapingEndpoint("/metrics");
+        }
+    }
+}

@@ -1,0 +1,46 @@
+using EtcdShield.Protocol.Etcdserverpb;
+using Google.Protobuf;
+using Grpc.Core;
+
+namespace EtcdShield.Relay;
+
+/// <summary>
+/// One client call on its way through the proxy: what it is, who sent it, and how to reach etcd with the
+/// client's deadline, cancellation and metadata carried along.
+/// </summary>
+internal sealed class RelayCall
+{
+    private readonly CallInvoker _upstream;
+    private KV.KVClient? _kv;
+
+    public RelayCall(RelayedMethod method, ServerCallContext context, CallInvoker upstream)
+    {
+        Method = method;
+        Context = context;
+        _upstream = upstream;
+        Options = new CallOptions(
+            headers: ForwardedHeaders.From(context.RequestHeaders),
+            deadline: context.Deadline == DateTime.MaxValue ? null : context.Deadline,
+            cancellationToken: context.CancellationToken);
+    }
+
+    public RelayedMethod Method { get; }
+
+    public ServerCallContext Context { get; }
+
+    public CallOptions Options { get; }
+
+    public CancellationToken CancellationToken => Context.CancellationToken;
+
+    /// <summary>A typed KV client on the same upstream, for handlers that need more than one round trip.</summary>
+    public KV.KVClient Kv => _kv ??= new KV.KVClient(_upstream);
+
+    public async Task<IMessage> ForwardUnaryAsync(IMessage request) =>
+        await _upstream.AsyncUnaryCall(Method.Method, null, Options, request).ResponseAsync.ConfigureAwait(false);
+
+    public AsyncServerStreamingCall<IMessage> ForwardServerStreaming(IMessage request) =>
+        _upstream.AsyncServerStreamingCall(Method.Method, null, Options, request);
+
+    public AsyncDuplexStreamingCall<IMessage, IMessage> ForwardDuplex(CallOptions options) =>
+        _upstream.AsyncDuplexStreamingCall(Method.Method, null, options);
+}

@@ -1,0 +1,192 @@
+using System.Diagnostics;
+using EtcdShield.Telemetry;
+using Google.Protobuf;
+using Grpc.Core;
+using Microsoft.Extensions.Logging;
+
+namespace EtcdShield.Relay;
+
+/// <summary>
+/// The path of every call through the proxy, in one place: accept, hand to the method's handler or forward
+/// as is, relay the answer, and pass etcd's status code and message through unchanged (clientv3 rebuilds
+/// its typed errors from the exact text).
+/// </summary>
+internal sealed partial class RequestRelay
+{
+    private readonly CallInvoker _upstream;
+    private readonly RelayRoutes _routes;
+    private readonly RelayMetrics _metrics;
+    private readonly ILogger _logger;
+
+    public RequestRelay(UpstreamChannel upstream, RelayRoutes routes, RelayMetrics metrics, ILogger<RequestRelay> logger)
+    {
+        _upstream = upstream.Invoker;
+        _routes = routes;
+        _metrics = metrics;
+        _logger = logger;
+    }
+
+    public async Task<IMessage> UnaryAsync(RelayedMethod method, IMessage request, ServerCallContext context)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var status = StatusCode.OK;
+        try
+        {
+            var call = new RelayCall(method, context, _upstream);
+            return _routes.UnaryHandler(method) is { } handler
+                ? await handler.HandleAsync(request, call).ConfigureAwait(false)
+                : await call.ForwardUnaryAsync(request).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            var failure = AsClientStatus(method, e, context);
+            status = failure.StatusCode;
+            throw failure;
+        }
+        finally
+        {
+            _metrics.RequestCompleted(method.Name, status, Stopwatch.GetElapsedTime(started));
+        }
+    }
+
+    public async Task ServerStreamingAsync(RelayedMethod method, IMessage request, IServerStreamWriter<IMessage> responses, ServerCallContext context)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var status = StatusCode.OK;
+        _metrics.StreamOpened(method.Name);
+        try
+        {
+            var call = new RelayCall(method, context, _upstream);
+            var rewriter = _routes.StreamRewriter(method);
+            if (rewriter is not null)
+            {
+                request = await rewriter.RewriteRequestAsync(request, call).ConfigureAwait(false);
+            }
+
+            using var upstream = call.ForwardServerStreaming(request);
+            while (await upstream.ResponseStream.MoveNext(context.CancellationToken).ConfigureAwait(false))
+            {
+                var response = upstream.ResponseStream.Current;
+                if (rewriter is not null)
+                {
+                    response = await rewriter.RewriteResponseAsync(response, call).ConfigureAwait(false);
+                }
+
+                await responses.WriteAsync(response, context.CancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (Exception e)
+        {
+            var failure = AsClientStatus(method, e, context);
+            status = failure.StatusCode;
+            throw failure;
+        }
+        finally
+        {
+            _metrics.StreamClosed(method.Name);
+            _metrics.RequestCompleted(method.Name, status, Stopwatch.GetElapsedTime(started));
+        }
+    }
+
+    public async Task DuplexStreamingAsync(RelayedMethod method, IAsyncStreamReader<IMessage> requests, IServerStreamWriter<IMessage> responses, ServerCallContext context)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var status = StatusCode.OK;
+        _metrics.StreamOpened(method.Name);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken);
+        var call = new RelayCall(method, context, _upstream);
+        var rewriter = _routes.StreamRewriter(method);
+        Exception? requestFailure = null;
+        Task? pump = null;
+        try
+        {
+            using var upstream = call.ForwardDuplex(call.Options.WithCancellationToken(stop.Token));
+            pump = PumpRequestsAsync(requests, upstream.RequestStream, rewriter, call, stop, e => requestFailure = e);
+            while (await upstream.ResponseStream.MoveNext(stop.Token).ConfigureAwait(false))
+            {
+                var response = upstream.ResponseStream.Current;
+                if (rewriter is not null)
+                {
+                    response = await rewriter.RewriteResponseAsync(response, call).ConfigureAwait(false);
+                }
+
+                await responses.WriteAsync(response, stop.Token).ConfigureAwait(false);
+            }
+        }
+        catch (Exception e)
+        {
+            // A failure on the client's side of the stream (a request we refused) explains the cancellation
+            // that the upstream side then saw, so it is the one the client hears about.
+            var failure = AsClientStatus(method, requestFailure ?? e, context);
+            status = failure.StatusCode;
+            throw failure;
+        }
+        finally
+        {
+            await stop.CancelAsync().ConfigureAwait(false);
+            if (pump is not null)
+            {
+                await pump.ConfigureAwait(false);
+            }
+
+            _metrics.StreamClosed(method.Name);
+            _metrics.RequestCompleted(method.Name, status, Stopwatch.GetElapsedTime(started));
+        }
+    }
+
+    private static async Task PumpRequestsAsync(
+        IAsyncStreamReader<IMessage> requests,
+        IClientStreamWriter<IMessage> upstream,
+        IStreamRewriter? rewriter,
+        RelayCall call,
+        CancellationTokenSource stop,
+        Action<Exception> fail)
+    {
+        try
+        {
+            while (await requests.MoveNext(stop.Token).ConfigureAwait(false))
+            {
+                var request = requests.Current;
+                if (rewriter is not null)
+                {
+                    request = await rewriter.RewriteRequestAsync(request, call).ConfigureAwait(false);
+                }
+
+                await upstream.WriteAsync(request, stop.Token).ConfigureAwait(false);
+            }
+
+            // The client closed its side; etcd keeps answering on the other side until it is done.
+            await upstream.CompleteAsync().ConfigureAwait(false);
+        }
+        catch (Exception e) when (stop.IsCancellationRequested)
+        {
+            // The call is ending for another reason; nothing to report from this side.
+            _ = e;
+        }
+        catch (Exception e)
+        {
+            fail(e);
+            await stop.CancelAsync().ConfigureAwait(false);
+        }
+    }
+
+    private RpcException AsClientStatus(RelayedMethod method, Exception e, ServerCallContext context)
+    {
+        switch (e)
+        {
+            case RpcException rpc:
+                return rpc;
+            case OperationCanceledException when context.CancellationToken.IsCancellationRequested:
+                return new RpcException(new Status(StatusCode.Cancelled, "context canceled"));
+            default:
+                Log.UnexpectedFailure(_logger, method.Name, e);
+                return new RpcException(new Status(StatusCode.Internal, "etcdshield: internal error"));
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 200, Level = LogLevel.Error, Message = "Unexpected failure relaying {Method}")]
+        public static partial void UnexpectedFailure(ILogger logger, string method, Exception exception);
+    }
+}
