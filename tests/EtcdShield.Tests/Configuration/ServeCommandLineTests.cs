@@ -1,0 +1,121 @@
+using EtcdShield.Configuration;
+
+namespace EtcdShield.Tests.Configuration;
+
+public sealed class ServeCommandLineTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("shield-cli").FullName;
+    private readonly string _file;
+
+    public ServeCommandLineTests()
+    {
+        _file = Path.Combine(_dir, "some.pem");
+        File.WriteAllText(_file, "x");
+    }
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private List<string> Minimal(params string[] extra) =>
+    [
+        "--listen-client-urls", "https://127.0.0.1:23790",
+        "--cert-file", _file, "--key-file", _file, "--trusted-ca-file", _file,
+        "--allow-cn", "apiserver",
+        .. extra,
+    ];
+
+    private static ShieldOptions Options(IReadOnlyList<string> args) =>
+        ServeCommandLine.ToOptions(ParsedFlags.Parse(args, ServeCommandLine.Flags));
+
+    [Fact]
+    public void Minimal_flags_with_no_encryption_give_etcd_defaults()
+    {
+        var options = Options(Minimal("--no-encryption"));
+
+        Assert.True(options.NoEncryption);
+        Assert.Equal([new Uri("http://127.0.0.1:2379")], options.UpstreamEndpoints);
+        Assert.Equal(options.ListenClientUrls, options.AdvertiseClientUrls);
+        Assert.Equal(1_572_864, options.MaxRequestBytes);
+        Assert.Equal(["apiserver"], options.AllowCommonNames);
+    }
+
+    [Fact]
+    public void Refuses_to_start_without_a_key_provider_or_no_encryption()
+    {
+        var e = Assert.Throws<ConfigurationException>(() => Options(Minimal()));
+        Assert.Contains("--no-encryption", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Refuses_to_start_when_no_identity_is_allowed()
+    {
+        var args = Minimal("--no-encryption");
+        args.RemoveRange(args.IndexOf("--allow-cn"), 2);
+
+        var e = Assert.Throws<ConfigurationException>(() => Options(args));
+        Assert.Contains("--allow-cn", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Equals_syntax_repeats_and_comma_lists_all_work()
+    {
+        var options = Options(Minimal(
+            "--no-encryption",
+            "--upstream-endpoints=http://127.0.0.1:1,http://127.0.0.1:2",
+            "--upstream-endpoints", "http://127.0.0.1:3",
+            "--allow-uri", "spiffe://cluster/ns/kube-system/*",
+            "--allow-dns=a.example,b.example"));
+
+        Assert.Equal(3, options.UpstreamEndpoints.Count);
+        Assert.Equal(["a.example", "b.example"], options.AllowDnsNames);
+        Assert.Equal(["spiffe://cluster/ns/kube-system/*"], options.AllowUris);
+    }
+
+    [Theory]
+    [InlineData("--listen-client-urls", "http://127.0.0.1:1", "must be https")]
+    [InlineData("--bogus", "1", "unknown flag --bogus")]
+    [InlineData("--max-request-bytes", "ten", "--max-request-bytes must be a whole number")]
+    [InlineData("--log-level", "Chatty", "--log-level")]
+    [InlineData("--upstream-cert-file", "FILE", "go together")]
+    public void Bad_input_is_refused_with_a_message_naming_the_flag(string flag, string value, string expected)
+    {
+        var args = Minimal("--no-encryption", flag, value == "FILE" ? _file : value);
+
+        var e = Assert.Throws<ConfigurationException>(() => Options(args));
+        Assert.Contains(expected, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_missing_file_is_named()
+    {
+        var args = Minimal("--no-encryption", "--cert-file", Path.Combine(_dir, "nope.pem"));
+
+        var e = Assert.Throws<ConfigurationException>(() => Options(args));
+        Assert.Contains("nope.pem: file not found", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Upstream_endpoints_cannot_mix_schemes()
+    {
+        var args = Minimal("--no-encryption", "--upstream-endpoints", "http://127.0.0.1:1,https://127.0.0.1:2");
+
+        Assert.Throws<ConfigurationException>(() => Options(args));
+    }
+
+    [Fact]
+    public void A_flag_without_its_value_is_an_error()
+    {
+        var e = Assert.Throws<ConfigurationException>(() => ParsedFlags.Parse(["--cert-file"], ServeCommandLine.Flags));
+        Assert.Contains("needs a value", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Help_documents_every_flag()
+    {
+        var help = ServeCommandLine.Help();
+
+        foreach (var flag in ServeCommandLine.Flags)
+        {
+            Assert.Contains("--" + flag.Name, help, StringComparison.Ordinal);
+        }
+    }
+}
