@@ -6,7 +6,9 @@ namespace EtcdShield.Keys;
 internal sealed record DataKeyOptions
 {
     public const long DefaultMaxWritesPerKey = 1L << 30;
-    public const int DefaultDecryptionCacheSize = 1024;
+    // Every proxy start and every rotation adds a DEK that live values keep referring to until rewritten, so
+    // a full LIST can touch thousands; a miss costs a KEK call. An entry is a few hundred bytes plus its ciphers.
+    public const int DefaultDecryptionCacheSize = 4096;
 
     public static readonly TimeSpan DefaultMaxKeyAge = TimeSpan.FromHours(24);
     public static readonly TimeSpan DefaultDecryptionCacheTtl = TimeSpan.FromHours(1);
@@ -15,7 +17,7 @@ internal sealed record DataKeyOptions
 
     /// <param name="maxWritesPerKey">Values sealed under one data key before a new one is created; at most 2^32.</param>
     /// <param name="maxKeyAge">Age at which the encryption data key is replaced (default 24 h).</param>
-    /// <param name="decryptionCacheSize">Unwrapped data keys kept in memory (default 1024).</param>
+    /// <param name="decryptionCacheSize">Unwrapped data keys kept in memory (default 4096).</param>
     /// <param name="decryptionCacheTtl">How long an unwrapped data key is trusted before the KEK is asked again (default 1 h).</param>
     public DataKeyOptions(
         long maxWritesPerKey = DefaultMaxWritesPerKey,

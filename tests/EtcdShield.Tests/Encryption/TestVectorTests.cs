@@ -72,6 +72,19 @@ public sealed partial class TestVectorTests
         }
     }
 
+    [Fact]
+    public void Production_code_never_calls_the_test_vector_factory()
+    {
+        string src = Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(FindSpec()))!, "src");
+
+        var callers = Directory.EnumerateFiles(src, "*.cs", SearchOption.AllDirectories)
+            .Where(f => !f.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}", StringComparison.Ordinal))
+            .Where(f => Path.GetFileName(f) != "EncryptionKey.cs")
+            .Where(f => File.ReadAllText(f).Contains(nameof(EncryptionKey.CreateDeterministicForTestVector), StringComparison.Ordinal));
+
+        Assert.Empty(callers);
+    }
+
     private static string FindSpec()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)

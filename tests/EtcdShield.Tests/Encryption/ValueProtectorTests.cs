@@ -323,6 +323,41 @@ public sealed class ValueProtectorTests : IDisposable
     }
 
     [Fact]
+    public async Task Concurrent_writers_across_many_rotations_all_succeed_and_read_back()
+    {
+        var protector = NewProtector(keyOptions: new DataKeyOptions(maxWritesPerKey: 500));
+        const int Writers = 8;
+        const int WritesEach = 1000;
+        var stored = new ByteString[Writers, WritesEach];
+
+        await Task.WhenAll(Enumerable.Range(0, Writers).Select(w => Task.Run(async () =>
+        {
+            for (int i = 0; i < WritesEach; i++)
+            {
+                stored[w, i] = await protector.ProtectAsync(SecretKey, ByteString.CopyFromUtf8($"{w}:{i}"), CancellationToken.None);
+            }
+        })));
+
+        var cold = NewProtector();
+        await Task.WhenAll(Enumerable.Range(0, Writers).Select(w => Task.Run(async () =>
+        {
+            for (int i = 0; i < WritesEach; i++)
+            {
+                Assert.Equal($"{w}:{i}", (await cold.UnprotectAsync(SecretKey, stored[w, i], CancellationToken.None)).ToStringUtf8());
+            }
+        })));
+
+        var keyIds = new HashSet<DataKeyId>();
+        foreach (ByteString value in stored)
+        {
+            keyIds.Add(ValueEnvelope.Parse(value.Span).DataKeyId);
+        }
+
+        Assert.Equal(Writers * WritesEach / 500, keyIds.Count);
+        Assert.Equal(keyIds.Count, _kek.UnwrapCalls - keyIds.Count);
+    }
+
+    [Fact]
     public async Task Passthrough_leaves_every_value_untouched()
     {
         var protector = PassthroughValueProtector.Instance;

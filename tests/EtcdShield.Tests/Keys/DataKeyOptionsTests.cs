@@ -11,7 +11,7 @@ public sealed class DataKeyOptionsTests
 
         Assert.Equal(1L << 30, options.MaxWritesPerKey);
         Assert.Equal(TimeSpan.FromHours(24), options.MaxKeyAge);
-        Assert.Equal(1024, options.DecryptionCacheSize);
+        Assert.Equal(4096, options.DecryptionCacheSize);
         Assert.Equal(TimeSpan.FromHours(1), options.DecryptionCacheTtl);
     }
 
