@@ -1,0 +1,48 @@
+using System.Text;
+
+namespace EtcdShield.Encryption;
+
+/// <summary>
+/// An etcd key rendered for messages and logs: quoted, printable ASCII kept, everything else escaped as \xNN, and
+/// long keys cut (etcd keys may be megabytes). Formats only when <see cref="ToString"/> is called, so a log call
+/// whose level is disabled costs nothing.
+/// </summary>
+internal readonly struct PrintableKey(ReadOnlyMemory<byte> key)
+{
+    private const int MaxShownBytes = 256;
+
+    public override string ToString() => Quote(key.Span);
+
+    public static string Quote(ReadOnlySpan<byte> key)
+    {
+        ReadOnlySpan<byte> shown = key.Length > MaxShownBytes ? key[..MaxShownBytes] : key;
+        var text = new StringBuilder(shown.Length + 16);
+        text.Append('"');
+        foreach (byte b in shown)
+        {
+            switch (b)
+            {
+                case (byte)'"':
+                    text.Append("\\\"");
+                    break;
+                case (byte)'\\':
+                    text.Append("\\\\");
+                    break;
+                case >= 0x20 and <= 0x7E:
+                    text.Append((char)b);
+                    break;
+                default:
+                    text.Append("\\x").Append(b.ToString("x2", System.Globalization.CultureInfo.InvariantCulture));
+                    break;
+            }
+        }
+
+        text.Append('"');
+        if (shown.Length < key.Length)
+        {
+            text.Append("...(").Append(key.Length).Append(" bytes)");
+        }
+
+        return text.ToString();
+    }
+}

@@ -1,0 +1,412 @@
+using System.Security.Cryptography;
+using EtcdShield.Encryption;
+using Microsoft.Extensions.Logging;
+
+namespace EtcdShield.Keys;
+
+/// <summary>
+/// Owns the data key used for sealing and the cache of data keys unwrapped for opening. The hot paths read a field
+/// or a concurrent dictionary and complete synchronously; KEK calls are single-flight: one wrap per new data key,
+/// at most one unwrap per data key id at a time, however many requests wait for it.
+/// </summary>
+internal sealed partial class DataKeyManager : IDataKeyProvider, IDisposable
+{
+    private readonly DataKeyOptions _options;
+    private readonly TimeProvider _time;
+    private readonly EncryptionMetrics _metrics;
+    private readonly ILogger _logger;
+    private readonly DataKeyCache _cache;
+    private readonly Lock _gate = new();
+    private readonly Dictionary<DataKeyId, PendingUnwrap> _pendingUnwraps = [];
+    private readonly CancellationTokenSource _lifetime = new();
+    private volatile KeyRing _keyRing;
+    private volatile EncryptionKey? _current;
+    private Task<EncryptionKey>? _pendingCreation;
+    private bool _disposed;
+
+    public DataKeyManager(
+        KeyRing keyRing,
+        DataKeyOptions options,
+        TimeProvider timeProvider,
+        EncryptionMetrics metrics,
+        ILogger<DataKeyManager> logger)
+    {
+        ArgumentNullException.ThrowIfNull(keyRing);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(timeProvider);
+        ArgumentNullException.ThrowIfNull(metrics);
+        ArgumentNullException.ThrowIfNull(logger);
+        _keyRing = keyRing;
+        _options = options;
+        _time = timeProvider;
+        _metrics = metrics;
+        _logger = logger;
+        _cache = new DataKeyCache(options.DecryptionCacheSize, options.DecryptionCacheTtl, timeProvider);
+    }
+
+    public KeyRing KeyRing => _keyRing;
+
+    /// <summary>The data key currently used for sealing, if one has been created.</summary>
+    public EncryptionKey? CurrentEncryptionKey => _current;
+
+    internal int CachedKeyCount => _cache.Count;
+
+    public ValueTask<EncryptionKey> GetEncryptionKeyAsync(CancellationToken cancellationToken)
+    {
+        EncryptionKey? current = _current;
+        if (current is not null && RotationReasonFor(current, _keyRing) is null)
+        {
+            return new ValueTask<EncryptionKey>(current);
+        }
+
+        return new ValueTask<EncryptionKey>(RotateCoreAsync(force: false, cancellationToken));
+    }
+
+    /// <summary>Replaces the encryption data key now (for operators, and after a KEK change).</summary>
+    public async Task RotateAsync(CancellationToken cancellationToken) =>
+        await RotateCoreAsync(force: true, cancellationToken).ConfigureAwait(false);
+
+    /// <summary>
+    /// Switches to new KEKs. The next write creates a data key under the new current KEK; values wrapped by KEKs
+    /// missing from the new ring stop decrypting once their cached data keys expire.
+    /// </summary>
+    public void ReplaceKeyRing(KeyRing keyRing)
+    {
+        ArgumentNullException.ThrowIfNull(keyRing);
+        KeyRing previous = Interlocked.Exchange(ref _keyRing, keyRing);
+        Log.KeyRingReplaced(_logger, previous.Current.Id, keyRing.Current.Id);
+    }
+
+    public ValueTask<DataKey> GetDecryptionKeyAsync(EnvelopeHeader header, CancellationToken cancellationToken)
+    {
+        DataKeyId id = header.DataKeyId;
+        DataKey? known = FindKnown(id);
+        if (known is not null)
+        {
+            return known.MatchesWrapping(header.KekId, header.WrappedKey)
+                ? new ValueTask<DataKey>(known)
+                : ValueTask.FromException<DataKey>(WrappingMismatch());
+        }
+
+        return new ValueTask<DataKey>(UnwrapSharedAsync(id, header.GetKekIdString(), header.WrappedKey.ToArray(), cancellationToken));
+    }
+
+    public void Dispose()
+    {
+        EncryptionKey? current;
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+            current = _current;
+            _current = null;
+        }
+
+        _lifetime.Cancel();
+        current?.Dispose();
+        _cache.Dispose();
+        _lifetime.Dispose();
+    }
+
+    private string? RotationReasonFor(EncryptionKey? current, KeyRing keyRing)
+    {
+        if (current is null)
+        {
+            return "initial";
+        }
+
+        if (current.IsExhausted)
+        {
+            return "write_limit";
+        }
+
+        if (_time.GetElapsedTime(current.CreatedTimestamp) >= _options.MaxKeyAge)
+        {
+            return "age";
+        }
+
+        return string.Equals(current.DataKey.KekId, keyRing.Current.Id, StringComparison.Ordinal) ? null : "kek_changed";
+    }
+
+    private Task<EncryptionKey> RotateCoreAsync(bool force, CancellationToken cancellationToken)
+    {
+        TaskCompletionSource<EncryptionKey>? started = null;
+        Task<EncryptionKey> creation;
+        string? reason = null;
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                return Task.FromException<EncryptionKey>(new ObjectDisposedException(nameof(DataKeyManager)));
+            }
+
+            if (_pendingCreation is not null)
+            {
+                // Whatever started it, a creation in flight yields a key newer than any caller has seen.
+                creation = _pendingCreation;
+            }
+            else
+            {
+                EncryptionKey? current = _current;
+                reason = force ? "manual" : RotationReasonFor(current, _keyRing);
+                if (reason is null)
+                {
+                    return Task.FromResult(current!);
+                }
+
+                started = new TaskCompletionSource<EncryptionKey>(TaskCreationOptions.RunContinuationsAsynchronously);
+                _pendingCreation = creation = started.Task;
+            }
+        }
+
+        if (started is not null)
+        {
+            // Not awaited here: the creation belongs to every waiter, so one caller's cancellation must not stop it.
+            _ = CreateEncryptionKeyAsync(started, reason!);
+        }
+
+        return creation.WaitAsync(cancellationToken);
+    }
+
+    private async Task CreateEncryptionKeyAsync(TaskCompletionSource<EncryptionKey> completion, string reason)
+    {
+        IKeyEncryptionKey kek = _keyRing.Current;
+        EncryptionKey? created = null;
+        Exception? failure = null;
+        try
+        {
+            created = await EncryptionKey.CreateAsync(kek, _options.MaxWritesPerKey, _time, _lifetime.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            failure = AsProviderFailure(kek, ex);
+        }
+
+        EncryptionKey? retired = null;
+        lock (_gate)
+        {
+            _pendingCreation = null;
+            if (created is not null)
+            {
+                if (_disposed)
+                {
+                    created.Dispose();
+                    created = null;
+                    failure = new ObjectDisposedException(nameof(DataKeyManager));
+                }
+                else
+                {
+                    retired = _current;
+                    _current = created;
+                }
+            }
+        }
+
+        if (created is null)
+        {
+            Log.DataKeyCreationFailed(_logger, kek.Id, reason, failure);
+            completion.SetException(failure!);
+            return;
+        }
+
+        if (retired is not null)
+        {
+            _cache.Retain(retired.DataKey);
+            retired.Dispose();
+        }
+
+        _metrics.DataKeyRotated(reason);
+        Log.DataKeyCreated(_logger, created.DataKey.Id, kek.Id, reason);
+        completion.SetResult(created);
+    }
+
+    private DataKey? FindKnown(DataKeyId id)
+    {
+        EncryptionKey? current = _current;
+        if (current is not null && current.DataKey.Id == id && !current.DataKey.IsDisposed)
+        {
+            return current.DataKey;
+        }
+
+        return _cache.TryGet(id, out DataKey? cached) ? cached : null;
+    }
+
+    private Task<DataKey> UnwrapSharedAsync(DataKeyId id, string kekId, byte[] wrappedKey, CancellationToken cancellationToken)
+    {
+        PendingUnwrap? started = null;
+        Task<DataKey> unwrap;
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                return Task.FromException<DataKey>(new ObjectDisposedException(nameof(DataKeyManager)));
+            }
+
+            DataKey? known = FindKnown(id);
+            if (known is not null)
+            {
+                return known.MatchesWrapping(System.Text.Encoding.ASCII.GetBytes(kekId), wrappedKey)
+                    ? Task.FromResult(known)
+                    : Task.FromException<DataKey>(WrappingMismatch());
+            }
+
+            if (_pendingUnwraps.TryGetValue(id, out PendingUnwrap? pending) && pending.IsFor(kekId, wrappedKey))
+            {
+                unwrap = pending.Completion.Task;
+            }
+            else
+            {
+                // A request whose header disagrees with the pending one (a forged value reusing a real key id) runs
+                // alone, so it can neither poison nor hijack the shared unwrap.
+                started = new PendingUnwrap(kekId, wrappedKey);
+                if (pending is null)
+                {
+                    _pendingUnwraps.Add(id, started);
+                }
+
+                unwrap = started.Completion.Task;
+            }
+        }
+
+        if (started is not null)
+        {
+            _ = RunUnwrapAsync(id, started);
+        }
+
+        return unwrap.WaitAsync(cancellationToken);
+    }
+
+    private async Task RunUnwrapAsync(DataKeyId id, PendingUnwrap pending)
+    {
+        DataKey? key = null;
+        Exception? failure = null;
+        try
+        {
+            key = await UnwrapAndVerifyAsync(id, pending.KekId, pending.WrappedKey).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            failure = ex;
+        }
+
+        lock (_gate)
+        {
+            if (_pendingUnwraps.TryGetValue(id, out PendingUnwrap? registered) && ReferenceEquals(registered, pending))
+            {
+                _pendingUnwraps.Remove(id);
+            }
+        }
+
+        if (key is not null)
+        {
+            Log.DataKeyUnwrapped(_logger, id, pending.KekId);
+            pending.Completion.SetResult(key);
+        }
+        else
+        {
+            Log.DataKeyUnwrapFailed(_logger, id, pending.KekId, failure);
+            pending.Completion.SetException(failure!);
+        }
+    }
+
+    private async Task<DataKey> UnwrapAndVerifyAsync(DataKeyId id, string kekId, byte[] wrappedKey)
+    {
+        if (!_keyRing.TryGet(kekId, out IKeyEncryptionKey? kek))
+        {
+            throw new UnknownKeyException(kekId);
+        }
+
+        byte[] key;
+        try
+        {
+            key = await kek.UnwrapAsync(wrappedKey, _lifetime.Token).ConfigureAwait(false);
+        }
+        catch (KeyUnwrapException)
+        {
+            _metrics.KekUnwrapped("invalid");
+            throw;
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            _metrics.KekUnwrapped("unavailable");
+            throw AsProviderFailure(kek, ex);
+        }
+
+        try
+        {
+            if (key is null || key.Length != DataKey.KeySize)
+            {
+                _metrics.KekUnwrapped("invalid");
+                throw new KeyUnwrapException($"key encryption key \"{kekId}\" unwrapped something that is not a data key");
+            }
+
+            _metrics.KekUnwrapped("success");
+
+            // The KEK vouches for the wrapped bytes, the id commits the value to one key: a header pairing a real
+            // wrapped key with another key's id is a forgery, whatever the ciphertext says.
+            if (DataKeyId.Derive(key) != id)
+            {
+                throw new EnvelopeAuthenticationException("the wrapped data key does not match the key id named in the envelope");
+            }
+
+            return _cache.Add(new DataKey(key, kekId, wrappedKey));
+        }
+        finally
+        {
+            if (key is not null)
+            {
+                CryptographicOperations.ZeroMemory(key);
+            }
+        }
+    }
+
+    private static EnvelopeException AsProviderFailure(IKeyEncryptionKey kek, Exception ex) => ex switch
+    {
+        EnvelopeException envelope => envelope,
+
+        // Foreign exception messages are not ours to vouch for: name the type, keep the exception for the log.
+        _ => new KeyProviderUnavailableException($"key encryption key \"{kek.Id}\" failed ({ex.GetType().Name})", ex),
+    };
+
+    private static EnvelopeAuthenticationException WrappingMismatch() =>
+        new("the envelope's wrapped data key does not belong to the data key it names");
+
+    private sealed class PendingUnwrap(string kekId, byte[] wrappedKey)
+    {
+        public string KekId { get; } = kekId;
+
+        public byte[] WrappedKey { get; } = wrappedKey;
+
+        public TaskCompletionSource<DataKey> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public bool IsFor(string kekId, byte[] wrappedKey) =>
+            string.Equals(KekId, kekId, StringComparison.Ordinal) && WrappedKey.AsSpan().SequenceEqual(wrappedKey);
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 1201, Level = LogLevel.Information,
+            Message = "Created data key {KeyId} wrapped by key encryption key {KekId} (reason: {Reason})")]
+        public static partial void DataKeyCreated(ILogger logger, DataKeyId keyId, string kekId, string reason);
+
+        [LoggerMessage(EventId = 1202, Level = LogLevel.Error,
+            Message = "Could not create a data key with key encryption key {KekId} (reason: {Reason}); writes to encrypted keys fail until it succeeds")]
+        public static partial void DataKeyCreationFailed(ILogger logger, string kekId, string reason, Exception? exception);
+
+        [LoggerMessage(EventId = 1203, Level = LogLevel.Debug,
+            Message = "Unwrapped data key {KeyId} with key encryption key {KekId}")]
+        public static partial void DataKeyUnwrapped(ILogger logger, DataKeyId keyId, string kekId);
+
+        [LoggerMessage(EventId = 1204, Level = LogLevel.Warning,
+            Message = "Could not unwrap data key {KeyId} with key encryption key {KekId}")]
+        public static partial void DataKeyUnwrapFailed(ILogger logger, DataKeyId keyId, string kekId, Exception? exception);
+
+        [LoggerMessage(EventId = 1205, Level = LogLevel.Information,
+            Message = "Key encryption key changed from {PreviousKekId} to {KekId}; the next write creates a data key under the new one")]
+        public static partial void KeyRingReplaced(ILogger logger, string previousKekId, string kekId);
+    }
+}
