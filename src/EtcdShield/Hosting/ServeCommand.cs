@@ -34,6 +34,7 @@ internal static partial class ServeCommand
             app = ShieldHost.Build(options);
             // Resolve what reads files now, so a bad certificate stops the process before it listens.
             _ = app.Services.GetRequiredService<Tls.ServerTls>();
+            _ = app.Services.GetRequiredService<Relay.RelayRoutes>();
         }
         catch (ConfigurationException e)
         {

@@ -1,5 +1,7 @@
 using System.Net;
 using EtcdShield.Configuration;
+using EtcdShield.Encryption;
+using EtcdShield.Keys;
 using EtcdShield.Relay;
 using EtcdShield.Telemetry;
 using EtcdShield.Tls;
@@ -115,7 +117,9 @@ internal static class ShieldHost
         services.AddSingleton<UpstreamChannel>();
         services.AddSingleton<RelayMetrics>();
         services.AddSingleton<HealthEndpoint>();
-        services.AddSingleton(RelayRoutesFor(options));
+        services.AddSingleton<EncryptionMetrics>();
+        AddValueProtection(services, options);
+        services.AddSingleton(sp => RelayRoutesFor(options, sp.GetRequiredService<IValueProtector>()));
         services.AddSingleton<RequestRelay>();
         services.AddSingleton<RelayService>();
         services.AddSingleton<IServiceMethodProvider<RelayService>, RelayMethodProvider>();
@@ -131,7 +135,52 @@ internal static class ShieldHost
             .AddPrometheusExporter());
     }
 
-    private static RelayRoutes RelayRoutesFor(ShieldOptions options)
+    private static void AddValueProtection(IServiceCollection services, ShieldOptions options)
+    {
+        if (options.NoEncryption)
+        {
+            services.AddSingleton<IValueProtector>(PassthroughValueProtector.Instance);
+            return;
+        }
+
+        services.AddSingleton(sp =>
+        {
+            var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("EtcdShield.Keys");
+            return new KeyRing(LoadKeyEncryptionKey(options, logger));
+        });
+        services.AddSingleton(DataKeyOptions.Default);
+        services.AddSingleton<DataKeyManager>();
+        services.AddSingleton<IDataKeyProvider>(sp => sp.GetRequiredService<DataKeyManager>());
+        services.AddSingleton(EncryptionOptionsFor(options));
+        services.AddSingleton<IValueProtector, ValueProtector>();
+    }
+
+    private static FileKeyEncryptionKey LoadKeyEncryptionKey(ShieldOptions options, ILogger logger)
+    {
+        var path = options.EncryptionKeyFile ?? throw new ConfigurationException("no key provider is configured");
+        try
+        {
+            return FileKeyEncryptionKey.Load(path, logger);
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigurationException($"--encryption-key-file {path}: {e.Message}", e);
+        }
+    }
+
+    private static EncryptionOptions EncryptionOptionsFor(ShieldOptions options)
+    {
+        try
+        {
+            return EncryptionOptions.FromUtf8(options.EncryptPrefixes, options.LegacyPlaintextPrefixes, options.MaxRequestBytes);
+        }
+        catch (ArgumentException e)
+        {
+            throw new ConfigurationException(e.Message, e);
+        }
+    }
+
+    private static RelayRoutes RelayRoutesFor(ShieldOptions options, IValueProtector protector)
     {
         var routes = new RelayRoutes();
         var members = new MemberUrlHandler(options.AdvertiseClientUrls);
@@ -140,7 +189,27 @@ internal static class ShieldHost
             routes.Handle(method, members);
         }
 
-        return routes;
+        if (!protector.Enabled)
+        {
+            return routes;
+        }
+
+        // Every path on which a value enters or leaves etcd. Keys, leases, locks and the rest pass as they are.
+        var opener = new KeyValueOpener(protector);
+        var ranges = new RangeValues(opener);
+        var txnValues = new TxnValues(protector, opener, ranges);
+        var limit = new ValueRequestLimit(options.MaxRequestBytes);
+        var observe = new ObserveValueRewriter(opener);
+        return routes
+            .Handle("KV/Put", new PutHandler(txnValues, opener, limit))
+            .Handle("KV/Range", new RangeHandler(ranges))
+            .Handle("KV/DeleteRange", new DeleteRangeHandler(opener))
+            .Handle("KV/Txn", new TxnHandler(txnValues, new ValueCompares(opener), limit))
+            .Rewrite("Watch/Watch", new WatchValueRewriter(opener))
+            .Handle("Election/Campaign", new CampaignHandler(protector, limit))
+            .Handle("Election/Proclaim", new ProclaimHandler(protector, limit))
+            .Handle("Election/Leader", new LeaderHandler(opener))
+            .Rewrite("Election/Observe", observe);
     }
 
     private static void MapEndpoints(WebApplication app, ShieldOptions options)
