@@ -1,0 +1,20 @@
+using Microsoft.Extensions.Logging;
+
+namespace EtcdShield.EndToEnd.Infrastructure;
+
+/// <summary>One log call captured by <see cref="TestLogSink"/>.</summary>
+/// <param name="Properties">The structured state (message template values, plus "{OriginalFormat}").</param>
+/// <param name="Scopes">Active scopes, outermost first.</param>
+internal sealed record LogEntry(
+    DateTimeOffset Timestamp,
+    LogLevel Level,
+    string Category,
+    EventId EventId,
+    string Message,
+    Exception? Exception,
+    IReadOnlyList<KeyValuePair<string, object?>> Properties,
+    IReadOnlyList<object?> Scopes)
+{
+    public override string ToString() =>
+        $"{Timestamp:HH:mm:ss.fff} {Level} {Category}[{EventId.Id}] {Message}{(Exception is null ? "" : System.Environment.NewLine + Exception)}";
+}
