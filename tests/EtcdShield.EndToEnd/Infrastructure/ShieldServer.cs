@@ -1,0 +1,124 @@
+using EtcdShield.Configuration;
+using EtcdShield.Hosting;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Logging;
+using Xunit.Abstractions;
+
+namespace EtcdShield.EndToEnd.Infrastructure;
+
+/// <summary>
+/// EtcdShield started in-process from command-line flags, exactly as the executable parses them, on free
+/// loopback ports, with its log captured. Any Error it logs fails the test when it is disposed, unless the
+/// test said it expects errors.
+/// </summary>
+internal sealed class ShieldServer : IAsyncDisposable
+{
+    /// <summary>The common name the default test client certificate carries and the proxy allows.</summary>
+    public const string ClientName = "etcd-client";
+
+    private readonly WebApplication _app;
+    private readonly string _directory;
+
+    private ShieldServer(WebApplication app, string directory, string clientUrl, string metricsUrl, TestLogSink logs, IReadOnlyList<string> flags)
+    {
+        _app = app;
+        _directory = directory;
+        ClientUrl = clientUrl;
+        MetricsUrl = metricsUrl;
+        Logs = logs;
+        Flags = flags;
+    }
+
+    public string ClientUrl { get; }
+
+    public string MetricsUrl { get; }
+
+    public TestLogSink Logs { get; }
+
+    public IReadOnlyList<string> Flags { get; }
+
+    public IServiceProvider Services => _app.Services;
+
+    /// <summary>Set by tests that provoke errors on purpose.</summary>
+    public bool ErrorsExpected { get; set; }
+
+    /// <param name="encrypt">Encrypt with a development key file made for this server (unless
+    /// <paramref name="flags"/> names a key provider); false runs with --no-encryption.</param>
+    /// <param name="flags">More flags, appended after the defaults so they can override single-valued ones.</param>
+    public static async Task<ShieldServer> StartAsync(
+        TestPki pki,
+        string upstreamEndpoints,
+        bool encrypt = true,
+        IEnumerable<string>? flags = null,
+        ITestOutputHelper? output = null)
+    {
+        var directory = Directory.CreateTempSubdirectory("etcdshield-server-").FullName;
+        var ports = FreePort.Allocate(2);
+        var clientUrl = $"https://127.0.0.1:{ports[0]}";
+        var metricsUrl = $"http://127.0.0.1:{ports[1]}";
+        var extra = flags?.ToList() ?? [];
+        var args = new List<string>
+        {
+            "--listen-client-urls", clientUrl,
+            "--cert-file", pki.ServerCert.CertFile,
+            "--key-file", pki.ServerCert.KeyFile,
+            "--trusted-ca-file", pki.CaFile,
+            "--upstream-endpoints", upstreamEndpoints,
+            "--allow-cn", ClientName,
+            "--metrics-listen-url", metricsUrl,
+        };
+        if (!encrypt)
+        {
+            args.Add("--no-encryption");
+        }
+        else if (!extra.Any(f => f.StartsWith("--encryption-key-file", StringComparison.Ordinal) || f.StartsWith("--pkcs11", StringComparison.Ordinal) || f.StartsWith("--kms", StringComparison.Ordinal)))
+        {
+            args.Add("--encryption-key-file");
+            args.Add(WriteDevelopmentKey(directory));
+        }
+
+        args.AddRange(extra);
+
+        var options = ServeCommandLine.ToOptions(ParsedFlags.Parse(args, ServeCommandLine.Flags));
+        var logs = new TestLogSink(output);
+        var app = ShieldHost.Build(options, logging => logging.AddProvider(logs));
+        await app.StartAsync().ConfigureAwait(false);
+        return new ShieldServer(app, directory, clientUrl, metricsUrl, logs, args);
+    }
+
+    /// <summary>A development key-encryption key file: 32 random bytes, base64, readable by the owner only.</summary>
+    public static string WriteDevelopmentKey(string directory)
+    {
+        var path = Path.Combine(directory, $"kek-{Guid.NewGuid():N}.b64");
+        File.WriteAllText(path, Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)));
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+        return path;
+    }
+
+    /// <summary>etcdctl pointed at the proxy with the given (or the default allowed) client certificate.</summary>
+    public Etcdctl Etcdctl(TestPki pki, CertificatePaths? client = null, TimeSpan? commandTimeout = null) =>
+        new(ClientUrl, pki.CaFile, client ?? DefaultClient(pki)) { CommandTimeout = commandTimeout };
+
+    /// <summary>The allowed client certificate for <paramref name="pki"/>, issued once and reused.</summary>
+    public static CertificatePaths DefaultClient(TestPki pki)
+    {
+        var cert = Path.Combine(pki.Directory, "default-client.pem");
+        return File.Exists(cert)
+            ? new CertificatePaths(cert, Path.Combine(pki.Directory, "default-client-key.pem"))
+            : pki.IssueClient("default-client", ClientName);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync().ConfigureAwait(false);
+        await _app.DisposeAsync().ConfigureAwait(false);
+        Directory.Delete(_directory, recursive: true);
+        if (!ErrorsExpected)
+        {
+            Logs.AssertNoErrors();
+        }
+    }
+}
