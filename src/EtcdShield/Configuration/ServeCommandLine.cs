@@ -25,6 +25,12 @@ internal static class ServeCommandLine
         Flag.Single("metrics-listen-url", "http://HOST:PORT", "Serve /health and /metrics (Prometheus) here, plain HTTP."),
         Flag.Switch("no-encryption", "Relay values exactly as sent, unencrypted. Without it the proxy refuses to start unless a key provider is configured."),
         Flag.Single("encryption-key-file", "FILE", "DEVELOPMENT ONLY: a base64 32-byte key-encryption key in a file. Use an HSM in production."),
+        Flag.Single("pkcs11-module", "PATH", "PKCS#11 module of the HSM holding the key-encryption key, e.g. /usr/lib/softhsm/libsofthsm2.so."),
+        Flag.Single("pkcs11-token-label", "LABEL", "Label of the HSM token holding the key-encryption key."),
+        Flag.Single("pkcs11-slot", "ID", "Slot id of the token, instead of --pkcs11-token-label."),
+        Flag.Single("pkcs11-pin-file", "FILE", "File holding the token's user PIN (never logged)."),
+        Flag.Single("pkcs11-key-label", "LABEL", "Label of the AES-256 key-encryption key in the token."),
+        Flag.Single("kms-plugin-endpoint", "unix:///PATH.sock", "Kubernetes KMS v2 plugin that holds the key-encryption key."),
         Flag.Repeated("encrypt-prefix", "PREFIX", "Encrypt values only under these key prefixes (default: every key). Repeatable."),
         Flag.Repeated("legacy-plaintext-prefix", "PREFIX", "Migration window: under these prefixes, accept and return values that are not yet encrypted (counted in a metric). Repeatable."),
         Flag.Single("max-request-bytes", "BYTES", "etcd's --max-request-bytes; requests (after encryption) above it are refused before reaching etcd (default 1572864)."),
@@ -77,6 +83,12 @@ internal static class ServeCommandLine
             MetricsListenUrl = flags.Single("metrics-listen-url") is { } m ? Url("metrics-listen-url", m) : null,
             NoEncryption = flags.Switch("no-encryption"),
             EncryptionKeyFile = OptionalFile(flags, "encryption-key-file"),
+            Pkcs11Module = OptionalFile(flags, "pkcs11-module"),
+            Pkcs11TokenLabel = flags.Single("pkcs11-token-label"),
+            Pkcs11Slot = flags.Single("pkcs11-slot") is { } slot ? ParseSlot(slot) : null,
+            Pkcs11PinFile = OptionalFile(flags, "pkcs11-pin-file"),
+            Pkcs11KeyLabel = flags.Single("pkcs11-key-label"),
+            KmsPluginEndpoint = flags.Single("kms-plugin-endpoint"),
             EncryptPrefixes = flags.Many("encrypt-prefix"),
             LegacyPlaintextPrefixes = flags.Many("legacy-plaintext-prefix"),
             MaxRequestBytes = flags.Int("max-request-bytes", ShieldOptions.DefaultMaxRequestBytes, 1024, 64 * 1024 * 1024),
@@ -108,16 +120,34 @@ internal static class ServeCommandLine
             throw new ConfigurationException("--upstream-cert-file and --upstream-trusted-ca-file need https --upstream-endpoints");
         }
 
-        if (options.NoEncryption && options.EncryptionKeyFile is not null)
+        var providers = (options.EncryptionKeyFile is null ? 0 : 1) + (options.Pkcs11Module is null ? 0 : 1) + (options.KmsPluginEndpoint is null ? 0 : 1);
+        if (options.NoEncryption && providers > 0)
         {
-            throw new ConfigurationException("--no-encryption contradicts --encryption-key-file: choose one");
+            throw new ConfigurationException("--no-encryption contradicts the key provider flags: choose one");
         }
 
-        if (!options.NoEncryption && options.EncryptionKeyFile is null)
+        if (providers > 1)
+        {
+            throw new ConfigurationException("give exactly one key provider: --pkcs11-module, --kms-plugin-endpoint or --encryption-key-file");
+        }
+
+        if (!options.NoEncryption && providers == 0)
         {
             throw new ConfigurationException(
                 "no key provider is configured, and EtcdShield never stores values in plaintext unless told to: " +
-                "give --encryption-key-file (development only), or --no-encryption to relay values as sent");
+                "give --pkcs11-module (with --pkcs11-token-label, --pkcs11-pin-file, --pkcs11-key-label), " +
+                "--kms-plugin-endpoint, --encryption-key-file (development only), or --no-encryption to relay values as sent");
+        }
+
+        if (options.Pkcs11Module is not null &&
+            ((options.Pkcs11TokenLabel is null && options.Pkcs11Slot is null) || options.Pkcs11PinFile is null || options.Pkcs11KeyLabel is null))
+        {
+            throw new ConfigurationException("--pkcs11-module needs --pkcs11-token-label (or --pkcs11-slot), --pkcs11-pin-file and --pkcs11-key-label");
+        }
+
+        if (options.KmsPluginEndpoint is { } kms && !kms.StartsWith("unix://", StringComparison.Ordinal))
+        {
+            throw new ConfigurationException($"--kms-plugin-endpoint {kms} must be a unix socket URL, e.g. unix:///var/run/kms.sock");
         }
 
         if (!Enum.TryParse<Microsoft.Extensions.Logging.LogLevel>(options.LogLevel, ignoreCase: true, out _))
@@ -143,6 +173,11 @@ internal static class ServeCommandLine
 
         return text.ToString();
     }
+
+    private static ulong ParseSlot(string text) =>
+        ulong.TryParse(text, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var slot)
+            ? slot
+            : throw new ConfigurationException($"--pkcs11-slot must be a slot number, not '{text}'");
 
     private static List<Uri> Urls(ParsedFlags flags, string name) =>
         flags.Many(name).Select(v => Url(name, v)).ToList();

@@ -27,7 +27,16 @@ internal sealed record ShieldOptions
     public Uri? MetricsListenUrl { get; init; }
     public bool NoEncryption { get; init; }
     public string? EncryptionKeyFile { get; init; }
+    public string? Pkcs11Module { get; init; }
+    public string? Pkcs11TokenLabel { get; init; }
+    public ulong? Pkcs11Slot { get; init; }
+    public string? Pkcs11PinFile { get; init; }
+    public string? Pkcs11KeyLabel { get; init; }
+    public string? KmsPluginEndpoint { get; init; }
     public IReadOnlyList<string> EncryptPrefixes { get; init; } = [];
+
+    /// <summary>True when some key provider (not the dev key file) is configured.</summary>
+    public bool HasKeyProvider => EncryptionKeyFile is not null || Pkcs11Module is not null || KmsPluginEndpoint is not null;
     public IReadOnlyList<string> LegacyPlaintextPrefixes { get; init; } = [];
 
     public int MaxRequestBytes { get; init; } = DefaultMaxRequestBytes;

@@ -143,29 +143,12 @@ internal static class ShieldHost
             return;
         }
 
-        services.AddSingleton(sp =>
-        {
-            var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("EtcdShield.Keys");
-            return new KeyRing(LoadKeyEncryptionKey(options, logger));
-        });
+        services.AddSingleton(sp => KeyProviders.CreateKeyRing(options, sp.GetRequiredService<ILoggerFactory>()));
         services.AddSingleton(DataKeyOptions.Default);
         services.AddSingleton<DataKeyManager>();
         services.AddSingleton<IDataKeyProvider>(sp => sp.GetRequiredService<DataKeyManager>());
         services.AddSingleton(EncryptionOptionsFor(options));
         services.AddSingleton<IValueProtector, ValueProtector>();
-    }
-
-    private static FileKeyEncryptionKey LoadKeyEncryptionKey(ShieldOptions options, ILogger logger)
-    {
-        var path = options.EncryptionKeyFile ?? throw new ConfigurationException("no key provider is configured");
-        try
-        {
-            return FileKeyEncryptionKey.Load(path, logger);
-        }
-        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
-        {
-            throw new ConfigurationException($"--encryption-key-file {path}: {e.Message}", e);
-        }
     }
 
     private static EncryptionOptions EncryptionOptionsFor(ShieldOptions options)
