@@ -1,3 +1,8 @@
 using EtcdShield.Hosting;
+using EtcdShield.Migration;
 
-return await ServeCommand.RunAsync(args).ConfigureAwait(false);
+return args.FirstOrDefault() switch
+{
+    "migrate" => await MigrateCommand.RunAsync(args[1..]).ConfigureAwait(false),
+    _ => await ServeCommand.RunAsync(args).ConfigureAwait(false),
+};

@@ -25,6 +25,7 @@ internal static class ServeCommandLine
         Flag.Single("metrics-listen-url", "http://HOST:PORT", "Serve /health and /metrics (Prometheus) here, plain HTTP."),
         Flag.Switch("no-encryption", "Relay values exactly as sent, unencrypted. Without it the proxy refuses to start unless a key provider is configured."),
         Flag.Single("encryption-key-file", "FILE", "DEVELOPMENT ONLY: a base64 32-byte key-encryption key in a file. Use an HSM in production."),
+        Flag.Repeated("retired-encryption-key-file", "FILE", "DEVELOPMENT ONLY: older --encryption-key-file keys that still decrypt existing values (until migrate has re-encrypted them). Repeatable."),
         Flag.Single("pkcs11-module", "PATH", "PKCS#11 module of the HSM holding the key-encryption key, e.g. /usr/lib/softhsm/libsofthsm2.so."),
         Flag.Single("pkcs11-token-label", "LABEL", "Label of the HSM token holding the key-encryption key."),
         Flag.Single("pkcs11-slot", "ID", "Slot id of the token, instead of --pkcs11-token-label."),
@@ -55,6 +56,31 @@ internal static class ServeCommandLine
             }
         }
 
+        var options = UpstreamAndKeys(flags) with
+        {
+            ListenClientUrls = listen,
+            AdvertiseClientUrls = flags.Has("advertise-client-urls") ? Urls(flags, "advertise-client-urls") : listen,
+            CertFile = RequiredFile(flags, "cert-file"),
+            KeyFile = RequiredFile(flags, "key-file"),
+            TrustedCaFile = RequiredFile(flags, "trusted-ca-file"),
+            AllowCommonNames = flags.Many("allow-cn"),
+            AllowDnsNames = flags.Many("allow-dns"),
+            AllowUris = flags.Many("allow-uri"),
+            MetricsListenUrl = flags.Single("metrics-listen-url") is { } m ? Url("metrics-listen-url", m) : null,
+            MaxConcurrentStreams = flags.Int("max-concurrent-streams", 10_000, 1, int.MaxValue),
+            LogLevel = flags.Single("log-level") ?? "Information",
+        };
+
+        Validate(options);
+        return options;
+    }
+
+    /// <summary>
+    /// The settings shared by every command that talks to etcd and the key provider (the proxy, migrate, keys):
+    /// upstream endpoints and TLS, key provider, encrypted prefixes and etcd's request limit.
+    /// </summary>
+    public static ShieldOptions UpstreamAndKeys(ParsedFlags flags)
+    {
         var upstream = Urls(flags, "upstream-endpoints");
         if (upstream.Count == 0)
         {
@@ -68,21 +94,13 @@ internal static class ServeCommandLine
 
         var options = new ShieldOptions
         {
-            ListenClientUrls = listen,
-            AdvertiseClientUrls = flags.Has("advertise-client-urls") ? Urls(flags, "advertise-client-urls") : listen,
-            CertFile = RequiredFile(flags, "cert-file"),
-            KeyFile = RequiredFile(flags, "key-file"),
-            TrustedCaFile = RequiredFile(flags, "trusted-ca-file"),
             UpstreamEndpoints = upstream,
             UpstreamCertFile = OptionalFile(flags, "upstream-cert-file"),
             UpstreamKeyFile = OptionalFile(flags, "upstream-key-file"),
             UpstreamTrustedCaFile = OptionalFile(flags, "upstream-trusted-ca-file"),
-            AllowCommonNames = flags.Many("allow-cn"),
-            AllowDnsNames = flags.Many("allow-dns"),
-            AllowUris = flags.Many("allow-uri"),
-            MetricsListenUrl = flags.Single("metrics-listen-url") is { } m ? Url("metrics-listen-url", m) : null,
             NoEncryption = flags.Switch("no-encryption"),
             EncryptionKeyFile = OptionalFile(flags, "encryption-key-file"),
+            RetiredEncryptionKeyFiles = flags.Many("retired-encryption-key-file").Select(f => ExistingFile("retired-encryption-key-file", f)).ToList(),
             Pkcs11Module = OptionalFile(flags, "pkcs11-module"),
             Pkcs11TokenLabel = flags.Single("pkcs11-token-label"),
             Pkcs11Slot = flags.Single("pkcs11-slot") is { } slot ? ParseSlot(slot) : null,
@@ -92,11 +110,8 @@ internal static class ServeCommandLine
             EncryptPrefixes = flags.Many("encrypt-prefix"),
             LegacyPlaintextPrefixes = flags.Many("legacy-plaintext-prefix"),
             MaxRequestBytes = flags.Int("max-request-bytes", ShieldOptions.DefaultMaxRequestBytes, 1024, 64 * 1024 * 1024),
-            MaxConcurrentStreams = flags.Int("max-concurrent-streams", 10_000, 1, int.MaxValue),
-            LogLevel = flags.Single("log-level") ?? "Information",
         };
-
-        Validate(options);
+        ValidateUpstreamAndKeys(options);
         return options;
     }
 
@@ -109,6 +124,14 @@ internal static class ServeCommandLine
                 "(a certificate signed by the trusted CA is not enough on its own)");
         }
 
+        if (!Enum.TryParse<Microsoft.Extensions.Logging.LogLevel>(options.LogLevel, ignoreCase: true, out _))
+        {
+            throw new ConfigurationException($"--log-level '{options.LogLevel}' is not one of Trace, Debug, Information, Warning, Error");
+        }
+    }
+
+    private static void ValidateUpstreamAndKeys(ShieldOptions options)
+    {
         if ((options.UpstreamCertFile is null) != (options.UpstreamKeyFile is null))
         {
             throw new ConfigurationException("--upstream-cert-file and --upstream-key-file go together");
@@ -124,6 +147,11 @@ internal static class ServeCommandLine
         if (options.NoEncryption && providers > 0)
         {
             throw new ConfigurationException("--no-encryption contradicts the key provider flags: choose one");
+        }
+
+        if (options.RetiredEncryptionKeyFiles.Count > 0 && options.EncryptionKeyFile is null)
+        {
+            throw new ConfigurationException("--retired-encryption-key-file goes with --encryption-key-file");
         }
 
         if (providers > 1)
@@ -148,11 +176,6 @@ internal static class ServeCommandLine
         if (options.KmsPluginEndpoint is { } kms && !kms.StartsWith("unix://", StringComparison.Ordinal))
         {
             throw new ConfigurationException($"--kms-plugin-endpoint {kms} must be a unix socket URL, e.g. unix:///var/run/kms.sock");
-        }
-
-        if (!Enum.TryParse<Microsoft.Extensions.Logging.LogLevel>(options.LogLevel, ignoreCase: true, out _))
-        {
-            throw new ConfigurationException($"--log-level '{options.LogLevel}' is not one of Trace, Debug, Information, Warning, Error");
         }
     }
 
@@ -196,14 +219,11 @@ internal static class ServeCommandLine
     private static string RequiredFile(ParsedFlags flags, string name) =>
         OptionalFile(flags, name) ?? throw new ConfigurationException($"--{name} is required");
 
-    private static string? OptionalFile(ParsedFlags flags, string name)
-    {
-        var path = flags.Single(name);
-        if (path is null)
-        {
-            return null;
-        }
+    private static string? OptionalFile(ParsedFlags flags, string name) =>
+        flags.Single(name) is { } path ? ExistingFile(name, path) : null;
 
+    private static string ExistingFile(string name, string path)
+    {
         if (!File.Exists(path))
         {
             throw new ConfigurationException($"--{name} {path}: file not found");

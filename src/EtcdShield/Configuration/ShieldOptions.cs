@@ -9,13 +9,15 @@ internal sealed record ShieldOptions
     /// <summary>etcd's default --max-request-bytes; encrypted values must still fit under it.</summary>
     public const int DefaultMaxRequestBytes = 1_572_864;
 
-    public required IReadOnlyList<Uri> ListenClientUrls { get; init; }
-    public required IReadOnlyList<Uri> AdvertiseClientUrls { get; init; }
-    public required string CertFile { get; init; }
-    public required string KeyFile { get; init; }
-    public required string TrustedCaFile { get; init; }
+    // The serving settings are required by the proxy's command line, not here, so that commands which only
+    // talk to etcd and the key provider (migrate, keys) can build options too.
+    public IReadOnlyList<Uri> ListenClientUrls { get; init; } = [];
+    public IReadOnlyList<Uri> AdvertiseClientUrls { get; init; } = [];
+    public string CertFile { get; init; } = "";
+    public string KeyFile { get; init; } = "";
+    public string TrustedCaFile { get; init; } = "";
 
-    public required IReadOnlyList<Uri> UpstreamEndpoints { get; init; }
+    public IReadOnlyList<Uri> UpstreamEndpoints { get; init; } = [new Uri("http://127.0.0.1:2379")];
     public string? UpstreamCertFile { get; init; }
     public string? UpstreamKeyFile { get; init; }
     public string? UpstreamTrustedCaFile { get; init; }
@@ -27,6 +29,7 @@ internal sealed record ShieldOptions
     public Uri? MetricsListenUrl { get; init; }
     public bool NoEncryption { get; init; }
     public string? EncryptionKeyFile { get; init; }
+    public IReadOnlyList<string> RetiredEncryptionKeyFiles { get; init; } = [];
     public string? Pkcs11Module { get; init; }
     public string? Pkcs11TokenLabel { get; init; }
     public ulong? Pkcs11Slot { get; init; }

@@ -11,16 +11,23 @@ internal static class KeyProviders
         var logger = loggerFactory.CreateLogger("EtcdShield.Keys");
         if (options.EncryptionKeyFile is { } path)
         {
-            try
-            {
-                return new KeyRing(FileKeyEncryptionKey.Load(path, logger));
-            }
-            catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
-            {
-                throw new ConfigurationException($"--encryption-key-file {path}: {e.Message}", e);
-            }
+            return new KeyRing(
+                LoadFile("--encryption-key-file", path, logger),
+                options.RetiredEncryptionKeyFiles.Select(retired => LoadFile("--retired-encryption-key-file", retired, logger)));
         }
 
         throw new ConfigurationException("this key provider is not available yet; use --encryption-key-file or --no-encryption");
+    }
+
+    private static FileKeyEncryptionKey LoadFile(string flag, string path, ILogger logger)
+    {
+        try
+        {
+            return FileKeyEncryptionKey.Load(path, logger);
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigurationException($"{flag} {path}: {e.Message}", e);
+        }
     }
 }

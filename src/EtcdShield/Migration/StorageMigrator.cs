@@ -1,0 +1,218 @@
+using EtcdShield.Encryption;
+using EtcdShield.Protocol.Etcdserverpb;
+using EtcdShield.Protocol.Mvccpb;
+using Google.Protobuf;
+using Grpc.Core;
+using Microsoft.Extensions.Logging;
+using static EtcdShield.Protocol.Etcdserverpb.Compare.Types;
+
+namespace EtcdShield.Migration;
+
+/// <summary>
+/// Re-encrypts stored values under the current key-encryption key, and encrypts legacy plaintext, talking to
+/// etcd directly. Each rewrite is a transaction guarded by the key's mod_revision, so a value written by
+/// someone else after we read it is never overwritten. Values already under the current KEK are skipped,
+/// which makes an interrupted run resumable: running it again continues where it left off.
+/// </summary>
+internal sealed partial class StorageMigrator
+{
+    private const int MaxAttemptsPerKey = 5;
+
+    private readonly KV.KVClient _kv;
+    private readonly IValueProtector _protector;
+    private readonly Func<string> _currentKekId;
+    private readonly ILogger _logger;
+
+    public StorageMigrator(KV.KVClient kv, IValueProtector protector, Func<string> currentKekId, ILogger<StorageMigrator> logger)
+    {
+        _kv = kv;
+        _protector = protector;
+        _currentKekId = currentKekId;
+        _logger = logger;
+    }
+
+    public async Task<MigrationReport> RunAsync(ByteString prefix, bool dryRun, int batchSize, Action<long, long>? progress, CancellationToken cancellationToken)
+    {
+        var report = new MigrationReport { CurrentKekId = _currentKekId(), DryRun = dryRun };
+        var (start, end) = KeyRangeOf(prefix);
+        long revision = 0;
+        long total = 0;
+        var next = start;
+        while (true)
+        {
+            var page = await _kv.RangeAsync(
+                new RangeRequest { Key = next, RangeEnd = end, Limit = batchSize, Revision = revision },
+                cancellationToken: cancellationToken).ConfigureAwait(false);
+            if (revision == 0)
+            {
+                // Scan one consistent snapshot; writes after it were made by the proxy with the current keys.
+                revision = page.Header.Revision;
+                total = page.Count;
+                report.Revision = revision;
+            }
+
+            foreach (var kv in page.Kvs)
+            {
+                await MigrateAsync(kv, report, cancellationToken).ConfigureAwait(false);
+                report.Scanned++;
+            }
+
+            progress?.Invoke(report.Scanned, total);
+            if (!page.More || page.Kvs.Count == 0)
+            {
+                return report;
+            }
+
+            next = ByteString.CopyFrom([.. page.Kvs[^1].Key.Span, 0]);
+        }
+    }
+
+    private async Task MigrateAsync(KeyValue kv, MigrationReport report, CancellationToken cancellationToken)
+    {
+        for (var attempt = 0; attempt < MaxAttemptsPerKey; attempt++)
+        {
+            var state = Classify(kv);
+            if (state == StoredState.NotEncrypted)
+            {
+                report.NotEncrypted++;
+                return;
+            }
+
+            if (state == StoredState.Current)
+            {
+                if (attempt == 0)
+                {
+                    report.AlreadyCurrent++;
+                }
+                else
+                {
+                    report.OvertakenByWriters++;
+                }
+
+                return;
+            }
+
+            ByteString plaintext;
+            ByteString sealedValue;
+            try
+            {
+                plaintext = await _protector.UnprotectAsync(kv.Key, kv.Value, cancellationToken).ConfigureAwait(false);
+                sealedValue = await _protector.ProtectAsync(kv.Key, plaintext, cancellationToken).ConfigureAwait(false);
+            }
+            catch (RpcException e) when (e.StatusCode == StatusCode.DataLoss)
+            {
+                var printable = PrintableKey.Quote(kv.Key.Span);
+                Log.CannotDecrypt(_logger, printable, e.Status.Detail);
+                report.Failed.Add(printable);
+                return;
+            }
+
+            var from = state == StoredState.Plaintext ? null : ValueEnvelope.Parse(kv.Value.Span).GetKekIdString();
+            if (report.DryRun || await RewriteAsync(kv, sealedValue, cancellationToken).ConfigureAwait(false))
+            {
+                if (from is null)
+                {
+                    report.PlaintextEncrypted++;
+                }
+                else
+                {
+                    report.Rewrapped[from] = report.Rewrapped.GetValueOrDefault(from) + 1;
+                }
+
+                return;
+            }
+
+            // Someone wrote the key after we read it: look again at what is there now.
+            var fresh = await _kv.RangeAsync(new RangeRequest { Key = kv.Key }, cancellationToken: cancellationToken).ConfigureAwait(false);
+            if (fresh.Kvs.Count == 0)
+            {
+                report.Vanished++;
+                return;
+            }
+
+            kv = fresh.Kvs[0];
+        }
+
+        var key = PrintableKey.Quote(kv.Key.Span);
+        Log.KeptChanging(_logger, key);
+        report.Failed.Add(key);
+    }
+
+    private async Task<bool> RewriteAsync(KeyValue kv, ByteString sealedValue, CancellationToken cancellationToken)
+    {
+        var txn = new TxnRequest();
+        txn.Compare.Add(new Compare { Key = kv.Key, Target = CompareTarget.Mod, Result = CompareResult.Equal, ModRevision = kv.ModRevision });
+        txn.Success.Add(new RequestOp { RequestPut = new PutRequest { Key = kv.Key, Value = sealedValue, Lease = kv.Lease } });
+        try
+        {
+            var response = await _kv.TxnAsync(txn, cancellationToken: cancellationToken).ConfigureAwait(false);
+            return response.Succeeded;
+        }
+        catch (RpcException e) when (e.Status.Detail.Contains("requested lease not found", StringComparison.Ordinal))
+        {
+            // The key's lease expired while we worked: the key is gone or going; a re-read settles it.
+            return false;
+        }
+    }
+
+    private StoredState Classify(KeyValue kv)
+    {
+        if (!_protector.AppliesTo(kv.Key.Span))
+        {
+            return StoredState.NotEncrypted;
+        }
+
+        if (!ValueEnvelope.HasEnvelopePrefix(kv.Value.Span))
+        {
+            return StoredState.Plaintext;
+        }
+
+        try
+        {
+            return ValueEnvelope.Parse(kv.Value.Span).GetKekIdString() == _currentKekId() ? StoredState.Current : StoredState.OldKek;
+        }
+        catch (EnvelopeFormatException)
+        {
+            // Broken envelopes are reported by the decrypt attempt.
+            return StoredState.OldKek;
+        }
+    }
+
+    internal static (ByteString Start, ByteString End) KeyRangeOf(ByteString prefix)
+    {
+        if (prefix.IsEmpty)
+        {
+            // etcd's "every key": from \0, with range_end \0 meaning "to the end".
+            return (ByteString.CopyFrom(0), ByteString.CopyFrom(0));
+        }
+
+        var end = prefix.ToByteArray();
+        for (var i = end.Length - 1; i >= 0; i--)
+        {
+            if (end[i] < 0xff)
+            {
+                end[i]++;
+                return (prefix, ByteString.CopyFrom(end.AsSpan(0, i + 1)));
+            }
+        }
+
+        return (prefix, ByteString.CopyFrom(0));
+    }
+
+    private enum StoredState
+    {
+        NotEncrypted,
+        Plaintext,
+        OldKek,
+        Current,
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 1500, Level = LogLevel.Warning, Message = "migrate: cannot decrypt the value of {Key}, left as it is: {Reason}")]
+        public static partial void CannotDecrypt(ILogger logger, string key, string reason);
+
+        [LoggerMessage(EventId = 1501, Level = LogLevel.Warning, Message = "migrate: {Key} kept changing under concurrent writers; left for a later run")]
+        public static partial void KeptChanging(ILogger logger, string key);
+    }
+}
