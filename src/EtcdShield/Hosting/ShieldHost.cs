@@ -143,7 +143,8 @@ internal static class ShieldHost
             return;
         }
 
-        services.AddSingleton(sp => KeyProviders.CreateKeyRing(options, sp.GetRequiredService<ILoggerFactory>()));
+        KeyProviders.AddProviderServices(services, options, watchForRotation: true);
+        services.AddSingleton(sp => KeyProviders.CreateKeyRing(options, sp));
         services.AddSingleton(DataKeyOptions.Default);
         services.AddSingleton<DataKeyManager>();
         services.AddSingleton<IDataKeyProvider>(sp => sp.GetRequiredService<DataKeyManager>());

@@ -1,4 +1,6 @@
 using EtcdShield.Configuration;
+using EtcdShield.Keys.KmsV2;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
 namespace EtcdShield.Keys;
@@ -6,9 +8,42 @@ namespace EtcdShield.Keys;
 /// <summary>Turns the key provider flags into the key ring the data-key manager wraps and unwraps with.</summary>
 internal static class KeyProviders
 {
-    public static KeyRing CreateKeyRing(ShieldOptions options, ILoggerFactory loggerFactory)
+    /// <summary>Registers what the configured provider needs besides the key ring (a plugin connection, a watcher).</summary>
+    public static void AddProviderServices(IServiceCollection services, ShieldOptions options, bool watchForRotation)
     {
-        var logger = loggerFactory.CreateLogger("EtcdShield.Keys");
+        if (options.KmsPluginEndpoint is { } endpoint)
+        {
+            services.AddSingleton(_ => new KmsPlugin(endpoint));
+            if (watchForRotation)
+            {
+                services.AddSingleton<KmsKeyWatcher>();
+                services.AddHostedService(sp => sp.GetRequiredService<KmsKeyWatcher>());
+            }
+        }
+    }
+
+    public static KeyRing CreateKeyRing(ShieldOptions options, IServiceProvider services)
+    {
+        var logger = services.GetRequiredService<ILoggerFactory>().CreateLogger("EtcdShield.Keys");
+        if (options.KmsPluginEndpoint is { } endpoint)
+        {
+            var plugin = services.GetRequiredService<KmsPlugin>();
+            try
+            {
+                var status = plugin.StatusAsync(CancellationToken.None).GetAwaiter().GetResult();
+                if (string.IsNullOrEmpty(status.KeyId))
+                {
+                    throw new ConfigurationException($"--kms-plugin-endpoint {endpoint}: the plugin reports no key_id");
+                }
+
+                return plugin.RingFor(status.KeyId, []);
+            }
+            catch (Grpc.Core.RpcException e)
+            {
+                throw new ConfigurationException($"--kms-plugin-endpoint {endpoint}: the plugin does not answer Status: {e.StatusCode}: {e.Status.Detail}", e);
+            }
+        }
+
         if (options.EncryptionKeyFile is { } path)
         {
             return new KeyRing(

@@ -29,7 +29,22 @@ internal sealed class KeyRing
 
     public IReadOnlyCollection<string> Ids => _byId.Keys;
 
-    public bool TryGet(string kekId, [NotNullWhen(true)] out IKeyEncryptionKey? kek) => _byId.TryGetValue(kekId, out kek);
+    /// <summary>
+    /// Finds KEKs this ring was not built with but whose provider can still reach them: a KMS plugin's earlier
+    /// key ids, an HSM's older key labels. Null when every KEK must be listed.
+    /// </summary>
+    public Func<string, IKeyEncryptionKey?>? Resolve { get; init; }
+
+    public bool TryGet(string kekId, [NotNullWhen(true)] out IKeyEncryptionKey? kek)
+    {
+        if (_byId.TryGetValue(kekId, out kek))
+        {
+            return true;
+        }
+
+        kek = Resolve?.Invoke(kekId);
+        return kek is not null;
+    }
 
     private void Add(IKeyEncryptionKey kek)
     {

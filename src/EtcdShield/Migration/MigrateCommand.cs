@@ -98,7 +98,8 @@ internal static class MigrateCommand
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton<UpstreamChannel>();
         services.AddSingleton<EncryptionMetrics>();
-        services.AddSingleton(sp => KeyProviders.CreateKeyRing(options, sp.GetRequiredService<ILoggerFactory>()));
+        KeyProviders.AddProviderServices(services, options, watchForRotation: false);
+        services.AddSingleton(sp => KeyProviders.CreateKeyRing(options, sp));
         services.AddSingleton(DataKeyOptions.Default);
         services.AddSingleton<DataKeyManager>();
         services.AddSingleton<IDataKeyProvider>(sp => sp.GetRequiredService<DataKeyManager>());
