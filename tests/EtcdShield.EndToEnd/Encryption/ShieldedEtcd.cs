@@ -110,7 +110,7 @@ public abstract class ShieldedEtcd : IAsyncLifetime
             _direct?.Dispose();
             if (Shield is not null)
             {
-                await Shield.DisposeAsync();
+                await KnownRelayErrors.DisposeCheckingErrorsAsync(Shield);
             }
         }
         finally
