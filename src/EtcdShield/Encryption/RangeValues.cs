@@ -6,9 +6,15 @@ namespace EtcdShield.Encryption;
 /// <summary>
 /// Range answers with values decrypted, and sorting by value done on the plaintext: etcd can only sort the
 /// ciphertext, which would give an order unrelated to the values. For a value sort the proxy asks etcd for
-/// every matching key (as etcd itself does internally whenever it sorts), sorts the decrypted values the way
-/// etcd would, and then applies the client's limit, so <c>count</c> and <c>more</c> stay what etcd would say.
+/// the keys etcd itself would sort, sorts the decrypted values the way etcd would, and then applies the
+/// client's limit, so <c>count</c> and <c>more</c> stay what etcd would say.
 /// </summary>
+/// <remarks>
+/// Which keys etcd sorts depends on the sort order the client sent, not on the target: with an explicit order
+/// (or a revision filter) etcd reads every matching key before sorting, but a value sort with order NONE is
+/// ascending over only the first <c>limit + 1</c> keys in key order (etcd's <c>rangeLimit</c>: the sort order is
+/// defaulted to ASCEND only after the read). The proxy reads exactly those keys too.
+/// </remarks>
 internal sealed class RangeValues
 {
     private readonly KeyValueOpener _opener;
@@ -29,10 +35,17 @@ internal sealed class RangeValues
         var upstream = request.Clone();
         upstream.SortOrder = SortOrder.None;
         upstream.SortTarget = SortTarget.Key;
-        upstream.Limit = 0;
+        upstream.Limit = SortsOnlyFirstKeys(request) ? request.Limit + 1 : 0;
         upstream.KeysOnly = false;
         return upstream;
     }
+
+    /// <summary>etcd reads limit + 1 keys in key order and sorts only those (see the remarks above).</summary>
+    private static bool SortsOnlyFirstKeys(RangeRequest request) =>
+        request.SortOrder == SortOrder.None &&
+        request.Limit > 0 && request.Limit < long.MaxValue &&
+        request.MinModRevision == 0 && request.MaxModRevision == 0 &&
+        request.MinCreateRevision == 0 && request.MaxCreateRevision == 0;
 
     /// <summary>Turns etcd's answer to <see cref="ForUpstream"/> into the answer to the client's request.</summary>
     public async ValueTask OpenAsync(RangeRequest request, RangeResponse response, CancellationToken cancellationToken)

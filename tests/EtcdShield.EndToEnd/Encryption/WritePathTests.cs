@@ -1,0 +1,215 @@
+using EtcdShield.Protocol.Etcdserverpb;
+using EtcdShield.Protocol.Mvccpb;
+using Google.Protobuf;
+using static EtcdShield.EndToEnd.Encryption.StoredValue;
+
+namespace EtcdShield.EndToEnd.Encryption;
+
+/// <summary>
+/// Every way a value is written through the proxy leaves an envelope in etcd (read around the proxy) and
+/// gives the client back its plaintext: Put, Put in either branch of a Txn and in nested Txns, the values a
+/// watcher sees, and etcdctl end to end.
+/// </summary>
+public sealed class WritePathTests(EncryptingProxy etcd) : IClassFixture<EncryptingProxy>
+{
+    [Fact]
+    public async Task Put_stores_an_envelope_and_the_proxy_returns_the_plaintext()
+    {
+        var key = NewPrefix("put") + "k";
+        const string plaintext = "put-plaintext-1f0c";
+
+        await etcd.PutAsync(key, plaintext);
+
+        AssertSealed(await etcd.StoredAsync(key), plaintext);
+        Assert.Equal(plaintext, await etcd.GetAsync(key));
+    }
+
+    [Fact]
+    public async Task An_empty_value_is_stored_as_an_envelope_too_and_read_back_empty()
+    {
+        var key = NewPrefix("empty") + "k";
+
+        await etcd.PutAsync(key, "");
+
+        AssertSealed(await etcd.StoredAsync(key), "");
+        Assert.Equal("", await etcd.GetAsync(key));
+    }
+
+    [Fact]
+    public async Task Every_write_is_sealed_afresh_and_to_its_own_key()
+    {
+        var prefix = NewPrefix("fresh");
+        const string plaintext = "same-plaintext-everywhere";
+
+        await etcd.PutAsync(prefix + "a", plaintext);
+        var first = await etcd.StoredAsync(prefix + "a");
+        await etcd.PutAsync(prefix + "a", plaintext);
+        var second = await etcd.StoredAsync(prefix + "a");
+        await etcd.PutAsync(prefix + "b", plaintext);
+        var other = await etcd.StoredAsync(prefix + "b");
+
+        AssertSealed(first, plaintext);
+        AssertSealed(second, plaintext);
+        AssertSealed(other, plaintext);
+        Assert.NotEqual(first, second);
+        Assert.NotEqual(first, other);
+        Assert.Equal(plaintext, await etcd.GetAsync(prefix + "a"));
+        Assert.Equal(plaintext, await etcd.GetAsync(prefix + "b"));
+    }
+
+    [Fact]
+    public async Task Txn_puts_are_sealed_in_the_success_branch()
+    {
+        var prefix = NewPrefix("txn-success");
+        var txn = new TxnRequest
+        {
+            Compare = { new Compare { Key = Utf8(prefix + "k"), Target = Compare.Types.CompareTarget.Version, Result = Compare.Types.CompareResult.Equal, Version = 0 } },
+            Success = { Put(prefix + "k", "success-branch-value") },
+            Failure = { Put(prefix + "k", "failure-branch-value") },
+        };
+
+        var response = await etcd.ProxyKv.TxnAsync(txn);
+
+        Assert.True(response.Succeeded);
+        AssertSealed(await etcd.StoredAsync(prefix + "k"), "success-branch-value");
+        Assert.Equal("success-branch-value", await etcd.GetAsync(prefix + "k"));
+    }
+
+    [Fact]
+    public async Task Txn_puts_are_sealed_in_the_failure_branch()
+    {
+        var prefix = NewPrefix("txn-failure");
+        await etcd.PutAsync(prefix + "k", "existing");
+        var txn = new TxnRequest
+        {
+            Compare = { new Compare { Key = Utf8(prefix + "k"), Target = Compare.Types.CompareTarget.Version, Result = Compare.Types.CompareResult.Equal, Version = 0 } },
+            Success = { Put(prefix + "k", "success-branch-value") },
+            Failure = { Put(prefix + "k", "failure-branch-value", prevKv: true), Put(prefix + "other", "second-failure-op") },
+        };
+
+        var response = await etcd.ProxyKv.TxnAsync(txn);
+
+        Assert.False(response.Succeeded);
+        Assert.Equal("existing", response.Responses[0].ResponsePut.PrevKv.Value.ToStringUtf8());
+        AssertSealed(await etcd.StoredAsync(prefix + "k"), "failure-branch-value");
+        AssertSealed(await etcd.StoredAsync(prefix + "other"), "second-failure-op");
+        Assert.Equal("failure-branch-value", await etcd.GetAsync(prefix + "k"));
+        Assert.Equal("second-failure-op", await etcd.GetAsync(prefix + "other"));
+    }
+
+    [Fact]
+    public async Task Nested_txn_puts_are_sealed_at_every_level()
+    {
+        var prefix = NewPrefix("txn-nested");
+        var innermost = new TxnRequest
+        {
+            // Fails (the key does not exist), so the failure branch of the innermost txn runs.
+            Compare = { new Compare { Key = Utf8(prefix + "missing"), Target = Compare.Types.CompareTarget.Version, Result = Compare.Types.CompareResult.Greater, Version = 0 } },
+            Success = { Put(prefix + "never", "never-written") },
+            Failure = { Put(prefix + "level2", "level-two-value") },
+        };
+        var middle = new TxnRequest
+        {
+            Success = { Put(prefix + "level1", "level-one-value"), new RequestOp { RequestTxn = innermost } },
+        };
+        var outer = new TxnRequest
+        {
+            Success = { Put(prefix + "level0", "level-zero-value"), new RequestOp { RequestTxn = middle } },
+        };
+
+        var response = await etcd.ProxyKv.TxnAsync(outer);
+
+        Assert.True(response.Succeeded);
+        Assert.True(response.Responses[1].ResponseTxn.Succeeded);
+        Assert.False(response.Responses[1].ResponseTxn.Responses[1].ResponseTxn.Succeeded);
+        foreach (var (key, value) in new[] { ("level0", "level-zero-value"), ("level1", "level-one-value"), ("level2", "level-two-value") })
+        {
+            AssertSealed(await etcd.StoredAsync(prefix + key), value);
+            Assert.Equal(value, await etcd.GetAsync(prefix + key));
+        }
+
+        Assert.Null(await etcd.StoredAsync(prefix + "never"));
+    }
+
+    [Fact]
+    public async Task A_watcher_sees_plaintext_puts_and_deletes_with_prev_kv_while_etcd_holds_envelopes()
+    {
+        var prefix = NewPrefix("watch");
+        await using var watch = await WatchStream.OpenAsync(etcd.ProxyChannel, new WatchCreateRequest
+        {
+            Key = Utf8(prefix),
+            RangeEnd = Utf8(PrefixEnd(prefix)),
+            PrevKv = true,
+        });
+
+        await etcd.PutAsync(prefix + "k", "watched-first");
+        var storedFirst = await etcd.StoredAsync(prefix + "k");
+        await etcd.PutAsync(prefix + "k", "watched-second");
+        var storedSecond = await etcd.StoredAsync(prefix + "k");
+        await etcd.ProxyKv.TxnAsync(new TxnRequest { Success = { Put(prefix + "t", "watched-in-txn") } });
+        await etcd.ProxyKv.DeleteRangeAsync(new DeleteRangeRequest { Key = Utf8(prefix + "k") });
+        var events = await watch.ReadEventsAsync(4);
+
+        AssertSealed(storedFirst, "watched-first");
+        AssertSealed(storedSecond, "watched-second");
+        Assert.Equal(
+            [
+                (Event.Types.EventType.Put, "k", "watched-first", (string?)null),
+                (Event.Types.EventType.Put, "k", "watched-second", "watched-first"),
+                (Event.Types.EventType.Put, "t", "watched-in-txn", null),
+                (Event.Types.EventType.Delete, "k", "", "watched-second"),
+            ],
+            events.Select(e => (e.Type, e.Kv.Key.ToStringUtf8()[prefix.Length..], e.Kv.Value.ToStringUtf8(), e.PrevKv?.Value.ToStringUtf8())));
+    }
+
+    [Fact]
+    public async Task A_watch_from_an_old_revision_replays_history_in_plaintext()
+    {
+        var prefix = NewPrefix("replay");
+        var first = await etcd.PutAsync(prefix + "k", "history-one");
+        await etcd.PutAsync(prefix + "k", "history-two");
+        await etcd.ProxyKv.DeleteRangeAsync(new DeleteRangeRequest { Key = Utf8(prefix + "k") });
+
+        await using var watch = await WatchStream.OpenAsync(etcd.ProxyChannel, new WatchCreateRequest
+        {
+            Key = Utf8(prefix + "k"),
+            StartRevision = first.Header.Revision,
+            PrevKv = true,
+        });
+        var events = await watch.ReadEventsAsync(3);
+
+        Assert.Equal(["history-one", "history-two", ""], events.Select(e => e.Kv.Value.ToStringUtf8()));
+        Assert.Equal([null, "history-one", "history-two"], events.Select(e => e.PrevKv?.Value.ToStringUtf8()));
+    }
+
+    [Fact]
+    public async Task Etcdctl_through_the_proxy_reads_back_exactly_what_it_wrote()
+    {
+        var prefix = NewPrefix("etcdctl");
+        var etcdctl = etcd.Shield.Etcdctl(etcd.Pki);
+        string[] values = ["plain ascii value", "zürich, ünïcødé ☃ €", "-starts-with-a-dash", "{\"json\":true}"];
+
+        for (var i = 0; i < values.Length; i++)
+        {
+            (await etcdctl.RunAsync("put", prefix + i, "--", values[i])).EnsureSuccess();
+        }
+
+        var get = (await etcdctl.RunAsync("get", "--prefix", "--print-value-only", prefix)).EnsureSuccess();
+        var single = (await etcdctl.RunAsync("get", prefix + "1")).EnsureSuccess();
+
+        Assert.Equal(values, get.StdOutLines);
+        Assert.Equal([prefix + "1", values[1]], single.StdOutLines);
+        for (var i = 0; i < values.Length; i++)
+        {
+            AssertSealed(await etcd.StoredAsync(prefix + i), values[i]);
+        }
+    }
+
+    internal static RequestOp Put(string key, string value, bool prevKv = false) =>
+        new() { RequestPut = new PutRequest { Key = Utf8(key), Value = Utf8(value), PrevKv = prevKv } };
+
+    /// <summary>The range end that selects every key starting with <paramref name="prefix"/> (what etcdctl --prefix sends).</summary>
+    internal static string PrefixEnd(string prefix) => prefix[..^1] + (char)(prefix[^1] + 1);
+
+    private static string NewPrefix(string name) => ShieldedEtcd.NewPrefix(name);
+}
