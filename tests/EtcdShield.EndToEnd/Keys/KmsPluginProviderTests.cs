@@ -75,7 +75,7 @@ public sealed class KmsPluginProviderTests : IAsyncLifetime, IDisposable
     [Fact]
     public async Task A_plugin_outage_fails_writes_needing_a_new_data_key_with_unavailable_and_nothing_is_stored()
     {
-        using var channel = ProxyChannels.Create(_shield.ClientUrl, _pki, ShieldServer.DefaultClient(_pki));
+        using var channel = GrpcChannels.ToProxy(_shield, _pki);
         var kv = new KV.KVClient(channel);
         await kv.PutAsync(new PutRequest { Key = Bytes("/kms/out/cached"), Value = Bytes("readable") });
 
@@ -127,7 +127,7 @@ public sealed class KmsPluginProviderTests : IAsyncLifetime, IDisposable
 
     private static string KekOf(ByteString stored) => ValueEnvelope.Parse(stored.Span).GetKekIdString();
 
-    private KV.KVClient DirectKv() => new(GrpcChannel.ForAddress(_etcd.ClientUrl));
+    private KV.KVClient DirectKv() => new(GrpcChannels.ToEtcd(_etcd));
 
     private async Task<ByteString> StoredAsync(string key) =>
         (await DirectKv().RangeAsync(new RangeRequest { Key = Bytes(key) })).Kvs.Single().Value;

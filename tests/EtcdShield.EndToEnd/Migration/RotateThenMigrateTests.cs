@@ -78,7 +78,7 @@ public sealed class RotateThenMigrateTests : IDisposable
         Assert.Contains("failed (cannot decrypt, left as they are): 0", migrate.StdOut, StringComparison.Ordinal);
 
         // Every stored value is now an envelope under the new KEK.
-        using var etcdChannel = GrpcChannel.ForAddress(etcd.ClientUrl);
+        using var etcdChannel = GrpcChannels.ToEtcd(etcd);
         var stored = await new KV.KVClient(etcdChannel).RangeAsync(new RangeRequest { Key = ByteString.CopyFromUtf8("/rot/"), RangeEnd = ByteString.CopyFromUtf8("/rot0") });
         Assert.Equal(expected.Count, stored.Kvs.Count);
         foreach (var kv in stored.Kvs)
@@ -136,10 +136,5 @@ public sealed class RotateThenMigrateTests : IDisposable
         return kek.Id;
     }
 
-    private static GrpcChannel ProxyChannel(string url, TestPki pki, CertificatePaths client) => ProxyChannels.Create(url, pki, client);
-
-    private GrpcChannel ProxyChannel(ShieldServer server)
-    {
-        return ProxyChannel(server.ClientUrl, _pki, ShieldServer.DefaultClient(_pki));
-    }
+    private GrpcChannel ProxyChannel(ShieldServer server) => GrpcChannels.ToProxy(server, _pki);
 }
