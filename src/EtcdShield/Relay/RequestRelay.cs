@@ -144,7 +144,7 @@ internal sealed partial class RequestRelay
     {
         try
         {
-            while (await requests.MoveNext(stop.Token).ConfigureAwait(false))
+            while (await ReadFromClientAsync(requests, stop.Token).ConfigureAwait(false))
             {
                 var request = requests.Current;
                 if (rewriter is not null)
@@ -170,13 +170,32 @@ internal sealed partial class RequestRelay
         }
     }
 
+    /// <summary>
+    /// The next message of the client's stream. A client that resets its stream or drops its connection (a
+    /// killed <c>etcdctl watch</c>) ends the call as cancelled, as a client cancellation does: Kestrel reports it as
+    /// an IOException from the request body, possibly before it cancels the call's token.
+    /// </summary>
+    private static async Task<bool> ReadFromClientAsync(IAsyncStreamReader<IMessage> requests, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await requests.MoveNext(cancellationToken).ConfigureAwait(false);
+        }
+        catch (IOException e)
+        {
+            throw new RpcException(new Status(StatusCode.Cancelled, "context canceled", e));
+        }
+    }
+
     private RpcException AsClientStatus(RelayedMethod method, Exception e, ServerCallContext context)
     {
         switch (e)
         {
             case RpcException rpc:
                 return rpc;
-            case OperationCanceledException when context.CancellationToken.IsCancellationRequested:
+            // The client has gone (or its deadline passed): whatever failed after that, nobody is listening for
+            // the answer, and nothing went wrong in the proxy.
+            case OperationCanceledException or IOException or InvalidOperationException when context.CancellationToken.IsCancellationRequested:
                 return new RpcException(new Status(StatusCode.Cancelled, "context canceled"));
             default:
                 Log.UnexpectedFailure(_logger, method.Name, e);

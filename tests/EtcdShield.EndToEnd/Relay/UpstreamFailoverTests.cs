@@ -1,0 +1,108 @@
+using System.Globalization;
+using EtcdShield.EndToEnd.Infrastructure;
+using EtcdShield.EndToEnd.Relay.Support;
+using EtcdShield.Protocol.Etcdserverpb;
+using Xunit.Abstractions;
+
+namespace EtcdShield.EndToEnd.Relay;
+
+/// <summary>
+/// EtcdShield in front of a real three-member cluster: it keeps serving when the member it relays to dies or
+/// when its first endpoint was never there, and member lists show clients the proxy's advertised URLs only,
+/// never the members' own.
+/// </summary>
+public sealed class UpstreamFailoverTests(UpstreamFailoverTests.Fixture fixture, ITestOutputHelper output) : IClassFixture<UpstreamFailoverTests.Fixture>
+{
+    public sealed class Fixture : IAsyncLifetime
+    {
+        private EtcdCluster? cluster;
+
+        public TestPki Pki { get; } = new();
+
+        internal EtcdCluster Cluster => cluster ?? throw new InvalidOperationException("Not started.");
+
+        public async Task InitializeAsync() => cluster = await EtcdCluster.StartAsync(3);
+
+        public async Task DisposeAsync()
+        {
+            if (cluster is not null)
+            {
+                await cluster.DisposeAsync();
+            }
+
+            Pki.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task Writes_and_reads_continue_through_the_proxy_when_the_member_it_uses_is_killed()
+    {
+        var cluster = fixture.Cluster;
+        await using var shield = await ShieldServer.StartAsync(fixture.Pki, cluster.Endpoints, output: output);
+        var etcdctl = shield.Etcdctl(fixture.Pki);
+        (await etcdctl.RunAsync("put", "failover/1", "before")).EnsureSuccess();
+
+        // The proxy takes the first reachable endpoint, the first member.
+        var victim = cluster.Members[0];
+        await victim.StopAsync();
+        try
+        {
+            await cluster.WaitForLeaderAsync();
+
+            var put = await etcdctl.RunAsync("put", "failover/2", "after");
+            var get = await etcdctl.RunAsync("get", "failover/", "--prefix", "--print-value-only");
+
+            Assert.True(put.Succeeded, put.ToString());
+            Assert.Equal(["before", "after"], get.EnsureSuccess().StdOutLines);
+        }
+        finally
+        {
+            await victim.StartAgainAsync();
+        }
+    }
+
+    [Fact]
+    public async Task A_proxy_whose_first_endpoint_is_a_dead_port_still_serves()
+    {
+        var dead = "http://127.0.0.1:" + FreePort.Allocate().ToString(CultureInfo.InvariantCulture);
+        await using var shield = await ShieldServer.StartAsync(fixture.Pki, dead + "," + fixture.Cluster.Endpoints, output: output);
+        var etcdctl = shield.Etcdctl(fixture.Pki);
+
+        var put = await etcdctl.RunAsync("put", "dead-first/k", "v");
+        var get = await etcdctl.RunAsync("get", "dead-first/k", "--print-value-only");
+
+        Assert.True(put.Succeeded, put.ToString());
+        Assert.Equal(["v"], get.EnsureSuccess().StdOutLines);
+    }
+
+    [Fact]
+    public async Task Member_lists_name_only_the_advertised_urls_as_every_members_client_urls()
+    {
+        var ports = FreePort.Allocate(2);
+        string[] advertised = [$"https://127.0.0.1:{ports[0]}", $"https://localhost:{ports[1]}"];
+        await using var shield = await ShieldServer.StartAsync(
+            fixture.Pki,
+            fixture.Cluster.Endpoints,
+            flags: ["--advertise-client-urls", string.Join(',', advertised)],
+            output: output);
+
+        using var channel = GrpcClients.Channel(shield.ClientUrl, fixture.Pki);
+        var members = await new Cluster.ClusterClient(channel).MemberListAsync(new MemberListRequest());
+        var listed = (await shield.Etcdctl(fixture.Pki).RunAsync("member", "list")).EnsureSuccess();
+
+        Assert.Equal(3, members.Members.Count);
+        foreach (var member in members.Members)
+        {
+            Assert.Equal(advertised, member.ClientURLs);
+            Assert.Equal(fixture.Cluster.Members.Single(m => m.Name == member.Name).PeerUrl, Assert.Single(member.PeerURLs));
+        }
+
+        Assert.Equal(3, listed.StdOutLines.Count);
+        Assert.All(listed.StdOutLines, line => Assert.EndsWith(", " + string.Join(",", advertised) + ", false", line, StringComparison.Ordinal));
+        foreach (var url in fixture.Cluster.ClientUrls)
+        {
+            Assert.DoesNotContain(url, listed.StdOut, StringComparison.Ordinal);
+            Assert.DoesNotContain(url, members.ToString(), StringComparison.Ordinal);
+        }
+    }
+}
