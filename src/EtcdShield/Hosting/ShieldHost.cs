@@ -143,7 +143,7 @@ internal static class ShieldHost
             return;
         }
 
-        services.AddSingleton(sp => KeyProviders.CreateKeyRing(options, sp.GetRequiredService<ILoggerFactory>()));
+        KeyProviders.AddKeyRing(services, options);
         services.AddSingleton(DataKeyOptions.Default);
         services.AddSingleton<DataKeyManager>();
         services.AddSingleton<IDataKeyProvider>(sp => sp.GetRequiredService<DataKeyManager>());

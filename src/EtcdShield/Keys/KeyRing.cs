@@ -29,7 +29,24 @@ internal sealed class KeyRing
 
     public IReadOnlyCollection<string> Ids => _byId.Keys;
 
-    public bool TryGet(string kekId, [NotNullWhen(true)] out IKeyEncryptionKey? kek) => _byId.TryGetValue(kekId, out kek);
+    /// <summary>Asked for ids the ring does not hold (e.g. KEKs created in an HSM after the ring was built).</summary>
+    public IKeyEncryptionKeyResolver? Resolver { get; init; }
+
+    public bool TryGet(string kekId, [NotNullWhen(true)] out IKeyEncryptionKey? kek)
+    {
+        if (_byId.TryGetValue(kekId, out kek))
+        {
+            return true;
+        }
+
+        if (Resolver is not null && Resolver.TryResolve(kekId, out kek))
+        {
+            return true;
+        }
+
+        kek = null;
+        return false;
+    }
 
     private void Add(IKeyEncryptionKey kek)
     {
