@@ -363,10 +363,16 @@ internal sealed partial class Pkcs11SessionPool : IDisposable
                 continue;
             }
 
+            if (!token.TokenFlags.TokenInitialized)
+            {
+                // Modules such as SoftHSM2 keep a free slot with an empty token for the next C_InitToken.
+                continue;
+            }
+
             string label = token.Label.TrimEnd();
             seen.Add(_settings.Slot is null ? $"\"{label}\"" : $"slot {slot.SlotId} \"{label}\"");
             bool wanted = _settings.Slot is { } id ? slot.SlotId == id : string.Equals(label, _settings.TokenLabel, StringComparison.Ordinal);
-            if (wanted && token.TokenFlags.TokenInitialized)
+            if (wanted)
             {
                 matches.Add(slot);
             }
