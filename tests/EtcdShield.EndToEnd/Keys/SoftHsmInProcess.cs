@@ -38,13 +38,6 @@ public sealed class SoftHsmInProcess : IDisposable
         TokenDirectory = Path.Combine(_root.FullName, "tokens");
         Directory.CreateDirectory(TokenDirectory);
         File.WriteAllText(ConfPath, $"directories.tokendir = {TokenDirectory}\nobjectstore.backend = file\nlog.level = ERROR\n");
-        string? existing = System.Environment.GetEnvironmentVariable("SOFTHSM2_CONF");
-        if (existing is not null && !string.Equals(existing, ConfPath, StringComparison.Ordinal))
-        {
-            throw new InvalidOperationException(
-                $"SOFTHSM2_CONF is already set to {existing} in this test process; in-process PKCS#11 tests need the shared one.");
-        }
-
         // Both copies: .NET's own (child processes inherit it) and the C library's, which SoftHSM reads with
         // getenv(). Environment.SetEnvironmentVariable alone does not reach the latter on Unix.
         System.Environment.SetEnvironmentVariable("SOFTHSM2_CONF", ConfPath);
