@@ -1,8 +1,11 @@
 using EtcdShield.Hosting;
 using EtcdShield.Migration;
 
-return args.FirstOrDefault() switch
+// "etcdshield keys ..." manages the key-encryption key, "etcdshield migrate" re-encrypts stored values;
+// anything else runs the proxy.
+return args switch
 {
-    "migrate" => await MigrateCommand.RunAsync(args[1..]).ConfigureAwait(false),
+    ["keys", .. var rest] => await KeysCommand.RunAsync(rest, Console.Out, Console.Error).ConfigureAwait(false),
+    ["migrate", .. var rest] => await MigrateCommand.RunAsync(rest).ConfigureAwait(false),
     _ => await ServeCommand.RunAsync(args).ConfigureAwait(false),
 };

@@ -143,8 +143,7 @@ internal static class ShieldHost
             return;
         }
 
-        KeyProviders.AddProviderServices(services, options, watchForRotation: true);
-        services.AddSingleton(sp => KeyProviders.CreateKeyRing(options, sp));
+        KeyProviders.AddKeyRing(services, options);
         services.AddSingleton(DataKeyOptions.Default);
         services.AddSingleton<DataKeyManager>();
         services.AddSingleton<IDataKeyProvider>(sp => sp.GetRequiredService<DataKeyManager>());

@@ -1,5 +1,6 @@
 using EtcdShield.Configuration;
 using EtcdShield.Keys.KmsV2;
+using EtcdShield.Keys.Pkcs11;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
@@ -8,50 +9,64 @@ namespace EtcdShield.Keys;
 /// <summary>Turns the key provider flags into the key ring the data-key manager wraps and unwraps with.</summary>
 internal static class KeyProviders
 {
-    /// <summary>Registers what the configured provider needs besides the key ring (a plugin connection, a watcher).</summary>
-    public static void AddProviderServices(IServiceCollection services, ShieldOptions options, bool watchForRotation)
+    /// <summary>
+    /// Registers the <see cref="KeyRing"/> for the configured provider and, when <paramref name="followRotation"/>
+    /// is set (the proxy), the <see cref="KeyRingRefresher"/> that moves new writes to a rotated KEK: a new KEK
+    /// version in the HSM (<c>etcdshield keys rotate</c>) or a new key_id at the KMS plugin. Resolving the ring
+    /// validates the provider; failures are <see cref="ConfigurationException"/>s that name the flag to fix.
+    /// </summary>
+    public static void AddKeyRing(IServiceCollection services, ShieldOptions options, bool followRotation = true)
     {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.Pkcs11Module is not null)
+        {
+            Pkcs11Settings settings = Pkcs11Settings.FromOptions(options);
+            services.AddSingleton(settings);
+            services.AddSingleton(sp => OpenPkcs11(settings, sp.GetRequiredService<ILoggerFactory>()));
+            services.AddSingleton(sp => LoadPkcs11KeyRing(sp.GetRequiredService<Pkcs11KeyStore>()));
+            if (followRotation)
+            {
+                AddRefresher(services, sp => sp.GetRequiredService<Pkcs11KeyStore>().LoadKeyRingAsync, settings.RefreshInterval);
+            }
+
+            return;
+        }
+
         if (options.KmsPluginEndpoint is { } endpoint)
         {
             services.AddSingleton(_ => new KmsPlugin(endpoint));
-            if (watchForRotation)
+            services.AddSingleton(sp => LoadKmsKeyRing(sp.GetRequiredService<KmsPlugin>()));
+            if (followRotation)
             {
-                services.AddSingleton<KmsKeyWatcher>();
-                services.AddHostedService(sp => sp.GetRequiredService<KmsKeyWatcher>());
+                AddRefresher(services, sp => sp.GetRequiredService<KmsPlugin>().LoadKeyRingAsync, KmsPlugin.StatusInterval);
             }
+
+            return;
         }
+
+        services.AddSingleton(sp => CreateFileKeyRing(options, sp.GetRequiredService<ILoggerFactory>()));
     }
 
-    public static KeyRing CreateKeyRing(ShieldOptions options, IServiceProvider services)
+    private static void AddRefresher(IServiceCollection services, Func<IServiceProvider, Func<CancellationToken, Task<KeyRing>>> load, TimeSpan interval)
     {
-        var logger = services.GetRequiredService<ILoggerFactory>().CreateLogger("EtcdShield.Keys");
-        if (options.KmsPluginEndpoint is { } endpoint)
-        {
-            var plugin = services.GetRequiredService<KmsPlugin>();
-            try
-            {
-                var status = plugin.StatusAsync(CancellationToken.None).GetAwaiter().GetResult();
-                if (string.IsNullOrEmpty(status.KeyId))
-                {
-                    throw new ConfigurationException($"--kms-plugin-endpoint {endpoint}: the plugin reports no key_id");
-                }
+        services.AddSingleton(sp => new KeyRingRefresher(
+            load(sp),
+            sp.GetRequiredService<DataKeyManager>(),
+            interval,
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<KeyRingRefresher>>()));
+        services.AddHostedService(sp => sp.GetRequiredService<KeyRingRefresher>());
+    }
 
-                return plugin.RingFor(status.KeyId, []);
-            }
-            catch (Grpc.Core.RpcException e)
-            {
-                throw new ConfigurationException($"--kms-plugin-endpoint {endpoint}: the plugin does not answer Status: {e.StatusCode}: {e.Status.Detail}", e);
-            }
-        }
-
-        if (options.EncryptionKeyFile is { } path)
-        {
-            return new KeyRing(
-                LoadFile("--encryption-key-file", path, logger),
-                options.RetiredEncryptionKeyFiles.Select(retired => LoadFile("--retired-encryption-key-file", retired, logger)));
-        }
-
-        throw new ConfigurationException("this key provider is not available yet; use --encryption-key-file or --no-encryption");
+    private static KeyRing CreateFileKeyRing(ShieldOptions options, ILoggerFactory loggerFactory)
+    {
+        var logger = loggerFactory.CreateLogger("EtcdShield.Keys");
+        var path = options.EncryptionKeyFile
+            ?? throw new ConfigurationException("no key provider is configured; use --pkcs11-module, --kms-plugin-endpoint, --encryption-key-file or --no-encryption");
+        return new KeyRing(
+            LoadFile("--encryption-key-file", path, logger),
+            options.RetiredEncryptionKeyFiles.Select(retired => LoadFile("--retired-encryption-key-file", retired, logger)));
     }
 
     private static FileKeyEncryptionKey LoadFile(string flag, string path, ILogger logger)
@@ -63,6 +78,46 @@ internal static class KeyProviders
         catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
         {
             throw new ConfigurationException($"{flag} {path}: {e.Message}", e);
+        }
+    }
+
+    private static Pkcs11KeyStore OpenPkcs11(Pkcs11Settings settings, ILoggerFactory loggerFactory)
+    {
+        try
+        {
+            return Pkcs11KeyStore.Open(settings, readWrite: false, loggerFactory.CreateLogger("EtcdShield.Keys.Pkcs11"));
+        }
+        catch (KeyProviderUnavailableException e)
+        {
+            throw new ConfigurationException(e.Message, e);
+        }
+    }
+
+    /// <summary>Startup: finds and checks the KEK, and proves one wrap and unwrap, or refuses to start.</summary>
+    private static KeyRing LoadPkcs11KeyRing(Pkcs11KeyStore store)
+    {
+        try
+        {
+            KeyRing ring = store.LoadKeyRing();
+            store.ProveRoundTrip(ring);
+            return ring;
+        }
+        catch (KeyProviderUnavailableException e)
+        {
+            throw new ConfigurationException(e.Message, e);
+        }
+    }
+
+    /// <summary>Startup: the plugin must answer Status with a key id, or the proxy refuses to start.</summary>
+    private static KeyRing LoadKmsKeyRing(KmsPlugin plugin)
+    {
+        try
+        {
+            return plugin.LoadKeyRingAsync(CancellationToken.None).GetAwaiter().GetResult();
+        }
+        catch (KeyProviderUnavailableException e)
+        {
+            throw new ConfigurationException($"--kms-plugin-endpoint {plugin.Endpoint}: {e.Message}", e);
         }
     }
 }

@@ -29,11 +29,8 @@ internal sealed class KeyRing
 
     public IReadOnlyCollection<string> Ids => _byId.Keys;
 
-    /// <summary>
-    /// Finds KEKs this ring was not built with but whose provider can still reach them: a KMS plugin's earlier
-    /// key ids, an HSM's older key labels. Null when every KEK must be listed.
-    /// </summary>
-    public Func<string, IKeyEncryptionKey?>? Resolve { get; init; }
+    /// <summary>Asked for ids the ring does not hold (e.g. KEKs created in an HSM after the ring was built).</summary>
+    public IKeyEncryptionKeyResolver? Resolver { get; init; }
 
     public bool TryGet(string kekId, [NotNullWhen(true)] out IKeyEncryptionKey? kek)
     {
@@ -42,8 +39,13 @@ internal sealed class KeyRing
             return true;
         }
 
-        kek = Resolve?.Invoke(kekId);
-        return kek is not null;
+        if (Resolver is not null && Resolver.TryResolve(kekId, out kek))
+        {
+            return true;
+        }
+
+        kek = null;
+        return false;
     }
 
     private void Add(IKeyEncryptionKey kek)

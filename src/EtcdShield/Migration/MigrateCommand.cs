@@ -98,8 +98,7 @@ internal static class MigrateCommand
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton<UpstreamChannel>();
         services.AddSingleton<EncryptionMetrics>();
-        KeyProviders.AddProviderServices(services, options, watchForRotation: false);
-        services.AddSingleton(sp => KeyProviders.CreateKeyRing(options, sp));
+        KeyProviders.AddKeyRing(services, options, followRotation: false);
         services.AddSingleton(DataKeyOptions.Default);
         services.AddSingleton<DataKeyManager>();
         services.AddSingleton<IDataKeyProvider>(sp => sp.GetRequiredService<DataKeyManager>());

@@ -1,5 +1,6 @@
 using EtcdShield.EndToEnd.Infrastructure;
 using EtcdShield.Encryption;
+using EtcdShield.Keys;
 using EtcdShield.Keys.KmsV2;
 using EtcdShield.Protocol.Etcdserverpb;
 using Google.Protobuf;
@@ -57,7 +58,7 @@ public sealed class KmsPluginProviderTests : IAsyncLifetime, IDisposable
         var oldKek = KmsKeyEncryptionKey.IdFor(_kms.CurrentKeyId);
 
         var newKeyId = _kms.Rotate();
-        Assert.True(await _shield.Services.GetRequiredService<KmsKeyWatcher>().CheckNowAsync(CancellationToken.None));
+        Assert.True(await _shield.Services.GetRequiredService<KeyRingRefresher>().CheckNowAsync(CancellationToken.None));
         (await etcdctl.RunAsync("put", "/kms/rot/new", "after")).EnsureSuccess();
 
         Assert.Equal(KmsKeyEncryptionKey.IdFor(newKeyId), KekOf(await StoredAsync("/kms/rot/new")));
@@ -79,10 +80,11 @@ public sealed class KmsPluginProviderTests : IAsyncLifetime, IDisposable
         var kv = new KV.KVClient(channel);
         await kv.PutAsync(new PutRequest { Key = Bytes("/kms/out/cached"), Value = Bytes("readable") });
 
-        // The plugin's key rotates, so the next write needs a new data key; then the plugin goes down.
-        _kms.Rotate();
-        Assert.True(await _shield.Services.GetRequiredService<KmsKeyWatcher>().CheckNowAsync(CancellationToken.None));
+        // The plugin goes down just as its key changes, so the next write needs a data key it cannot wrap.
+        var plugin = _shield.Services.GetRequiredService<KmsPlugin>();
+        var newKeyId = _kms.Rotate();
         _kms.Down = true;
+        _shield.Services.GetRequiredService<DataKeyManager>().ReplaceKeyRing(plugin.RingFor(newKeyId));
         _shield.ErrorsExpected = true;
         try
         {

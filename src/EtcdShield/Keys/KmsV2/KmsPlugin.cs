@@ -1,6 +1,8 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Net.Sockets;
 using EtcdShield.Configuration;
 using EtcdShield.Protocol.KmsV2;
+
 using Grpc.Core;
 using Grpc.Net.Client;
 
@@ -8,12 +10,16 @@ namespace EtcdShield.Keys.KmsV2;
 
 /// <summary>
 /// A connection to a Kubernetes KMS v2 plugin on a unix socket: the same plugins that hold an API server's
-/// KEK in AWS KMS, Cloud KMS, Key Vault or Vault hold ours.
+/// KEK in AWS KMS, Cloud KMS, Key Vault or Vault hold ours. It resolves every "kms:" KEK id, so values wrapped
+/// under the plugin's earlier keys keep decrypting after it rotates.
 /// </summary>
-internal sealed class KmsPlugin : IDisposable
+internal sealed class KmsPlugin : IKeyEncryptionKeyResolver, IDisposable
 {
     /// <summary>How long one plugin call may take; a plugin slower than this is treated as down.</summary>
     public static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(5);
+
+    /// <summary>How often the plugin's Status is asked for its current key, as Kubernetes API servers do.</summary>
+    public static readonly TimeSpan StatusInterval = TimeSpan.FromMinutes(1);
 
     private readonly GrpcChannel _channel;
 
@@ -63,11 +69,34 @@ internal sealed class KmsPlugin : IDisposable
     public KmsKeyEncryptionKey KeyFor(string keyId) => new(this, keyId);
 
     /// <summary>A key ring whose current KEK is the plugin's key now, and which finds any earlier key of the plugin.</summary>
-    public KeyRing RingFor(string currentKeyId, IEnumerable<IKeyEncryptionKey> known) =>
-        new(KeyFor(currentKeyId), known)
+    public KeyRing RingFor(string currentKeyId) => new(KeyFor(currentKeyId)) { Resolver = this };
+
+    /// <summary>Asks the plugin which key is current. Failures are <see cref="KeyProviderUnavailableException"/>s.</summary>
+    public async Task<KeyRing> LoadKeyRingAsync(CancellationToken cancellationToken)
+    {
+        StatusResponse status;
+        try
         {
-            Resolve = kekId => kekId.StartsWith(KmsKeyEncryptionKey.IdPrefix, StringComparison.Ordinal) ? new KmsKeyEncryptionKey(this, kekId) : null,
-        };
+            status = await StatusAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (RpcException e)
+        {
+            throw new KeyProviderUnavailableException($"KMS plugin {Endpoint} does not answer Status: {e.StatusCode}: {e.Status.Detail}", e);
+        }
+
+        if (string.IsNullOrEmpty(status.KeyId) || !string.Equals(status.Healthz, "ok", StringComparison.Ordinal))
+        {
+            throw new KeyProviderUnavailableException($"KMS plugin {Endpoint} is not ready: healthz '{status.Healthz}', key_id '{status.KeyId}'");
+        }
+
+        return RingFor(status.KeyId);
+    }
+
+    public bool TryResolve(string kekId, [NotNullWhen(true)] out IKeyEncryptionKey? kek)
+    {
+        kek = kekId.StartsWith(KmsKeyEncryptionKey.IdPrefix, StringComparison.Ordinal) ? new KmsKeyEncryptionKey(this, kekId) : null;
+        return kek is not null;
+    }
 
     public void Dispose() => _channel.Dispose();
 }

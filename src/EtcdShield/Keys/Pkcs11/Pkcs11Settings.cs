@@ -1,0 +1,44 @@
+using EtcdShield.Configuration;
+
+namespace EtcdShield.Keys.Pkcs11;
+
+/// <summary>Where the KEK lives (the --pkcs11-* flags), plus internal tunables with production defaults.</summary>
+internal sealed record Pkcs11Settings
+{
+    public required string ModulePath { get; init; }
+
+    /// <summary>Preferred over <see cref="Slot"/>: slot ids may change when tokens are added or the module restarts.</summary>
+    public string? TokenLabel { get; init; }
+
+    public ulong? Slot { get; init; }
+
+    public required string PinFile { get; init; }
+
+    /// <summary>The KEK family: version 1 is labelled exactly this, later versions "label#N".</summary>
+    public required string KeyLabel { get; init; }
+
+    /// <summary>Sessions open at once; every KEK call takes one for its duration.</summary>
+    public int MaxSessions { get; init; } = 4;
+
+    /// <summary>How long a KEK call may take before the caller is told the HSM is unavailable.</summary>
+    public TimeSpan OperationTimeout { get; init; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>How often a running proxy looks for a newer KEK version (after <c>etcdshield keys rotate</c>).</summary>
+    public TimeSpan RefreshInterval { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>"token \"label\"" or "slot N", for messages.</summary>
+    public string TokenDescription => TokenLabel is not null ? $"token \"{TokenLabel}\"" : $"slot {Slot}";
+
+    public static Pkcs11Settings FromOptions(ShieldOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return new Pkcs11Settings
+        {
+            ModulePath = options.Pkcs11Module ?? throw new ConfigurationException("--pkcs11-module is required"),
+            TokenLabel = options.Pkcs11TokenLabel,
+            Slot = options.Pkcs11Slot,
+            PinFile = options.Pkcs11PinFile ?? throw new ConfigurationException("--pkcs11-module needs --pkcs11-pin-file"),
+            KeyLabel = options.Pkcs11KeyLabel ?? throw new ConfigurationException("--pkcs11-module needs --pkcs11-key-label"),
+        };
+    }
+}
