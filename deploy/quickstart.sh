@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Quickstart on a fresh Debian machine with the .NET SDK: installs etcd and SoftHSM2 if missing, makes a
-# development CA and certificates under .dev/, starts etcd on loopback and EtcdShield in front of it, and
-# prints etcdctl command lines to try. Ctrl-C stops both.
+# development CA and certificates and a SoftHSM2 token holding the key-encryption key under .dev/, starts
+# etcd on loopback and EtcdShield (encrypting) in front of it, and prints etcdctl command lines to try.
+# Ctrl-C stops both.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,6 +32,22 @@ extendedKeyUsage=serverAuth,clientAuth"
   issue stranger "/CN=not-on-the-allowlist" "extendedKeyUsage=clientAuth"
 fi
 
+dotnet build "$root/src/EtcdShield" -c Release --nologo -v quiet
+shield="$root/src/EtcdShield/bin/Release/net10.0/EtcdShield.dll"
+
+# The key-encryption key lives in a SoftHSM2 token (a real HSM in production: same flags, its own module).
+export SOFTHSM2_CONF="$dev/softhsm2.conf"
+if [ ! -f "$SOFTHSM2_CONF" ]; then
+  echo "== making a SoftHSM2 token with a non-extractable AES-256 key-encryption key"
+  mkdir -p "$dev/tokens"
+  printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' "$dev/tokens" >"$SOFTHSM2_CONF"
+  softhsm2-util --init-token --free --label etcdshield --pin 1234 --so-pin 5678 >/dev/null
+  printf '1234' >"$dev/pin"; chmod 600 "$dev/pin"
+  dotnet "$shield" keys create --pkcs11-module /usr/lib/softhsm/libsofthsm2.so --pkcs11-token-label etcdshield \
+    --pkcs11-pin-file "$dev/pin" --pkcs11-key-label kek
+fi
+hsm=(--pkcs11-module /usr/lib/softhsm/libsofthsm2.so --pkcs11-token-label etcdshield --pkcs11-pin-file "$dev/pin" --pkcs11-key-label kek)
+
 echo "== starting etcd on http://127.0.0.1:$etcd_port (loopback only)"
 etcd --name quickstart --data-dir "$dev/etcd" \
   --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
@@ -39,15 +56,14 @@ etcd --name quickstart --data-dir "$dev/etcd" \
 etcd_pid=$!
 trap 'kill $etcd_pid ${shield_pid:-} 2>/dev/null || true' EXIT
 
-dotnet build "$root/src/EtcdShield" -c Release --nologo -v quiet
-echo "== starting EtcdShield on https://127.0.0.1:$shield_port"
-dotnet "$root/src/EtcdShield/bin/Release/net10.0/EtcdShield.dll" \
+echo "== starting EtcdShield on https://127.0.0.1:$shield_port (values encrypted under the HSM's KEK)"
+dotnet "$shield" \
   --listen-client-urls "https://127.0.0.1:$shield_port" \
   --cert-file "$pki/server.pem" --key-file "$pki/server-key.pem" --trusted-ca-file "$pki/ca.pem" \
   --upstream-endpoints "http://127.0.0.1:$etcd_port" \
   --allow-cn quickstart-client \
   --metrics-listen-url "http://127.0.0.1:$metrics_port" \
-  --no-encryption &
+  "${hsm[@]}" &
 shield_pid=$!
 
 ctl="etcdctl --endpoints=https://127.0.0.1:$shield_port --cacert=$pki/ca.pem"
@@ -58,7 +74,9 @@ cat <<MSG
   $ctl --cert=$pki/client.pem --key=$pki/client-key.pem get /registry/secrets/demo
   $ctl --cert=$pki/client.pem --key=$pki/client-key.pem member list
   $ctl --cert=$pki/stranger.pem --key=$pki/stranger-key.pem get /registry/secrets/demo   # refused
-  etcdctl --endpoints=http://127.0.0.1:$etcd_port get /registry/secrets/demo                # etcd itself
+  etcdctl --endpoints=http://127.0.0.1:$etcd_port get /registry/secrets/demo                # etcd holds only ciphertext
+  SOFTHSM2_CONF=$SOFTHSM2_CONF dotnet $shield keys rotate ${hsm[*]}      # new writes move to KEK version 2
+  SOFTHSM2_CONF=$SOFTHSM2_CONF dotnet $shield migrate --upstream-endpoints http://127.0.0.1:$etcd_port ${hsm[*]}
   curl -s http://127.0.0.1:$metrics_port/health; curl -s http://127.0.0.1:$metrics_port/metrics
 
 MSG
