@@ -108,6 +108,12 @@ internal sealed partial class KeyRingRefresher : BackgroundService
             {
                 return;
             }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                // A failed check must not stop the proxy (a faulted background service stops the host): the ring in
+                // use stays valid, and the next check tries again.
+                Log.CheckCrashed(_logger, ex);
+            }
         }
     }
 
@@ -120,5 +126,9 @@ internal sealed partial class KeyRingRefresher : BackgroundService
         [LoggerMessage(EventId = 1211, Level = LogLevel.Warning,
             Message = "Switched to key encryption key {KekId}, but could not create a data key under it yet; the next write tries again")]
         public static partial void RotationDeferred(ILogger logger, string kekId, Exception exception);
+
+        [LoggerMessage(EventId = 1212, Level = LogLevel.Error,
+            Message = "Checking the key provider for a newer key encryption key failed unexpectedly; the next check tries again")]
+        public static partial void CheckCrashed(ILogger logger, Exception exception);
     }
 }

@@ -156,6 +156,26 @@ public sealed class Pkcs11ProxyTests(SoftHsmInProcess hsm, TestPki pki, ITestOut
         Assert.Equal(["v3"], (await warm.Etcdctl(pki).RunAsync("get", "k3", "--print-value-only")).EnsureSuccess().StdOutLines);
         await warm.Services.GetRequiredService<DataKeyManager>().RotateAsync(default);
         Assert.Contains(cold.Logs.Entries, e => e.EventId.Id == 1303); // "available again"
+        Assert.DoesNotContain(cold.Logs.Entries.Concat(warm.Logs.Entries), e => e.ToString().Contains(SoftHsmInProcess.Pin, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_newer_version_that_is_not_a_safe_kek_is_not_switched_to()
+    {
+        var token = hsm.CreateToken();
+        CreateKek(token, "kek");
+        await using var etcd = await EtcdProcess.StartAsync();
+        await using var proxy = await StartProxyAsync(token, "kek", etcd);
+        (await proxy.Etcdctl(pki).RunAsync("put", "a", "1")).EnsureSuccess();
+        token.GenerateAesKey("kek#2", 32, sensitive: false, wrap: true, unwrap: true);
+
+        var switched = await proxy.Services.GetRequiredService<KeyRingRefresher>().CheckNowAsync(default);
+        (await proxy.Etcdctl(pki).RunAsync("put", "b", "2")).EnsureSuccess();
+
+        Assert.False(switched);
+        Assert.Equal("pkcs11:kek", (await StoredEnvelopeAsync(etcd, "b")).KekId);
+        var warning = Assert.Single(proxy.Logs.Entries, e => e.EventId.Id == 1210);
+        Assert.Contains("CKA_SENSITIVE", warning.ToString(), StringComparison.Ordinal);
     }
 
     internal static void CreateKek(InProcessToken token, string keyLabel)

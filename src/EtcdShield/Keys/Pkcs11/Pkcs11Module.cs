@@ -22,7 +22,7 @@ namespace EtcdShield.Keys.Pkcs11;
 internal sealed class Pkcs11Module
 {
     /// <summary>The least time between two reinitializations, so a missing token does not cause a storm of them.</summary>
-    internal static TimeSpan ReinitializeInterval { get; set; } = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan ReinitializeInterval = TimeSpan.FromSeconds(1);
 
     private static readonly Lock Registry = new();
     private static readonly Dictionary<string, Pkcs11Module> Loaded = new(StringComparer.Ordinal);
