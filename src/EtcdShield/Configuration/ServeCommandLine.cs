@@ -184,7 +184,9 @@ internal static class ServeCommandLine
         var text = new StringBuilder();
         text.AppendLine("EtcdShield: an encrypting, identity-checking mutual-TLS proxy for etcd v3.");
         text.AppendLine();
-        text.AppendLine("Usage: EtcdShield [flags]");
+        text.AppendLine("Usage: EtcdShield [flags]              run the proxy");
+        text.AppendLine("       EtcdShield keys create|rotate|status [flags]   manage the KEK in the HSM (--help for flags)");
+        text.AppendLine("       EtcdShield migrate [flags]      re-encrypt stored values under the current KEK (--help for flags)");
         text.AppendLine();
         text.AppendLine("Flags (--name value or --name=value):");
         foreach (var flag in Flags)

@@ -13,9 +13,11 @@ namespace EtcdShield.Encryption;
 /// </summary>
 internal sealed partial class ValueProtector : IValueProtector
 {
-    // A seal can race a rotation and an open can race a cache eviction; a third miss in a row means something is
-    // wrong with the key provider, not bad luck.
-    private const int MaxKeyAttempts = 3;
+    // A seal can race a rotation (other writers exhausted or retired the key it got) and an open can race a cache
+    // eviction. Every miss means other requests made progress, so retrying is safe; the bound only stops a broken
+    // provider from spinning. (A provider that is down fails the lookup itself, not through these retries.) Under a
+    // loaded machine a writer can lose several races in a row, so the bound is generous.
+    private const int MaxKeyAttempts = 64;
 
     private readonly EncryptionOptions _options;
     private readonly IDataKeyProvider _keys;
