@@ -183,6 +183,36 @@ public sealed class WritePathTests(EncryptingProxy etcd) : IClassFixture<Encrypt
     }
 
     [Fact]
+    public async Task A_watch_response_too_large_for_one_message_arrives_in_fragments_each_in_plaintext()
+    {
+        // etcd splits a watch response from max-request-bytes + 512 KiB on (2 MiB by default) when the watcher
+        // asked for fragments. Replaying three 800 KB values gives one 2.4 MB response, split in two.
+        var prefix = NewPrefix("fragments");
+        var values = Enumerable.Range(0, 3).Select(i => $"fragment-{i}-" + new string((char)('a' + i), 800_000)).ToArray();
+        long first = 0;
+        for (var i = 0; i < values.Length; i++)
+        {
+            var put = await etcd.PutAsync(prefix + i, values[i]);
+            first = first == 0 ? put.Header.Revision : first;
+        }
+
+        await using var watch = await WatchStream.OpenAsync(etcd.ProxyChannel, new WatchCreateRequest
+        {
+            Key = Utf8(prefix),
+            RangeEnd = Utf8(PrefixEnd(prefix)),
+            StartRevision = first,
+            Fragment = true,
+        });
+        var events = await watch.ReadEventsAsync(values.Length);
+
+        Assert.True(values.SequenceEqual(events.Select(e => e.Kv.Value.ToStringUtf8())), "the watcher did not get the plaintext values in order");
+        Assert.True(watch.Responses.Count > 1, $"expected fragments, got {watch.Responses.Count} response(s)");
+        Assert.All(watch.Responses.SkipLast(1), r => Assert.True(r.Fragment));
+        Assert.False(watch.Responses[^1].Fragment);
+        AssertSealed(await etcd.StoredAsync(prefix + 2), values[2]);
+    }
+
+    [Fact]
     public async Task Etcdctl_through_the_proxy_reads_back_exactly_what_it_wrote()
     {
         var prefix = NewPrefix("etcdctl");
