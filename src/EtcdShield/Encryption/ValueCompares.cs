@@ -11,9 +11,14 @@ namespace EtcdShield.Encryption;
 /// ones included) against one snapshot before running any op; the proxy does the same on decrypted values:
 /// it reads the compared keys at one revision, evaluates the value compares itself, and sends etcd a
 /// transaction in which each value compare is replaced by its outcome, wrapped in guards that hold only if
-/// none of the compared keys changed since that read. If a guard fails, the caller reads again and retries,
-/// so the outcome is exactly what etcd would have decided on plaintext at commit time.
+/// nothing the outcomes depend on changed since that read. If a guard fails, the caller reads again and
+/// retries, so the outcome is exactly what etcd would have decided on plaintext at commit time.
 /// </summary>
+/// <remarks>
+/// The guards are bounded by the number of compares, not by the number of keys a range compare covers: etcd
+/// refuses a transaction with more than <c>--max-txn-ops</c> (default 128) compares, and a range compare may
+/// cover any number of keys. See <see cref="CompareSnapshot.Guards"/>.
+/// </remarks>
 internal sealed class ValueCompares
 {
     private readonly KeyValueOpener _opener;
@@ -119,19 +124,38 @@ internal sealed class ValueCompares
     {
         private readonly long _revision;
         private readonly Dictionary<(ByteString, ByteString), List<KeyValue>> _ranges = [];
+        private readonly List<KeyValue> _witnesses = [];
 
         public CompareSnapshot(long revision) => _revision = revision;
 
         public void Add(ByteString key, ByteString rangeEnd, IEnumerable<KeyValue> kvs) => _ranges[(key, rangeEnd)] = kvs.ToList();
 
-        /// <summary>etcd's rule: a value compare on no key is false; on a range, every key must satisfy it.</summary>
+        /// <summary>
+        /// etcd's rule: a value compare on no key is false; on a range, every key must satisfy it. For a range,
+        /// also picks the key that keeps the outcome as long as it stays (see <see cref="Guards"/>): the first
+        /// key that fails the compare, or, when all satisfy it, any key.
+        /// </summary>
         public bool Evaluate(Compare compare)
         {
             var kvs = _ranges[(compare.Key, compare.RangeEnd)];
-            return kvs.Count > 0 && kvs.All(kv => Holds(compare.Result, kv.Value.Span.SequenceCompareTo(compare.Value.Span)));
+            var failing = kvs.Find(kv => !Holds(compare.Result, kv.Value.Span.SequenceCompareTo(compare.Value.Span)));
+            if (!compare.RangeEnd.IsEmpty && (failing ?? kvs.FirstOrDefault()) is { } witness)
+            {
+                _witnesses.Add(witness);
+            }
+
+            return kvs.Count > 0 && failing is null;
         }
 
-        /// <summary>Compares that hold only while no compared key was created, changed or deleted since the read.</summary>
+        /// <summary>
+        /// Compares that hold only while every outcome decided from this snapshot still holds; call after
+        /// <see cref="Evaluate"/>. A single compared key must not have been created, changed or deleted since the
+        /// read. A range must have had no key created or changed since (one compare on the whole range), which
+        /// leaves deletions: removing keys can only change a range's outcome by removing every key that fails
+        /// the compare (false becomes true) or every key (true becomes false, as an empty range compares false),
+        /// so one key per decided range compare, its witness, must still be there unchanged. That keeps the guards
+        /// to at most two per compare, however many keys a range covers.
+        /// </summary>
         public IEnumerable<Compare> Guards()
         {
             var seen = new HashSet<ByteString>();
@@ -148,13 +172,13 @@ internal sealed class ValueCompares
                     continue;
                 }
 
-                // No key in the range written after the read (this also catches new keys) ...
+                // No key in the range written after the read (this also catches new keys).
                 yield return new Compare { Key = key, RangeEnd = rangeEnd, Target = CompareTarget.Mod, Result = CompareResult.Less, ModRevision = _revision + 1 };
-                // ... and none of the keys read deleted since.
-                foreach (var kv in kvs.Where(kv => seen.Add(kv.Key)))
-                {
-                    yield return ModRevisionIs(kv.Key, kv.ModRevision);
-                }
+            }
+
+            foreach (var witness in _witnesses.Where(kv => seen.Add(kv.Key)))
+            {
+                yield return ModRevisionIs(witness.Key, witness.ModRevision);
             }
         }
 

@@ -39,6 +39,23 @@ internal sealed class Reference
         return reference;
     }
 
+    /// <summary>Like <see cref="SeedAsync"/> for many pairs, written in transactions of 50 puts to keep it quick.</summary>
+    public static async Task<Reference> SeedManyAsync(ShieldedEtcd etcd, string name, params (string Key, string Value)[] pairs)
+    {
+        var reference = new Reference(etcd, name);
+        foreach (var chunk in pairs.Chunk(50))
+        {
+            foreach (var (kv, prefix) in new[] { (etcd.ProxyKv, reference.Encrypted), (etcd.EtcdKv, reference.Plain) })
+            {
+                var txn = new TxnRequest();
+                txn.Success.Add(chunk.Select(p => new RequestOp { RequestPut = new PutRequest { Key = ByteString.CopyFromUtf8(prefix + p.Key), Value = ByteString.CopyFromUtf8(p.Value) } }));
+                await kv.TxnAsync(txn);
+            }
+        }
+
+        return reference;
+    }
+
     public async Task PutBothAsync(string key, string value)
     {
         await _etcd.ProxyKv.PutAsync(new PutRequest { Key = ByteString.CopyFromUtf8(Encrypted + key), Value = ByteString.CopyFromUtf8(value) });

@@ -183,6 +183,36 @@ public sealed class WritePathTests(EncryptingProxy etcd) : IClassFixture<Encrypt
     }
 
     [Fact]
+    public async Task A_watch_response_too_large_for_one_message_arrives_in_fragments_each_in_plaintext()
+    {
+        // etcd splits a watch response from max-request-bytes + 512 KiB on (2 MiB by default) when the watcher
+        // asked for fragments. Replaying three 800 KB values gives one 2.4 MB response, split in two.
+        var prefix = NewPrefix("fragments");
+        var values = Enumerable.Range(0, 3).Select(i => $"fragment-{i}-" + new string((char)('a' + i), 800_000)).ToArray();
+        long first = 0;
+        for (var i = 0; i < values.Length; i++)
+        {
+            var put = await etcd.PutAsync(prefix + i, values[i]);
+            first = first == 0 ? put.Header.Revision : first;
+        }
+
+        await using var watch = await WatchStream.OpenAsync(etcd.ProxyChannel, new WatchCreateRequest
+        {
+            Key = Utf8(prefix),
+            RangeEnd = Utf8(PrefixEnd(prefix)),
+            StartRevision = first,
+            Fragment = true,
+        });
+        var events = await watch.ReadEventsAsync(values.Length);
+
+        Assert.True(values.SequenceEqual(events.Select(e => e.Kv.Value.ToStringUtf8())), "the watcher did not get the plaintext values in order");
+        Assert.True(watch.Responses.Count > 1, $"expected fragments, got {watch.Responses.Count} response(s)");
+        Assert.All(watch.Responses.SkipLast(1), r => Assert.True(r.Fragment));
+        Assert.False(watch.Responses[^1].Fragment);
+        AssertSealed(await etcd.StoredAsync(prefix + 2), values[2]);
+    }
+
+    [Fact]
     public async Task Etcdctl_through_the_proxy_reads_back_exactly_what_it_wrote()
     {
         var prefix = NewPrefix("etcdctl");
@@ -203,6 +233,61 @@ public sealed class WritePathTests(EncryptingProxy etcd) : IClassFixture<Encrypt
         {
             AssertSealed(await etcd.StoredAsync(prefix + i), values[i]);
         }
+    }
+
+    [Fact]
+    public async Task A_put_with_ignore_value_and_a_value_gets_etcds_refusal_and_nothing_is_sent()
+    {
+        var prefix = NewPrefix("ignore-refused");
+        var put = await etcd.PutAsync(prefix + "k", "kept-value");
+        var stored = await etcd.StoredAsync(prefix + "k");
+        PutRequest Request(string key) => new() { Key = Utf8(key), Value = Utf8("must-never-leave-the-proxy"), IgnoreValue = true };
+        TxnRequest InTxn(string key) => new() { Success = { new RequestOp { RequestPut = Request(key) } } };
+
+        var fromProxy = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => etcd.ProxyKv.PutAsync(Request(prefix + "k")).ResponseAsync);
+        var fromProxyTxn = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => etcd.ProxyKv.TxnAsync(InTxn(prefix + "k")).ResponseAsync);
+        var after = await etcd.EtcdKv.RangeAsync(new RangeRequest { Key = Utf8(prefix + "k") });
+        var fromEtcd = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => etcd.EtcdKv.PutAsync(Request(prefix + "direct")).ResponseAsync);
+        var fromEtcdTxn = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => etcd.EtcdKv.TxnAsync(InTxn(prefix + "direct")).ResponseAsync);
+
+        Assert.Equal(Grpc.Core.StatusCode.InvalidArgument, fromProxy.StatusCode);
+        Assert.Equal("etcdserver: value is provided", fromProxy.Status.Detail);
+        Assert.Equal((fromEtcd.StatusCode, fromEtcd.Status.Detail), (fromProxy.StatusCode, fromProxy.Status.Detail));
+        Assert.Equal((fromEtcdTxn.StatusCode, fromEtcdTxn.Status.Detail), (fromProxyTxn.StatusCode, fromProxyTxn.Status.Detail));
+        Assert.Equal(put.Header.Revision, after.Header.Revision);
+        Assert.Equal(stored, after.Kvs.Single().Value);
+    }
+
+    [Fact]
+    public async Task A_put_with_ignore_value_keeps_the_stored_envelope_readable()
+    {
+        var prefix = NewPrefix("ignore-kept");
+        await etcd.PutAsync(prefix + "k", "value-kept-across-a-lease-change");
+        var before = await etcd.StoredAsync(prefix + "k");
+        var lease = (await new Lease.LeaseClient(etcd.ProxyChannel).LeaseGrantAsync(new LeaseGrantRequest { TTL = 60 })).ID;
+
+        var put = await etcd.ProxyKv.PutAsync(new PutRequest { Key = Utf8(prefix + "k"), IgnoreValue = true, Lease = lease, PrevKv = true });
+        var txn = await etcd.ProxyKv.TxnAsync(new TxnRequest { Success = { new RequestOp { RequestPut = new PutRequest { Key = Utf8(prefix + "k"), IgnoreValue = true, IgnoreLease = true, PrevKv = true } } } });
+        var read = await etcd.ProxyKv.RangeAsync(new RangeRequest { Key = Utf8(prefix + "k") });
+
+        Assert.Equal(before, await etcd.StoredAsync(prefix + "k"));
+        Assert.Equal("value-kept-across-a-lease-change", put.PrevKv.Value.ToStringUtf8());
+        Assert.Equal("value-kept-across-a-lease-change", txn.Responses[0].ResponsePut.PrevKv.Value.ToStringUtf8());
+        Assert.Equal("value-kept-across-a-lease-change", read.Kvs.Single().Value.ToStringUtf8());
+        Assert.Equal(lease, read.Kvs.Single().Lease);
+        Assert.Equal(3, read.Kvs.Single().Version);
+    }
+
+    [Fact]
+    public async Task A_put_with_ignore_value_on_a_missing_key_gets_etcds_answer()
+    {
+        var prefix = NewPrefix("ignore-missing");
+        PutRequest Request(string key) => new() { Key = Utf8(key), IgnoreValue = true };
+
+        var fromProxy = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => etcd.ProxyKv.PutAsync(Request(prefix + "a")).ResponseAsync);
+        var fromEtcd = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => etcd.EtcdKv.PutAsync(Request(prefix + "b")).ResponseAsync);
+
+        Assert.Equal((fromEtcd.StatusCode, fromEtcd.Status.Detail), (fromProxy.StatusCode, fromProxy.Status.Detail));
     }
 
     internal static RequestOp Put(string key, string value, bool prevKv = false) =>
