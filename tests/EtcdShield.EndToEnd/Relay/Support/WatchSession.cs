@@ -22,8 +22,19 @@ internal sealed class WatchSession : IAsyncDisposable
         reading = ReadAsync();
     }
 
-    /// <summary>Every response received so far, in order, including those already returned.</summary>
-    public List<WatchResponse> Received { get; } = [];
+    private readonly List<WatchResponse> received = [];
+
+    /// <summary>A copy of every response received so far, in order, including those already returned.</summary>
+    public IReadOnlyList<WatchResponse> Received
+    {
+        get
+        {
+            lock (received)
+            {
+                return received.ToList();
+            }
+        }
+    }
 
     public Task SendAsync(WatchRequest request) => call.RequestStream.WriteAsync(request);
 
@@ -57,10 +68,7 @@ internal sealed class WatchSession : IAsyncDisposable
 
     public string Describe()
     {
-        lock (Received)
-        {
-            return string.Join(Environment.NewLine, Received.Select(r => r.ToString()));
-        }
+        return string.Join(Environment.NewLine, Received.Select(r => r.ToString()));
     }
 
     public async ValueTask DisposeAsync()
@@ -85,9 +93,9 @@ internal sealed class WatchSession : IAsyncDisposable
         {
             await foreach (var response in call.ResponseStream.ReadAllAsync(stop.Token))
             {
-                lock (Received)
+                lock (received)
                 {
-                    Received.Add(response);
+                    received.Add(response);
                 }
 
                 responses.Writer.TryWrite(response);
