@@ -7,7 +7,7 @@ namespace EtcdShield.EndToEnd.Relay;
 /// <summary>
 /// The built EtcdShield executable as an operator runs it: its help, its refusals to start (exit code 2 with a
 /// message naming the flag to fix), and a real start on free ports in front of etcd that etcdctl can use and
-/// that SIGTERM stops cleanly.
+/// that SIGTERM stops cleanly and promptly, open watches included.
 /// </summary>
 public sealed class ExecutableTests(TestPki pki) : IClassFixture<TestPki>
 {
@@ -65,9 +65,14 @@ public sealed class ExecutableTests(TestPki pki) : IClassFixture<TestPki>
             await shield.WaitForStdOutAsync(line => line.Contains("EtcdShield ready", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
             var etcdctl = new Etcdctl(clientUrl, pki.CaFile, ShieldServer.DefaultClient(pki));
 
+            await using var watch = new EtcdctlTarget(clientUrl, pki.CaFile, ShieldServer.DefaultClient(pki)).Start("watch", "exe/k");
+
             var put = await etcdctl.RunAsync("put", "exe/k", "through the executable");
             var get = await etcdctl.RunAsync("get", "exe/k", "--print-value-only");
             var stored = await new Etcdctl(etcd.ClientUrl).RunAsync("get", "exe/k", "--print-value-only");
+            await watch.WaitForStdOutAsync(line => line == "through the executable", TimeSpan.FromSeconds(15));
+
+            // The open watch does not hold the shutdown back (the host would wait 30 s for it).
             var stopped = await shield.TerminateAsync(TimeSpan.FromSeconds(20));
 
             Assert.True(put.Succeeded, put.ToString());

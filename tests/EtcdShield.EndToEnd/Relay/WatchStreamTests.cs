@@ -134,6 +134,38 @@ public sealed class WatchStreamTests(WatchStreamTests.Fixture fixture) : IClassF
         Assert.Equal("led", Assert.Single(changed.Events).Kv.Value.ToStringUtf8());
     }
 
+    [Fact]
+    public async Task An_open_watch_ends_with_unavailable_as_soon_as_the_proxy_shuts_down()
+    {
+        // A proxy of its own, over the shared etcd: this test stops it.
+        var shield = await ShieldServer.StartAsync(fixture.Pki, fixture.Etcd.ClientUrl);
+        var stopping = Task.CompletedTask;
+        try
+        {
+            using var own = GrpcClients.Channel(shield.ClientUrl, fixture.Pki);
+            await using var watch = new WatchSession(own);
+            await watch.CreateAsync(new WatchCreateRequest { Key = Bytes("shutdown/k"), WatchId = 1 });
+            await watch.NextAsync(r => r.Created);
+
+            stopping = shield.DisposeAsync().AsTask();
+
+            // As when etcd itself stops: the client hears UNAVAILABLE and reconnects elsewhere, instead of the
+            // shutdown waiting for the stream until the host gives up on it.
+            var ended = await Assert.ThrowsAsync<RpcException>(() => watch.NextAsync(_ => false, TimeSpan.FromSeconds(15)));
+            Assert.Equal(StatusCode.Unavailable, ended.StatusCode);
+            Assert.Equal("etcdshield: shutting down", ended.Status.Detail);
+        }
+        finally
+        {
+            if (stopping == Task.CompletedTask)
+            {
+                await shield.DisposeAsync();
+            }
+
+            await stopping;
+        }
+    }
+
     public void Dispose() => channel.Dispose();
 
     private static ByteString Bytes(string text) => ByteString.CopyFromUtf8(text);
