@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Net.Sockets;
+using System.Security.Authentication;
 using EtcdShield.Telemetry;
 using Google.Protobuf;
 using Grpc.Core;
@@ -203,6 +205,12 @@ internal sealed partial class RequestRelay
             case RpcException { StatusCode: StatusCode.Cancelled } or OperationCanceledException or IOException
                 when _stopping.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested:
                 return new RpcException(new Status(StatusCode.Unavailable, "etcdshield: shutting down"));
+            // The upstream channel could not reach etcd or lost it (connection refused or dropped, a TLS handshake
+            // refused either way). Grpc.Net.Client reports that as UNAVAILABLE or INTERNAL with .NET exception text;
+            // the operator needs the reason, the client only that etcd is out of reach, which it may retry.
+            case RpcException { Status.DebugException: HttpRequestException or IOException or AuthenticationException or SocketException } transport:
+                Log.UpstreamUnreachable(_logger, method.Name, transport.Status.StatusCode, transport.Status.DebugException);
+                return new RpcException(new Status(StatusCode.Unavailable, "etcdshield: etcd is unreachable"));
             case RpcException rpc:
                 return rpc;
             // The client has gone (or its deadline passed): whatever failed after that, nobody is listening for
@@ -219,5 +227,8 @@ internal sealed partial class RequestRelay
     {
         [LoggerMessage(EventId = 200, Level = LogLevel.Error, Message = "Unexpected failure relaying {Method}")]
         public static partial void UnexpectedFailure(ILogger logger, string method, Exception exception);
+
+        [LoggerMessage(EventId = 201, Level = LogLevel.Warning, Message = "etcd is unreachable: {Method} failed with {Code} on the connection to etcd; the client is told UNAVAILABLE")]
+        public static partial void UpstreamUnreachable(ILogger logger, string method, StatusCode code, Exception exception);
     }
 }
