@@ -13,15 +13,18 @@ internal sealed class RelayCall
     private readonly CallInvoker _upstream;
     private KV.KVClient? _kv;
 
-    public RelayCall(RelayedMethod method, ServerCallContext context, CallInvoker upstream)
+    /// <param name="cancellationToken">Ends the call early; defaults to the client's own cancellation. The relay
+    /// passes one that also fires when the proxy shuts down.</param>
+    public RelayCall(RelayedMethod method, ServerCallContext context, CallInvoker upstream, CancellationToken? cancellationToken = null)
     {
         Method = method;
         Context = context;
         _upstream = upstream;
+        CancellationToken = cancellationToken ?? context.CancellationToken;
         Options = new CallOptions(
             headers: ForwardedHeaders.From(context.RequestHeaders),
             deadline: context.Deadline == DateTime.MaxValue ? null : context.Deadline,
-            cancellationToken: context.CancellationToken);
+            cancellationToken: CancellationToken);
     }
 
     public RelayedMethod Method { get; }
@@ -30,7 +33,8 @@ internal sealed class RelayCall
 
     public CallOptions Options { get; }
 
-    public CancellationToken CancellationToken => Context.CancellationToken;
+    /// <summary>Fires when the client goes away, its deadline passes, or the proxy shuts down.</summary>
+    public CancellationToken CancellationToken { get; }
 
     /// <summary>A typed KV client on the same upstream, for handlers that need more than one round trip.</summary>
     public KV.KVClient Kv => _kv ??= new KV.KVClient(_upstream);

@@ -1,7 +1,10 @@
 using System.Diagnostics;
+using System.Net.Sockets;
+using System.Security.Authentication;
 using EtcdShield.Telemetry;
 using Google.Protobuf;
 using Grpc.Core;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace EtcdShield.Relay;
@@ -17,22 +20,28 @@ internal sealed partial class RequestRelay
     private readonly RelayRoutes _routes;
     private readonly RelayMetrics _metrics;
     private readonly ILogger _logger;
+    private readonly CancellationToken _stopping;
 
-    public RequestRelay(UpstreamChannel upstream, RelayRoutes routes, RelayMetrics metrics, ILogger<RequestRelay> logger)
+    /// <param name="lifetime">When the host starts stopping, calls still in flight (watches, lease keep-alives,
+    /// blocked Lock calls) are ended with UNAVAILABLE, as etcd ends them when it stops, so that clients reconnect
+    /// elsewhere at once and shutdown does not wait for them until the host's timeout.</param>
+    public RequestRelay(UpstreamChannel upstream, RelayRoutes routes, RelayMetrics metrics, ILogger<RequestRelay> logger, IHostApplicationLifetime? lifetime = null)
     {
         _upstream = upstream.Invoker;
         _routes = routes;
         _metrics = metrics;
         _logger = logger;
+        _stopping = lifetime?.ApplicationStopping ?? CancellationToken.None;
     }
 
     public async Task<IMessage> UnaryAsync(RelayedMethod method, IMessage request, ServerCallContext context)
     {
         var started = Stopwatch.GetTimestamp();
         var status = StatusCode.OK;
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, _stopping);
         try
         {
-            var call = new RelayCall(method, context, _upstream);
+            var call = new RelayCall(method, context, _upstream, stop.Token);
             return _routes.UnaryHandler(method) is { } handler
                 ? await handler.HandleAsync(request, call).ConfigureAwait(false)
                 : await call.ForwardUnaryAsync(request).ConfigureAwait(false);
@@ -54,9 +63,10 @@ internal sealed partial class RequestRelay
         var started = Stopwatch.GetTimestamp();
         var status = StatusCode.OK;
         _metrics.StreamOpened(method.Name);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, _stopping);
         try
         {
-            var call = new RelayCall(method, context, _upstream);
+            var call = new RelayCall(method, context, _upstream, stop.Token);
             var rewriter = _routes.StreamRewriter(method);
             if (rewriter is not null)
             {
@@ -64,7 +74,7 @@ internal sealed partial class RequestRelay
             }
 
             using var upstream = call.ForwardServerStreaming(request);
-            while (await upstream.ResponseStream.MoveNext(context.CancellationToken).ConfigureAwait(false))
+            while (await upstream.ResponseStream.MoveNext(stop.Token).ConfigureAwait(false))
             {
                 var response = upstream.ResponseStream.Current;
                 if (rewriter is not null)
@@ -72,7 +82,7 @@ internal sealed partial class RequestRelay
                     response = await rewriter.RewriteResponseAsync(response, call).ConfigureAwait(false);
                 }
 
-                await responses.WriteAsync(response, context.CancellationToken).ConfigureAwait(false);
+                await responses.WriteAsync(response, stop.Token).ConfigureAwait(false);
             }
         }
         catch (Exception e)
@@ -93,8 +103,8 @@ internal sealed partial class RequestRelay
         var started = Stopwatch.GetTimestamp();
         var status = StatusCode.OK;
         _metrics.StreamOpened(method.Name);
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken);
-        var call = new RelayCall(method, context, _upstream);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, _stopping);
+        var call = new RelayCall(method, context, _upstream, stop.Token);
         var rewriter = _routes.StreamRewriter(method);
         Exception? requestFailure = null;
         Task? pump = null;
@@ -191,6 +201,16 @@ internal sealed partial class RequestRelay
     {
         switch (e)
         {
+            // Ended because the proxy is stopping while the client still waits: tell it to go elsewhere.
+            case RpcException { StatusCode: StatusCode.Cancelled } or OperationCanceledException or IOException
+                when _stopping.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested:
+                return new RpcException(new Status(StatusCode.Unavailable, "etcdshield: shutting down"));
+            // The upstream channel could not reach etcd or lost it (connection refused or dropped, a TLS handshake
+            // refused either way). Grpc.Net.Client reports that as UNAVAILABLE or INTERNAL with .NET exception text;
+            // the operator needs the reason, the client only that etcd is out of reach, which it may retry.
+            case RpcException { Status.DebugException: HttpRequestException or IOException or AuthenticationException or SocketException } transport:
+                Log.UpstreamUnreachable(_logger, method.Name, transport.Status.StatusCode, transport.Status.DebugException);
+                return new RpcException(new Status(StatusCode.Unavailable, "etcdshield: etcd is unreachable"));
             case RpcException rpc:
                 return rpc;
             // The client has gone (or its deadline passed): whatever failed after that, nobody is listening for
@@ -207,5 +227,8 @@ internal sealed partial class RequestRelay
     {
         [LoggerMessage(EventId = 200, Level = LogLevel.Error, Message = "Unexpected failure relaying {Method}")]
         public static partial void UnexpectedFailure(ILogger logger, string method, Exception exception);
+
+        [LoggerMessage(EventId = 201, Level = LogLevel.Warning, Message = "etcd is unreachable: {Method} failed with {Code} on the connection to etcd; the client is told UNAVAILABLE")]
+        public static partial void UpstreamUnreachable(ILogger logger, string method, StatusCode code, Exception exception);
     }
 }

@@ -1,0 +1,91 @@
+using EtcdShield.EndToEnd.Relay.Support;
+using EtcdShield.Protocol.Etcdserverpb;
+using EtcdShield.Protocol.V3lockpb;
+using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Net.Client;
+
+namespace EtcdShield.EndToEnd.Relay;
+
+/// <summary>
+/// How single calls are handled over a raw gRPC client: a unary deadline reaches etcd, methods outside the
+/// etcd v3 API are refused as UNIMPLEMENTED by the proxy itself, and keys written by etcd's own Lock API read
+/// back as etcd shows them.
+/// </summary>
+public sealed class CallHandlingTests(CallHandlingTests.Fixture fixture) : IClassFixture<CallHandlingTests.Fixture>, IDisposable
+{
+    private static readonly Marshaller<byte[]> Raw = Marshallers.Create(bytes => bytes, bytes => bytes);
+
+    private readonly GrpcChannel channel = GrpcClients.Channel(fixture.Shield.ClientUrl, fixture.Pki);
+
+    public sealed class Fixture : ShieldFixture;
+
+    private KV.KVClient Kv => new(channel);
+
+    [Fact]
+    public async Task A_unary_deadline_is_honoured_and_ends_the_call_in_etcd()
+    {
+        var leases = new Lease.LeaseClient(channel);
+        var locks = new Protocol.V3lockpb.Lock.LockClient(channel);
+        var holder = await leases.LeaseGrantAsync(new LeaseGrantRequest { TTL = 60 });
+        var waiter = await leases.LeaseGrantAsync(new LeaseGrantRequest { TTL = 60 });
+        var held = await locks.LockAsync(new LockRequest { Name = Bytes("deadline/lock"), Lease = holder.ID });
+
+        // Blocks in etcd until the lock is free, which it never is here.
+        var waiting = await Assert.ThrowsAsync<RpcException>(() => locks.LockAsync(
+            new LockRequest { Name = Bytes("deadline/lock"), Lease = waiter.ID },
+            deadline: DateTime.UtcNow.AddSeconds(1)).ResponseAsync);
+
+        // The proxy passes the deadline on, so etcd's own timer fires at the same instant as the client's. Whichever
+        // is first decides what the client hears, as against etcd directly: DEADLINE_EXCEEDED from its own timer,
+        // or etcd's answer, which its Lock API gives as UNKNOWN "context deadline exceeded".
+        Assert.True(
+            waiting.StatusCode == StatusCode.DeadlineExceeded || (waiting.StatusCode == StatusCode.Unknown && waiting.Status.Detail == "context deadline exceeded"),
+            waiting.ToString());
+
+        // etcd saw the deadline too: it gave up waiting and withdrew the waiter's key, leaving only the holder's.
+        // (Read from etcd directly: the Lock API stores its keys with empty values that etcd writes itself.)
+        await Eventually.HoldsAsync(
+            async () => (await fixture.EtcdDirectly.RunAsync("get", "deadline/lock/", "--prefix", "--keys-only")).EnsureSuccess().StdOutLines.Where(l => l.Length > 0).ToList(),
+            keys => keys.SequenceEqual([held.Key.ToStringUtf8()]),
+            TimeSpan.FromSeconds(10));
+        await leases.LeaseRevokeAsync(new LeaseRevokeRequest { ID = holder.ID });
+        await leases.LeaseRevokeAsync(new LeaseRevokeRequest { ID = waiter.ID });
+    }
+
+    [Theory]
+    [InlineData("etcdserverpb.KV", "Bogus")]
+    [InlineData("grpc.health.v1.Health", "Check")]
+    [InlineData("v3lockpb.Lock", "Bogus")]
+    public async Task A_method_outside_the_relayed_etcd_api_is_unimplemented(string service, string name)
+    {
+        var method = new Method<byte[], byte[]>(MethodType.Unary, service, name, Raw, Raw);
+
+        var refused = await Assert.ThrowsAsync<RpcException>(() => channel.CreateCallInvoker().AsyncUnaryCall(method, null, default, []).ResponseAsync);
+
+        Assert.Equal(StatusCode.Unimplemented, refused.StatusCode);
+    }
+
+    [Fact(Skip = "Bug in src/EtcdShield/Encryption (KeyValueOpener/ValueProtector, not this branch's to fix): keys that etcd's " +
+        "server-side Lock API (v3lockpb) writes hold empty plaintext values, and any Range over them through the encrypting " +
+        "proxy fails with DATA_LOSS \"value is not encrypted\". (etcdctl lock is unaffected: it locks client-side through Txn.)")]
+    public async Task Keys_the_lock_api_writes_read_back_through_the_encrypting_proxy_as_etcd_shows_them()
+    {
+        var lease = await new Lease.LeaseClient(channel).LeaseGrantAsync(new LeaseGrantRequest { TTL = 60 });
+        var held = await new Protocol.V3lockpb.Lock.LockClient(channel).LockAsync(new LockRequest { Name = Bytes("lockapi/l"), Lease = lease.ID });
+        using var direct = GrpcChannel.ForAddress(fixture.Etcd.ClientUrl);
+        var range = new RangeRequest { Key = Bytes("lockapi/l/"), RangeEnd = Bytes("lockapi/l0") };
+
+        var fromEtcd = await new KV.KVClient(direct).RangeAsync(range);
+        var throughProxy = await Kv.RangeAsync(range);
+
+        var stored = Assert.Single(fromEtcd.Kvs);
+        Assert.Equal(held.Key, stored.Key);
+        Assert.True(stored.Value.IsEmpty);
+        Assert.Equal(fromEtcd.Kvs, throughProxy.Kvs);
+    }
+
+    public void Dispose() => channel.Dispose();
+
+    private static ByteString Bytes(string text) => ByteString.CopyFromUtf8(text);
+}
