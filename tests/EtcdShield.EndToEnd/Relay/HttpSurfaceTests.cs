@@ -51,6 +51,29 @@ public sealed class HttpSurfaceTests(HttpSurfaceTests.Fixture fixture, ITestOutp
     }
 
     [Fact]
+    public async Task Metrics_show_an_open_watch_as_an_active_stream_until_it_closes()
+    {
+        using var http = new HttpClient();
+        using var channel = GrpcClients.Channel(fixture.Shield.ClientUrl, fixture.Pki);
+        double open;
+        await using (var watch = new WatchSession(channel))
+        {
+            await watch.CreateAsync(new Protocol.Etcdserverpb.WatchCreateRequest { Key = Google.Protobuf.ByteString.CopyFromUtf8("metrics/watched") });
+            await watch.NextAsync(r => r.Created);
+            open = ActiveWatches(await http.GetStringAsync(fixture.Shield.MetricsUrl + "/metrics"));
+        }
+
+        // The server notices the closed stream on its own time; nothing announces it but the gauge.
+        var closed = await Eventually.HoldsAsync(
+            async () => ActiveWatches(await http.GetStringAsync(fixture.Shield.MetricsUrl + "/metrics")),
+            value => value == 0,
+            TimeSpan.FromSeconds(10));
+
+        Assert.Equal(1, open);
+        Assert.Equal(0, closed);
+    }
+
+    [Fact]
     public async Task Metrics_and_health_are_served_only_on_the_metrics_url()
     {
         using var plain = new HttpClient();
@@ -84,6 +107,13 @@ public sealed class HttpSurfaceTests(HttpSurfaceTests.Fixture fixture, ITestOutp
         Assert.Equal(HttpStatusCode.ServiceUnavailable, unhealthy.StatusCode);
         Assert.Equal("false", unhealthyBody.GetProperty("health").GetString());
         Assert.Contains("Unavailable", unhealthyBody.GetProperty("reason").GetString(), StringComparison.Ordinal);
+    }
+
+    private static double ActiveWatches(string exposition)
+    {
+        var sample = exposition.Split('\n').Single(line =>
+            line.StartsWith("etcdshield_streams_active{", StringComparison.Ordinal) && line.Contains("method=\"Watch/Watch\"", StringComparison.Ordinal));
+        return double.Parse(sample.Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
     }
 
     /// <summary>The label sets of every etcdshield_requests_total sample.</summary>

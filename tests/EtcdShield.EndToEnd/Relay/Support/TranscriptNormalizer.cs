@@ -102,6 +102,7 @@ internal sealed partial class TranscriptNormalizer
         line = JsonId().Replace(line, m => m.Groups[3].Value == "0" ? m.Value : m.Groups[1].Value + Id(ulong.Parse(m.Groups[3].Value, CultureInfo.InvariantCulture)));
         line = HexId().Replace(line, m => Id(ulong.Parse(m.Value, NumberStyles.HexNumber, CultureInfo.InvariantCulture)));
         line = PaddedId().Replace(line, " <id:");
+        line = AttachedKeys().Replace(line, m => $"attached keys([{string.Join(' ', m.Groups[1].Value.Split(' ').Order(StringComparer.Ordinal))}])");
         line = InitialCluster().Replace(line, m => $"ETCD_INITIAL_CLUSTER=\"{string.Join(',', m.Groups[1].Value.Split(',').Order(StringComparer.Ordinal))}\"");
         return line;
     }
@@ -167,6 +168,10 @@ internal sealed partial class TranscriptNormalizer
     // `member add` and friends print IDs with "%16x", padded with a varying number of spaces.
     [GeneratedRegex(@" {2,}<id:")]
     private static partial Regex PaddedId();
+
+    // `lease timetolive --keys` lists a lease's keys in etcd's map order, which varies from run to run.
+    [GeneratedRegex(@"attached keys\(\[([^\]]*)\]\)")]
+    private static partial Regex AttachedKeys();
 
     [GeneratedRegex(@"^ETCD_INITIAL_CLUSTER=""([^""]*)""$")]
     private static partial Regex InitialCluster();
