@@ -92,8 +92,6 @@ internal sealed partial class TranscriptNormalizer
         line = Took().Replace(line, "took = <duration>");
         line = JsonTook().Replace(line, "\"took\":\"<duration>\"");
         line = Remaining().Replace(line, "remaining(<ttl>)");
-        // etcd lists a lease's keys from a Go map, in no fixed order.
-        line = AttachedKeys().Replace(line, m => "attached keys([" + string.Join(' ', m.Groups[1].Value.Split(' ').Order(StringComparer.Ordinal)) + "])");
         line = Size().Replace(line, "<size>");
         line = JsonSize().Replace(line, m => $"\"{m.Groups[1].Value}\":<size>");
         line = JsonHash().Replace(line, "\"hash\":<hash>");
@@ -136,9 +134,6 @@ internal sealed partial class TranscriptNormalizer
 
     [GeneratedRegex(@"remaining\(\d+s\)")]
     private static partial Regex Remaining();
-
-    [GeneratedRegex(@"attached keys\(\[([^\]]*)\]\)")]
-    private static partial Regex AttachedKeys();
 
     [GeneratedRegex(@"\b\d+(\.\d+)? (B|kB|MB|GB)\b")]
     private static partial Regex Size();
