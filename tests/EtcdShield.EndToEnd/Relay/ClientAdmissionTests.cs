@@ -88,6 +88,16 @@ public sealed class ClientAdmissionTests(ClientAdmissionTests.Fixture fixture) :
     }
 
     [Fact]
+    public async Task A_client_whose_certificate_comes_from_an_intermediate_ca_it_sends_along_is_admitted()
+    {
+        // The proxy trusts only the root; the client's PEM file carries the intermediate after its leaf.
+        var intermediate = fixture.Pki.CreateIntermediateAuthority("admission-intermediate", "EtcdShield Test Issuing CA");
+        var client = fixture.Pki.IssueClient("admission-chained", ShieldServer.ClientName, issuer: intermediate);
+
+        await AssertAdmittedAsync(client, "admission/chained");
+    }
+
+    [Fact]
     public async Task A_client_allowed_by_a_spiffe_id_pattern_reads_and_writes_and_one_outside_it_is_refused()
     {
         var inside = fixture.Pki.IssueClient("admission-spiffe", commonName: null, uris: ["spiffe://etcdshield.test/ns/kube-system/sa/etcd-client"]);
