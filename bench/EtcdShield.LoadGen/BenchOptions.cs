@@ -30,12 +30,12 @@ internal sealed record BenchOptions
 
     public int Rounds { get; init; } = 1;
 
-    public LoadSettings Load { get; init; } = new(64, 4, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1.5), 1000, 1000, 20);
+    public LoadSettings Load { get; init; } = new(64, 4, TimeSpan.FromSeconds(0.5), TimeSpan.FromSeconds(1), 1000, 1000, 10);
 
     public const string Usage = """
         EtcdShield.LoadGen run [--quick | --full] [options]
 
-          --quick | --full         preset (quick: 1 round, 1 KiB, 1 s warm-up + 1.5 s; full: 3 rounds, 256 B/1 KiB/16 KiB, 2 s + 6 s)
+          --quick | --full         preset (quick: 1 round, 1 KiB, 0.5 s warm-up + 1 s; full: 3 rounds, 256 B/1 KiB/16 KiB, 2 s + 6 s)
           --out DIR                where results.md, results.json, chart.svg and logs go (default bench/out/<timestamp>)
           --shield-dll PATH        the built proxy (default src/EtcdShield/bin/Release/net10.0/EtcdShield.dll)
           --targets a,b            etcd, etcd-mtls, grpc-proxy, shield-plain, shield-encrypted (default all)
@@ -47,7 +47,7 @@ internal sealed record BenchOptions
           --rounds N               rounds; targets are interleaved within each round
           --keys N                 keys per value size (default 1000)
           --watchers N             watchers in the watch workload (default 1000)
-          --watch-rate N           puts per second in the watch workload (default 20)
+          --watch-rate N           puts per second in the watch workload (default 10, i.e. 10,000 events/s with 1000 watchers)
           --data-root DIR          where etcd data directories go (default /dev/shm when present)
           --microbench FILE        microbench.json from EtcdShield.Bench, to include in the report
           --command TEXT           the command to record in the report (bench/run.sh passes its own)
@@ -105,6 +105,6 @@ internal sealed record BenchOptions
         Mode = "full",
         Sizes = [256, 1024, 16384],
         Rounds = 3,
-        Load = new LoadSettings(64, 4, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(6), 1000, 1000, 20),
+        Load = new LoadSettings(64, 4, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(6), 1000, 1000, 10),
     };
 }
