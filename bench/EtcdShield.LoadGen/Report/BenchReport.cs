@@ -23,6 +23,8 @@ internal sealed class BenchReport
 
     public required int Rounds { get; init; }
 
+    public required TimeSpan TargetWarmup { get; init; }
+
     public required IReadOnlyList<TargetKind> Targets { get; init; }
 
     public required string KeyProvider { get; init; }

@@ -26,6 +26,7 @@ internal static class JsonReport
                 ["warmupSeconds"] = s.Warmup.TotalSeconds,
                 ["durationSeconds"] = s.Duration.TotalSeconds,
                 ["rounds"] = report.Rounds,
+                ["targetWarmupSeconds"] = report.TargetWarmup.TotalSeconds,
                 ["keysPerValueSize"] = s.Keys,
                 ["watchers"] = s.Watchers,
                 ["watchPutsPerSecond"] = s.WatchPutsPerSecond,
