@@ -46,6 +46,8 @@ dotnet build bench/EtcdShield.Microbench -c Release --nologo -v q -warnaserror 2
 dotnet build bench/EtcdShield.LoadGen -c Release --nologo -v q -warnaserror 2>&1 | grep -E 'error|Warn|warn' || true
 test -f src/EtcdShield/bin/Release/net10.0/EtcdShield.dll || { echo "bench: the proxy did not build" >&2; exit 1; }
 
+dotnet bench/EtcdShield.LoadGen/bin/Release/net10.0/EtcdShield.LoadGen.dll selftest
+
 micro_args=()
 if [ "$micro" = 1 ]; then
   echo "bench: micro-benchmarks (${mode#--})"

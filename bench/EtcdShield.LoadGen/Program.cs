@@ -6,6 +6,11 @@ if (args.Length == 0 || args.Contains("--help") || args.Contains("-h"))
     return args.Length == 0 ? 2 : 0;
 }
 
+if (args[0] == "selftest")
+{
+    return EtcdShield.LoadGen.Measure.HistogramSelfTest.Run();
+}
+
 BenchOptions options;
 try
 {

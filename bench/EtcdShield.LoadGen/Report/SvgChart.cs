@@ -14,7 +14,7 @@ internal static class SvgChart
     private static readonly string[] Colors = ["#9e9e9e", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"];
 
     private const int Left = 60;
-    private const int Top = 40;
+    private const int Top = 48;
     private const int PlotHeight = 300;
     private const int BarWidth = 12;
     private const int GroupGap = 18;
@@ -24,7 +24,7 @@ internal static class SvgChart
         var workloads = report.Workloads.ToList();
         var targets = report.Targets.ToList();
         var groupWidth = (targets.Count * BarWidth) + GroupGap;
-        var plotWidth = Math.Max(300, workloads.Count * groupWidth);
+        var plotWidth = Math.Max(420, workloads.Count * groupWidth);
         var width = Left + plotWidth + 20;
         var legendTop = Top + PlotHeight + 95;
         var height = legendTop + (targets.Count * 18) + 10;
@@ -36,9 +36,11 @@ internal static class SvgChart
         var svg = new StringBuilder();
         Add(svg, $"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" font-family=\"sans-serif\" font-size=\"11\">");
         Add(svg, $"<rect width=\"{width}\" height=\"{height}\" fill=\"white\"/>");
-        Add(svg, $"<text x=\"{Left}\" y=\"20\" font-size=\"14\" font-weight=\"bold\">ops/s relative to direct mTLS etcd ({Encode(report.Mode)} run, {report.Settings.Clients} clients, {report.Settings.Connections} connections)</text>");
+        Add(svg, $"<text x=\"{Left}\" y=\"18\" font-size=\"14\" font-weight=\"bold\">ops/s relative to direct mTLS etcd (dashed line = 1.0×)</text>");
+        Add(svg, $"<text x=\"{Left}\" y=\"33\" fill=\"#555\">{Encode(report.Mode)} run, {report.Started:yyyy-MM-dd}, {report.Settings.Clients} clients, {report.Settings.Connections} connections, median of {report.Rounds} round(s)</text>");
 
-        for (var tick = 0.0; tick <= max + 1e-9; tick += 0.2)
+        var step = max <= 2 ? 0.2 : max <= 5 ? 0.5 : 1.0;
+        for (var tick = 0.0; tick <= max + 1e-9; tick += step)
         {
             var y = Y(tick);
             Add(svg, $"<line x1=\"{Left}\" y1=\"{y:0.0}\" x2=\"{Left + plotWidth}\" y2=\"{y:0.0}\" stroke=\"#e0e0e0\"/>");
