@@ -31,7 +31,7 @@ internal sealed record BenchOptions
     public int Rounds { get; init; } = 1;
 
     /// <summary>Unmeasured load on every path before a target's first workload, so tiered JIT is done for all targets.</summary>
-    public TimeSpan TargetWarmup { get; init; } = TimeSpan.FromSeconds(2);
+    public TimeSpan TargetWarmup { get; init; } = TimeSpan.FromSeconds(8);
 
     public LoadSettings Load { get; init; } = new(64, 4, TimeSpan.FromSeconds(0.5), TimeSpan.FromSeconds(1), 1000, 1000, 10);
 
@@ -48,7 +48,7 @@ internal sealed record BenchOptions
           --connections N          gRPC connections they share (default 4)
           --warmup S --duration S  seconds per workload
           --rounds N               rounds; targets are interleaved within each round
-          --target-warmup S        unmeasured load on every path after a target starts (quick 2 s, full 10 s)
+          --target-warmup S        at most this much unmeasured load after a target starts, until its CPU/op settles (quick 8, full 60)
           --keys N                 keys per value size (default 1000)
           --watchers N             watchers in the watch workload (default 1000)
           --watch-rate N           puts per second in the watch workload (default 10, i.e. 10,000 events/s with 1000 watchers)
@@ -110,7 +110,7 @@ internal sealed record BenchOptions
         Mode = "full",
         Sizes = [256, 1024, 16384],
         Rounds = 3,
-        TargetWarmup = TimeSpan.FromSeconds(10),
+        TargetWarmup = TimeSpan.FromSeconds(60),
         Load = new LoadSettings(64, 4, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(6), 1000, 1000, 10),
     };
 }

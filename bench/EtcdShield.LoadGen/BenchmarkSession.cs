@@ -36,6 +36,7 @@ internal static class BenchmarkSession
             options.DataRoot ?? (Directory.Exists("/dev/shm") ? "/dev/shm" : output),
             "etcdshield-bench-" + started.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture));
         var runs = new List<WorkloadRun>();
+        var warmUps = new List<(int Round, TargetKind Target, TargetWarmUp WarmUp)>();
         var machine = MachineInfo.Collect();
         Console.WriteLine($"bench: {options.Mode} run → {output}");
         Console.WriteLine($"bench: {machine.Cores} cores, {machine.CpuModel}, load average {machine.LoadAverageAtStart}");
@@ -57,7 +58,7 @@ internal static class BenchmarkSession
             {
                 foreach (var target in Rotate(options.Targets, round - 1))
                 {
-                    runs.AddRange(await RunTargetAsync(launcher, pki, target, round, options).ConfigureAwait(false));
+                    runs.AddRange(await RunTargetAsync(launcher, pki, target, round, options, warmUps).ConfigureAwait(false));
                 }
             }
         }
@@ -80,6 +81,7 @@ internal static class BenchmarkSession
             Settings = options.Load,
             Rounds = options.Rounds,
             TargetWarmup = options.TargetWarmup,
+            WarmUps = warmUps,
             Targets = options.Targets,
             KeyProvider = keys?.Provider ?? "n/a",
             KeyProviderDetail = keys?.Detail ?? "the encrypting target was not run",
@@ -103,7 +105,8 @@ internal static class BenchmarkSession
         return runs.Count == 0 || failed.Count > 0 ? 1 : 0;
     }
 
-    private static async Task<List<WorkloadRun>> RunTargetAsync(TargetLauncher launcher, BenchPki pki, TargetKind kind, int round, BenchOptions options)
+    private static async Task<List<WorkloadRun>> RunTargetAsync(
+        TargetLauncher launcher, BenchPki pki, TargetKind kind, int round, BenchOptions options, List<(int Round, TargetKind Target, TargetWarmUp WarmUp)> warmUps)
     {
         var results = new List<WorkloadRun>();
         var tag = $"r{round}-{kind.Id()}";
@@ -129,7 +132,8 @@ internal static class BenchmarkSession
                 await Prepopulation.RunAsync(connections, keys, options.Load.Clients).ConfigureAwait(false);
                 if (!warmedUp)
                 {
-                    await WarmUpAsync(target, connections, keys, options).ConfigureAwait(false);
+                    var warmUp = await WarmUpAsync(target, connections, keys, options).ConfigureAwait(false);
+                    warmUps.Add((round, kind, warmUp));
                     warmedUp = true;
                 }
 
@@ -167,24 +171,46 @@ internal static class BenchmarkSession
     }
 
     /// <summary>
-    /// A fresh proxy runs its first requests through unoptimised tier-0 code and spends CPU compiling the rest, for
-    /// seconds on a busy machine. Every closed-loop path gets a share of unmeasured load first, so no target's first
-    /// workload pays for JIT while etcd's (compiled ahead of time) does not.
+    /// A fresh .NET proxy runs tier-0 code and then recompiles its hot paths (with PGO) in the background; on a busy
+    /// two-core machine that takes tens of seconds of load, while etcd and grpc-proxy are compiled ahead of time.
+    /// So every closed-loop path gets unmeasured load in slices until the measured process's CPU per operation stops
+    /// falling (two slices within 10 %), up to the configured maximum: the workloads then measure the steady state a
+    /// long-running proxy is in, whatever the target.
     /// </summary>
-    private static async Task WarmUpAsync(RunningTarget target, EtcdConnections connections, KeySpace keys, BenchOptions options)
+    private static async Task<TargetWarmUp> WarmUpAsync(RunningTarget target, EtcdConnections connections, KeySpace keys, BenchOptions options)
     {
         var kinds = Enum.GetValues<WorkloadKind>().Where(k => k != WorkloadKind.Watch).ToList();
-        var share = options.TargetWarmup / kinds.Count;
-        if (share <= TimeSpan.Zero)
+        var slice = options.Load with { Warmup = TimeSpan.Zero, Duration = TimeSpan.FromSeconds(0.5) };
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        double? previous = null;
+        double? cpuPerOp = null;
+        var settled = false;
+        while (System.Diagnostics.Stopwatch.GetElapsedTime(started) < options.TargetWarmup)
         {
-            return;
+            long operations = 0;
+            double cpu = 0;
+            foreach (var kind in kinds)
+            {
+                var run = await ClosedLoopRunner.RunAsync(target, connections, keys, kind, slice, round: 0).ConfigureAwait(false);
+                operations += run.Operations;
+                cpu += run.Resources.ProxyCpuSeconds ?? run.Resources.EtcdCpuSeconds;
+            }
+
+            cpuPerOp = operations > 0 ? cpu / operations : null;
+            if (previous is { } p && cpuPerOp is { } c && Math.Abs(c - p) <= 0.1 * p)
+            {
+                settled = true;
+                break;
+            }
+
+            previous = cpuPerOp;
         }
 
-        var settings = options.Load with { Warmup = TimeSpan.Zero, Duration = share };
-        foreach (var kind in kinds)
-        {
-            await ClosedLoopRunner.RunAsync(target, connections, keys, kind, settings, round: 0).ConfigureAwait(false);
-        }
+        var warmUp = new TargetWarmUp(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds, cpuPerOp * 1000, settled);
+        Console.WriteLine(string.Create(
+            CultureInfo.InvariantCulture,
+            $"  {target.Kind.Id()}: warm-up {warmUp.Seconds:0.0} s, {(settled ? "settled" : "NOT settled")} at {warmUp.CpuPer1000:0.0000} CPU s/1k ops"));
+        return warmUp;
     }
 
     private static void Report(WorkloadRun run)
@@ -229,3 +255,6 @@ internal static class BenchmarkSession
         }
     }
 }
+
+/// <summary>How long a target needed before its CPU per operation settled, and where it settled.</summary>
+internal sealed record TargetWarmUp(double Seconds, double? CpuPer1000, bool Settled);

@@ -26,7 +26,7 @@ internal static class JsonReport
                 ["warmupSeconds"] = s.Warmup.TotalSeconds,
                 ["durationSeconds"] = s.Duration.TotalSeconds,
                 ["rounds"] = report.Rounds,
-                ["targetWarmupSeconds"] = report.TargetWarmup.TotalSeconds,
+                ["targetWarmupMaxSeconds"] = report.TargetWarmup.TotalSeconds,
                 ["keysPerValueSize"] = s.Keys,
                 ["watchers"] = s.Watchers,
                 ["watchPutsPerSecond"] = s.WatchPutsPerSecond,
@@ -34,6 +34,14 @@ internal static class JsonReport
             },
             ["keyProvider"] = new JsonObject { ["provider"] = report.KeyProvider, ["detail"] = report.KeyProviderDetail },
             ["targets"] = new JsonArray([.. report.Targets.Select(t => (JsonNode)new JsonObject { ["id"] = t.Id(), ["label"] = t.Label() })]),
+            ["warmUps"] = new JsonArray([.. report.WarmUps.Select(w => (JsonNode)new JsonObject
+            {
+                ["round"] = w.Round,
+                ["target"] = w.Target.Id(),
+                ["seconds"] = w.WarmUp.Seconds,
+                ["settled"] = w.WarmUp.Settled,
+                ["cpuSecondsPer1000"] = w.WarmUp.CpuPer1000,
+            })]),
             ["goals"] = new JsonArray([.. report.Goals.Select(g => (JsonNode)new JsonObject { ["goal"] = g.Goal, ["measured"] = g.Measured, ["met"] = g.Met })]),
             ["summary"] = new JsonArray([.. report.Summaries.Select(Summary)]),
             ["runs"] = new JsonArray([.. report.Runs.Select(r => (JsonNode)new JsonObject
