@@ -1,0 +1,116 @@
+using System.Globalization;
+using EtcdShield.LoadGen.Load;
+using EtcdShield.LoadGen.Targets;
+
+namespace EtcdShield.LoadGen;
+
+/// <summary>
+/// The command line. --quick and --full are presets (quick: one round, 1 KiB, seconds per workload, under three
+/// minutes with everything else; full: three rounds, every size); any other flag overrides its preset value.
+/// </summary>
+internal sealed record BenchOptions
+{
+    public string Mode { get; init; } = "quick";
+
+    public string? OutputDirectory { get; init; }
+
+    public string? ShieldDll { get; init; }
+
+    public string? DataRoot { get; init; }
+
+    public string? MicrobenchJson { get; init; }
+
+    public string? Command { get; init; }
+
+    public IReadOnlyList<TargetKind> Targets { get; init; } = Enum.GetValues<TargetKind>();
+
+    public IReadOnlyList<WorkloadKind> Workloads { get; init; } = Enum.GetValues<WorkloadKind>();
+
+    public IReadOnlyList<int> Sizes { get; init; } = [1024];
+
+    public int Rounds { get; init; } = 1;
+
+    /// <summary>Unmeasured load on every path before a target's first workload, so tiered JIT is done for all targets.</summary>
+    public TimeSpan TargetWarmup { get; init; } = TimeSpan.FromSeconds(8);
+
+    public LoadSettings Load { get; init; } = new(64, 4, TimeSpan.FromSeconds(0.5), TimeSpan.FromSeconds(1), 1000, 1000, 10);
+
+    public const string Usage = """
+        EtcdShield.LoadGen run [--quick | --full] [options]
+
+          --quick | --full         preset (quick: 1 round, 1 KiB, 0.5 s warm-up + 1 s; full: 3 rounds, 256 B/1 KiB/16 KiB, 2 s + 6 s)
+          --out DIR                where results.md, results.json, chart.svg and logs go (default bench/out/<timestamp>)
+          --shield-dll PATH        the built proxy (default src/EtcdShield/bin/Release/net10.0/EtcdShield.dll)
+          --targets a,b            etcd, etcd-mtls, grpc-proxy, shield-plain, shield-encrypted (default all)
+          --workloads a,b          put, range-lin, range-ser, txn-cas, mixed, watch (default all)
+          --sizes 256,1024,16384   value sizes in bytes
+          --clients N              concurrent closed-loop clients (default 64)
+          --connections N          gRPC connections they share (default 4)
+          --warmup S --duration S  seconds per workload
+          --rounds N               rounds; targets are interleaved within each round
+          --target-warmup S        at most this much unmeasured load after a target starts, until its CPU/op settles (quick 8, full 60)
+          --keys N                 keys per value size (default 1000)
+          --watchers N             watchers in the watch workload (default 1000)
+          --watch-rate N           puts per second in the watch workload (default 10, i.e. 10,000 events/s with 1000 watchers)
+          --data-root DIR          where etcd data directories go (default /dev/shm when present)
+          --microbench FILE        microbench.json from EtcdShield.Bench, to include in the report
+          --command TEXT           the command to record in the report (bench/run.sh passes its own)
+        """;
+
+    public static BenchOptions Parse(IReadOnlyList<string> args)
+    {
+        var options = args.Contains("--full") ? Full() : new BenchOptions();
+        var load = options.Load;
+        for (var i = 0; i < args.Count; i++)
+        {
+            string Next() => i + 1 < args.Count ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
+            int NextInt() => int.Parse(Next(), CultureInfo.InvariantCulture);
+            TimeSpan NextSeconds() => TimeSpan.FromSeconds(double.Parse(Next(), CultureInfo.InvariantCulture));
+            string[] NextList() => Next().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+            options = args[i] switch
+            {
+                "run" or "--quick" or "--full" => options,
+                "--out" => options with { OutputDirectory = Next() },
+                "--shield-dll" => options with { ShieldDll = Next() },
+                "--data-root" => options with { DataRoot = Next() },
+                "--microbench" => options with { MicrobenchJson = Next() },
+                "--command" => options with { Command = Next() },
+                "--targets" => options with { Targets = [.. NextList().Select(TargetKinds.Parse)] },
+                "--workloads" => options with { Workloads = [.. NextList().Select(WorkloadKinds.Parse)] },
+                "--sizes" => options with { Sizes = [.. NextList().Select(s => int.Parse(s, CultureInfo.InvariantCulture))] },
+                "--rounds" => options with { Rounds = NextInt() },
+                "--target-warmup" => options with { TargetWarmup = NextSeconds() },
+                "--clients" => options with { Load = load = load with { Clients = NextInt() } },
+                "--connections" => options with { Load = load = load with { Connections = NextInt() } },
+                "--warmup" => options with { Load = load = load with { Warmup = NextSeconds() } },
+                "--duration" => options with { Load = load = load with { Duration = NextSeconds() } },
+                "--keys" => options with { Load = load = load with { Keys = NextInt() } },
+                "--watchers" => options with { Load = load = load with { Watchers = NextInt() } },
+                "--watch-rate" => options with { Load = load = load with { WatchPutsPerSecond = NextInt() } },
+                _ => throw new ArgumentException($"unknown argument '{args[i]}'"),
+            };
+        }
+
+        if (load.Clients < 1 || load.Connections < 1 || load.Keys < 1 || load.Watchers < 1 || load.WatchPutsPerSecond < 1 || options.Rounds < 1)
+        {
+            throw new ArgumentException("clients, connections, keys, watchers, watch-rate and rounds must be at least 1");
+        }
+
+        if (options.Sizes.Any(s => s < 8))
+        {
+            throw new ArgumentException("value sizes must be at least 8 bytes (the watch workload carries a timestamp)");
+        }
+
+        return options;
+    }
+
+    private static BenchOptions Full() => new()
+    {
+        Mode = "full",
+        Sizes = [256, 1024, 16384],
+        Rounds = 3,
+        TargetWarmup = TimeSpan.FromSeconds(60),
+        Load = new LoadSettings(64, 4, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(6), 1000, 1000, 10),
+    };
+}

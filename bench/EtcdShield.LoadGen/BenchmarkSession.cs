@@ -1,0 +1,260 @@
+using System.Globalization;
+using EtcdShield.LoadGen.Infrastructure;
+using EtcdShield.LoadGen.Load;
+using EtcdShield.LoadGen.Measure;
+using EtcdShield.LoadGen.Report;
+using EtcdShield.LoadGen.Targets;
+
+namespace EtcdShield.LoadGen;
+
+/// <summary>
+/// One benchmark run from start to report: PKI, KEK, then round after round every target started fresh, loaded
+/// with every workload, and stopped, in an order rotated each round so that slow drifts and a neighbour's bursts on
+/// a shared machine land on all targets alike. Whatever fails, every process started is killed.
+/// </summary>
+internal static class BenchmarkSession
+{
+    public static async Task<int> RunAsync(BenchOptions options)
+    {
+        var started = DateTimeOffset.UtcNow;
+        var repository = FindRepository();
+        var output = Path.GetFullPath(options.OutputDirectory
+            ?? Path.Combine(repository, "bench", "out", started.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture)));
+        var logs = Path.Combine(output, "logs");
+        Directory.CreateDirectory(logs);
+        ChildProcesses.Track(Path.Combine(output, "pids"));
+
+        var shieldDll = options.ShieldDll ?? Path.Combine(repository, "src", "EtcdShield", "bin", "Release", "net10.0", "EtcdShield.dll");
+        if (!File.Exists(shieldDll))
+        {
+            await Console.Error.WriteLineAsync($"loadgen: {shieldDll} not found; build it with: dotnet build src/EtcdShield -c Release").ConfigureAwait(false);
+            return 2;
+        }
+
+        // tmpfs keeps the shared disk's fsync latency (noisy, and not the proxy's doing) out of every target alike.
+        var dataRoot = Path.Combine(
+            options.DataRoot ?? (Directory.Exists("/dev/shm") ? "/dev/shm" : output),
+            "etcdshield-bench-" + started.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture));
+        var runs = new List<WorkloadRun>();
+        var warmUps = new List<(int Round, TargetKind Target, TargetWarmUp WarmUp)>();
+        var machine = MachineInfo.Collect();
+        Console.WriteLine($"bench: {options.Mode} run → {output}");
+        Console.WriteLine($"bench: {machine.Cores} cores, {machine.CpuModel}, load average {machine.LoadAverageAtStart}");
+
+        KeyProviderSetup? keys = null;
+        try
+        {
+            Directory.CreateDirectory(dataRoot);
+            using var pki = BenchPki.Create(Path.Combine(dataRoot, "pki"));
+            var shield = new ShieldBinary(shieldDll);
+            if (options.Targets.Contains(TargetKind.ShieldEncrypted))
+            {
+                keys = await KeyProviderSetup.ChooseAsync(shield, pki, Path.Combine(dataRoot, "kek"), logs).ConfigureAwait(false);
+                Console.WriteLine($"bench: encrypting target uses {keys.Provider}: {keys.Detail}");
+            }
+
+            var launcher = new TargetLauncher(pki, shield, keys!, dataRoot, logs);
+            for (var round = 1; round <= options.Rounds; round++)
+            {
+                foreach (var target in Rotate(options.Targets, round - 1))
+                {
+                    runs.AddRange(await RunTargetAsync(launcher, pki, target, round, options, warmUps).ConfigureAwait(false));
+                }
+            }
+        }
+        finally
+        {
+            ChildProcesses.KillAll();
+            TryDelete(dataRoot);
+        }
+
+        var summaries = Summary.From(runs);
+        var micro = MicrobenchResults.Load(options.MicrobenchJson);
+        var report = new BenchReport
+        {
+            Command = options.Command ?? "EtcdShield.LoadGen " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)),
+            Mode = options.Mode,
+            Started = started,
+            Finished = DateTimeOffset.UtcNow,
+            Machine = machine,
+            LoadAverageAtEnd = MachineInfo.LoadAverage(),
+            Settings = options.Load,
+            Rounds = options.Rounds,
+            TargetWarmup = options.TargetWarmup,
+            WarmUps = warmUps,
+            Targets = options.Targets,
+            KeyProvider = keys?.Provider ?? "n/a",
+            KeyProviderDetail = keys?.Detail ?? "the encrypting target was not run",
+            DataRoot = options.DataRoot ?? (Directory.Exists("/dev/shm") ? "/dev/shm (tmpfs)" : "the output directory"),
+            Runs = runs,
+            Summaries = summaries,
+            Goals = GoalChecks.Evaluate(summaries, micro, options.Load.Watchers),
+            Microbench = micro,
+        };
+        await File.WriteAllTextAsync(Path.Combine(output, "results.md"), MarkdownReport.Write(report)).ConfigureAwait(false);
+        await File.WriteAllTextAsync(Path.Combine(output, "results.json"), JsonReport.Write(report)).ConfigureAwait(false);
+        await File.WriteAllTextAsync(Path.Combine(output, "chart.svg"), SvgChart.Write(report)).ConfigureAwait(false);
+        Console.WriteLine($"bench: wrote {Path.Combine(output, "results.md")}, results.json, chart.svg");
+
+        var failed = runs.Where(r => r.Failure is not null).ToList();
+        foreach (var goal in report.Goals)
+        {
+            Console.WriteLine($"goal: {(goal.Met is null ? "n/a " : goal.Met.Value ? "met " : "MISS")} {goal.Goal}: {goal.Measured}");
+        }
+
+        return runs.Count == 0 || failed.Count > 0 ? 1 : 0;
+    }
+
+    private static async Task<List<WorkloadRun>> RunTargetAsync(
+        TargetLauncher launcher, BenchPki pki, TargetKind kind, int round, BenchOptions options, List<(int Round, TargetKind Target, TargetWarmUp WarmUp)> warmUps)
+    {
+        var results = new List<WorkloadRun>();
+        var tag = $"r{round}-{kind.Id()}";
+        try
+        {
+            using var target = await launcher.StartAsync(kind, tag).ConfigureAwait(false);
+            using var connections = EtcdConnections.Open(target.Endpoint, options.Load.Connections, pki);
+            using (var connect = new CancellationTokenSource(TimeSpan.FromSeconds(60)))
+            {
+                await connections.ConnectAsync(connect.Token).ConfigureAwait(false);
+            }
+
+            var warmedUp = false;
+            foreach (var size in options.Sizes)
+            {
+                var closedLoop = options.Workloads.Where(w => w != WorkloadKind.Watch).ToList();
+                if (closedLoop.Count == 0)
+                {
+                    continue;
+                }
+
+                var keys = new KeySpace(size, options.Load.Keys);
+                await Prepopulation.RunAsync(connections, keys, options.Load.Clients).ConfigureAwait(false);
+                if (!warmedUp)
+                {
+                    var warmUp = await WarmUpAsync(target, connections, keys, options).ConfigureAwait(false);
+                    warmUps.Add((round, kind, warmUp));
+                    warmedUp = true;
+                }
+
+                foreach (var workload in closedLoop)
+                {
+                    var run = await ClosedLoopRunner.RunAsync(target, connections, keys, workload, options.Load, round).ConfigureAwait(false);
+                    Report(run);
+                    results.Add(run);
+                }
+            }
+
+            if (options.Workloads.Contains(WorkloadKind.Watch))
+            {
+                // Watch runs once per target, at 1 KiB when that size is measured: its goal is stated for it.
+                var size = options.Sizes.Contains(GoalChecks.ReferenceSize) ? GoalChecks.ReferenceSize : options.Sizes[0];
+                var run = await WatchFanOut.RunAsync(target, connections, size, options.Load, round).ConfigureAwait(false);
+                Report(run);
+                results.Add(run);
+            }
+        }
+        catch (Exception e) when (e is InvalidOperationException or Grpc.Core.RpcException or TimeoutException or OperationCanceledException or IOException or HttpRequestException)
+        {
+            // One target failing (it did not start, or died) must not take the others' results with it.
+            Console.WriteLine($"bench: {tag} FAILED: {e.Message}");
+            results.Add(new WorkloadRun
+            {
+                Round = round,
+                Target = kind,
+                Workload = new Workload(options.Workloads[0], options.Sizes[0]),
+                Failure = e.GetType().Name + ": " + e.Message.Split('\n')[0],
+            });
+        }
+
+        return results;
+    }
+
+    /// <summary>
+    /// A fresh .NET proxy runs tier-0 code and then recompiles its hot paths (with PGO) in the background; on a busy
+    /// two-core machine that takes tens of seconds of load, while etcd and grpc-proxy are compiled ahead of time.
+    /// So every closed-loop path gets unmeasured load in slices until the measured process's CPU per operation stops
+    /// falling (two slices within 10 %), up to the configured maximum: the workloads then measure the steady state a
+    /// long-running proxy is in, whatever the target.
+    /// </summary>
+    private static async Task<TargetWarmUp> WarmUpAsync(RunningTarget target, EtcdConnections connections, KeySpace keys, BenchOptions options)
+    {
+        var kinds = Enum.GetValues<WorkloadKind>().Where(k => k != WorkloadKind.Watch).ToList();
+        var slice = options.Load with { Warmup = TimeSpan.Zero, Duration = TimeSpan.FromSeconds(0.5) };
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        double? previous = null;
+        double? cpuPerOp = null;
+        var settled = false;
+        while (System.Diagnostics.Stopwatch.GetElapsedTime(started) < options.TargetWarmup)
+        {
+            long operations = 0;
+            double cpu = 0;
+            foreach (var kind in kinds)
+            {
+                var run = await ClosedLoopRunner.RunAsync(target, connections, keys, kind, slice, round: 0).ConfigureAwait(false);
+                operations += run.Operations;
+                cpu += run.Resources.ProxyCpuSeconds ?? run.Resources.EtcdCpuSeconds;
+            }
+
+            cpuPerOp = operations > 0 ? cpu / operations : null;
+            if (previous is { } p && cpuPerOp is { } c && Math.Abs(c - p) <= 0.1 * p)
+            {
+                settled = true;
+                break;
+            }
+
+            previous = cpuPerOp;
+        }
+
+        var warmUp = new TargetWarmUp(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds, cpuPerOp * 1000, settled);
+        Console.WriteLine(string.Create(
+            CultureInfo.InvariantCulture,
+            $"  {target.Kind.Id()}: warm-up {warmUp.Seconds:0.0} s, {(settled ? "settled" : "NOT settled")} at {warmUp.CpuPer1000:0.0000} CPU s/1k ops"));
+        return warmUp;
+    }
+
+    private static void Report(WorkloadRun run)
+    {
+        var proxy = run.Resources.ProxyCpuSeconds is { } cpu && run.Operations > 0
+            ? $", proxy {cpu / run.Operations * 1000:0.0000} CPU s/1k, peak {run.Resources.ProxyPeakBytes / 1048576.0:0} MiB"
+            : "";
+        var errors = run.Errors > 0 ? $", {run.Errors} errors ({string.Join(", ", run.ErrorsByCode.Select(e => $"{e.Key}: {e.Value}"))})" : "";
+        Console.WriteLine(string.Create(
+            CultureInfo.InvariantCulture,
+            $"  r{run.Round} {run.Target.Id(),-16} {run.Workload.Id,-16} {run.OperationsPerSecond,9:0} ops/s  p50 {run.Latency.ValueAtPercentile(50) / 1e6,7:0.000} ms  p99 {run.Latency.ValueAtPercentile(99) / 1e6,7:0.000} ms{proxy}{errors}{(run.Failure is null ? "" : " FAILED: " + run.Failure)}"));
+    }
+
+    /// <summary>Round r starts r places further along: A B C, B C A, C A B.</summary>
+    private static IEnumerable<TargetKind> Rotate(IReadOnlyList<TargetKind> targets, int by) =>
+        targets.Skip(by % targets.Count).Concat(targets.Take(by % targets.Count));
+
+    private static string FindRepository()
+    {
+        for (var directory = new DirectoryInfo(Environment.CurrentDirectory); directory is not null; directory = directory.Parent)
+        {
+            if (File.Exists(Path.Combine(directory.FullName, "EtcdShield.sln")))
+            {
+                return directory.FullName;
+            }
+        }
+
+        return Environment.CurrentDirectory;
+    }
+
+    private static void TryDelete(string directory)
+    {
+        try
+        {
+            if (Directory.Exists(directory))
+            {
+                Directory.Delete(directory, recursive: true);
+            }
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
+
+/// <summary>How long a target needed before its CPU per operation settled, and where it settled.</summary>
+internal sealed record TargetWarmUp(double Seconds, double? CpuPer1000, bool Settled);

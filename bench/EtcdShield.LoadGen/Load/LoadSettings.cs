@@ -1,0 +1,15 @@
+namespace EtcdShield.LoadGen.Load;
+
+/// <summary>How hard and how long each workload runs.</summary>
+internal sealed record LoadSettings(
+    int Clients,
+    int Connections,
+    TimeSpan Warmup,
+    TimeSpan Duration,
+    int Keys,
+    int Watchers,
+    int WatchPutsPerSecond)
+{
+    /// <summary>No single call may take longer than this; a stuck target fails a run instead of hanging it.</summary>
+    public static TimeSpan CallDeadline { get; } = TimeSpan.FromSeconds(15);
+}

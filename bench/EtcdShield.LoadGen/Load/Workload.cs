@@ -1,0 +1,58 @@
+namespace EtcdShield.LoadGen.Load;
+
+/// <summary>The operations the benchmark knows.</summary>
+internal enum WorkloadKind
+{
+    Put,
+    RangeLinearizable,
+    RangeSerializable,
+    TxnCas,
+    Mixed,
+    Watch,
+}
+
+/// <summary>One measured cell: what is done, with which value size.</summary>
+internal sealed record Workload(WorkloadKind Kind, int ValueSize)
+{
+    public string Id => $"{Kind.Id()}-{SizeLabel(ValueSize)}";
+
+    public static string SizeLabel(int bytes) => bytes % 1024 == 0 ? $"{bytes / 1024}KiB" : $"{bytes}B";
+}
+
+internal static class WorkloadKinds
+{
+    public static string Id(this WorkloadKind kind) => kind switch
+    {
+        WorkloadKind.Put => "put",
+        WorkloadKind.RangeLinearizable => "range-lin",
+        WorkloadKind.RangeSerializable => "range-ser",
+        WorkloadKind.TxnCas => "txn-cas",
+        WorkloadKind.Mixed => "mixed",
+        WorkloadKind.Watch => "watch",
+        _ => kind.ToString(),
+    };
+
+    public static string Describe(this WorkloadKind kind) => kind switch
+    {
+        WorkloadKind.Put => "put to a random key",
+        WorkloadKind.RangeLinearizable => "linearizable get of a random key",
+        WorkloadKind.RangeSerializable => "serializable get of a random key",
+        WorkloadKind.TxnCas => "txn: if mod_revision(key) == known then put else get (Kubernetes GuaranteedUpdate)",
+        WorkloadKind.Mixed => "90 % linearizable get / 10 % put, random keys",
+        WorkloadKind.Watch => "N watchers on one prefix, puts at a fixed rate; events/s and put-to-event latency",
+        _ => kind.ToString(),
+    };
+
+    public static WorkloadKind Parse(string id)
+    {
+        foreach (var kind in Enum.GetValues<WorkloadKind>())
+        {
+            if (kind.Id() == id)
+            {
+                return kind;
+            }
+        }
+
+        throw new ArgumentException($"unknown workload '{id}'; known: {string.Join(", ", Enum.GetValues<WorkloadKind>().Select(k => k.Id()))}");
+    }
+}

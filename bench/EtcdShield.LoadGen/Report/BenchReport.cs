@@ -1,0 +1,48 @@
+using EtcdShield.LoadGen.Load;
+using EtcdShield.LoadGen.Measure;
+using EtcdShield.LoadGen.Targets;
+
+namespace EtcdShield.LoadGen.Report;
+
+/// <summary>Everything one benchmark run produced, as the three writers (Markdown, JSON, SVG) need it.</summary>
+internal sealed class BenchReport
+{
+    public required string Command { get; init; }
+
+    public required string Mode { get; init; }
+
+    public required DateTimeOffset Started { get; init; }
+
+    public required DateTimeOffset Finished { get; init; }
+
+    public required MachineInfo Machine { get; init; }
+
+    public required string LoadAverageAtEnd { get; init; }
+
+    public required LoadSettings Settings { get; init; }
+
+    public required int Rounds { get; init; }
+
+    public required TimeSpan TargetWarmup { get; init; }
+
+    public required IReadOnlyList<(int Round, TargetKind Target, TargetWarmUp WarmUp)> WarmUps { get; init; }
+
+    public required IReadOnlyList<TargetKind> Targets { get; init; }
+
+    public required string KeyProvider { get; init; }
+
+    public required string KeyProviderDetail { get; init; }
+
+    public required string DataRoot { get; init; }
+
+    public required IReadOnlyList<WorkloadRun> Runs { get; init; }
+
+    public required IReadOnlyList<Summary> Summaries { get; init; }
+
+    public required IReadOnlyList<GoalCheck> Goals { get; init; }
+
+    public MicrobenchResults? Microbench { get; init; }
+
+    /// <summary>Workloads in the order they ran, for tables and the chart.</summary>
+    public IEnumerable<Workload> Workloads => Summaries.Select(s => s.Workload).Distinct();
+}

@@ -1,0 +1,80 @@
+using System.Globalization;
+using EtcdShield.LoadGen.Load;
+using EtcdShield.LoadGen.Targets;
+
+namespace EtcdShield.LoadGen.Report;
+
+/// <summary>One of the issue's acceptance goals, as measured: met, missed, or not measurable in this run.</summary>
+internal sealed record GoalCheck(string Goal, string Measured, bool? Met);
+
+internal static class GoalChecks
+{
+    /// <summary>The goals are stated for 1 KiB values (64 clients, 4 connections in the issue).</summary>
+    public const int ReferenceSize = 1024;
+
+    public static IReadOnlyList<GoalCheck> Evaluate(IReadOnlyList<Summary> summaries, MicrobenchResults? micro, int watchers)
+    {
+        var checks = new List<GoalCheck>();
+        var kinds = summaries.Where(s => s.Workload.ValueSize == ReferenceSize).Select(s => s.Workload.Kind).Distinct().Order().ToList();
+
+        foreach (var kind in kinds)
+        {
+            checks.Add(Ratio($"encrypting ≥ 1.0× etcd grpc-proxy, {kind.Id()}", summaries, kind, TargetKind.GrpcProxy, 1.0));
+        }
+
+        checks.Add(Ratio("encrypting ≥ 0.9× direct mTLS etcd, put", summaries, WorkloadKind.Put, TargetKind.EtcdMtls, 0.9));
+        checks.Add(Ratio("encrypting ≥ 0.8× direct mTLS etcd, range-lin", summaries, WorkloadKind.RangeLinearizable, TargetKind.EtcdMtls, 0.8));
+        foreach (var kind in kinds)
+        {
+            checks.Add(Ratio($"encrypting ≥ 0.97× --no-encryption, {kind.Id()}", summaries, kind, TargetKind.ShieldPlain, 0.97));
+        }
+
+        foreach (var (envelope, raw, label) in new[] { ("Seal", "RawEncrypt", "encrypt"), ("Open", "RawDecrypt", "decrypt") })
+        {
+            var ratio = micro?.Ratio(envelope, raw, ReferenceSize);
+            checks.Add(new GoalCheck(
+                $"envelope {label} ≤ 1.5× raw AesGcm, 1 KiB",
+                ratio is { } r ? Format(r) + $" ({micro!.Mean(envelope, ReferenceSize):0} ns vs {micro.Mean(raw, ReferenceSize):0} ns)" : "not measured",
+                ratio is { } m ? m <= 1.5 : null));
+        }
+
+        var encrypted = Find(summaries, WorkloadKind.Watch, TargetKind.ShieldEncrypted);
+        var direct = Find(summaries, WorkloadKind.Watch, TargetKind.EtcdMtls);
+        var watchGoal = $"watch put-to-event p99 added ≤ 1 ms, {watchers} watchers" + (watchers == 1000 ? "" : " (goal is stated for 1000)");
+        if (encrypted is not null && direct is not null)
+        {
+            var added = encrypted.P99Ms - direct.P99Ms;
+            checks.Add(new GoalCheck(
+                watchGoal,
+                string.Create(CultureInfo.InvariantCulture, $"{added:+0.00;-0.00} ms ({encrypted.P99Ms:0.00} vs {direct.P99Ms:0.00} ms)"),
+                added <= 1.0));
+        }
+        else
+        {
+            checks.Add(new GoalCheck(watchGoal, "not measured", null));
+        }
+
+        return checks;
+    }
+
+    private static GoalCheck Ratio(string goal, IReadOnlyList<Summary> summaries, WorkloadKind kind, TargetKind against, double threshold)
+    {
+        var encrypted = Find(summaries, kind, TargetKind.ShieldEncrypted);
+        var other = Find(summaries, kind, against);
+        if (encrypted is null || other is null || other.MedianOpsPerSecond <= 0)
+        {
+            return new GoalCheck(goal, "not measured", null);
+        }
+
+        var ratio = encrypted.MedianOpsPerSecond / other.MedianOpsPerSecond;
+        return new GoalCheck(
+            goal,
+            Format(ratio) + string.Create(CultureInfo.InvariantCulture, $" ({encrypted.MedianOpsPerSecond:0} vs {other.MedianOpsPerSecond:0} ops/s)"),
+            ratio >= threshold);
+    }
+
+    private static Summary? Find(IReadOnlyList<Summary> summaries, WorkloadKind kind, TargetKind target) =>
+        summaries.FirstOrDefault(s => s.Workload.Kind == kind && s.Target == target && s.Workload.ValueSize == ReferenceSize);
+
+    private static string Format(double ratio) => ratio.ToString("0.00", CultureInfo.InvariantCulture) + "×";
+}

@@ -1,0 +1,120 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using EtcdShield.LoadGen.Load;
+using EtcdShield.LoadGen.Targets;
+
+namespace EtcdShield.LoadGen.Report;
+
+/// <summary>results.json: the same data as results.md plus every round's raw numbers, for scripts and comparisons.</summary>
+internal static class JsonReport
+{
+    public static string Write(BenchReport report)
+    {
+        var s = report.Settings;
+        var root = new JsonObject
+        {
+            ["command"] = report.Command,
+            ["mode"] = report.Mode,
+            ["started"] = report.Started.ToString("O"),
+            ["finished"] = report.Finished.ToString("O"),
+            ["machine"] = JsonSerializer.SerializeToNode(report.Machine, MachineJson.Default.MachineInfo),
+            ["loadAverageAtEnd"] = report.LoadAverageAtEnd,
+            ["settings"] = new JsonObject
+            {
+                ["clients"] = s.Clients,
+                ["connections"] = s.Connections,
+                ["warmupSeconds"] = s.Warmup.TotalSeconds,
+                ["durationSeconds"] = s.Duration.TotalSeconds,
+                ["rounds"] = report.Rounds,
+                ["targetWarmupMaxSeconds"] = report.TargetWarmup.TotalSeconds,
+                ["keysPerValueSize"] = s.Keys,
+                ["watchers"] = s.Watchers,
+                ["watchPutsPerSecond"] = s.WatchPutsPerSecond,
+                ["etcdDataRoot"] = report.DataRoot,
+            },
+            ["keyProvider"] = new JsonObject { ["provider"] = report.KeyProvider, ["detail"] = report.KeyProviderDetail },
+            ["targets"] = new JsonArray([.. report.Targets.Select(t => (JsonNode)new JsonObject { ["id"] = t.Id(), ["label"] = t.Label() })]),
+            ["warmUps"] = new JsonArray([.. report.WarmUps.Select(w => (JsonNode)new JsonObject
+            {
+                ["round"] = w.Round,
+                ["target"] = w.Target.Id(),
+                ["seconds"] = w.WarmUp.Seconds,
+                ["settled"] = w.WarmUp.Settled,
+                ["cpuSecondsPer1000"] = w.WarmUp.CpuPer1000,
+            })]),
+            ["goals"] = new JsonArray([.. report.Goals.Select(g => (JsonNode)new JsonObject { ["goal"] = g.Goal, ["measured"] = g.Measured, ["met"] = g.Met })]),
+            ["summary"] = new JsonArray([.. report.Summaries.Select(Summary)]),
+            ["runs"] = new JsonArray([.. report.Runs.Select(r => (JsonNode)new JsonObject
+            {
+                ["round"] = r.Round,
+                ["target"] = r.Target.Id(),
+                ["workload"] = r.Workload.Kind.Id(),
+                ["valueSize"] = r.Workload.ValueSize,
+                ["operations"] = r.Operations,
+                ["seconds"] = r.Seconds,
+                ["opsPerSecond"] = r.OperationsPerSecond,
+                ["p50Ms"] = r.Latency.ValueAtPercentile(50) / 1e6,
+                ["p99Ms"] = r.Latency.ValueAtPercentile(99) / 1e6,
+                ["p999Ms"] = r.Latency.ValueAtPercentile(99.9) / 1e6,
+                ["maxMs"] = r.Latency.MaxNanoseconds / 1e6,
+                ["errors"] = r.Errors,
+                ["errorsByCode"] = new JsonObject([.. r.ErrorsByCode.Select(e => KeyValuePair.Create(e.Key, (JsonNode?)e.Value))]),
+                ["proxyCpuSeconds"] = r.Resources.ProxyCpuSeconds,
+                ["etcdCpuSeconds"] = r.Resources.EtcdCpuSeconds,
+                ["loadGenCpuSeconds"] = r.Resources.LoadGenCpuSeconds,
+                ["proxyPeakBytes"] = r.Resources.ProxyPeakBytes,
+                ["etcdPeakBytes"] = r.Resources.EtcdPeakBytes,
+                ["txnSucceeded"] = r.TxnSucceeded,
+                ["txnFailed"] = r.TxnFailed,
+                ["watchers"] = r.Watchers,
+                ["puts"] = r.Puts,
+                ["expectedEvents"] = r.ExpectedEvents,
+                ["failure"] = r.Failure,
+            })]),
+        };
+        if (report.Microbench is { } micro)
+        {
+            root["microbench"] = new JsonObject
+            {
+                ["job"] = micro.Job,
+                ["cases"] = new JsonArray([.. micro.Cases.Select(c => (JsonNode)new JsonObject
+                {
+                    ["benchmark"] = c.Benchmark,
+                    ["method"] = c.Method,
+                    ["size"] = c.Size,
+                    ["meanNs"] = c.MeanNs,
+                    ["errorNs"] = c.ErrorNs,
+                    ["allocatedBytes"] = c.AllocatedBytes,
+                })]),
+            };
+        }
+
+        return root.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+    }
+
+    private static JsonObject Summary(Summary x) => new()
+    {
+        ["workload"] = x.Workload.Kind.Id(),
+        ["valueSize"] = x.Workload.ValueSize,
+        ["target"] = x.Target.Id(),
+        ["opsPerSecondMedian"] = x.MedianOpsPerSecond,
+        ["opsPerSecondByRound"] = new JsonArray([.. x.OpsPerSecondByRound.Select(v => (JsonNode)v)]),
+        ["ratioToDirectMtls"] = x.RatioToMtls,
+        ["p50Ms"] = x.P50Ms,
+        ["p99Ms"] = x.P99Ms,
+        ["p999Ms"] = x.P999Ms,
+        ["maxMs"] = x.MaxMs,
+        ["proxyCpuSecondsPer1000"] = x.ProxyCpuPer1000,
+        ["etcdCpuSecondsPer1000"] = x.EtcdCpuPer1000,
+        ["loadGenCpuSecondsPer1000"] = x.LoadGenCpuPer1000,
+        ["proxyPeakMiB"] = x.ProxyPeakMiB,
+        ["etcdPeakMiB"] = x.EtcdPeakMiB,
+        ["errors"] = x.Errors,
+        ["deliveredFraction"] = x.DeliveredFraction,
+        ["failure"] = x.Failure,
+    };
+}
+
+[System.Text.Json.Serialization.JsonSerializable(typeof(MachineInfo))]
+[System.Text.Json.Serialization.JsonSourceGenerationOptions(PropertyNamingPolicy = System.Text.Json.Serialization.JsonKnownNamingPolicy.CamelCase)]
+internal sealed partial class MachineJson : System.Text.Json.Serialization.JsonSerializerContext;

@@ -1,0 +1,52 @@
+using EtcdShield.LoadGen.Infrastructure;
+
+namespace EtcdShield.LoadGen.Targets;
+
+/// <summary>A started target: where clients connect, which processes to measure, and how to stop them all.</summary>
+internal sealed class RunningTarget : IDisposable
+{
+    private readonly ServerProcess _etcd;
+    private readonly ServerProcess? _proxy;
+    private readonly string _directory;
+
+    public RunningTarget(TargetKind kind, Uri endpoint, ServerProcess etcd, ServerProcess? proxy, string directory)
+    {
+        Kind = kind;
+        Endpoint = endpoint;
+        _etcd = etcd;
+        _proxy = proxy;
+        _directory = directory;
+    }
+
+    public TargetKind Kind { get; }
+
+    /// <summary>http://127.0.0.1:P for plaintext etcd, https for every other target.</summary>
+    public Uri Endpoint { get; }
+
+    public bool UsesTls => Endpoint.Scheme == Uri.UriSchemeHttps;
+
+    public int EtcdPid => _etcd.Pid;
+
+    public int? ProxyPid => _proxy?.Pid;
+
+    /// <summary>Which target process died during the run, if one did (its result is then void).</summary>
+    public string? Failure =>
+        _proxy is { HasExited: true } ? $"{_proxy.Name} exited (log {_proxy.LogFile})"
+        : _etcd.HasExited ? $"{_etcd.Name} exited (log {_etcd.LogFile})"
+        : null;
+
+    public void Dispose()
+    {
+        // Proxy first, so it never sees its etcd vanish and starts reconnecting in the measured CPU of nothing.
+        _proxy?.Dispose();
+        _etcd.Dispose();
+        try
+        {
+            Directory.Delete(_directory, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A data directory we could not remove costs disk, not correctness.
+        }
+    }
+}

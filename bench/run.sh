@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The whole benchmark in one command: builds Release, runs the micro-benchmarks, then the load benchmark against
+# etcd, direct mTLS etcd, etcd grpc-proxy and EtcdShield (plain and encrypting) on loopback, and writes
+# bench/out/<timestamp>/{results.md,results.json,chart.svg}.
+#
+#   bash bench/run.sh --quick          # one round, 1 KiB, seconds per workload: under three minutes
+#   bash bench/run.sh --full           # three rounds, 256 B / 1 KiB / 16 KiB: about 40 minutes
+#   bash bench/run.sh --quick --targets etcd-mtls,shield-encrypted --workloads put   # any EtcdShield.LoadGen flag
+#   bash bench/run.sh --quick --no-micro                                              # skip the micro-benchmarks
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+mode=--quick
+micro=1
+loadgen_args=()
+for arg in "$@"; do
+  case "$arg" in
+    --quick|--full) mode=$arg ;;
+    --no-micro) micro=0 ;;
+    *) loadgen_args+=("$arg") ;;
+  esac
+done
+
+for tool in etcd dotnet; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is not installed (bash deploy/install-prerequisites.sh installs it)" >&2; exit 2; }
+done
+
+out="$root/bench/out/$(date -u +%Y%m%d-%H%M%S)"
+mkdir -p "$out"
+
+# The load generator kills what it starts in finally blocks and on SIGTERM/Ctrl-C; this trap covers the rest (a
+# SIGKILLed load generator) from the pid file it keeps, checking each pid is still one of our servers first.
+cleanup() {
+  [ -f "$out/pids" ] || return 0
+  while read -r pid; do
+    [ -n "$pid" ] || continue
+    if grep -qaE 'etcd|EtcdShield' "/proc/$pid/cmdline" 2>/dev/null; then kill -9 "$pid" 2>/dev/null || true; fi
+  done <"$out/pids"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "bench: building Release"
+dotnet build bench/EtcdShield.Microbench -c Release --nologo -v q -warnaserror 2>&1 | grep -E 'error|Warn|warn' || true
+dotnet build bench/EtcdShield.LoadGen -c Release --nologo -v q -warnaserror 2>&1 | grep -E 'error|Warn|warn' || true
+test -f src/EtcdShield/bin/Release/net10.0/EtcdShield.dll || { echo "bench: the proxy did not build" >&2; exit 1; }
+
+dotnet bench/EtcdShield.LoadGen/bin/Release/net10.0/EtcdShield.LoadGen.dll selftest
+
+micro_args=()
+if [ "$micro" = 1 ]; then
+  echo "bench: micro-benchmarks (${mode#--})"
+  dotnet bench/EtcdShield.Microbench/bin/Release/net10.0/EtcdShield.Bench.dll "$mode" \
+    --json "$out/microbench.json" --artifacts "$out/microbench" >"$out/microbench.log" 2>&1 \
+    || { echo "bench: micro-benchmarks failed, see $out/microbench.log" >&2; exit 1; }
+  micro_args=(--microbench "$out/microbench.json")
+fi
+
+echo "bench: load (${mode#--})"
+status=0
+dotnet bench/EtcdShield.LoadGen/bin/Release/net10.0/EtcdShield.LoadGen.dll run "$mode" --out "$out" \
+  --command "bash bench/run.sh $*" "${micro_args[@]}" "${loadgen_args[@]}" || status=$?
+
+echo "bench: results in $out/results.md"
+exit $status
