@@ -65,12 +65,13 @@ public sealed class ExecutableTests(TestPki pki) : IClassFixture<TestPki>
             await shield.WaitForStdOutAsync(line => line.Contains("EtcdShield ready", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
             var etcdctl = new Etcdctl(clientUrl, pki.CaFile, ShieldServer.DefaultClient(pki));
 
-            await using var watch = new EtcdctlTarget(clientUrl, pki.CaFile, ShieldServer.DefaultClient(pki)).Start("watch", "exe/k");
+            // From revision 1, so the put is seen however late the watch attaches (etcd here is fresh, nothing compacted).
+            await using var watch = new EtcdctlTarget(clientUrl, pki.CaFile, ShieldServer.DefaultClient(pki)).Start("watch", "exe/k", "--rev", "1");
 
             var put = await etcdctl.RunAsync("put", "exe/k", "through the executable");
             var get = await etcdctl.RunAsync("get", "exe/k", "--print-value-only");
             var stored = await new Etcdctl(etcd.ClientUrl).RunAsync("get", "exe/k", "--print-value-only");
-            await watch.WaitForStdOutAsync(line => line == "through the executable", TimeSpan.FromSeconds(15));
+            await watch.WaitForStdOutAsync(line => line == "through the executable", TimeSpan.FromSeconds(30));
 
             // The open watch does not hold the shutdown back (the host would wait 30 s for it).
             var stopped = await shield.TerminateAsync(TimeSpan.FromSeconds(20));
