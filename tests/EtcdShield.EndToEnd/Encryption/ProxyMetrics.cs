@@ -8,9 +8,8 @@ namespace EtcdShield.EndToEnd.Encryption;
 /// that expects a counter to move waits until it has (with a deadline) rather than reading once.
 /// </summary>
 /// <remarks>
-/// Meters are matched by name, and every in-process proxy names its meter "EtcdShield", so a counter may
-/// also count what proxies of other test classes did at the same time. Tests therefore assert that a
-/// counter moved by at least what they caused, and pin the exact cause on the proxy's own log.
+/// Only meaningful for a proxy alone in the test process (see <see cref="ProxyMeters"/>); other tests count
+/// with <see cref="ProxyMeters"/>.
 /// </remarks>
 internal static class ProxyMetrics
 {
@@ -18,14 +17,10 @@ internal static class ProxyMetrics
 
     public const string DecryptFailures = "etcdshield_encryption_decrypt_failures_total";
 
-    public const string EncryptFailures = "etcdshield_encryption_encrypt_failures_total";
-
-    public const string LegacyPlaintextReads = "etcdshield_encryption_legacy_plaintext_reads_total";
-
     /// <summary>The sum of every series of <paramref name="name"/> whose labels include <paramref name="label"/> (e.g. <c>reason="unknown_key"</c>).</summary>
     public static async Task<double> ReadAsync(ShieldServer shield, string name, string? label = null)
     {
-        var text = await Http.GetStringAsync(new Uri(shield.MetricsUrl + "/metrics"));
+        var text = await ScrapeAsync(shield);
         double sum = 0;
         foreach (var line in text.Split('\n'))
         {
@@ -47,6 +42,9 @@ internal static class ProxyMetrics
 
         return sum;
     }
+
+    /// <summary>The whole Prometheus text the proxy exports.</summary>
+    public static Task<string> ScrapeAsync(ShieldServer shield) => Http.GetStringAsync(new Uri(shield.MetricsUrl + "/metrics"));
 
     /// <summary>Waits until the counter reaches <paramref name="atLeast"/>, and returns its value then.</summary>
     public static async Task<double> WaitForAsync(ShieldServer shield, string name, string? label, double atLeast)

@@ -22,6 +22,9 @@ public abstract class ShieldedEtcd : IAsyncLifetime
 
     internal ShieldServer Shield { get; private set; } = null!;
 
+    /// <summary>The counters <see cref="Shield"/> records, from its start on.</summary>
+    internal ProxyMeters Meters { get; private set; } = null!;
+
     /// <summary>Through the proxy, with the allowed client certificate.</summary>
     internal GrpcChannel ProxyChannel => _proxy ?? throw new InvalidOperationException("The fixture has not started.");
 
@@ -82,6 +85,7 @@ public abstract class ShieldedEtcd : IAsyncLifetime
     {
         Etcd = await EtcdProcess.StartAsync(new EtcdOptions { ExtraArguments = EtcdArguments });
         Shield = await ShieldServer.StartAsync(Pki, Etcd.ClientUrl, flags: ShieldFlags);
+        Meters = new ProxyMeters(Shield);
         _proxy = GrpcChannels.ToProxy(Shield, Pki);
         _direct = GrpcChannels.ToEtcd(Etcd);
         await OnStartedAsync();
@@ -108,6 +112,7 @@ public abstract class ShieldedEtcd : IAsyncLifetime
 
             _proxy?.Dispose();
             _direct?.Dispose();
+            Meters?.Dispose();
             if (Shield is not null)
             {
                 await KnownRelayErrors.DisposeCheckingErrorsAsync(Shield);
