@@ -65,7 +65,8 @@ public sealed class ExecutableTests(TestPki pki) : IClassFixture<TestPki>
             await shield.WaitForStdOutAsync(line => line.Contains("EtcdShield ready", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
             var etcdctl = new Etcdctl(clientUrl, pki.CaFile, ShieldServer.DefaultClient(pki));
 
-            await using var watch = new EtcdctlTarget(clientUrl, pki.CaFile, ShieldServer.DefaultClient(pki)).Start("watch", "exe/k");
+            // From revision 1 of this fresh etcd, so the put below is seen whenever the watch is established.
+            await using var watch = new EtcdctlTarget(clientUrl, pki.CaFile, ShieldServer.DefaultClient(pki)).Start("watch", "exe/k", "--rev=1");
 
             var put = await etcdctl.RunAsync("put", "exe/k", "through the executable");
             var get = await etcdctl.RunAsync("get", "exe/k", "--print-value-only");

@@ -7,9 +7,9 @@ using Xunit.Abstractions;
 namespace EtcdShield.EndToEnd.Relay;
 
 /// <summary>
-/// EtcdShield in front of a real three-member cluster: it keeps serving when the member it relays to dies or
-/// when its first endpoint was never there, and member lists show clients the proxy's advertised URLs only,
-/// never the members' own.
+/// EtcdShield in front of a real three-member cluster: it keeps serving, watches included, when the member it
+/// relays to dies or when its first endpoint was never there, and member lists show clients the proxy's
+/// advertised URLs only, never the members' own.
 /// </summary>
 public sealed class UpstreamFailoverTests(UpstreamFailoverTests.Fixture fixture, ITestOutputHelper output) : IClassFixture<UpstreamFailoverTests.Fixture>
 {
@@ -54,6 +54,38 @@ public sealed class UpstreamFailoverTests(UpstreamFailoverTests.Fixture fixture,
 
             Assert.True(put.Succeeded, put.ToString());
             Assert.Equal(["before", "after"], get.EnsureSuccess().StdOutLines);
+        }
+        finally
+        {
+            await victim.StartAgainAsync();
+        }
+    }
+
+    [Fact]
+    public async Task An_etcdctl_watch_through_the_proxy_carries_on_after_the_member_it_used_is_killed()
+    {
+        var cluster = fixture.Cluster;
+        await using var shield = await ShieldServer.StartAsync(fixture.Pki, cluster.Endpoints, output: output);
+        var target = EtcdctlTarget.Proxy(shield, fixture.Pki);
+        var first = (await target.RunAsync("put", "failover-watch/1", "before", "-w", "json")).EnsureSuccess();
+        var revision = System.Text.Json.JsonDocument.Parse(first.StdOut).RootElement.GetProperty("header").GetProperty("revision").GetInt64();
+
+        // From that put's revision, so the watch sees it however long the watch takes to be established.
+        await using var watch = target.Start("watch", "failover-watch/", "--prefix", "--rev=" + revision.ToString(CultureInfo.InvariantCulture));
+        await watch.WaitForStdOutAsync(line => line == "before", TimeSpan.FromSeconds(15));
+
+        var victim = cluster.Members[0];
+        await victim.StopAsync();
+        try
+        {
+            await cluster.WaitForLeaderAsync();
+            var put = await target.RunAsync("put", "failover-watch/2", "after");
+
+            // The relayed stream broke with the member; etcdctl reconnects through the proxy, which now relays to
+            // a surviving member, and resumes from the revision it had seen.
+            await watch.WaitForStdOutAsync(line => line == "after", TimeSpan.FromSeconds(20));
+            Assert.True(put.Succeeded, put.ToString());
+            Assert.Equal(["PUT", "failover-watch/1", "before", "PUT", "failover-watch/2", "after"], watch.StdOut.Split('\n'));
         }
         finally
         {
