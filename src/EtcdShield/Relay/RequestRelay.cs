@@ -191,9 +191,9 @@ internal sealed partial class RequestRelay
         {
             return await requests.MoveNext(cancellationToken).ConfigureAwait(false);
         }
-        catch (IOException e)
+        catch (IOException)
         {
-            throw new RpcException(new Status(StatusCode.Cancelled, "context canceled", e));
+            throw new RpcException(new Status(StatusCode.Cancelled, "context canceled"));
         }
     }
 
@@ -208,7 +208,8 @@ internal sealed partial class RequestRelay
             // The upstream channel could not reach etcd or lost it (connection refused or dropped, a TLS handshake
             // refused either way). Grpc.Net.Client reports that as UNAVAILABLE or INTERNAL with .NET exception text;
             // the operator needs the reason, the client only that etcd is out of reach, which it may retry.
-            case RpcException { Status.DebugException: HttpRequestException or IOException or AuthenticationException or SocketException } transport:
+            case RpcException { StatusCode: StatusCode.Unavailable or StatusCode.Internal, Status.DebugException: HttpRequestException or IOException or AuthenticationException or SocketException } transport
+                when !context.CancellationToken.IsCancellationRequested:
                 Log.UpstreamUnreachable(_logger, method.Name, transport.Status.StatusCode, transport.Status.DebugException);
                 return new RpcException(new Status(StatusCode.Unavailable, "etcdshield: etcd is unreachable"));
             case RpcException rpc:

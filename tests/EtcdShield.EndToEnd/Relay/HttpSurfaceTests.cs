@@ -40,37 +40,29 @@ public sealed class HttpSurfaceTests(HttpSurfaceTests.Fixture fixture, ITestOutp
         (await fixture.ThroughProxy.RunAsync("put", "metrics/k", "v")).EnsureSuccess();
         var future = await fixture.ThroughProxy.RunAsync("get", "metrics/k", "--rev=1000000");
         Assert.False(future.Succeeded);
-        using var http = new HttpClient();
 
-        var text = await http.GetStringAsync(fixture.Shield.MetricsUrl + "/metrics");
+        var text = await ScrapeUntilAsync(text =>
+            Counter(text).Any(labels => labels.Contains("method=\"KV/Put\"", StringComparison.Ordinal) && labels.Contains("code=\"OK\"", StringComparison.Ordinal)) &&
+            Counter(text).Any(labels => labels.Contains("method=\"KV/Range\"", StringComparison.Ordinal) && labels.Contains("code=\"OUT_OF_RANGE\"", StringComparison.Ordinal)));
         output.WriteLine(text);
 
-        Assert.Contains(Counter(text), labels => labels.Contains("method=\"KV/Put\"", StringComparison.Ordinal) && labels.Contains("code=\"OK\"", StringComparison.Ordinal));
-        Assert.Contains(Counter(text), labels => labels.Contains("method=\"KV/Range\"", StringComparison.Ordinal) && labels.Contains("code=\"OUT_OF_RANGE\"", StringComparison.Ordinal));
         Assert.Contains("etcdshield_request_duration_seconds_bucket{", text, StringComparison.Ordinal);
+        Assert.Contains("# TYPE etcdshield_requests_total counter", text, StringComparison.Ordinal);
     }
 
     [Fact]
     public async Task Metrics_show_an_open_watch_as_an_active_stream_until_it_closes()
     {
-        using var http = new HttpClient();
         using var channel = GrpcClients.Channel(fixture.Shield.ClientUrl, fixture.Pki);
-        double open;
         await using (var watch = new WatchSession(channel))
         {
             await watch.CreateAsync(new Protocol.Etcdserverpb.WatchCreateRequest { Key = Google.Protobuf.ByteString.CopyFromUtf8("metrics/watched") });
             await watch.NextAsync(r => r.Created);
-            open = ActiveWatches(await http.GetStringAsync(fixture.Shield.MetricsUrl + "/metrics"));
+            await ScrapeUntilAsync(text => ActiveWatches(text) == 1);
         }
 
         // The server notices the closed stream on its own time; nothing announces it but the gauge.
-        var closed = await Eventually.HoldsAsync(
-            async () => ActiveWatches(await http.GetStringAsync(fixture.Shield.MetricsUrl + "/metrics")),
-            value => value == 0,
-            TimeSpan.FromSeconds(10));
-
-        Assert.Equal(1, open);
-        Assert.Equal(0, closed);
+        await ScrapeUntilAsync(text => ActiveWatches(text) == 0);
     }
 
     [Fact]
@@ -109,12 +101,21 @@ public sealed class HttpSurfaceTests(HttpSurfaceTests.Fixture fixture, ITestOutp
         Assert.Contains("Unavailable", unhealthyBody.GetProperty("reason").GetString(), StringComparison.Ordinal);
     }
 
-    private static double ActiveWatches(string exposition)
+    /// <summary>
+    /// Scrapes /metrics until <paramref name="condition"/> holds. The exporter caches its answer for a moment
+    /// (300 ms by default), so a scrape right after another may not show the latest requests yet.
+    /// </summary>
+    private async Task<string> ScrapeUntilAsync(Func<string, bool> condition)
     {
-        var sample = exposition.Split('\n').Single(line =>
-            line.StartsWith("etcdshield_streams_active{", StringComparison.Ordinal) && line.Contains("method=\"Watch/Watch\"", StringComparison.Ordinal));
-        return double.Parse(sample.Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
+        using var http = new HttpClient();
+        return await Eventually.HoldsAsync(() => http.GetStringAsync(fixture.Shield.MetricsUrl + "/metrics"), condition, TimeSpan.FromSeconds(10));
     }
+
+    private static double? ActiveWatches(string exposition) =>
+        exposition.Split('\n')
+            .Where(line => line.StartsWith("etcdshield_streams_active{", StringComparison.Ordinal) && line.Contains("method=\"Watch/Watch\"", StringComparison.Ordinal))
+            .Select(line => (double?)double.Parse(line.Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture))
+            .SingleOrDefault();
 
     /// <summary>The label sets of every etcdshield_requests_total sample.</summary>
     private static IEnumerable<string> Counter(string exposition) =>

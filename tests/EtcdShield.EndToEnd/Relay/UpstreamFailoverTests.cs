@@ -7,9 +7,10 @@ using Xunit.Abstractions;
 namespace EtcdShield.EndToEnd.Relay;
 
 /// <summary>
-/// EtcdShield in front of a real three-member cluster: it keeps serving when the member it relays to dies or
-/// when its first endpoint was never there, and member lists show clients the proxy's advertised URLs only,
-/// never the members' own.
+/// EtcdShield in front of a real three-member cluster: it keeps serving, watches included, when the member it
+/// relays to dies or when its first endpoint was never there, and member lists show clients the proxy's
+/// advertised URLs only, never the members' own. With a cluster at hand, it also shows clientv3's
+/// <c>hasleader</c> metadata reaching etcd, which refuses a watch that requires a leader while it has none.
 /// </summary>
 public sealed class UpstreamFailoverTests(UpstreamFailoverTests.Fixture fixture, ITestOutputHelper output) : IClassFixture<UpstreamFailoverTests.Fixture>
 {
@@ -58,6 +59,77 @@ public sealed class UpstreamFailoverTests(UpstreamFailoverTests.Fixture fixture,
         finally
         {
             await victim.StartAgainAsync();
+        }
+    }
+
+    [Fact]
+    public async Task An_etcdctl_watch_through_the_proxy_carries_on_after_the_member_it_used_is_killed()
+    {
+        var cluster = fixture.Cluster;
+        await using var shield = await ShieldServer.StartAsync(fixture.Pki, cluster.Endpoints, output: output);
+        var target = EtcdctlTarget.Proxy(shield, fixture.Pki);
+        var first = (await target.RunAsync("put", "failover-watch/1", "before", "-w", "json")).EnsureSuccess();
+        var revision = System.Text.Json.JsonDocument.Parse(first.StdOut).RootElement.GetProperty("header").GetProperty("revision").GetInt64();
+
+        // From that put's revision, so the watch sees it however long the watch takes to be established.
+        await using var watch = target.Start("watch", "failover-watch/", "--prefix", "--rev=" + revision.ToString(CultureInfo.InvariantCulture));
+        await watch.WaitForStdOutAsync(line => line == "before", TimeSpan.FromSeconds(15));
+
+        var victim = cluster.Members[0];
+        await victim.StopAsync();
+        try
+        {
+            await cluster.WaitForLeaderAsync();
+            var put = await target.RunAsync("put", "failover-watch/2", "after");
+
+            // The relayed stream broke with the member; etcdctl reconnects through the proxy, which now relays to
+            // a surviving member, and resumes from the revision it had seen.
+            await watch.WaitForStdOutAsync(line => line == "after", TimeSpan.FromSeconds(20));
+            Assert.True(put.Succeeded, put.ToString());
+            Assert.Equal(["PUT", "failover-watch/1", "before", "PUT", "failover-watch/2", "after"], watch.StdOut.Split('\n'));
+        }
+        finally
+        {
+            await victim.StartAgainAsync();
+        }
+    }
+
+    [Fact]
+    public async Task The_hasleader_metadata_reaches_etcd_which_then_refuses_a_watch_while_it_has_no_leader()
+    {
+        var cluster = fixture.Cluster;
+        var survivor = cluster.Members[0];
+        await using var shield = await ShieldServer.StartAsync(fixture.Pki, survivor.ClientUrl, output: output);
+        using var channel = GrpcClients.Channel(shield.ClientUrl, fixture.Pki);
+        var others = cluster.Members.Skip(1).ToArray();
+        foreach (var member in others)
+        {
+            await member.StopAsync();
+        }
+
+        try
+        {
+            // Alone, the survivor loses its leader once an election times out; its status says when.
+            await Eventually.HoldsAsync(
+                async () => (await new Etcdctl(survivor.ClientUrl).RunAsync("endpoint", "status", "-w", "json")).StdOut,
+                status => status.Contains("\"raftTerm\"", StringComparison.Ordinal) && !status.Contains("\"leader\"", StringComparison.Ordinal),
+                TimeSpan.FromSeconds(15));
+
+            await using var requiringLeader = new WatchSession(channel, new Grpc.Core.Metadata { { "hasleader", "true" } });
+            await requiringLeader.CreateAsync(new WatchCreateRequest { Key = Google.Protobuf.ByteString.CopyFromUtf8("leaderless/k") });
+            var refused = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => requiringLeader.NextAsync(_ => false));
+            await using var notRequiring = new WatchSession(channel);
+            await notRequiring.CreateAsync(new WatchCreateRequest { Key = Google.Protobuf.ByteString.CopyFromUtf8("leaderless/k") });
+            var created = await notRequiring.NextAsync(r => r.Created);
+
+            Assert.Equal(Grpc.Core.StatusCode.Unavailable, refused.StatusCode);
+            Assert.Equal("etcdserver: no leader", refused.Status.Detail);
+            Assert.True(created.Created);
+        }
+        finally
+        {
+            await Task.WhenAll(others.Select(m => m.StartAgainAsync()));
+            await cluster.WaitForLeaderAsync();
         }
     }
 
