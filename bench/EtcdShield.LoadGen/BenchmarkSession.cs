@@ -35,6 +35,7 @@ internal static class BenchmarkSession
         var dataRoot = Path.Combine(
             options.DataRoot ?? (Directory.Exists("/dev/shm") ? "/dev/shm" : output),
             "etcdshield-bench-" + started.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture));
+        ChildProcesses.AtExit(() => TryDelete(dataRoot));
         var runs = new List<WorkloadRun>();
         var warmUps = new List<(int Round, TargetKind Target, TargetWarmUp WarmUp)>();
         var machine = MachineInfo.Collect();

@@ -23,6 +23,13 @@ internal static class ChildProcesses
         WritePidFile();
     }
 
+    /// <summary>Runs <paramref name="cleanup"/> after the servers are killed on exit, also when SIGTERM skips finally blocks.</summary>
+    public static void AtExit(Action cleanup) => AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+    {
+        KillAll();
+        cleanup();
+    };
+
     public static void Add(Process process)
     {
         lock (Gate)
