@@ -63,11 +63,11 @@ find_candidate() {
 proxy=
 for _ in $(seq 1 30); do
   candidate=$(find_candidate)
-  if [ -n "$candidate" ]; then
+  sleep 3
+  # The probe is gone within a second or two; the target's proxy is still there.
+  if [ -n "$candidate" ] && [ -r "/proc/$candidate/cmdline" ]; then
     sleep "$settle"
     if [ -r "/proc/$candidate/cmdline" ]; then proxy=$candidate; break; fi
-  else
-    sleep 1
   fi
 done
 [ -n "$proxy" ] || { echo "profile: the target did not start; see $out/loadgen.log" >&2; exit 1; }

@@ -35,6 +35,7 @@ internal static class BenchmarkSession
         var dataRoot = Path.Combine(
             options.DataRoot ?? (Directory.Exists("/dev/shm") ? "/dev/shm" : output),
             "etcdshield-bench-" + started.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture));
+        ChildProcesses.AtExit(() => TryDelete(dataRoot));
         var runs = new List<WorkloadRun>();
         var warmUps = new List<(int Round, TargetKind Target, TargetWarmUp WarmUp)>();
         var machine = MachineInfo.Collect();
@@ -81,6 +82,7 @@ internal static class BenchmarkSession
             Settings = options.Load,
             Rounds = options.Rounds,
             TargetWarmup = options.TargetWarmup,
+            MinTargetWarmup = options.MinTargetWarmup,
             WarmUps = warmUps,
             Targets = options.Targets,
             KeyProvider = keys?.Provider ?? "n/a",
@@ -120,14 +122,10 @@ internal static class BenchmarkSession
             }
 
             var warmedUp = false;
-            foreach (var size in options.Sizes)
+            var closedLoop = options.Workloads.Where(w => w != WorkloadKind.Watch).ToList();
+            foreach (var size in closedLoop.Count == 0 ? options.Sizes.Take(1) : options.Sizes)
             {
-                var closedLoop = options.Workloads.Where(w => w != WorkloadKind.Watch).ToList();
-                if (closedLoop.Count == 0)
-                {
-                    continue;
-                }
-
+                // Even a watch-only run warms the target up on the closed-loop paths first (a watch's put is one).
                 var keys = new KeySpace(size, options.Load.Keys);
                 await Prepopulation.RunAsync(connections, keys, options.Load.Clients).ConfigureAwait(false);
                 if (!warmedUp)
@@ -174,7 +172,7 @@ internal static class BenchmarkSession
     /// A fresh .NET proxy runs tier-0 code and then recompiles its hot paths (with PGO) in the background; on a busy
     /// two-core machine that takes tens of seconds of load, while etcd and grpc-proxy are compiled ahead of time.
     /// So every closed-loop path gets unmeasured load in slices until the measured process's CPU per operation stops
-    /// falling (two slices within 10 %), up to the configured maximum: the workloads then measure the steady state a
+    /// falling (two slices within 10 %, after a minimum), up to the configured maximum: the workloads then measure the steady state a
     /// long-running proxy is in, whatever the target.
     /// </summary>
     private static async Task<TargetWarmUp> WarmUpAsync(RunningTarget target, EtcdConnections connections, KeySpace keys, BenchOptions options)
@@ -197,7 +195,8 @@ internal static class BenchmarkSession
             }
 
             cpuPerOp = operations > 0 ? cpu / operations : null;
-            if (previous is { } p && cpuPerOp is { } c && Math.Abs(c - p) <= 0.1 * p)
+            if (previous is { } p && cpuPerOp is { } c && Math.Abs(c - p) <= 0.1 * p
+                && System.Diagnostics.Stopwatch.GetElapsedTime(started) >= options.MinTargetWarmup)
             {
                 settled = true;
                 break;

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using System.Globalization;
 
 namespace EtcdShield.LoadGen.Infrastructure;
@@ -8,19 +9,44 @@ namespace EtcdShield.LoadGen.Infrastructure;
 /// Ctrl-C or SIGTERM, and their pids are kept in a file that bench/run.sh's exit trap kills as a last resort
 /// (for a SIGKILL of this process, which no handler sees).
 /// </summary>
-internal static class ChildProcesses
+internal static partial class ChildProcesses
 {
     private static readonly Lock Gate = new();
     private static readonly HashSet<Process> Live = [];
+    private static readonly Dictionary<Process, int> LivePids = [];
+    private static readonly List<PosixSignalRegistration> Registrations = [];
+    private static readonly List<Action> Cleanups = [];
     private static string? _pidFile;
 
     /// <summary>Writes live pids to <paramref name="path"/> from now on, and kills everything on exit or Ctrl-C.</summary>
     public static void Track(string path)
     {
         _pidFile = path;
-        AppDomain.CurrentDomain.ProcessExit += (_, _) => KillAll();
-        Console.CancelKeyPress += (_, _) => KillAll();
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => KillAllNow();
+
+        // SIGTERM and Ctrl-C: kill and clean up first, then let the runtime terminate as it would. Nothing here may wait
+        // for a child or touch Process state: the runtime handles SIGCHLD on the same thread that runs these
+        // handlers, and a run killed while doing so hung with its servers alive.
+        foreach (var signal in new[] { PosixSignal.SIGTERM, PosixSignal.SIGINT })
+        {
+            Registrations.Add(PosixSignalRegistration.Create(signal, _ =>
+            {
+                KillAllNow();
+                foreach (var cleanup in Cleanups)
+                {
+                    cleanup();
+                }
+            }));
+        }
+
         WritePidFile();
+    }
+
+    /// <summary>Runs <paramref name="cleanup"/> after the servers are killed on SIGTERM, Ctrl-C or exit, when finally blocks do not run.</summary>
+    public static void AtExit(Action cleanup)
+    {
+        Cleanups.Add(cleanup);
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => cleanup();
     }
 
     public static void Add(Process process)
@@ -28,6 +54,7 @@ internal static class ChildProcesses
         lock (Gate)
         {
             Live.Add(process);
+            LivePids[process] = process.Id;
             WritePidFile();
         }
     }
@@ -53,7 +80,23 @@ internal static class ChildProcesses
         lock (Gate)
         {
             Live.Remove(process);
+            LivePids.Remove(process);
             WritePidFile();
+        }
+    }
+
+    /// <summary>SIGKILLs every live server by pid, without waiting: safe on the runtime's signal and exit paths.</summary>
+    public static void KillAllNow()
+    {
+        int[] pids;
+        lock (Gate)
+        {
+            pids = [.. LivePids.Values];
+        }
+
+        foreach (var pid in pids)
+        {
+            _ = NativeMethods.Kill(pid, NativeMethods.SigKill);
         }
     }
 
@@ -69,6 +112,15 @@ internal static class ChildProcesses
         {
             Kill(process);
         }
+    }
+
+    private static partial class NativeMethods
+    {
+        public const int SigKill = 9;
+
+        [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+        [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
+        public static partial int Kill(int pid, int signal);
     }
 
     private static void WritePidFile()

@@ -25,6 +25,8 @@ internal sealed class BenchReport
 
     public required TimeSpan TargetWarmup { get; init; }
 
+    public required TimeSpan MinTargetWarmup { get; init; }
+
     public required IReadOnlyList<(int Round, TargetKind Target, TargetWarmUp WarmUp)> WarmUps { get; init; }
 
     public required IReadOnlyList<TargetKind> Targets { get; init; }

@@ -27,6 +27,7 @@ internal static class JsonReport
                 ["durationSeconds"] = s.Duration.TotalSeconds,
                 ["rounds"] = report.Rounds,
                 ["targetWarmupMaxSeconds"] = report.TargetWarmup.TotalSeconds,
+                ["targetWarmupMinSeconds"] = report.MinTargetWarmup.TotalSeconds,
                 ["keysPerValueSize"] = s.Keys,
                 ["watchers"] = s.Watchers,
                 ["watchPutsPerSecond"] = s.WatchPutsPerSecond,

@@ -18,7 +18,7 @@ internal static class MarkdownReport
         Line(md, $"- **Date:** {report.Started:yyyy-MM-dd HH:mm} – {report.Finished:HH:mm} UTC");
         Line(md, $"- **Machine:** {m.Cores} cores, {m.CpuModel}, {m.Memory} RAM, {m.Os}, kernel {m.Kernel}; load average {m.LoadAverageAtStart} at start, {report.LoadAverageAtEnd} at end");
         Line(md, $"- **Software:** {m.EtcdVersion}; {m.DotnetRuntime} (SDK {m.DotnetSdk})");
-        Line(md, $"- **Load:** {s.Clients} clients over {s.Connections} connections, closed loop, {s.Warmup.TotalSeconds:0.#} s warm-up + {s.Duration.TotalSeconds:0.#} s measured per workload, {report.Rounds} round(s), targets interleaved (order rotated each round), fresh etcd per target per round, unmeasured load on every path after each target starts until its CPU per operation settles (at most {report.TargetWarmup.TotalSeconds:0.#} s; see the end); {s.Keys} keys per value size; watch: {s.Watchers} watchers, {s.WatchPutsPerSecond} puts/s");
+        Line(md, $"- **Load:** {s.Clients} clients over {s.Connections} connections, closed loop, {s.Warmup.TotalSeconds:0.#} s warm-up + {s.Duration.TotalSeconds:0.#} s measured per workload, {report.Rounds} round(s), targets interleaved (order rotated each round), fresh etcd per target per round, unmeasured load on every path after each target starts until its CPU per operation settles (at least {report.MinTargetWarmup.TotalSeconds:0.#} s, at most {report.TargetWarmup.TotalSeconds:0.#} s; see the end); {s.Keys} keys per value size; watch: {s.Watchers} watchers, {s.WatchPutsPerSecond} puts/s");
         Line(md, $"- **Encrypting target's KEK:** {report.KeyProvider} — {report.KeyProviderDetail}");
         Line(md, $"- **etcd data:** {report.DataRoot}");
         md.AppendLine();
@@ -90,7 +90,7 @@ internal static class MarkdownReport
         }
 
         md.AppendLine("## Target warm-up").AppendLine();
-        md.AppendLine("Seconds of unmeasured load each target run needed before the measured process's (proxy's, else etcd's) CPU per operation settled (two 2.5 s slices within 10 %).").AppendLine();
+        md.AppendLine("Seconds of unmeasured load each target run needed before the measured process's (proxy's, else etcd's) CPU per operation settled (two 2.5 s slices within 10 %, after the minimum).").AppendLine();
         md.AppendLine("| round | target | warm-up s | settled | CPU s/1k ops at the end |").AppendLine("|---:|---|---:|---|---:|");
         foreach (var (round, target, warmUp) in report.WarmUps)
         {
