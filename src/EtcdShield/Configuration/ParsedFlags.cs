@@ -108,4 +108,36 @@ internal sealed class ParsedFlags
 
         return value;
     }
+
+    /// <summary>A duration as etcd and Kubernetes write them: a number and a unit (ms, s, m, h, d), e.g. 10s or 720h.</summary>
+    public TimeSpan Duration(string name, TimeSpan defaultValue, TimeSpan min)
+    {
+        var text = Single(name);
+        if (text is null)
+        {
+            return defaultValue;
+        }
+
+        var unitStart = text.AsSpan().IndexOfAnyExceptInRange('0', '9');
+        if (unitStart > 0 &&
+            long.TryParse(text.AsSpan(0, unitStart), NumberStyles.None, CultureInfo.InvariantCulture, out var amount) &&
+            amount <= 1_000_000)
+        {
+            TimeSpan? value = text[unitStart..] switch
+            {
+                "ms" => TimeSpan.FromMilliseconds(amount),
+                "s" => TimeSpan.FromSeconds(amount),
+                "m" => TimeSpan.FromMinutes(amount),
+                "h" => TimeSpan.FromHours(amount),
+                "d" => TimeSpan.FromDays(amount),
+                _ => null,
+            };
+            if (value is { } parsed && parsed >= min)
+            {
+                return parsed;
+            }
+        }
+
+        throw new ConfigurationException($"--{name} must be a duration of at least {min.TotalSeconds.ToString(CultureInfo.InvariantCulture)}s, like 10s, 5m or 720h; not '{text}'");
+    }
 }

@@ -22,6 +22,15 @@ internal static class ServeCommandLine
         Flag.Repeated("allow-cn", "NAME", "Admit client certificates with this subject common name. Repeatable."),
         Flag.Repeated("allow-dns", "NAME", "Admit client certificates with this DNS subject alternative name. Repeatable."),
         Flag.Repeated("allow-uri", "URI", "Admit client certificates with this URI SAN (e.g. a SPIFFE ID); '*' matches one path segment, a trailing '/**' any rest. Repeatable."),
+        Flag.Single("policy-file", "FILE", "YAML policy: identities (by CN, DNS/URI SAN, OU or SHA-256 fingerprint) and what each may do (methods, key ranges). Reloaded when it changes. The --allow-* flags add identities with full access after the policy's own."),
+        Flag.Single("client-crl-file", "FILE", "PEM or DER certificate revocation list(s), signed by a CA in --trusted-ca-file; revoked client certificates are refused. Reloaded when it changes."),
+        Flag.Single("tls-min-version", "1.2|1.3", "Lowest TLS version offered to clients (default 1.2). Cipher suites are AEAD only."),
+        Flag.Single("reload-interval", "DURATION", "How often certificate, CA, CRL and policy files are checked for changes (default 10s); SIGHUP checks at once."),
+        Flag.Single("cert-expiry-warning", "DURATION", "Warn in the log and report /health degraded when a certificate expires within this (default 720h)."),
+        Flag.Single("audit-log", "FILE|-", "Write one JSON line per request (identity, peer, method, keys, outcome, latency; never values) to FILE, or to stdout with '-'."),
+        Flag.Single("audit-log-max-size", "MB", "Rotate the audit file when it reaches this size (default 100)."),
+        Flag.Single("audit-log-max-backups", "N", "Rotated audit files to keep (default 5)."),
+        Flag.Switch("audit-hash-keys", "Write the SHA-256 of keys to the audit log instead of the keys."),
         Flag.Single("metrics-listen-url", "http://HOST:PORT", "Serve /health and /metrics (Prometheus) here, plain HTTP."),
         Flag.Switch("no-encryption", "Relay values exactly as sent, unencrypted. Without it the proxy refuses to start unless a key provider is configured."),
         Flag.Single("encryption-key-file", "FILE", "DEVELOPMENT ONLY: a base64 32-byte key-encryption key in a file. Use an HSM in production."),
@@ -66,6 +75,17 @@ internal static class ServeCommandLine
             AllowCommonNames = flags.Many("allow-cn"),
             AllowDnsNames = flags.Many("allow-dns"),
             AllowUris = flags.Many("allow-uri"),
+            PolicyFile = OptionalFile(flags, "policy-file"),
+            ClientCrlFile = OptionalFile(flags, "client-crl-file"),
+            TlsMinVersion = flags.Single("tls-min-version") is { } tls
+                ? tls is "1.2" or "1.3" ? tls : throw new ConfigurationException($"--tls-min-version must be 1.2 or 1.3, not '{tls}'")
+                : "1.2",
+            ReloadInterval = flags.Duration("reload-interval", TimeSpan.FromSeconds(10), TimeSpan.FromMilliseconds(100)),
+            CertExpiryWarning = flags.Duration("cert-expiry-warning", TimeSpan.FromDays(30), TimeSpan.Zero),
+            AuditLog = flags.Single("audit-log"),
+            AuditLogMaxBytes = flags.Int("audit-log-max-size", 100, 1, 1_000_000) * 1024L * 1024,
+            AuditLogMaxBackups = flags.Int("audit-log-max-backups", 5, 0, 1000),
+            AuditHashKeys = flags.Switch("audit-hash-keys"),
             MetricsListenUrl = flags.Single("metrics-listen-url") is { } m ? Url("metrics-listen-url", m) : null,
             MaxConcurrentStreams = flags.Int("max-concurrent-streams", 10_000, 1, int.MaxValue),
             LogLevel = flags.Single("log-level") ?? "Information",
@@ -117,10 +137,10 @@ internal static class ServeCommandLine
 
     private static void Validate(ShieldOptions options)
     {
-        if (options.AllowCommonNames.Count + options.AllowDnsNames.Count + options.AllowUris.Count == 0)
+        if (options.AllowCommonNames.Count + options.AllowDnsNames.Count + options.AllowUris.Count == 0 && options.PolicyFile is null)
         {
             throw new ConfigurationException(
-                "no client identity is allowed: give at least one --allow-cn, --allow-dns or --allow-uri " +
+                "no client identity is allowed: give a --policy-file, or at least one --allow-cn, --allow-dns or --allow-uri " +
                 "(a certificate signed by the trusted CA is not enough on its own)");
         }
 

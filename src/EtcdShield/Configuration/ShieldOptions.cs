@@ -25,6 +25,19 @@ internal sealed record ShieldOptions
     public IReadOnlyList<string> AllowCommonNames { get; init; } = [];
     public IReadOnlyList<string> AllowDnsNames { get; init; } = [];
     public IReadOnlyList<string> AllowUris { get; init; } = [];
+    public string? PolicyFile { get; init; }
+    public string? ClientCrlFile { get; init; }
+
+    /// <summary>"1.2" or "1.3".</summary>
+    public string TlsMinVersion { get; init; } = "1.2";
+    public TimeSpan ReloadInterval { get; init; } = TimeSpan.FromSeconds(10);
+    public TimeSpan CertExpiryWarning { get; init; } = TimeSpan.FromDays(30);
+
+    /// <summary>A file path, "-" for standard output, or null for no audit log.</summary>
+    public string? AuditLog { get; init; }
+    public long AuditLogMaxBytes { get; init; } = 100L * 1024 * 1024;
+    public int AuditLogMaxBackups { get; init; } = 5;
+    public bool AuditHashKeys { get; init; }
 
     public Uri? MetricsListenUrl { get; init; }
     public bool NoEncryption { get; init; }

@@ -35,6 +35,7 @@ internal static partial class ServeCommand
             // Resolve what reads files now, so a bad certificate stops the process before it listens.
             _ = app.Services.GetRequiredService<Tls.ServerTls>();
             _ = app.Services.GetRequiredService<Relay.RelayRoutes>();
+            _ = app.Services.GetRequiredService<Audit.AuditLog>();
         }
         catch (ConfigurationException e)
         {

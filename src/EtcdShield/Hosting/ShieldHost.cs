@@ -1,8 +1,11 @@
 using System.Net;
+using EtcdShield.Audit;
+using EtcdShield.Authorization;
 using EtcdShield.Configuration;
 using EtcdShield.Encryption;
 using EtcdShield.Keys;
 using EtcdShield.Relay;
+using EtcdShield.Reload;
 using EtcdShield.Telemetry;
 using EtcdShield.Tls;
 using Grpc.AspNetCore.Server.Model;
@@ -107,13 +110,15 @@ internal static class ShieldHost
     {
         services.AddSingleton(options);
         services.AddSingleton(TimeProvider.System);
-        services.AddSingleton(new ClientAllowList(options.AllowCommonNames, options.AllowDnsNames, options.AllowUris));
-        services.AddSingleton(sp => new ClientCertificateValidator(
-            ServerTls.LoadAuthorities("--trusted-ca-file", options.TrustedCaFile),
-            sp.GetRequiredService<ClientAllowList>(),
-            sp.GetRequiredService<TimeProvider>(),
-            sp.GetRequiredService<ILogger<ClientCertificateValidator>>()));
+        AddReloadableFiles(services, options);
+        services.AddSingleton<ClientCertificateValidator>();
         services.AddSingleton<ServerTls>();
+        services.AddSingleton<CertificateExpiry>();
+        services.AddSingleton<ConfigurationReloader>();
+        services.AddHostedService(sp => sp.GetRequiredService<ConfigurationReloader>());
+        services.AddSingleton<AuditLog>();
+        services.AddHostedService(sp => sp.GetRequiredService<AuditLog>());
+        services.AddSingleton<AccessGate>();
         services.AddSingleton<UpstreamChannel>();
         services.AddSingleton<RelayMetrics>();
         services.AddSingleton<HealthEndpoint>();
@@ -133,6 +138,39 @@ internal static class ShieldHost
         services.AddOpenTelemetry().WithMetrics(metrics => metrics
             .AddMeter(RelayMetrics.MeterName)
             .AddPrometheusExporter());
+    }
+
+    /// <summary>
+    /// What is read from files and read again when they change. Loaded here, while the host is built, so that a
+    /// broken file stops the proxy before it listens.
+    /// </summary>
+    private static void AddReloadableFiles(IServiceCollection services, ShieldOptions options)
+    {
+        var certificate = new ReloadableFiles<ServerCertificate>(
+            "server certificate", [options.CertFile, options.KeyFile], () => ServerTls.LoadServerCertificate(options.CertFile, options.KeyFile));
+        var trust = new ReloadableFiles<ClientTrust>(
+            "client trust", options.ClientCrlFile is { } crl ? [options.TrustedCaFile, crl] : [options.TrustedCaFile],
+            () => ClientTrust.Load(options.TrustedCaFile, options.ClientCrlFile));
+        var policy = new ReloadableFiles<AccessPolicy>(
+            "policy", options.PolicyFile is { } file ? [file] : [], () => LoadPolicy(options));
+        services.AddSingleton(certificate);
+        services.AddSingleton(trust);
+        services.AddSingleton(policy);
+        services.AddSingleton<IReloadable>(certificate);
+        services.AddSingleton<IReloadable>(trust);
+        services.AddSingleton<IReloadable>(policy);
+    }
+
+    private static AccessPolicy LoadPolicy(ShieldOptions options)
+    {
+        var identities = new List<PolicyIdentity>();
+        if (options.PolicyFile is { } file)
+        {
+            identities.AddRange(PolicyFile.Load(file));
+        }
+
+        identities.AddRange(AccessPolicy.FromAllowFlags(options.AllowCommonNames, options.AllowDnsNames, options.AllowUris));
+        return new AccessPolicy(identities, options.PolicyFile ?? "--allow-* flags");
     }
 
     private static void AddValueProtection(IServiceCollection services, ShieldOptions options)

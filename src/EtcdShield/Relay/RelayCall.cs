@@ -12,6 +12,7 @@ internal sealed class RelayCall
 {
     private readonly CallInvoker _upstream;
     private KV.KVClient? _kv;
+    private Lease.LeaseClient? _lease;
 
     /// <param name="cancellationToken">Ends the call early; defaults to the client's own cancellation. The relay
     /// passes one that also fires when the proxy shuts down.</param>
@@ -38,6 +39,9 @@ internal sealed class RelayCall
 
     /// <summary>A typed KV client on the same upstream, for handlers that need more than one round trip.</summary>
     public KV.KVClient Kv => _kv ??= new KV.KVClient(_upstream);
+
+    /// <summary>A typed Lease client on the same upstream, for looking up what a lease holds.</summary>
+    public Lease.LeaseClient Lease => _lease ??= new Lease.LeaseClient(_upstream);
 
     public async Task<IMessage> ForwardUnaryAsync(IMessage request) =>
         await _upstream.AsyncUnaryCall(Method.Method, null, Options, request).ResponseAsync.ConfigureAwait(false);

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net.Sockets;
 using System.Security.Authentication;
+using EtcdShield.Authorization;
 using EtcdShield.Telemetry;
 using Google.Protobuf;
 using Grpc.Core;
@@ -18,6 +19,7 @@ internal sealed partial class RequestRelay
 {
     private readonly CallInvoker _upstream;
     private readonly RelayRoutes _routes;
+    private readonly AccessGate _gate;
     private readonly RelayMetrics _metrics;
     private readonly ILogger _logger;
     private readonly CancellationToken _stopping;
@@ -25,10 +27,11 @@ internal sealed partial class RequestRelay
     /// <param name="lifetime">When the host starts stopping, calls still in flight (watches, lease keep-alives,
     /// blocked Lock calls) are ended with UNAVAILABLE, as etcd ends them when it stops, so that clients reconnect
     /// elsewhere at once and shutdown does not wait for them until the host's timeout.</param>
-    public RequestRelay(UpstreamChannel upstream, RelayRoutes routes, RelayMetrics metrics, ILogger<RequestRelay> logger, IHostApplicationLifetime? lifetime = null)
+    public RequestRelay(UpstreamChannel upstream, RelayRoutes routes, AccessGate gate, RelayMetrics metrics, ILogger<RequestRelay> logger, IHostApplicationLifetime? lifetime = null)
     {
         _upstream = upstream.Invoker;
         _routes = routes;
+        _gate = gate;
         _metrics = metrics;
         _logger = logger;
         _stopping = lifetime?.ApplicationStopping ?? CancellationToken.None;
@@ -38,23 +41,41 @@ internal sealed partial class RequestRelay
     {
         var started = Stopwatch.GetTimestamp();
         var status = StatusCode.OK;
+        var caller = _gate.CallerOf(context);
+        var denied = false;
+        RpcException? failure = null;
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, _stopping);
         try
         {
             var call = new RelayCall(method, context, _upstream, stop.Token);
-            return _routes.UnaryHandler(method) is { } handler
+            if (await _gate.AuthorizeAsync(caller, method, request, call).ConfigureAwait(false) is { } refused)
+            {
+                denied = true;
+                throw refused;
+            }
+
+            var response = _routes.UnaryHandler(method) is { } handler
                 ? await handler.HandleAsync(request, call).ConfigureAwait(false)
                 : await call.ForwardUnaryAsync(request).ConfigureAwait(false);
+            if (_gate.AuthorizeResponse(caller, method, response) is { } withheld)
+            {
+                denied = true;
+                throw withheld;
+            }
+
+            return response;
         }
         catch (Exception e)
         {
-            var failure = AsClientStatus(method, e, context);
+            failure = AsClientStatus(method, e, context);
             status = failure.StatusCode;
             throw failure;
         }
         finally
         {
-            _metrics.RequestCompleted(method.Name, status, Stopwatch.GetElapsedTime(started));
+            var elapsed = Stopwatch.GetElapsedTime(started);
+            _metrics.RequestCompleted(method.Name, status, elapsed);
+            _gate.Completed(caller, method, request, denied, failure, status, elapsed);
         }
     }
 
@@ -62,18 +83,23 @@ internal sealed partial class RequestRelay
     {
         var started = Stopwatch.GetTimestamp();
         var status = StatusCode.OK;
+        var caller = _gate.CallerOf(context);
+        var denied = false;
+        RpcException? failure = null;
         _metrics.StreamOpened(method.Name);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, _stopping);
         try
         {
             var call = new RelayCall(method, context, _upstream, stop.Token);
-            var rewriter = _routes.StreamRewriter(method);
-            if (rewriter is not null)
+            if (await _gate.AuthorizeAsync(caller, method, request, call).ConfigureAwait(false) is { } refused)
             {
-                request = await rewriter.RewriteRequestAsync(request, call).ConfigureAwait(false);
+                denied = true;
+                throw refused;
             }
 
-            using var upstream = call.ForwardServerStreaming(request);
+            var rewriter = _routes.StreamRewriter(method);
+            var forwarded = rewriter is null ? request : await rewriter.RewriteRequestAsync(request, call).ConfigureAwait(false);
+            using var upstream = call.ForwardServerStreaming(forwarded);
             while (await upstream.ResponseStream.MoveNext(stop.Token).ConfigureAwait(false))
             {
                 var response = upstream.ResponseStream.Current;
@@ -87,14 +113,16 @@ internal sealed partial class RequestRelay
         }
         catch (Exception e)
         {
-            var failure = AsClientStatus(method, e, context);
+            failure = AsClientStatus(method, e, context);
             status = failure.StatusCode;
             throw failure;
         }
         finally
         {
+            var elapsed = Stopwatch.GetElapsedTime(started);
             _metrics.StreamClosed(method.Name);
-            _metrics.RequestCompleted(method.Name, status, Stopwatch.GetElapsedTime(started));
+            _metrics.RequestCompleted(method.Name, status, elapsed);
+            _gate.Completed(caller, method, request, denied, failure, status, elapsed);
         }
     }
 
@@ -102,16 +130,28 @@ internal sealed partial class RequestRelay
     {
         var started = Stopwatch.GetTimestamp();
         var status = StatusCode.OK;
+        var caller = _gate.CallerOf(context);
+        var denied = false;
+        RpcException? failure = null;
         _metrics.StreamOpened(method.Name);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, _stopping);
         var call = new RelayCall(method, context, _upstream, stop.Token);
         var rewriter = _routes.StreamRewriter(method);
+        // Both directions may answer the client (the pump refuses a forbidden watch itself), so writes take turns.
+        using var client = new SerializedStreamWriter(responses);
         Exception? requestFailure = null;
         Task? pump = null;
         try
         {
+            if (_gate.AuthorizeStream(caller, method) is { } refused)
+            {
+                denied = true;
+                throw refused;
+            }
+
             using var upstream = call.ForwardDuplex(call.Options.WithCancellationToken(stop.Token));
-            pump = PumpRequestsAsync(requests, upstream.RequestStream, rewriter, call, stop, e => requestFailure = e);
+            var stream = new StreamRelay(requests, upstream.RequestStream, client, rewriter, call, caller, _gate, stop, e => requestFailure = e);
+            pump = stream.PumpRequestsAsync();
             while (await upstream.ResponseStream.MoveNext(stop.Token).ConfigureAwait(false))
             {
                 var response = upstream.ResponseStream.Current;
@@ -120,14 +160,14 @@ internal sealed partial class RequestRelay
                     response = await rewriter.RewriteResponseAsync(response, call).ConfigureAwait(false);
                 }
 
-                await responses.WriteAsync(response, stop.Token).ConfigureAwait(false);
+                await client.WriteAsync(response, stop.Token).ConfigureAwait(false);
             }
         }
         catch (Exception e)
         {
             // A failure on the client's side of the stream (a request we refused) explains the cancellation
             // that the upstream side then saw, so it is the one the client hears about.
-            var failure = AsClientStatus(method, requestFailure ?? e, context);
+            failure = AsClientStatus(method, requestFailure ?? e, context);
             status = failure.StatusCode;
             throw failure;
         }
@@ -139,44 +179,59 @@ internal sealed partial class RequestRelay
                 await pump.ConfigureAwait(false);
             }
 
+            var elapsed = Stopwatch.GetElapsedTime(started);
             _metrics.StreamClosed(method.Name);
-            _metrics.RequestCompleted(method.Name, status, Stopwatch.GetElapsedTime(started));
+            _metrics.RequestCompleted(method.Name, status, elapsed);
+            _gate.Completed(caller, method, null, denied, failure, status, elapsed);
         }
     }
 
-    private static async Task PumpRequestsAsync(
+    /// <summary>The client-to-etcd half of a bidirectional stream.</summary>
+    private sealed class StreamRelay(
         IAsyncStreamReader<IMessage> requests,
         IClientStreamWriter<IMessage> upstream,
+        SerializedStreamWriter client,
         IStreamRewriter? rewriter,
         RelayCall call,
+        Caller caller,
+        AccessGate gate,
         CancellationTokenSource stop,
         Action<Exception> fail)
     {
-        try
+        public async Task PumpRequestsAsync()
         {
-            while (await ReadFromClientAsync(requests, stop.Token).ConfigureAwait(false))
+            try
             {
-                var request = requests.Current;
-                if (rewriter is not null)
+                while (await ReadFromClientAsync(requests, stop.Token).ConfigureAwait(false))
                 {
-                    request = await rewriter.RewriteRequestAsync(request, call).ConfigureAwait(false);
+                    var request = requests.Current;
+                    if (gate.RefuseOnStream(caller, call.Method, request) is { } refusal)
+                    {
+                        await client.WriteAsync(refusal, stop.Token).ConfigureAwait(false);
+                        continue;
+                    }
+
+                    if (rewriter is not null)
+                    {
+                        request = await rewriter.RewriteRequestAsync(request, call).ConfigureAwait(false);
+                    }
+
+                    await upstream.WriteAsync(request, stop.Token).ConfigureAwait(false);
                 }
 
-                await upstream.WriteAsync(request, stop.Token).ConfigureAwait(false);
+                // The client closed its side; etcd keeps answering on the other side until it is done.
+                await upstream.CompleteAsync().ConfigureAwait(false);
             }
-
-            // The client closed its side; etcd keeps answering on the other side until it is done.
-            await upstream.CompleteAsync().ConfigureAwait(false);
-        }
-        catch (Exception e) when (stop.IsCancellationRequested)
-        {
-            // The call is ending for another reason; nothing to report from this side.
-            _ = e;
-        }
-        catch (Exception e)
-        {
-            fail(e);
-            await stop.CancelAsync().ConfigureAwait(false);
+            catch (Exception e) when (stop.IsCancellationRequested)
+            {
+                // The call is ending for another reason; nothing to report from this side.
+                _ = e;
+            }
+            catch (Exception e)
+            {
+                fail(e);
+                await stop.CancelAsync().ConfigureAwait(false);
+            }
         }
     }
 

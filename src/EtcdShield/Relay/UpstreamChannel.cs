@@ -78,8 +78,8 @@ internal sealed class UpstreamChannel : IDisposable
 
         if (options.UpstreamCertFile is { } certFile && options.UpstreamKeyFile is { } keyFile)
         {
-            var context = ServerTls.LoadServerCertificate(certFile, keyFile);
-            tls.ClientCertificates = new X509CertificateCollection { context.TargetCertificate };
+            var certificate = ServerTls.LoadServerCertificate(certFile, keyFile);
+            tls.ClientCertificates = new X509CertificateCollection { certificate.Leaf };
         }
 
         return tls;

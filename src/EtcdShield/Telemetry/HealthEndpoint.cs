@@ -1,20 +1,31 @@
 using EtcdShield.Protocol.Etcdserverpb;
 using EtcdShield.Relay;
+using EtcdShield.Reload;
+using EtcdShield.Tls;
 using Grpc.Core;
 using Microsoft.AspNetCore.Http;
 
 namespace EtcdShield.Telemetry;
 
 /// <summary>
-/// <c>/health</c> in etcd's own shape: 200 with <c>{"health":"true"}</c> when an etcd member answers a
-/// status request through the proxy's upstream channel, 503 with the reason when none does.
+/// <c>/health</c> in etcd's own shape: 200 with <c>{"health":"true"}</c> when an etcd member answers a status
+/// request through the proxy's upstream channel, 503 with the reason when none does. While it serves, anything
+/// an operator must act on soon (a certificate close to expiry, a changed file that failed to load) makes the
+/// status "degraded", still 200, with the details under "warnings".
 /// </summary>
 internal sealed class HealthEndpoint
 {
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(3);
     private readonly Maintenance.MaintenanceClient _maintenance;
+    private readonly IReadOnlyList<IReloadable> _reloadables;
+    private readonly CertificateExpiry _expiry;
 
-    public HealthEndpoint(UpstreamChannel upstream) => _maintenance = new Maintenance.MaintenanceClient(upstream.Invoker);
+    public HealthEndpoint(UpstreamChannel upstream, IEnumerable<IReloadable> reloadables, CertificateExpiry expiry)
+    {
+        _maintenance = new Maintenance.MaintenanceClient(upstream.Invoker);
+        _reloadables = reloadables.ToList();
+        _expiry = expiry;
+    }
 
     public async Task WriteAsync(HttpContext context)
     {
@@ -29,9 +40,15 @@ internal sealed class HealthEndpoint
             reason = $"etcd unreachable: {e.Status.StatusCode}: {e.Status.Detail}";
         }
 
+        var warnings = _expiry.Expiring().ToList();
+        warnings.AddRange(_reloadables
+            .Where(r => r.LastError is not null)
+            .Select(r => $"{r.Name} not reloaded, the last good version is in use: {r.LastError}"));
+
+        var status = reason is not null ? "unhealthy" : warnings.Count > 0 ? "degraded" : "ok";
         context.Response.StatusCode = reason is null ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable;
-        await context.Response.WriteAsJsonAsync(new HealthReport(reason is null ? "true" : "false", reason ?? "")).ConfigureAwait(false);
+        await context.Response.WriteAsJsonAsync(new HealthReport(reason is null ? "true" : "false", reason ?? "", status, warnings)).ConfigureAwait(false);
     }
 
-    private sealed record HealthReport(string health, string reason);
+    private sealed record HealthReport(string health, string reason, string status, IReadOnlyList<string> warnings);
 }

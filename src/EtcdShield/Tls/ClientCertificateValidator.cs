@@ -1,34 +1,37 @@
 using System.Net;
-using System.Net.Security;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
+using EtcdShield.Authorization;
+using EtcdShield.Reload;
 using Microsoft.Extensions.Logging;
 
 namespace EtcdShield.Tls;
 
 /// <summary>
 /// Decides, during the TLS handshake, whether a client may connect at all: its certificate must chain to
-/// one of our trusted CAs (not the machine's roots), be valid now, be meant for client authentication,
-/// and name an identity on the allowlist. A refused client never gets to send a request.
+/// one of our trusted CAs (not the machine's roots), be valid now, be meant for client authentication, not be
+/// revoked by <c>--client-crl-file</c>, and match an identity of the policy. A refused client never gets to
+/// send a request. Trust and policy are read afresh for every handshake, so reloads apply to the next client.
 /// </summary>
 internal sealed partial class ClientCertificateValidator
 {
     private static readonly Oid ClientAuthentication = new("1.3.6.1.5.5.7.3.2");
 
-    private readonly X509Certificate2Collection _trustedAuthorities;
-    private readonly ClientAllowList _allowList;
+    private readonly ReloadableFiles<ClientTrust> _trust;
+    private readonly ReloadableFiles<AccessPolicy> _policy;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
 
-    public ClientCertificateValidator(X509Certificate2Collection trustedAuthorities, ClientAllowList allowList, TimeProvider time, ILogger<ClientCertificateValidator> logger)
+    public ClientCertificateValidator(ReloadableFiles<ClientTrust> trust, ReloadableFiles<AccessPolicy> policy, TimeProvider time, ILogger<ClientCertificateValidator> logger)
     {
-        _trustedAuthorities = trustedAuthorities;
-        _allowList = allowList;
+        _trust = trust;
+        _policy = policy;
         _time = time;
         _logger = logger;
     }
 
-    public bool Validate(EndPoint? peer, X509Certificate? certificate, X509Chain? presentedChain)
+    /// <param name="connection">Receives the admitted client's identity, for the requests on this connection.</param>
+    public bool Validate(EndPoint? peer, X509Certificate? certificate, X509Chain? presentedChain, ConnectionCaller? connection = null)
     {
         if (certificate is null)
         {
@@ -36,10 +39,12 @@ internal sealed partial class ClientCertificateValidator
             return false;
         }
 
+        var trust = _trust.Current;
         var leaf = certificate as X509Certificate2 ?? X509CertificateLoader.LoadCertificate(certificate.GetRawCertData());
         using var chain = new X509Chain();
         chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        chain.ChainPolicy.CustomTrustStore.AddRange(_trustedAuthorities);
+        chain.ChainPolicy.CustomTrustStore.AddRange(trust.Authorities);
+        // Revocation is checked below against --client-crl-file, never by fetching from the network.
         chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
         chain.ChainPolicy.VerificationTime = _time.GetUtcNow().UtcDateTime;
         chain.ChainPolicy.ApplicationPolicy.Add(ClientAuthentication);
@@ -60,12 +65,19 @@ internal sealed partial class ClientCertificateValidator
             return false;
         }
 
-        if (!_allowList.Admits(identity))
+        if (trust.RevokedIn(chain) is { } revoked)
+        {
+            Log.Revoked(_logger, peer, identity, revoked.Subject, revoked.SerialNumber);
+            return false;
+        }
+
+        if (_policy.Current.Resolve(identity) is null)
         {
             Log.NotAllowed(_logger, peer, identity);
             return false;
         }
 
+        connection?.Admit(identity);
         return true;
     }
 
@@ -77,7 +89,10 @@ internal sealed partial class ClientCertificateValidator
         [LoggerMessage(EventId = 101, Level = LogLevel.Warning, Message = "Refused client {Peer} ({Identity}): certificate not accepted: {Reasons}")]
         public static partial void UntrustedCertificate(ILogger logger, EndPoint? peer, ClientIdentity identity, string reasons);
 
-        [LoggerMessage(EventId = 102, Level = LogLevel.Warning, Message = "Refused client {Peer} ({Identity}): identity is not on the allowlist")]
+        [LoggerMessage(EventId = 102, Level = LogLevel.Warning, Message = "Refused client {Peer} ({Identity}): identity is not on the allowlist or in the policy")]
         public static partial void NotAllowed(ILogger logger, EndPoint? peer, ClientIdentity identity);
+
+        [LoggerMessage(EventId = 103, Level = LogLevel.Warning, Message = "Refused client {Peer} ({Identity}): certificate '{Subject}' (serial {Serial}) is revoked by --client-crl-file")]
+        public static partial void Revoked(ILogger logger, EndPoint? peer, ClientIdentity identity, string subject, string serial);
     }
 }

@@ -17,6 +17,9 @@ internal sealed record ClientIdentity(
 {
     private const string SubjectAltNameOid = "2.5.29.17";
 
+    /// <summary>A client whose certificate the proxy never saw: it matches no identity, so it may do nothing.</summary>
+    public static ClientIdentity Unknown { get; } = new(null, [], [], [], new string('0', 64));
+
     public static ClientIdentity FromCertificate(X509Certificate2 certificate)
     {
         var cn = certificate.GetNameInfo(X509NameType.SimpleName, forIssuer: false);

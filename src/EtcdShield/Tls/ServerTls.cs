@@ -1,14 +1,17 @@
 using System.Net.Security;
 using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
+using EtcdShield.Authorization;
 using EtcdShield.Configuration;
+using EtcdShield.Reload;
 using Microsoft.AspNetCore.Connections;
 
 namespace EtcdShield.Tls;
 
 /// <summary>
-/// Builds the TLS settings for each client connection: our certificate, TLS 1.2+, AEAD cipher suites only,
-/// and a mandatory client certificate checked by <see cref="ClientCertificateValidator"/>.
+/// Builds the TLS settings for each client connection: our current certificate, TLS 1.2+ (or 1.3 only with
+/// <c>--tls-min-version 1.3</c>), AEAD cipher suites only, and a mandatory client certificate checked by
+/// <see cref="ClientCertificateValidator"/>.
 /// </summary>
 internal sealed class ServerTls
 {
@@ -26,33 +29,42 @@ internal sealed class ServerTls
         TlsCipherSuite.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
     ];
 
-    private readonly SslStreamCertificateContext _certificate;
+    private readonly ReloadableFiles<ServerCertificate> _certificate;
     private readonly ClientCertificateValidator _validator;
+    private readonly SslProtocols _protocols;
     private readonly CipherSuitesPolicy? _cipherSuites;
 
-    public ServerTls(ShieldOptions options, ClientCertificateValidator validator)
+    public ServerTls(ShieldOptions options, ReloadableFiles<ServerCertificate> certificate, ClientCertificateValidator validator)
     {
-        _certificate = LoadServerCertificate(options.CertFile, options.KeyFile);
+        _certificate = certificate;
         _validator = validator;
+        _protocols = options.TlsMinVersion == "1.3" ? SslProtocols.Tls13 : SslProtocols.Tls12 | SslProtocols.Tls13;
         _cipherSuites = OperatingSystem.IsLinux() || OperatingSystem.IsMacOS() ? new CipherSuitesPolicy(AeadSuites) : null;
     }
 
+    /// <summary>
+    /// Called for every new connection, so a reloaded certificate is what the next client sees while open
+    /// connections keep theirs. The connection's <see cref="ConnectionCaller"/> is where the handshake leaves the
+    /// client's identity for the requests that follow.
+    /// </summary>
     public SslServerAuthenticationOptions ForConnection(ConnectionContext connection)
     {
         var peer = connection.RemoteEndPoint;
+        var caller = new ConnectionCaller(peer);
+        connection.Items[ConnectionCaller.ItemKey] = caller;
         return new SslServerAuthenticationOptions
         {
-            ServerCertificateContext = _certificate,
-            EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
+            ServerCertificateContext = _certificate.Current.Context,
+            EnabledSslProtocols = _protocols,
             CipherSuitesPolicy = _cipherSuites,
             ApplicationProtocols = [SslApplicationProtocol.Http2, SslApplicationProtocol.Http11],
             ClientCertificateRequired = true,
             CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
-            RemoteCertificateValidationCallback = (_, certificate, chain, _) => _validator.Validate(peer, certificate, chain),
+            RemoteCertificateValidationCallback = (_, certificate, chain, _) => _validator.Validate(peer, certificate, chain, caller),
         };
     }
 
-    internal static SslStreamCertificateContext LoadServerCertificate(string certFile, string keyFile)
+    internal static ServerCertificate LoadServerCertificate(string certFile, string keyFile)
     {
         try
         {
@@ -70,7 +82,7 @@ internal sealed class ServerTls
                 }
             }
 
-            return SslStreamCertificateContext.Create(leaf, intermediates, offline: true);
+            return new ServerCertificate(SslStreamCertificateContext.Create(leaf, intermediates, offline: true), leaf);
         }
         catch (Exception e) when (e is System.Security.Cryptography.CryptographicException or IOException or ArgumentException)
         {

@@ -118,4 +118,42 @@ public sealed class ServeCommandLineTests : IDisposable
             Assert.Contains("--" + flag.Name, help, StringComparison.Ordinal);
         }
     }
+
+    [Fact]
+    public void A_policy_file_alone_is_enough_to_admit_clients()
+    {
+        var args = Minimal("--no-encryption", "--policy-file", _file);
+        args.RemoveRange(args.IndexOf("--allow-cn"), 2);
+
+        Assert.Equal(_file, Options(args).PolicyFile);
+    }
+
+    [Theory]
+    [InlineData("10s", 10)]
+    [InlineData("250ms", 0.25)]
+    [InlineData("5m", 300)]
+    [InlineData("720h", 2_592_000)]
+    [InlineData("2d", 172_800)]
+    public void Durations_read_like_etcd_and_kubernetes_write_them(string text, double seconds) =>
+        Assert.Equal(TimeSpan.FromSeconds(seconds), Options(Minimal("--no-encryption", "--reload-interval", text)).ReloadInterval);
+
+    [Theory]
+    [InlineData("--reload-interval", "10")]
+    [InlineData("--reload-interval", "1ms")]
+    [InlineData("--reload-interval", "soon")]
+    [InlineData("--tls-min-version", "1.1")]
+    [InlineData("--audit-log-max-size", "0")]
+    public void Refuses_bad_tls_reload_and_audit_settings(string flag, string value) =>
+        Assert.Throws<ConfigurationException>(() => Options(Minimal("--no-encryption", flag, value)));
+
+    [Fact]
+    public void Tls_audit_and_expiry_settings_have_safe_defaults()
+    {
+        var options = Options(Minimal("--no-encryption"));
+
+        Assert.Equal("1.2", options.TlsMinVersion);
+        Assert.Null(options.AuditLog);
+        Assert.Equal(TimeSpan.FromDays(30), options.CertExpiryWarning);
+        Assert.Equal(TimeSpan.FromSeconds(10), options.ReloadInterval);
+    }
 }

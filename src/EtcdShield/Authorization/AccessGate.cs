@@ -1,0 +1,211 @@
+using System.Diagnostics.Metrics;
+using EtcdShield.Audit;
+using EtcdShield.Protocol.Etcdserverpb;
+using EtcdShield.Relay;
+using EtcdShield.Reload;
+using EtcdShield.Telemetry;
+using Google.Protobuf;
+using Grpc.AspNetCore.Server;
+using Grpc.Core;
+using Microsoft.AspNetCore.Connections.Features;
+using Microsoft.Extensions.Logging;
+
+namespace EtcdShield.Authorization;
+
+/// <summary>
+/// Where the policy meets each request: who is calling, whether the policy lets them do exactly this, and the
+/// audit record of the answer. Denials are PERMISSION_DENIED naming the identity and the operation, never a value.
+/// </summary>
+internal sealed partial class AccessGate
+{
+    private readonly ReloadableFiles<AccessPolicy> _policy;
+    private readonly AuditLog _audit;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly Counter<long> _denied;
+
+    public AccessGate(ReloadableFiles<AccessPolicy> policy, AuditLog audit, TimeProvider time, IMeterFactory meters, ILogger<AccessGate> logger)
+    {
+        _policy = policy;
+        _audit = audit;
+        _time = time;
+        _logger = logger;
+        _denied = meters.Create(RelayMetrics.MeterName).CreateCounter<long>(
+            "etcdshield.requests.denied", unit: "{request}", description: "Requests (and watches) the policy refused, by method and identity.");
+    }
+
+    public bool Auditing => _audit.Enabled;
+
+    public Caller CallerOf(ServerCallContext context)
+    {
+        var http = context.GetHttpContext();
+        var policy = _policy.Current;
+        if (http.Features.Get<IConnectionItemsFeature>()?.Items.TryGetValue(ConnectionCaller.ItemKey, out var item) == true && item is ConnectionCaller connection)
+        {
+            return connection.Under(policy);
+        }
+
+        // Only reached if the TLS layer did not leave the caller on the connection; the certificate still decides.
+        var certificate = http.Connection.ClientCertificate;
+        var identity = certificate is null ? Tls.ClientIdentity.Unknown : Tls.ClientIdentity.FromCertificate(certificate);
+        return new Caller(identity, policy.Resolve(identity), policy, http.Connection.RemoteIpAddress + ":" + http.Connection.RemotePort);
+    }
+
+    /// <summary>
+    /// The reason the request may not go to etcd, or null when the caller's grants cover all of it. Without a
+    /// request (a stream being opened), only whether the caller may use the method at all.
+    /// </summary>
+    public static string? Check(Caller caller, string method, IMessage? request)
+    {
+        if (caller.Identity is not { } identity)
+        {
+            return "matches no identity of the policy";
+        }
+
+        if (!MethodNames.GovernedByKeys.Contains(method))
+        {
+            return identity.MayCall(method) ? null : $"may not call {method}";
+        }
+
+        if (identity.Keys.Everything || request is null)
+        {
+            return null;
+        }
+
+        var accesses = new List<KeyAccess>();
+        RequiredAccess.Collect(method, request, accesses);
+        foreach (var access in accesses)
+        {
+            if (!identity.Keys.Allows(access.Range, access.Permission))
+            {
+                return $"may not {Verb(access.Permission)} {access.Range} ({method} {access.Operation})";
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Whether the caller may open a stream of this method at all; each watch on it is checked as it is created.</summary>
+    public RpcException? AuthorizeStream(Caller caller, RelayedMethod method) =>
+        Check(caller, method.Name, null) is { } reason ? Deny(caller, method.Name, reason) : null;
+
+    /// <summary>
+    /// Checks a request before it goes to etcd. Revoking a lease deletes every key attached to it, so the caller
+    /// must be allowed to write each of them: they are looked up first, unless the caller may write every key.
+    /// </summary>
+    public async ValueTask<RpcException?> AuthorizeAsync(Caller caller, RelayedMethod method, IMessage request, RelayCall call)
+    {
+        var reason = Check(caller, method.Name, request);
+        if (reason is null && request is LeaseRevokeRequest revoke && caller.Identity is { Keys.Everything: false } identity)
+        {
+            var attached = await call.Lease.LeaseTimeToLiveAsync(new LeaseTimeToLiveRequest { ID = revoke.ID, Keys = true }, call.Options).ConfigureAwait(false);
+            foreach (var key in attached.Keys)
+            {
+                var range = KeyRange.SingleKey(key.Span);
+                if (!identity.Keys.Allows(range, KeyPermission.Write))
+                {
+                    reason = $"may not revoke lease {revoke.ID:x}: it holds {range}, which it may not write";
+                    break;
+                }
+            }
+        }
+
+        return reason is null ? null : Deny(caller, method.Name, reason);
+    }
+
+    /// <summary>LeaseTimeToLive with keys lists keys: the caller must be allowed to read each, as etcd requires.</summary>
+    public RpcException? AuthorizeResponse(Caller caller, RelayedMethod method, IMessage response)
+    {
+        if (response is not LeaseTimeToLiveResponse { Keys.Count: > 0 } ttl || caller.Identity is not { Keys.Everything: false } identity)
+        {
+            return null;
+        }
+
+        foreach (var key in ttl.Keys)
+        {
+            var range = KeyRange.SingleKey(key.Span);
+            if (!identity.Keys.Allows(range, KeyPermission.Read))
+            {
+                return Deny(caller, method.Name, $"may not list the keys of lease {ttl.ID:x}: it holds {range}, which it may not read");
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// A message on an open stream that asks for more than the stream itself: a watch on a range. Returns what to
+    /// tell the client instead of forwarding it (etcd's own answer to a forbidden watch: created and cancelled at
+    /// once, with the reason), or null to forward it. Other watches on the same stream are not disturbed.
+    /// </summary>
+    public IMessage? RefuseOnStream(Caller caller, RelayedMethod method, IMessage request)
+    {
+        if (request is not WatchRequest { CreateRequest: { } create })
+        {
+            return null;
+        }
+
+        var started = _time.GetTimestamp();
+        var reason = Check(caller, method.Name, request);
+        if (_audit.Enabled)
+        {
+            var keys = new List<KeyAccess>();
+            RequiredAccess.Collect(method.Name, request, keys);
+            _audit.Record(new AuditEntry(_time.GetUtcNow(), caller, method.Name, keys, reason is not null, reason,
+                reason is null ? StatusCode.OK : StatusCode.PermissionDenied, _time.GetElapsedTime(started)));
+        }
+
+        if (reason is null)
+        {
+            return null;
+        }
+
+        var denial = Deny(caller, method.Name, reason);
+        return new WatchResponse
+        {
+            Header = new ResponseHeader(),
+            WatchId = create.WatchId,
+            Created = true,
+            Canceled = true,
+            // clientv3 turns this text into the error its watch channel reports.
+            CancelReason = $"rpc error: code = PermissionDenied desc = {denial.Status.Detail}",
+        };
+    }
+
+    /// <summary>Writes the audit record of a finished call.</summary>
+    public void Completed(Caller caller, RelayedMethod method, IMessage? request, bool denied, RpcException? failure, StatusCode code, TimeSpan elapsed)
+    {
+        if (!_audit.Enabled)
+        {
+            return;
+        }
+
+        var keys = new List<KeyAccess>();
+        if (request is not null && request is not WatchRequest)
+        {
+            RequiredAccess.Collect(method.Name, request, keys);
+        }
+
+        _audit.Record(new AuditEntry(_time.GetUtcNow(), caller, method.Name, keys, denied, denied ? failure?.Status.Detail : null, code, elapsed));
+    }
+
+    private RpcException Deny(Caller caller, string method, string reason)
+    {
+        _denied.Add(1, new KeyValuePair<string, object?>("method", method), new KeyValuePair<string, object?>("identity", caller.Identity?.Name ?? "(none)"));
+        Log.Denied(_logger, caller.Peer, caller.Name, method, reason);
+        return new RpcException(new Status(StatusCode.PermissionDenied, $"etcdshield: permission denied: identity \"{caller.Name}\" {reason}"));
+    }
+
+    private static string Verb(KeyPermission permission) => permission switch
+    {
+        KeyPermission.Read => "read",
+        KeyPermission.Write => "write",
+        _ => "read and write",
+    };
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 500, Level = LogLevel.Warning, Message = "Denied {Peer} ({Identity}) {Method}: {Reason}")]
+        public static partial void Denied(ILogger logger, string peer, string identity, string method, string reason);
+    }
+}

@@ -1,0 +1,50 @@
+using EtcdShield.Relay;
+using EtcdShield.Tls;
+
+namespace EtcdShield.Authorization;
+
+/// <summary>
+/// Who may connect and what each may do. A client certificate is admitted when some identity matches it; the
+/// first matching identity, in the order of the policy, decides every request of that client. Nothing that is
+/// not granted is allowed.
+/// </summary>
+internal sealed class AccessPolicy
+{
+    public AccessPolicy(IReadOnlyList<PolicyIdentity> identities, string source)
+    {
+        Identities = identities;
+        Source = source;
+    }
+
+    public IReadOnlyList<PolicyIdentity> Identities { get; }
+
+    /// <summary>Where the policy came from, for logs: the file, or the --allow-* flags.</summary>
+    public string Source { get; }
+
+    public PolicyIdentity? Resolve(ClientIdentity identity)
+    {
+        foreach (var candidate in Identities)
+        {
+            if (candidate.Matches(identity))
+            {
+                return candidate;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// The --allow-cn/--allow-dns/--allow-uri shorthand: each value is an identity with every method and every key,
+    /// which is what the flags meant before policies existed.
+    /// </summary>
+    public static IReadOnlyList<PolicyIdentity> FromAllowFlags(IReadOnlyList<string> commonNames, IReadOnlyList<string> dnsNames, IReadOnlyList<string> uriPatterns)
+    {
+        var everyMethod = MethodNames.All;
+        var identities = new List<PolicyIdentity>();
+        identities.AddRange(commonNames.Select(cn => new PolicyIdentity($"cn:{cn}", new IdentityMatch([cn], [], [], [], []), everyMethod, KeyGrants.All)));
+        identities.AddRange(dnsNames.Select(dns => new PolicyIdentity($"dns:{dns}", new IdentityMatch([], [dns], [], [], []), everyMethod, KeyGrants.All)));
+        identities.AddRange(uriPatterns.Select(uri => new PolicyIdentity($"uri:{uri}", new IdentityMatch([], [], [uri], [], []), everyMethod, KeyGrants.All)));
+        return identities;
+    }
+}

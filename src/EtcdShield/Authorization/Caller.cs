@@ -1,0 +1,10 @@
+using EtcdShield.Tls;
+
+namespace EtcdShield.Authorization;
+
+/// <summary>Who sent a request: the certificate's names, the policy identity they matched (if any still does), and from where.</summary>
+internal sealed record Caller(ClientIdentity Certificate, PolicyIdentity? Identity, AccessPolicy Policy, string Peer)
+{
+    /// <summary>The policy's name for the caller, or the certificate's names when no identity matches any more.</summary>
+    public string Name => Identity?.Name ?? Certificate.ToString();
+}

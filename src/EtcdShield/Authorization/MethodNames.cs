@@ -1,0 +1,40 @@
+using EtcdShield.Relay;
+
+namespace EtcdShield.Authorization;
+
+/// <summary>
+/// Method names as a policy writes them: <c>Service/Method</c>, a whole service (<c>Maintenance</c>), or '*'.
+/// Checked against the API the proxy serves, so a typo is an error when the policy loads, not a silent denial.
+/// </summary>
+internal static class MethodNames
+{
+    public static readonly IReadOnlyList<string> All = EtcdApi.Methods().Select(m => m.Name).ToList();
+
+    /// <summary>
+    /// Methods whose permission comes from key grants alone: each names keys, and the keys decide. Listing them
+    /// under methods would suggest a grant that does not exist, so the policy refuses it.
+    /// </summary>
+    public static readonly IReadOnlySet<string> GovernedByKeys = new HashSet<string>(StringComparer.Ordinal)
+    {
+        "KV/Range", "KV/Put", "KV/DeleteRange", "KV/Txn", "Watch/Watch",
+        "Lock/Lock", "Lock/Unlock",
+        "Election/Campaign", "Election/Proclaim", "Election/Leader", "Election/Observe", "Election/Resign",
+    };
+
+    /// <summary>The methods an entry stands for, leaving out those governed by keys; null when it names nothing.</summary>
+    public static IReadOnlyList<string>? Expand(string entry)
+    {
+        if (entry == "*")
+        {
+            return All.Where(m => !GovernedByKeys.Contains(m)).ToList();
+        }
+
+        if (entry.Contains('/', StringComparison.Ordinal))
+        {
+            return All.Contains(entry, StringComparer.Ordinal) ? [entry] : null;
+        }
+
+        var service = All.Where(m => m.StartsWith(entry + "/", StringComparison.Ordinal)).ToList();
+        return service.Count == 0 ? null : service.Where(m => !GovernedByKeys.Contains(m)).ToList();
+    }
+}

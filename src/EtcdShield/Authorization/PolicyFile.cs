@@ -1,0 +1,227 @@
+using System.Text;
+using EtcdShield.Configuration;
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
+
+namespace EtcdShield.Authorization;
+
+/// <summary>
+/// Reads a <c>--policy-file</c> (YAML). Strict: unknown fields, unknown methods, empty matches and duplicate
+/// names are errors with the line they are on, because a policy that means something other than what it says
+/// is a security hole. See docs/policy.md for the format.
+/// </summary>
+internal static class PolicyFile
+{
+    private static readonly string[] IdentityFields = ["name", "match", "methods", "keys"];
+    private static readonly string[] MatchFields = ["cn", "dns", "uri", "ou", "sha256"];
+    private static readonly string[] KeyFields = ["key", "range_end", "prefix", "permission"];
+
+    public static IReadOnlyList<PolicyIdentity> Load(string path)
+    {
+        string text;
+        try
+        {
+            text = File.ReadAllText(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigurationException($"cannot read --policy-file {path}: {e.Message}", e);
+        }
+
+        try
+        {
+            return Parse(text);
+        }
+        catch (ConfigurationException e)
+        {
+            throw new ConfigurationException($"--policy-file {path}: {e.Message}", e);
+        }
+    }
+
+    public static IReadOnlyList<PolicyIdentity> Parse(string yaml)
+    {
+        var stream = new YamlStream();
+        try
+        {
+            stream.Load(new StringReader(yaml));
+        }
+        catch (YamlException e)
+        {
+            throw new ConfigurationException($"line {e.Start.Line}: not valid YAML: {e.Message}");
+        }
+
+        if (stream.Documents.Count != 1 || stream.Documents[0].RootNode is not YamlMappingNode root)
+        {
+            throw new ConfigurationException("expected one YAML document with an 'identities' list");
+        }
+
+        CheckFields(root, ["identities"], "the policy");
+        if (Field(root, "identities") is not YamlSequenceNode list || list.Children.Count == 0)
+        {
+            throw new ConfigurationException($"line {root.Start.Line}: 'identities' must be a non-empty list: a policy that admits nobody is a mistake");
+        }
+
+        var identities = new List<PolicyIdentity>();
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var node in list.Children)
+        {
+            var identity = ParseIdentity(node);
+            if (!names.Add(identity.Name))
+            {
+                throw new ConfigurationException($"line {node.Start.Line}: identity name '{identity.Name}' is used twice");
+            }
+
+            identities.Add(identity);
+        }
+
+        return identities;
+    }
+
+    private static PolicyIdentity ParseIdentity(YamlNode node)
+    {
+        if (node is not YamlMappingNode map)
+        {
+            throw new ConfigurationException($"line {node.Start.Line}: each identity is a mapping with name, match, methods and keys");
+        }
+
+        CheckFields(map, IdentityFields, "an identity");
+        var name = Scalar(map, "name") ?? throw new ConfigurationException($"line {map.Start.Line}: an identity needs a name");
+        if (Field(map, "match") is not YamlMappingNode match)
+        {
+            throw new ConfigurationException($"line {map.Start.Line}: identity '{name}' needs a 'match' mapping (cn, dns, uri, ou, sha256)");
+        }
+
+        CheckFields(match, MatchFields, $"the match of '{name}'");
+        var identityMatch = new IdentityMatch(
+            Strings(match, "cn"), Strings(match, "dns"), Strings(match, "uri"), Strings(match, "ou"), Strings(match, "sha256"));
+        if (identityMatch.IsEmpty)
+        {
+            throw new ConfigurationException($"line {match.Start.Line}: identity '{name}' matches nothing: give cn, dns, uri, ou or sha256");
+        }
+
+        foreach (var fingerprint in identityMatch.Sha256Fingerprints)
+        {
+            if (fingerprint.Length != 64 || !fingerprint.All(char.IsAsciiHexDigit))
+            {
+                throw new ConfigurationException($"line {match.Start.Line}: identity '{name}': sha256 '{fingerprint}' is not a SHA-256 fingerprint (64 hex digits)");
+            }
+        }
+
+        var methods = new List<string>();
+        foreach (var (entry, line) in StringsWithLines(map, "methods"))
+        {
+            if (MethodNames.GovernedByKeys.Contains(entry) || (entry is "Watch" or "Lock" or "Election"))
+            {
+                throw new ConfigurationException($"line {line}: identity '{name}': {entry} is allowed by key grants, not by methods: give it 'keys'");
+            }
+
+            methods.AddRange(MethodNames.Expand(entry)
+                ?? throw new ConfigurationException($"line {line}: identity '{name}': no etcd method or service '{entry}' (e.g. Maintenance/Status, Lease, KV/Compact, *)"));
+        }
+
+        var grants = new List<(KeyRange, KeyPermission)>();
+        if (Field(map, "keys") is { } keys)
+        {
+            if (keys is not YamlSequenceNode keyList)
+            {
+                throw new ConfigurationException($"line {keys.Start.Line}: identity '{name}': 'keys' is a list of grants");
+            }
+
+            grants.AddRange(keyList.Children.Select(k => ParseGrant(name, k)));
+        }
+
+        return new PolicyIdentity(name, identityMatch, methods, new KeyGrants(grants));
+    }
+
+    private static (KeyRange, KeyPermission) ParseGrant(string identity, YamlNode node)
+    {
+        if (node is not YamlMappingNode grant)
+        {
+            throw new ConfigurationException($"line {node.Start.Line}: identity '{identity}': a key grant is a mapping with key (and range_end) or prefix, and permission");
+        }
+
+        CheckFields(grant, KeyFields, $"a key grant of '{identity}'");
+        var where = $"line {grant.Start.Line}: identity '{identity}'";
+        var permission = Scalar(grant, "permission")?.ToUpperInvariant() switch
+        {
+            "READ" => KeyPermission.Read,
+            "WRITE" => KeyPermission.Write,
+            "READWRITE" => KeyPermission.ReadWrite,
+            null => throw new ConfigurationException($"{where}: a key grant needs permission: read, write or readwrite"),
+            var other => throw new ConfigurationException($"{where}: permission '{other.ToLowerInvariant()}' is not read, write or readwrite"),
+        };
+
+        var key = Scalar(grant, "key");
+        var rangeEnd = Scalar(grant, "range_end");
+        var prefix = Scalar(grant, "prefix");
+        if (prefix is not null)
+        {
+            if (key is not null || rangeEnd is not null)
+            {
+                throw new ConfigurationException($"{where}: a key grant has either prefix, or key with an optional range_end");
+            }
+
+            return (KeyRange.Prefix(Encoding.UTF8.GetBytes(prefix)), permission);
+        }
+
+        if (key is null)
+        {
+            throw new ConfigurationException($"{where}: a key grant needs key or prefix (prefix: \"\" grants every key)");
+        }
+
+        var keyBytes = Encoding.UTF8.GetBytes(key);
+        var endBytes = rangeEnd is null ? [] : Encoding.UTF8.GetBytes(rangeEnd);
+        if (endBytes.Length > 0 && !(endBytes is [0]) && endBytes.AsSpan().SequenceCompareTo(keyBytes) <= 0)
+        {
+            throw new ConfigurationException($"{where}: range_end must come after key (or be \"\\0\" for every key from key on)");
+        }
+
+        return (KeyRange.FromEtcd(keyBytes, endBytes), permission);
+    }
+
+    private static void CheckFields(YamlMappingNode map, string[] known, string what)
+    {
+        foreach (var (keyNode, _) in map.Children)
+        {
+            var field = (keyNode as YamlScalarNode)?.Value ?? "";
+            if (!known.Contains(field, StringComparer.Ordinal))
+            {
+                throw new ConfigurationException($"line {keyNode.Start.Line}: unknown field '{field}' in {what} (known: {string.Join(", ", known)})");
+            }
+        }
+    }
+
+    private static YamlNode? Field(YamlMappingNode map, string name) =>
+        map.Children.TryGetValue(new YamlScalarNode(name), out var value) ? value : null;
+
+    private static string? Scalar(YamlMappingNode map, string name) => Field(map, name) switch
+    {
+        null => null,
+        YamlScalarNode scalar => scalar.Value,
+        var other => throw new ConfigurationException($"line {other.Start.Line}: '{name}' must be a single value"),
+    };
+
+    private static List<string> Strings(YamlMappingNode map, string name) =>
+        StringsWithLines(map, name).Select(s => s.Value).ToList();
+
+    /// <summary>A field that may be one value or a list of values.</summary>
+    private static List<(string Value, long Line)> StringsWithLines(YamlMappingNode map, string name)
+    {
+        switch (Field(map, name))
+        {
+            case null:
+                return [];
+            case YamlScalarNode scalar:
+                return [(NonEmpty(scalar, name), scalar.Start.Line)];
+            case YamlSequenceNode sequence:
+                return sequence.Children.Select(item => item is YamlScalarNode s
+                    ? (NonEmpty(s, name), s.Start.Line)
+                    : throw new ConfigurationException($"line {item.Start.Line}: '{name}' is a list of values")).ToList();
+            case var other:
+                throw new ConfigurationException($"line {other.Start.Line}: '{name}' is a value or a list of values");
+        }
+    }
+
+    private static string NonEmpty(YamlScalarNode scalar, string name) =>
+        string.IsNullOrEmpty(scalar.Value) ? throw new ConfigurationException($"line {scalar.Start.Line}: '{name}' may not be empty") : scalar.Value;
+}

@@ -1,0 +1,100 @@
+using System.Diagnostics.Metrics;
+using System.Runtime.InteropServices;
+using EtcdShield.Telemetry;
+using EtcdShield.Tls;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace EtcdShield.Reload;
+
+/// <summary>
+/// Looks at the reloadable files every reload interval, and at once on SIGHUP, and applies what changed.
+/// Connections already open keep the TLS session they have; requests use the new policy from their next call.
+/// A file that fails to load is reported (error log, metric, /health) and the last good version stays.
+/// </summary>
+internal sealed partial class ConfigurationReloader : BackgroundService
+{
+    private readonly IReadOnlyList<IReloadable> _sources;
+    private readonly CertificateExpiry _expiry;
+    private readonly TimeSpan _interval;
+    private readonly ILogger _logger;
+    private readonly Counter<long> _reloads;
+    private readonly SemaphoreSlim _signal = new(0);
+
+    public ConfigurationReloader(IEnumerable<IReloadable> sources, CertificateExpiry expiry, Configuration.ShieldOptions options, IMeterFactory meters, ILogger<ConfigurationReloader> logger)
+    {
+        _sources = sources.ToList();
+        _expiry = expiry;
+        _interval = options.ReloadInterval;
+        _logger = logger;
+        _reloads = meters.Create(RelayMetrics.MeterName).CreateCounter<long>(
+            "etcdshield.config.reloads", unit: "{reload}", description: "Reloads of certificates, CAs, CRLs and the policy after their files changed, by source and result (reloaded or failed).");
+    }
+
+    /// <summary>Checks every source now; what SIGHUP and the timer do. Returns what happened to each changed source.</summary>
+    public IReadOnlyDictionary<string, ReloadOutcome> ReloadNow()
+    {
+        var outcomes = new Dictionary<string, ReloadOutcome>(StringComparer.Ordinal);
+        foreach (var source in _sources)
+        {
+            var outcome = source.ReloadIfChanged();
+            outcomes[source.Name] = outcome;
+            switch (outcome)
+            {
+                case ReloadOutcome.Reloaded:
+                    Log.Reloaded(_logger, source.Name, source.Paths);
+                    _reloads.Add(1, new("source", source.Name), new("result", "reloaded"));
+                    break;
+                case ReloadOutcome.Failed:
+                    Log.ReloadFailed(_logger, source.Name, source.LastError ?? "");
+                    _reloads.Add(1, new("source", source.Name), new("result", "failed"));
+                    break;
+                default:
+                    break;
+            }
+        }
+
+        _expiry.WarnIfExpiring();
+        return outcomes;
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var hangup = OperatingSystem.IsWindows() ? null : PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
+        {
+            // SIGHUP means "reload" to every daemon an operator knows; it must not stop the process.
+            context.Cancel = true;
+            _signal.Release();
+        });
+
+        _expiry.WarnIfExpiring();
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await _signal.WaitAsync(_interval, stoppingToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            ReloadNow();
+        }
+    }
+
+    public override void Dispose()
+    {
+        _signal.Dispose();
+        base.Dispose();
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 600, Level = LogLevel.Information, Message = "Reloaded the {Source} from {Files}")]
+        public static partial void Reloaded(ILogger logger, string source, IReadOnlyList<string> files);
+
+        [LoggerMessage(EventId = 601, Level = LogLevel.Error, Message = "Could not reload the {Source}; still using the last good version: {Reason}")]
+        public static partial void ReloadFailed(ILogger logger, string source, string reason);
+    }
+}

@@ -1,0 +1,57 @@
+using System.Security.Cryptography.X509Certificates;
+
+namespace EtcdShield.Tls;
+
+/// <summary>
+/// What a client certificate must chain to (<c>--trusted-ca-file</c>) and what has been revoked since
+/// (<c>--client-crl-file</c>). Loaded and reloaded as one, because a CRL is only valid with its CA.
+/// </summary>
+internal sealed class ClientTrust
+{
+    private readonly Dictionary<string, RevocationList> _revocationsByIssuer;
+
+    public ClientTrust(X509Certificate2Collection authorities, IReadOnlyList<RevocationList> revocations)
+    {
+        Authorities = authorities;
+        Revocations = revocations;
+        _revocationsByIssuer = new Dictionary<string, RevocationList>(StringComparer.Ordinal);
+        foreach (var list in revocations)
+        {
+            // The newest list of an issuer wins when a file holds several.
+            var issuer = Convert.ToHexString(list.Issuer.RawData);
+            if (!_revocationsByIssuer.TryGetValue(issuer, out var known) || known.ThisUpdate < list.ThisUpdate)
+            {
+                _revocationsByIssuer[issuer] = list;
+            }
+        }
+    }
+
+    public X509Certificate2Collection Authorities { get; }
+
+    public IReadOnlyList<RevocationList> Revocations { get; }
+
+    public static ClientTrust Load(string trustedCaFile, string? crlFile)
+    {
+        var authorities = ServerTls.LoadAuthorities("--trusted-ca-file", trustedCaFile);
+        var revocations = crlFile is null ? [] : RevocationList.LoadFile(crlFile, authorities);
+        return new ClientTrust(authorities, revocations);
+    }
+
+    /// <summary>
+    /// The certificate of the built chain that a CRL revokes, if any: the client's own or an intermediate's.
+    /// Issuers without a CRL in the file are not checked, as with etcd's --client-crl-file.
+    /// </summary>
+    public X509Certificate2? RevokedIn(X509Chain chain)
+    {
+        foreach (var element in chain.ChainElements)
+        {
+            var certificate = element.Certificate;
+            if (_revocationsByIssuer.TryGetValue(Convert.ToHexString(certificate.IssuerName.RawData), out var list) && list.Revokes(certificate))
+            {
+                return certificate;
+            }
+        }
+
+        return null;
+    }
+}

@@ -1,0 +1,113 @@
+using System.Text;
+using EtcdShield.Authorization;
+using EtcdShield.Configuration;
+
+namespace EtcdShield.Tests.Authorization;
+
+public sealed class PolicyFileTests
+{
+    internal const string ThreeIdentities = """
+        identities:
+          - name: kube-apiserver
+            match:
+              cn: kube-apiserver-etcd-client
+            methods: [Lease, Maintenance/Status, KV/Compact]
+            keys:
+              - prefix: /registry/
+                permission: readwrite
+          - name: backup
+            match: { cn: etcd-backup, ou: [ops] }
+            methods: [Maintenance/Snapshot]
+          - name: monitor
+            match:
+              uri: spiffe://cluster.local/ns/monitoring/**
+            methods:
+              - Maintenance/Status
+        """;
+
+    private static byte[] B(string text) => Encoding.UTF8.GetBytes(text);
+
+    [Fact]
+    public void Reads_identities_methods_and_key_grants()
+    {
+        var identities = PolicyFile.Parse(ThreeIdentities);
+
+        Assert.Equal(["kube-apiserver", "backup", "monitor"], identities.Select(i => i.Name));
+        var api = identities[0];
+        Assert.True(api.MayCall("Lease/LeaseGrant"));
+        Assert.True(api.MayCall("Lease/LeaseKeepAlive"));
+        Assert.True(api.MayCall("KV/Compact"));
+        Assert.False(api.MayCall("Maintenance/Snapshot"));
+        Assert.True(api.Keys.Allows(KeyRange.Prefix(B("/registry/secrets/")), KeyPermission.ReadWrite));
+        Assert.False(api.Keys.Allows(KeyRange.SingleKey(B("/other")), KeyPermission.Read));
+
+        Assert.Equal(["Maintenance/Snapshot"], identities[1].Methods);
+        Assert.Equal(["ops"], identities[1].Match.OrganizationalUnits);
+        Assert.True(identities[1].Keys.IsEmpty);
+        Assert.Equal(["spiffe://cluster.local/ns/monitoring/**"], identities[2].Match.UriPatterns);
+    }
+
+    [Fact]
+    public void Star_grants_every_method_that_names_no_keys()
+    {
+        var identity = Assert.Single(PolicyFile.Parse("""
+            identities:
+              - name: admin
+                match: { cn: admin }
+                methods: ["*"]
+            """));
+
+        Assert.True(identity.MayCall("Maintenance/Defragment"));
+        Assert.True(identity.MayCall("Auth/UserAdd"));
+        Assert.False(identity.MayCall("KV/Put"));
+        Assert.True(identity.Keys.IsEmpty);
+    }
+
+    [Fact]
+    public void Key_grants_take_key_with_range_end_or_prefix()
+    {
+        var identity = Assert.Single(PolicyFile.Parse("""
+            identities:
+              - name: reader
+                match: { dns: reader.example }
+                keys:
+                  - { key: /a, range_end: /c, permission: READ }
+                  - { key: /single, permission: write }
+                  - { key: /from, range_end: "\0", permission: read }
+            """));
+
+        Assert.True(identity.Keys.Allows(KeyRange.FromEtcd(B("/b"), B("/bz")), KeyPermission.Read));
+        Assert.False(identity.Keys.Allows(KeyRange.SingleKey(B("/c")), KeyPermission.Read));
+        Assert.True(identity.Keys.Allows(KeyRange.SingleKey(B("/single")), KeyPermission.Write));
+        Assert.False(identity.Keys.Allows(KeyRange.SingleKey(B("/single/x")), KeyPermission.Write));
+        Assert.True(identity.Keys.Allows(KeyRange.FromEtcd(B("/zzz"), [0]), KeyPermission.Read));
+    }
+
+    [Theory]
+    [InlineData("identities: []", "non-empty")]
+    [InlineData("identities:\n  - name: a\n    match: { cn: a }\n    methods: [Maintenance/Snapshott]", "no etcd method or service 'Maintenance/Snapshott'")]
+    [InlineData("identities:\n  - name: a\n    match: { cn: a }\n    methods: [KV/Range]", "allowed by key grants")]
+    [InlineData("identities:\n  - name: a\n    match: { cn: a }\n    methods: [Watch]", "allowed by key grants")]
+    [InlineData("identities:\n  - name: a\n    match: {}\n", "matches nothing")]
+    [InlineData("identities:\n  - name: a\n    match: { cn: a }\n    mehtods: [Lease]", "unknown field 'mehtods'")]
+    [InlineData("identities:\n  - name: a\n    match: { cn: a }\n  - name: a\n    match: { cn: b }", "used twice")]
+    [InlineData("identities:\n  - name: a\n    match: { sha256: abc }", "not a SHA-256 fingerprint")]
+    [InlineData("identities:\n  - name: a\n    match: { cn: a }\n    keys: [{ prefix: /x, permission: all }]", "permission 'all'")]
+    [InlineData("identities:\n  - name: a\n    match: { cn: a }\n    keys: [{ prefix: /x }]", "needs permission")]
+    [InlineData("identities:\n  - name: a\n    match: { cn: a }\n    keys: [{ key: /b, range_end: /a, permission: read }]", "range_end must come after key")]
+    [InlineData("identities:\n  - name: a\n    match: { cn: a }\n    keys: [{ key: /b, prefix: /a, permission: read }]", "either prefix")]
+    [InlineData("identities:\n  - name: a\n    match: { cn: [a\n", "not valid YAML")]
+    [InlineData("- just a list", "'identities'")]
+    public void Refuses_what_it_cannot_read_exactly_and_says_why(string yaml, string expected)
+    {
+        var e = Assert.Throws<ConfigurationException>(() => PolicyFile.Parse(yaml));
+        Assert.Contains(expected, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Errors_name_the_line()
+    {
+        var e = Assert.Throws<ConfigurationException>(() => PolicyFile.Parse("identities:\n  - name: a\n    match: { cn: a }\n    methods: [Nope]\n"));
+        Assert.StartsWith("line 4:", e.Message, StringComparison.Ordinal);
+    }
+}
