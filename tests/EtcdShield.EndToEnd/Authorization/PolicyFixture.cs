@@ -1,0 +1,151 @@
+using EtcdShield.EndToEnd.Infrastructure;
+using EtcdShield.EndToEnd.Relay.Support;
+
+namespace EtcdShield.EndToEnd.Authorization;
+
+/// <summary>
+/// etcd behind EtcdShield with a --policy-file of three identities as a Kubernetes administrator would write
+/// them (an API server with read-write on /registry/, a backup agent with only Snapshot, a monitor with only
+/// Status), a tenant with narrower grants, one identity for each way of matching a certificate, and an audit log.
+/// The default test client (CN etcd-client) keeps full access through --allow-cn, to set up and look behind.
+/// </summary>
+public sealed class PolicyFixture : IAsyncLifetime
+{
+    private EtcdProcess? etcd;
+    private ShieldServer? shield;
+
+    public TestPki Pki { get; } = new();
+
+    internal EtcdProcess Etcd => etcd ?? throw new InvalidOperationException("Not started.");
+
+    internal ShieldServer Shield => shield ?? throw new InvalidOperationException("Not started.");
+
+    internal Etcdctl EtcdDirectly => new(Etcd.ClientUrl);
+
+    public string AuditFile { get; private set; } = "";
+
+    public string PolicyPath { get; private set; } = "";
+
+    public CertificatePaths ApiServer { get; private set; } = null!;
+
+    public CertificatePaths Backup { get; private set; } = null!;
+
+    public CertificatePaths Monitor { get; private set; } = null!;
+
+    public CertificatePaths Tenant { get; private set; } = null!;
+
+    public CertificatePaths ByOu { get; private set; } = null!;
+
+    public CertificatePaths ByDns { get; private set; } = null!;
+
+    public CertificatePaths BySpiffe { get; private set; } = null!;
+
+    public CertificatePaths ByFingerprint { get; private set; } = null!;
+
+    public CertificatePaths Stranger { get; private set; } = null!;
+
+    internal Etcdctl As(CertificatePaths client, TimeSpan? timeout = null) =>
+        new(Shield.ClientUrl, Pki.CaFile, client) { CommandTimeout = timeout };
+
+    public async Task InitializeAsync()
+    {
+        ApiServer = Pki.IssueClient("policy-apiserver", "kube-apiserver-etcd-client");
+        Backup = Pki.IssueClient("policy-backup", "etcd-backup");
+        Monitor = Pki.IssueClient("policy-monitor", "etcd-monitor");
+        Tenant = Pki.IssueClient("policy-tenant", "tenant");
+        ByOu = Pki.IssueClient("policy-ou", "whoever", organizationalUnit: "storage-team");
+        ByDns = Pki.IssueClient("policy-dns", "someone", dnsNames: ["reader.etcdshield.test"]);
+        BySpiffe = Pki.IssueClient("policy-spiffe", commonName: null, uris: ["spiffe://etcdshield.test/ns/apps/sa/writer"]);
+        ByFingerprint = Pki.IssueClient("policy-fingerprint", "pinned");
+        Stranger = Pki.IssueClient("policy-stranger", "stranger", organizationalUnit: "other-team");
+        using var pinned = ByFingerprint.LoadCertificate();
+        var fingerprint = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(pinned.RawData));
+
+        PolicyPath = Path.Combine(Pki.Directory, "policy.yaml");
+        AuditFile = Path.Combine(Pki.Directory, "audit.log");
+        await File.WriteAllTextAsync(PolicyPath, $$"""
+            identities:
+              - name: kube-apiserver
+                match: { cn: kube-apiserver-etcd-client }
+                methods: [Lease]
+                keys:
+                  - prefix: /registry/
+                    permission: readwrite
+              - name: backup
+                match: { cn: etcd-backup }
+                methods: [Maintenance/Snapshot]
+              - name: monitor
+                match: { cn: etcd-monitor }
+                methods: [Maintenance/Status]
+              - name: tenant
+                match: { cn: tenant }
+                methods: [Lease/LeaseGrant, Lease/LeaseRevoke, Lease/LeaseTimeToLive]
+                keys:
+                  - { prefix: /tenant/, permission: readwrite }
+                  - { prefix: /shared/, permission: read }
+              - name: storage-team
+                match: { ou: storage-team }
+                keys: [{ prefix: /storage/, permission: readwrite }]
+              - name: dns-reader
+                match: { dns: reader.etcdshield.test }
+                keys: [{ prefix: /shared/, permission: read }]
+              - name: spiffe-writer
+                match: { uri: "spiffe://etcdshield.test/ns/apps/**" }
+                keys: [{ prefix: /apps/, permission: write }]
+              - name: pinned
+                match: { sha256: "{{fingerprint}}" }
+                keys: [{ key: /pinned, permission: readwrite }]
+            """);
+
+        etcd = await EtcdProcess.StartAsync();
+        shield = await ShieldServer.StartAsync(Pki, etcd.ClientUrl, encrypt: true, flags: ["--policy-file", PolicyPath, "--audit-log", AuditFile]);
+    }
+
+    /// <summary>The audit log's lines so far, waiting until one satisfies <paramref name="condition"/> (the log is written in the background).</summary>
+    internal Task<IReadOnlyList<System.Text.Json.JsonElement>> AuditAsync(Func<System.Text.Json.JsonElement, bool> condition) =>
+        Eventually.HoldsAsync<IReadOnlyList<System.Text.Json.JsonElement>>(
+            () => Task.FromResult(ReadAudit()),
+            lines => lines.Any(condition),
+            TimeSpan.FromSeconds(10));
+
+    internal IReadOnlyList<System.Text.Json.JsonElement> ReadAudit()
+    {
+        if (!File.Exists(AuditFile))
+        {
+            return [];
+        }
+
+        using var stream = new FileStream(AuditFile, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        using var reader = new StreamReader(stream);
+        var lines = new List<System.Text.Json.JsonElement>();
+        while (reader.ReadLine() is { } line)
+        {
+            if (line.EndsWith('}'))
+            {
+                lines.Add(System.Text.Json.JsonDocument.Parse(line).RootElement.Clone());
+            }
+        }
+
+        return lines;
+    }
+
+    public async Task DisposeAsync()
+    {
+        try
+        {
+            if (shield is not null)
+            {
+                await shield.DisposeAsync();
+            }
+        }
+        finally
+        {
+            if (etcd is not null)
+            {
+                await etcd.DisposeAsync();
+            }
+
+            Pki.Dispose();
+        }
+    }
+}

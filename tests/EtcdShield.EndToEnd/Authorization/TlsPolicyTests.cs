@@ -1,0 +1,79 @@
+using System.Text.Json;
+using EtcdShield.EndToEnd.Infrastructure;
+
+namespace EtcdShield.EndToEnd.Authorization;
+
+/// <summary>
+/// What the operator is told about certificates before they become an outage, and the TLS floor: a serving
+/// certificate inside the warning window degrades /health, is logged and exported with its seconds left; with
+/// --tls-min-version 1.3 a TLS 1.2 client cannot complete a handshake.
+/// </summary>
+public sealed class TlsPolicyTests : IAsyncLifetime
+{
+    private TestPki Pki { get; } = new();
+    private EtcdProcess? etcd;
+
+    private EtcdProcess Etcd => etcd ?? throw new InvalidOperationException("Not started.");
+
+    public async Task InitializeAsync() => etcd = await EtcdProcess.StartAsync();
+
+    public async Task DisposeAsync()
+    {
+        if (etcd is not null)
+        {
+            await etcd.DisposeAsync();
+        }
+
+        Pki.Dispose();
+    }
+
+    [Fact]
+    public async Task A_serving_certificate_close_to_expiry_degrades_health_and_is_logged_and_exported()
+    {
+        var expiring = Pki.IssueServer("server-expiring", notAfter: DateTimeOffset.UtcNow.AddDays(3));
+        await using var shield = await ShieldServer.StartAsync(Pki, Etcd.ClientUrl, flags:
+            ["--cert-file", expiring.CertFile, "--key-file", expiring.KeyFile, "--cert-expiry-warning", "720h"]);
+
+        using var http = new HttpClient();
+        using var health = JsonDocument.Parse(await http.GetStringAsync(new Uri(shield.MetricsUrl + "/health")));
+        var warning = await shield.Logs.WaitForAsync(e => e.EventId.Id == 110, TimeSpan.FromSeconds(10));
+        var metrics = await http.GetStringAsync(new Uri(shield.MetricsUrl + "/metrics"));
+
+        Assert.Equal("true", health.RootElement.GetProperty("health").GetString());
+        Assert.Equal("degraded", health.RootElement.GetProperty("status").GetString());
+        Assert.Contains(health.RootElement.GetProperty("warnings").EnumerateArray(), w => w.GetString()!.StartsWith("serving certificate", StringComparison.Ordinal));
+        Assert.Contains("serving certificate", warning.Message, StringComparison.Ordinal);
+        Assert.Contains("etcdshield_certificate_expiry_seconds{", metrics, StringComparison.Ordinal);
+        Assert.Contains("role=\"serving\"", metrics, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Certificates_far_from_expiry_keep_health_ok()
+    {
+        await using var shield = await ShieldServer.StartAsync(Pki, Etcd.ClientUrl, flags: ["--cert-expiry-warning", "24h"]);
+
+        using var http = new HttpClient();
+        using var health = JsonDocument.Parse(await http.GetStringAsync(new Uri(shield.MetricsUrl + "/health")));
+
+        Assert.Equal("ok", health.RootElement.GetProperty("status").GetString());
+        Assert.Empty(health.RootElement.GetProperty("warnings").EnumerateArray());
+    }
+
+    [Theory]
+    [InlineData("-tls1_2", false)]
+    [InlineData("-tls1_3", true)]
+    public async Task With_tls_min_version_1_3_only_tls_1_3_clients_get_in(string version, bool admitted)
+    {
+        await using var shield = await ShieldServer.StartAsync(Pki, Etcd.ClientUrl, flags: ["--tls-min-version", "1.3"]);
+        var client = ShieldServer.DefaultClient(Pki);
+
+        var handshake = await ExternalCommand.RunAsync(
+            "/usr/bin/openssl",
+            ["s_client", "-connect", new Uri(shield.ClientUrl).Authority, "-CAfile", Pki.CaFile, "-cert", client.CertFile, "-key", client.KeyFile, version],
+            standardInput: "",
+            environment: new Dictionary<string, string?> { ["OPENSSL_CONF"] = "/dev/null" });
+
+        Assert.False(handshake.TimedOut, handshake.ToString());
+        Assert.Equal(admitted, !handshake.StdOut.Contains("Cipher is (NONE)", StringComparison.Ordinal));
+    }
+}
