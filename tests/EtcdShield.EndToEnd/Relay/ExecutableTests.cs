@@ -89,6 +89,69 @@ public sealed class ExecutableTests(TestPki pki) : IClassFixture<TestPki>
         }
     }
 
+    [Fact]
+    public async Task Sighup_reloads_the_policy_and_keeps_the_process_serving()
+    {
+        await using var etcd = await EtcdProcess.StartAsync();
+        var directory = Directory.CreateTempSubdirectory("etcdshield-exe-").FullName;
+        try
+        {
+            var policy = Path.Combine(directory, "policy.yaml");
+            await File.WriteAllTextAsync(policy, ReaderPolicy("read"));
+            var reader = pki.IssueClient("exe-reader", "exe-reader");
+            var clientUrl = $"https://127.0.0.1:{FreePort.Allocate(1)[0]}";
+            await using var shield = BackgroundProcess.Start(DotnetHost(), [
+                Assembly,
+                .. ValidFlags(clientUrl),
+                "--upstream-endpoints", etcd.ClientUrl,
+                "--no-encryption",
+                "--policy-file", policy,
+                "--reload-interval", "1h",
+            ]);
+            await shield.WaitForStdOutAsync(line => line.Contains("EtcdShield ready", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
+            var etcdctl = new Etcdctl(clientUrl, pki.CaFile, reader) { CommandTimeout = TimeSpan.FromSeconds(10) };
+            var before = await etcdctl.RunAsync("put", "/exe/policy", "x");
+
+            await File.WriteAllTextAsync(policy + ".new", ReaderPolicy("readwrite"));
+            File.Move(policy + ".new", policy, overwrite: true);
+            // The shell's own kill: procps is not on every minimal image.
+            var hangup = await ExternalCommand.RunAsync("/bin/sh", ["-c", $"kill -HUP {shield.ProcessId}"]);
+            await shield.WaitForStdOutAsync(line => line.Contains("Reloaded the policy", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
+            var after = await etcdctl.RunAsync("put", "/exe/policy", "x");
+            var stopped = await shield.TerminateAsync(TimeSpan.FromSeconds(20));
+
+            Assert.False(before.Succeeded, before.ToString());
+            Assert.Contains("PermissionDenied", before.StdErr, StringComparison.Ordinal);
+            Assert.True(hangup.Succeeded, hangup.ToString());
+            Assert.True(after.Succeeded, after.ToString());
+            Assert.Equal(0, stopped.ExitCode);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task A_broken_policy_file_stops_it_at_start_up_naming_the_line()
+    {
+        var policy = Path.Combine(pki.Directory, "broken-exe-policy.yaml");
+        await File.WriteAllTextAsync(policy, "identities:\n  - name: x\n    match: { cn: x }\n    methods: [Maintenance/Snapshott]\n");
+
+        var refused = await RunAsync([.. ValidFlags(), "--no-encryption", "--policy-file", policy]);
+
+        Assert.Equal(2, refused.ExitCode);
+        Assert.Contains("--policy-file", refused.StdErr, StringComparison.Ordinal);
+        Assert.Contains("line 4", refused.StdErr, StringComparison.Ordinal);
+    }
+
+    private static string ReaderPolicy(string permission) => $$"""
+        identities:
+          - name: exe-reader
+            match: { cn: exe-reader }
+            keys: [{ prefix: /exe/, permission: {{permission}} }]
+        """;
+
     /// <summary>Everything the proxy needs except an upstream and a choice about encryption.</summary>
     private string[] ValidFlags(string listen = "https://127.0.0.1:1") =>
     [
