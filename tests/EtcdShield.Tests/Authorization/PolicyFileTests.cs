@@ -110,4 +110,18 @@ public sealed class PolicyFileTests
         var e = Assert.Throws<ConfigurationException>(() => PolicyFile.Parse("identities:\n  - name: a\n    match: { cn: a }\n    methods: [Nope]\n"));
         Assert.StartsWith("line 4:", e.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void The_example_policy_in_deploy_loads_and_means_what_its_comments_say()
+    {
+        var identities = PolicyFile.Load(RepositoryFile.Find(Path.Combine("deploy", "policy.example.yaml")));
+
+        var api = identities.Single(i => i.Name == "kube-apiserver");
+        Assert.True(api.Keys.Allows(KeyRange.Prefix(B("/registry/")), KeyPermission.ReadWrite));
+        Assert.True(api.Keys.Allows(KeyRange.SingleKey(B("compact_rev_key")), KeyPermission.ReadWrite));
+        Assert.True(api.MayCall("KV/Compact"));
+        Assert.False(api.MayCall("Maintenance/Snapshot"));
+        Assert.Equal(["Maintenance/Snapshot"], identities.Single(i => i.Name == "etcd-backup").Methods);
+        Assert.True(identities.Single(i => i.Name == "monitoring").Keys.IsEmpty);
+    }
 }

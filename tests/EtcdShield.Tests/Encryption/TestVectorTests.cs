@@ -64,7 +64,7 @@ public sealed partial class TestVectorTests
     [Fact]
     public void The_spec_publishes_the_same_values()
     {
-        string doc = WhiteSpace().Replace(File.ReadAllText(FindSpec()), string.Empty);
+        string doc = WhiteSpace().Replace(File.ReadAllText(RepositoryFile.Find(Path.Combine("docs", "value-format.md"))), string.Empty);
 
         foreach (string expected in new[] { KekHex, DekHex, ExpectedKekId, ExpectedKeyIdHex, ExpectedWrappedHex, ExpectedNonceHex, ExpectedEnvelopeHex })
         {
@@ -75,7 +75,7 @@ public sealed partial class TestVectorTests
     [Fact]
     public void Production_code_never_calls_the_test_vector_factory()
     {
-        string src = Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(FindSpec()))!, "src");
+        string src = Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(RepositoryFile.Find(Path.Combine("docs", "value-format.md"))))!, "src");
 
         var callers = Directory.EnumerateFiles(src, "*.cs", SearchOption.AllDirectories)
             .Where(f => !f.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}", StringComparison.Ordinal))
@@ -83,20 +83,6 @@ public sealed partial class TestVectorTests
             .Where(f => File.ReadAllText(f).Contains(nameof(EncryptionKey.CreateDeterministicForTestVector), StringComparison.Ordinal));
 
         Assert.Empty(callers);
-    }
-
-    private static string FindSpec()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            string candidate = Path.Combine(dir.FullName, "docs", "value-format.md");
-            if (File.Exists(candidate))
-            {
-                return candidate;
-            }
-        }
-
-        throw new FileNotFoundException("docs/value-format.md not found above " + AppContext.BaseDirectory);
     }
 
     [GeneratedRegex(@"\s+")]
