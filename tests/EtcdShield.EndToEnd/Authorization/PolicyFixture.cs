@@ -9,45 +9,9 @@ namespace EtcdShield.EndToEnd.Authorization;
 /// Status), a tenant with narrower grants, one identity for each way of matching a certificate, and an audit log.
 /// The default test client (CN etcd-client) keeps full access through --allow-cn, to set up and look behind.
 /// </summary>
-public sealed class PolicyFixture : IAsyncLifetime
+public sealed class PolicyFixture : ShieldFixture
 {
-    private EtcdProcess? etcd;
-    private ShieldServer? shield;
-
-    public TestPki Pki { get; } = new();
-
-    internal EtcdProcess Etcd => etcd ?? throw new InvalidOperationException("Not started.");
-
-    internal ShieldServer Shield => shield ?? throw new InvalidOperationException("Not started.");
-
-    internal Etcdctl EtcdDirectly => new(Etcd.ClientUrl);
-
-    public string AuditFile { get; private set; } = "";
-
-    public string PolicyPath { get; private set; } = "";
-
-    public CertificatePaths ApiServer { get; private set; } = null!;
-
-    public CertificatePaths Backup { get; private set; } = null!;
-
-    public CertificatePaths Monitor { get; private set; } = null!;
-
-    public CertificatePaths Tenant { get; private set; } = null!;
-
-    public CertificatePaths ByOu { get; private set; } = null!;
-
-    public CertificatePaths ByDns { get; private set; } = null!;
-
-    public CertificatePaths BySpiffe { get; private set; } = null!;
-
-    public CertificatePaths ByFingerprint { get; private set; } = null!;
-
-    public CertificatePaths Stranger { get; private set; } = null!;
-
-    internal Etcdctl As(CertificatePaths client, TimeSpan? timeout = null) =>
-        new(Shield.ClientUrl, Pki.CaFile, client) { CommandTimeout = timeout };
-
-    public async Task InitializeAsync()
+    public PolicyFixture()
     {
         ApiServer = Pki.IssueClient("policy-apiserver", "kube-apiserver-etcd-client");
         Backup = Pki.IssueClient("policy-backup", "etcd-backup");
@@ -63,7 +27,7 @@ public sealed class PolicyFixture : IAsyncLifetime
 
         PolicyPath = Path.Combine(Pki.Directory, "policy.yaml");
         AuditFile = Path.Combine(Pki.Directory, "audit.log");
-        await File.WriteAllTextAsync(PolicyPath, $$"""
+        File.WriteAllText(PolicyPath, $$"""
             identities:
               - name: kube-apiserver
                 match: { cn: kube-apiserver-etcd-client }
@@ -96,10 +60,34 @@ public sealed class PolicyFixture : IAsyncLifetime
                 match: { sha256: "{{fingerprint}}" }
                 keys: [{ key: /pinned, permission: readwrite }]
             """);
-
-        etcd = await EtcdProcess.StartAsync();
-        shield = await ShieldServer.StartAsync(Pki, etcd.ClientUrl, encrypt: true, flags: ["--policy-file", PolicyPath, "--audit-log", AuditFile]);
     }
+
+    public string AuditFile { get; }
+
+    public string PolicyPath { get; }
+
+    public CertificatePaths ApiServer { get; }
+
+    public CertificatePaths Backup { get; }
+
+    public CertificatePaths Monitor { get; }
+
+    public CertificatePaths Tenant { get; }
+
+    public CertificatePaths ByOu { get; }
+
+    public CertificatePaths ByDns { get; }
+
+    public CertificatePaths BySpiffe { get; }
+
+    public CertificatePaths ByFingerprint { get; }
+
+    public CertificatePaths Stranger { get; }
+
+    protected override IEnumerable<string> Flags => ["--policy-file", PolicyPath, "--audit-log", AuditFile];
+
+    internal Etcdctl As(CertificatePaths client, TimeSpan? timeout = null) =>
+        new(Shield.ClientUrl, Pki.CaFile, client) { CommandTimeout = timeout };
 
     /// <summary>The audit log's lines so far, waiting until one satisfies <paramref name="condition"/> (the log is written in the background).</summary>
     internal Task<IReadOnlyList<System.Text.Json.JsonElement>> AuditAsync(Func<System.Text.Json.JsonElement, bool> condition) =>
@@ -127,25 +115,5 @@ public sealed class PolicyFixture : IAsyncLifetime
         }
 
         return lines;
-    }
-
-    public async Task DisposeAsync()
-    {
-        try
-        {
-            if (shield is not null)
-            {
-                await shield.DisposeAsync();
-            }
-        }
-        finally
-        {
-            if (etcd is not null)
-            {
-                await etcd.DisposeAsync();
-            }
-
-            Pki.Dispose();
-        }
     }
 }
