@@ -99,6 +99,24 @@ public sealed class ReloadTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_ca_added_to_the_trusted_bundle_admits_its_clients_from_the_next_connection()
+    {
+        var partner = Pki.CreateOtherAuthority("reload-partner-ca", "EtcdShield Partner CA");
+        var partnerClient = Pki.IssueClient("reload-partner-client", ShieldServer.ClientName, dnsNames: ["partner.etcdshield.test"], issuer: partner);
+        var bundle = Path.Combine(Pki.Directory, "reload-bundle.pem");
+        File.Copy(Pki.CaFile, bundle);
+        await using var shield = await ShieldServer.StartAsync(Pki, Etcd.ClientUrl, flags: ["--trusted-ca-file", bundle, "--reload-interval", "1h"]);
+        var before = await shield.Etcdctl(Pki, partnerClient, TimeSpan.FromSeconds(1)).RunAsync("put", "reload/ca/partner", "no");
+        Assert.False(before.Succeeded, before.ToString());
+
+        await ReplaceAsync(bundle, await File.ReadAllTextAsync(Pki.CaFile) + await File.ReadAllTextAsync(partner.CertFile));
+        Assert.Equal(ReloadOutcome.Reloaded, ReloadNow(shield)["client trust"]);
+
+        (await shield.Etcdctl(Pki, partnerClient).RunAsync("put", "reload/ca/partner", "yes")).EnsureSuccess();
+        (await shield.Etcdctl(Pki).RunAsync("put", "reload/ca/own", "still")).EnsureSuccess();
+    }
+
+    [Fact]
     public async Task A_client_revoked_at_start_up_is_never_admitted()
     {
         var revoked = Pki.IssueClient("startup-revoked", ShieldServer.ClientName, dnsNames: ["startup-revoked.etcdshield.test"]);
