@@ -225,7 +225,8 @@ public sealed partial class TestPki : IDisposable
         }
 
         var now = DateTimeOffset.UtcNow;
-        using var certificate = request.Create(issuer.Certificate, notBefore ?? now - ClockSkew, notAfter ?? now.AddDays(30), NewSerialNumber());
+        // A year, as kubeadm issues them: well outside the proxy's default 30-day expiry warning.
+        using var certificate = request.Create(issuer.Certificate, notBefore ?? now - ClockSkew, notAfter ?? now.AddDays(365), NewSerialNumber());
 
         var pem = new StringBuilder(certificate.ExportCertificatePem()).Append('\n');
         foreach (var link in issuer.ChainBelowRoot())
