@@ -19,14 +19,16 @@ namespace EtcdShield.Authorization;
 internal sealed partial class AccessGate
 {
     private readonly ReloadableFiles<AccessPolicy> _policy;
+    private readonly ReloadableFiles<Tls.ClientTrust> _trust;
     private readonly AuditLog _audit;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly Counter<long> _denied;
 
-    public AccessGate(ReloadableFiles<AccessPolicy> policy, AuditLog audit, TimeProvider time, IMeterFactory meters, ILogger<AccessGate> logger)
+    public AccessGate(ReloadableFiles<AccessPolicy> policy, ReloadableFiles<Tls.ClientTrust> trust, AuditLog audit, TimeProvider time, IMeterFactory meters, ILogger<AccessGate> logger)
     {
         _policy = policy;
+        _trust = trust;
         _audit = audit;
         _time = time;
         _logger = logger;
@@ -42,7 +44,7 @@ internal sealed partial class AccessGate
         var policy = _policy.Current;
         if (http.Features.Get<IConnectionItemsFeature>()?.Items.TryGetValue(ConnectionCaller.ItemKey, out var item) == true && item is ConnectionCaller connection)
         {
-            return connection.Under(policy);
+            return connection.Under(policy, _trust.Current);
         }
 
         // Only reached if the TLS layer did not leave the caller on the connection; the certificate still decides.
@@ -59,7 +61,7 @@ internal sealed partial class AccessGate
     {
         if (caller.Identity is not { } identity)
         {
-            return "matches no identity of the policy";
+            return caller.Revoked ? "has a certificate revoked by --client-crl-file" : "matches no identity of the policy";
         }
 
         if (!MethodNames.GovernedByKeys.Contains(method))

@@ -20,20 +20,32 @@ internal sealed class ConnectionCaller
 
     public ClientIdentity? Identity { get; private set; }
 
-    public void Admit(ClientIdentity identity) => Identity = identity;
+    /// <summary>The client's certificate chain as it was admitted, for CRLs loaded after the handshake.</summary>
+    public IReadOnlyList<CertificateId> Chain { get; private set; } = [];
 
-    /// <summary>The caller under <paramref name="policy"/>: resolved once per policy version and connection.</summary>
-    public Caller Under(AccessPolicy policy)
+    public void Admit(ClientIdentity identity, IReadOnlyList<CertificateId> chain)
+    {
+        Identity = identity;
+        Chain = chain;
+    }
+
+    /// <summary>
+    /// The caller under <paramref name="policy"/> and <paramref name="trust"/>: resolved once per version of each
+    /// and connection. A client whose certificate a newer CRL revokes matches no identity from then on, so a
+    /// revocation also ends what an already open connection may do.
+    /// </summary>
+    public Caller Under(AccessPolicy policy, ClientTrust trust)
     {
         var resolved = _resolved;
-        if (resolved is not null && ReferenceEquals(resolved.Policy, policy))
+        if (resolved is not null && ReferenceEquals(resolved.Policy, policy) && ReferenceEquals(resolved.Trust, trust))
         {
             return resolved;
         }
 
         // Two requests racing here both resolve the same answer; whichever is stored is right.
         var identity = Identity ?? ClientIdentity.Unknown;
-        resolved = new Caller(identity, policy.Resolve(identity), policy, Peer);
+        var revoked = trust.RevokedIn(Chain) is not null;
+        resolved = new Caller(identity, revoked ? null : policy.Resolve(identity), policy, Peer) { Trust = trust, Revoked = revoked };
         _resolved = resolved;
         return resolved;
     }

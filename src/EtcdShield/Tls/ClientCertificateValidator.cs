@@ -65,9 +65,10 @@ internal sealed partial class ClientCertificateValidator
             return false;
         }
 
-        if (trust.RevokedIn(chain) is { } revoked)
+        var chainIds = CertificateId.Of(chain);
+        if (trust.RevokedIn(chainIds) is { } revoked)
         {
-            Log.Revoked(_logger, peer, identity, revoked.Subject, revoked.SerialNumber);
+            Log.Revoked(_logger, peer, identity, revoked.Serial);
             return false;
         }
 
@@ -77,7 +78,7 @@ internal sealed partial class ClientCertificateValidator
             return false;
         }
 
-        connection?.Admit(identity);
+        connection?.Admit(identity, chainIds);
         return true;
     }
 
@@ -92,7 +93,7 @@ internal sealed partial class ClientCertificateValidator
         [LoggerMessage(EventId = 102, Level = LogLevel.Warning, Message = "Refused client {Peer} ({Identity}): identity is not on the allowlist or in the policy")]
         public static partial void NotAllowed(ILogger logger, EndPoint? peer, ClientIdentity identity);
 
-        [LoggerMessage(EventId = 103, Level = LogLevel.Warning, Message = "Refused client {Peer} ({Identity}): certificate '{Subject}' (serial {Serial}) is revoked by --client-crl-file")]
-        public static partial void Revoked(ILogger logger, EndPoint? peer, ClientIdentity identity, string subject, string serial);
+        [LoggerMessage(EventId = 103, Level = LogLevel.Warning, Message = "Refused client {Peer} ({Identity}): a certificate of its chain (serial {Serial}) is revoked by --client-crl-file")]
+        public static partial void Revoked(ILogger logger, EndPoint? peer, ClientIdentity identity, string serial);
     }
 }

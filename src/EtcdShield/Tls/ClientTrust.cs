@@ -18,7 +18,7 @@ internal sealed class ClientTrust
         foreach (var list in revocations)
         {
             // The newest list of an issuer wins when a file holds several.
-            var issuer = Convert.ToHexString(list.Issuer.RawData);
+            var issuer = CertificateId.IssuerKey(list.Issuer);
             if (!_revocationsByIssuer.TryGetValue(issuer, out var known) || known.ThisUpdate < list.ThisUpdate)
             {
                 _revocationsByIssuer[issuer] = list;
@@ -38,15 +38,14 @@ internal sealed class ClientTrust
     }
 
     /// <summary>
-    /// The certificate of the built chain that a CRL revokes, if any: the client's own or an intermediate's.
+    /// The certificate of a client's chain that a CRL revokes, if any: the client's own or an intermediate's.
     /// Issuers without a CRL in the file are not checked, as with etcd's --client-crl-file.
     /// </summary>
-    public X509Certificate2? RevokedIn(X509Chain chain)
+    public CertificateId? RevokedIn(IReadOnlyList<CertificateId> chain)
     {
-        foreach (var element in chain.ChainElements)
+        foreach (var certificate in chain)
         {
-            var certificate = element.Certificate;
-            if (_revocationsByIssuer.TryGetValue(Convert.ToHexString(certificate.IssuerName.RawData), out var list) && list.Revokes(certificate))
+            if (_revocationsByIssuer.TryGetValue(certificate.Issuer, out var list) && list.Revokes(certificate.Serial))
             {
                 return certificate;
             }

@@ -30,7 +30,10 @@ internal sealed class RevocationList
 
     public int Count => _revokedSerials.Count;
 
-    public bool Revokes(X509Certificate2 certificate) => _revokedSerials.Contains(NormalizeSerial(certificate.SerialNumber));
+    public bool Revokes(X509Certificate2 certificate) => Revokes(NormalizeSerial(certificate.SerialNumber));
+
+    /// <param name="serial">As <see cref="NormalizeSerial"/> gives it.</param>
+    public bool Revokes(string serial) => _revokedSerials.Contains(serial);
 
     /// <summary>Every CRL in the file (PEM blocks, or one DER CRL), each verified against <paramref name="authorities"/>.</summary>
     public static IReadOnlyList<RevocationList> LoadFile(string path, X509Certificate2Collection authorities)
@@ -148,7 +151,7 @@ internal sealed class RevocationList
         reader.PeekTag().HasSameClassAndValue(Asn1Tag.UtcTime) ? reader.ReadUtcTime() : reader.ReadGeneralizedTime();
 
     /// <summary>Upper-case hex without the leading zero bytes DER adds to keep a serial positive.</summary>
-    private static string NormalizeSerial(string hex)
+    internal static string NormalizeSerial(string hex)
     {
         var upper = hex.ToUpperInvariant();
         var start = 0;

@@ -84,10 +84,18 @@ public sealed class ReloadTests : IAsyncLifetime
         (await shield.Etcdctl(Pki, victim).RunAsync("put", "reload/crl/before", "ok")).EnsureSuccess();
 
         using var channel = GrpcClients.Channel(shield.ClientUrl, Pki);
+        using var victimChannel = GrpcClients.Channel(shield.ClientUrl, Pki, victim);
+        var victimKv = new KV.KVClient(victimChannel);
+        await victimKv.PutAsync(new PutRequest { Key = B("reload/crl/open"), Value = B("before") });
         await using var traffic = LiveTraffic.Start(new KV.KVClient(channel), "reload/crl/");
         await traffic.WaitForRequestsAsync(20);
         Pki.WriteCrl("reload", [victim]);
         Assert.Equal(ReloadOutcome.Reloaded, ReloadNow(shield)["client trust"]);
+
+        // The victim's connection from before the CRL stays open, but may do nothing more.
+        var cut = await Assert.ThrowsAsync<RpcException>(() => victimKv.PutAsync(new PutRequest { Key = B("reload/crl/open"), Value = B("after") }).ResponseAsync);
+        Assert.Equal(StatusCode.PermissionDenied, cut.StatusCode);
+        Assert.Contains("revoked", cut.Status.Detail, StringComparison.Ordinal);
 
         var refused = await shield.Etcdctl(Pki, victim, TimeSpan.FromSeconds(1)).RunAsync("put", "reload/crl/after", "no");
         Assert.False(refused.Succeeded, refused.ToString());
