@@ -21,6 +21,24 @@ internal static class MethodNames
         "Election/Campaign", "Election/Proclaim", "Election/Leader", "Election/Observe", "Election/Resign",
     };
 
+    /// <summary>
+    /// The short form of an entry: gRPC's full names (<c>/etcdserverpb.Maintenance/Snapshot</c>, as they appear
+    /// in etcd's logs and in gRPC tooling) name the same methods as <c>Maintenance/Snapshot</c>.
+    /// </summary>
+    public static string Normalize(string entry)
+    {
+        var name = entry.Trim().TrimStart('/');
+        foreach (var package in (string[])["etcdserverpb.", "v3lockpb.", "v3electionpb."])
+        {
+            if (name.StartsWith(package, StringComparison.Ordinal))
+            {
+                return name[package.Length..];
+            }
+        }
+
+        return name;
+    }
+
     /// <summary>The methods an entry stands for, leaving out those governed by keys; null when it names nothing.</summary>
     public static IReadOnlyList<string>? Expand(string entry)
     {

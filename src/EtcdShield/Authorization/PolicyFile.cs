@@ -108,8 +108,9 @@ internal static class PolicyFile
         }
 
         var methods = new List<string>();
-        foreach (var (entry, line) in StringsWithLines(map, "methods"))
+        foreach (var (written, line) in StringsWithLines(map, "methods"))
         {
+            var entry = MethodNames.Normalize(written);
             if (MethodNames.GovernedByKeys.Contains(entry) || (entry is "Watch" or "Lock" or "Election"))
             {
                 throw new ConfigurationException($"line {line}: identity '{name}': {entry} is allowed by key grants, not by methods: give it 'keys'");
@@ -146,7 +147,7 @@ internal static class PolicyFile
         {
             "READ" => KeyPermission.Read,
             "WRITE" => KeyPermission.Write,
-            "READWRITE" => KeyPermission.ReadWrite,
+            "READWRITE" or "READ_WRITE" => KeyPermission.ReadWrite,
             null => throw new ConfigurationException($"{where}: a key grant needs permission: read, write or readwrite"),
             var other => throw new ConfigurationException($"{where}: permission '{other.ToLowerInvariant()}' is not read, write or readwrite"),
         };

@@ -25,7 +25,7 @@ internal static class ServeCommandLine
         Flag.Single("policy-file", "FILE", "YAML policy: identities (by CN, DNS/URI SAN, OU or SHA-256 fingerprint) and what each may do (methods, key ranges). Reloaded when it changes. The --allow-* flags add identities with full access after the policy's own."),
         Flag.Single("client-crl-file", "FILE", "PEM or DER certificate revocation list(s), signed by a CA in --trusted-ca-file; revoked client certificates are refused. Reloaded when it changes."),
         Flag.Single("tls-min-version", "1.2|1.3", "Lowest TLS version offered to clients (default 1.2). Cipher suites are AEAD only."),
-        Flag.Single("reload-interval", "DURATION", "How often certificate, CA, CRL and policy files are checked for changes (default 10s); SIGHUP checks at once."),
+        Flag.Single("reload-interval", "DURATION", "How often certificate, CA, CRL and policy files are checked for changes (default 5s); SIGHUP checks at once."),
         Flag.Single("cert-expiry-warning", "DURATION", "Warn in the log and report /health degraded when a certificate expires within this (default 720h)."),
         Flag.Single("audit-log", "FILE|-", "Write one JSON line per request (identity, peer, method, keys, outcome, latency; never values) to FILE, or to stdout with '-'."),
         Flag.Single("audit-log-max-size", "MB", "Rotate the audit file when it reaches this size (default 100)."),
@@ -80,7 +80,7 @@ internal static class ServeCommandLine
             TlsMinVersion = flags.Single("tls-min-version") is { } tls
                 ? tls is "1.2" or "1.3" ? tls : throw new ConfigurationException($"--tls-min-version must be 1.2 or 1.3, not '{tls}'")
                 : "1.2",
-            ReloadInterval = flags.Duration("reload-interval", TimeSpan.FromSeconds(10), TimeSpan.FromMilliseconds(100)),
+            ReloadInterval = flags.Duration("reload-interval", TimeSpan.FromSeconds(5), TimeSpan.FromMilliseconds(100)),
             CertExpiryWarning = flags.Duration("cert-expiry-warning", TimeSpan.FromDays(30), TimeSpan.Zero),
             AuditLog = flags.Single("audit-log"),
             AuditLogMaxBytes = flags.Int("audit-log-max-size", 100, 1, 1_000_000) * 1024L * 1024,

@@ -30,7 +30,7 @@ internal sealed record ShieldOptions
 
     /// <summary>"1.2" or "1.3".</summary>
     public string TlsMinVersion { get; init; } = "1.2";
-    public TimeSpan ReloadInterval { get; init; } = TimeSpan.FromSeconds(10);
+    public TimeSpan ReloadInterval { get; init; } = TimeSpan.FromSeconds(5);
     public TimeSpan CertExpiryWarning { get; init; } = TimeSpan.FromDays(30);
 
     /// <summary>A file path, "-" for standard output, or null for no audit log.</summary>

@@ -71,6 +71,17 @@ public sealed class PolicyAcceptanceTests(PolicyFixture fixture)
     }
 
     [Fact]
+    public async Task An_etcdctl_watch_on_a_forbidden_range_ends_with_permission_denied()
+    {
+        var watch = await fixture.As(fixture.ApiServer, Quick).RunAsync("watch", "/other/", "--prefix");
+
+        Assert.False(watch.Succeeded, watch.ToString());
+        Assert.False(watch.TimedOut, watch.ToString());
+        Assert.Contains("PermissionDenied", watch.StdErr + watch.StdOut, StringComparison.Ordinal);
+        Assert.Contains("identity \"kube-apiserver\"", watch.StdErr + watch.StdOut, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task The_audit_log_never_holds_a_value()
     {
         const string Secret = "audit-canary-3f9c2b";

@@ -124,4 +124,21 @@ public sealed class PolicyFileTests
         Assert.Equal(["Maintenance/Snapshot"], identities.Single(i => i.Name == "etcd-backup").Methods);
         Assert.True(identities.Single(i => i.Name == "monitoring").Keys.IsEmpty);
     }
+
+    [Fact]
+    public void Methods_may_be_written_with_their_full_grpc_names()
+    {
+        var identity = Assert.Single(PolicyFile.Parse("""
+            identities:
+              - name: backup
+                match: { cn: backup }
+                methods: [/etcdserverpb.Maintenance/Snapshot, etcdserverpb.Lease]
+                keys: [{ prefix: /b/, permission: READ_WRITE }]
+            """));
+
+        Assert.True(identity.MayCall("Maintenance/Snapshot"));
+        Assert.True(identity.MayCall("Lease/LeaseGrant"));
+        Assert.False(identity.MayCall("Maintenance/Status"));
+        Assert.True(identity.Keys.Allows(KeyRange.Prefix(B("/b/")), KeyPermission.ReadWrite));
+    }
 }

@@ -154,6 +154,6 @@ public sealed class ServeCommandLineTests : IDisposable
         Assert.Equal("1.2", options.TlsMinVersion);
         Assert.Null(options.AuditLog);
         Assert.Equal(TimeSpan.FromDays(30), options.CertExpiryWarning);
-        Assert.Equal(TimeSpan.FromSeconds(10), options.ReloadInterval);
+        Assert.Equal(TimeSpan.FromSeconds(5), options.ReloadInterval);
     }
 }
