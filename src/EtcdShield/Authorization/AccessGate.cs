@@ -36,8 +36,6 @@ internal sealed partial class AccessGate
             "etcdshield.requests.denied", unit: "{request}", description: "Requests (and watches) the policy refused, by method and identity.");
     }
 
-    public bool Auditing => _audit.Enabled;
-
     public Caller CallerOf(ServerCallContext context)
     {
         var http = context.GetHttpContext();

@@ -48,15 +48,4 @@ internal sealed class IdentityMatch
     /// <summary>Accepts the forms tools print: lower or upper case hex, with or without colons.</summary>
     internal static string NormalizeFingerprint(string fingerprint) =>
         fingerprint.Replace(":", "", StringComparison.Ordinal).Trim().ToLowerInvariant();
-
-    public override string ToString()
-    {
-        var parts = new List<string>();
-        parts.AddRange(CommonNames.Select(v => $"cn={v}"));
-        parts.AddRange(DnsNames.Select(v => $"dns={v}"));
-        parts.AddRange(UriPatterns.Select(v => $"uri={v}"));
-        parts.AddRange(OrganizationalUnits.Select(v => $"ou={v}"));
-        parts.AddRange(Sha256Fingerprints.Select(v => $"sha256={v}"));
-        return string.Join(' ', parts);
-    }
 }

@@ -52,6 +52,8 @@ internal static partial class ServeCommand
             }
 
             await app.StartAsync().ConfigureAwait(false);
+            var policy = app.Services.GetRequiredService<Reload.ReloadableFiles<Authorization.AccessPolicy>>().Current;
+            Log.PolicyLoaded(logger, policy.Source, policy.Identities.Count);
             Log.Listening(logger, options.ListenClientUrls, options.UpstreamEndpoints);
             await app.WaitForShutdownAsync().ConfigureAwait(false);
         }
@@ -63,6 +65,9 @@ internal static partial class ServeCommand
     {
         [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "EtcdShield ready: serving clients on {ListenUrls}, relaying to etcd at {Upstream}")]
         public static partial void Listening(ILogger logger, IReadOnlyList<Uri> listenUrls, IReadOnlyList<Uri> upstream);
+
+        [LoggerMessage(EventId = 3, Level = LogLevel.Information, Message = "Policy from {Source}: {Identities} identities")]
+        public static partial void PolicyLoaded(ILogger logger, string source, int identities);
 
         [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "--no-encryption: values are relayed and stored in etcd exactly as clients send them, unencrypted")]
         public static partial void EncryptionDisabled(ILogger logger);

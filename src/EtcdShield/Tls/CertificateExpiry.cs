@@ -46,14 +46,21 @@ internal sealed partial class CertificateExpiry
             description: "Seconds until each certificate the proxy uses expires (negative once expired), by role and subject.");
     }
 
-    /// <summary>Certificates within the warning window or past it, as /health words them.</summary>
+    /// <summary>
+    /// Certificates within the warning window or past it, and CRLs past their next update (revocations issued
+    /// since are not known to the proxy), as /health words them.
+    /// </summary>
     public IReadOnlyList<string> Expiring()
     {
         var now = _time.GetUtcNow();
-        return Watched()
+        var warnings = Watched()
             .Where(w => w.Certificate.NotAfter.ToUniversalTime() - now.UtcDateTime <= _warnBefore)
             .Select(w => Describe(w.Role, w.Certificate, now))
             .ToList();
+        warnings.AddRange(_trust.Current.Revocations
+            .Where(crl => crl.NextUpdate < now)
+            .Select(crl => $"the CRL of '{crl.Issuer.Name}' was due for an update at {crl.NextUpdate!.Value.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture)}; replace --client-crl-file"));
+        return warnings;
     }
 
     /// <summary>Logs a warning once per certificate (per process) when it enters the warning window.</summary>

@@ -48,6 +48,20 @@ public sealed class TlsPolicyTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_crl_past_its_next_update_degrades_health()
+    {
+        var crl = Pki.WriteCrl("stale", [], nextUpdate: DateTimeOffset.UtcNow.AddSeconds(-30));
+        await using var shield = await ShieldServer.StartAsync(Pki, Etcd.ClientUrl, flags: ["--client-crl-file", crl]);
+
+        using var http = new HttpClient();
+        using var health = JsonDocument.Parse(await http.GetStringAsync(new Uri(shield.MetricsUrl + "/health")));
+
+        Assert.Equal("degraded", health.RootElement.GetProperty("status").GetString());
+        Assert.Contains(health.RootElement.GetProperty("warnings").EnumerateArray(), w => w.GetString()!.Contains("was due for an update", StringComparison.Ordinal));
+        (await shield.Etcdctl(Pki).RunAsync("put", "tls/stale-crl", "still served")).EnsureSuccess();
+    }
+
+    [Fact]
     public async Task Certificates_far_from_expiry_keep_health_ok()
     {
         await using var shield = await ShieldServer.StartAsync(Pki, Etcd.ClientUrl, flags: ["--cert-expiry-warning", "24h"]);
