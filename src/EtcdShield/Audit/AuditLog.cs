@@ -29,6 +29,7 @@ internal sealed partial class AuditLog : BackgroundService
     private readonly ILogger _logger;
     private readonly Counter<long> _dropped;
     private int _droppedSinceWarning;
+    private bool _stopping;
 
     public AuditLog(ShieldOptions options, IMeterFactory meters, ILogger<AuditLog> logger)
     {
@@ -61,6 +62,12 @@ internal sealed partial class AuditLog : BackgroundService
         if (!_lines.Writer.TryWrite(Format(entry)))
         {
             _dropped.Add(1);
+            if (Volatile.Read(ref _stopping))
+            {
+                // A call that ends after the host stopped the audit writer: counted, but the writer is not behind.
+                return;
+            }
+
             if (Interlocked.Increment(ref _droppedSinceWarning) == 1)
             {
                 Log.Dropping(_logger);
@@ -97,6 +104,7 @@ internal sealed partial class AuditLog : BackgroundService
 
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
+        Volatile.Write(ref _stopping, true);
         _lines.Writer.TryComplete();
         await base.StopAsync(cancellationToken).ConfigureAwait(false);
         _sink?.Flush();
