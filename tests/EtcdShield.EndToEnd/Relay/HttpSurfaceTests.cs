@@ -108,7 +108,7 @@ public sealed class HttpSurfaceTests(HttpSurfaceTests.Fixture fixture, ITestOutp
     private async Task<string> ScrapeUntilAsync(Func<string, bool> condition)
     {
         using var http = new HttpClient();
-        return await Eventually.HoldsAsync(() => http.GetStringAsync(fixture.Shield.MetricsUrl + "/metrics"), condition, TimeSpan.FromSeconds(10));
+        return await Eventually.HoldsAsync(() => http.GetStringAsync(fixture.Shield.MetricsUrl + "/metrics"), condition, TimeSpan.FromSeconds(30));
     }
 
     private static double? ActiveWatches(string exposition) =>
