@@ -76,6 +76,37 @@ public sealed class ReloadTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_certificate_that_does_not_match_its_key_keeps_the_last_good_one_serving()
+    {
+        var directory = Directory.CreateTempSubdirectory("etcdshield-reload-").FullName;
+        var certFile = Path.Combine(directory, "server.pem");
+        var keyFile = Path.Combine(directory, "server-key.pem");
+        File.Copy(Pki.ServerCert.CertFile, certFile);
+        File.Copy(Pki.ServerCert.KeyFile, keyFile);
+        await using var shield = await ShieldServer.StartAsync(Pki, Etcd.ClientUrl, flags: ["--cert-file", certFile, "--key-file", keyFile, "--reload-interval", "1h"]);
+        shield.ErrorsExpected = true;
+
+        // Half a rotation: the new certificate is in place, its key is not.
+        var renewed = Pki.IssueServer("server-half-renewed");
+        File.Copy(renewed.CertFile, certFile, overwrite: true);
+        Assert.Equal(ReloadOutcome.Failed, ReloadNow(shield)["server certificate"]);
+
+        using var before = Pki.ServerCert.LoadCertificate();
+        Assert.Equal(before.SerialNumber, await PresentedSerialAsync(shield));
+        (await shield.Etcdctl(Pki).RunAsync("put", "reload/half", "still served")).EnsureSuccess();
+        await shield.Logs.WaitForAsync(e => e.EventId.Id == 601 && e.Message.Contains("server certificate", StringComparison.Ordinal), TimeSpan.FromSeconds(5));
+        using var http = new HttpClient();
+        Assert.Contains("server certificate not reloaded", await http.GetStringAsync(new Uri(shield.MetricsUrl + "/health")), StringComparison.Ordinal);
+
+        // The key arrives: the next check completes the rotation.
+        File.Copy(renewed.KeyFile, keyFile, overwrite: true);
+        Assert.Equal(ReloadOutcome.Reloaded, ReloadNow(shield)["server certificate"]);
+        using var after = renewed.LoadCertificate();
+        Assert.Equal(after.SerialNumber, await PresentedSerialAsync(shield));
+        Directory.Delete(directory, recursive: true);
+    }
+
+    [Fact]
     public async Task A_crl_that_revokes_a_client_refuses_its_next_connection_and_spares_everyone_else()
     {
         var victim = Pki.IssueClient("reload-victim", ShieldServer.ClientName, dnsNames: ["victim.etcdshield.test"]);
