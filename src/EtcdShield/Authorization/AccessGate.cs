@@ -99,14 +99,9 @@ internal sealed partial class AccessGate
         if (reason is null && request is LeaseRevokeRequest revoke && caller.Identity is { Keys.Everything: false } identity)
         {
             var attached = await call.Lease.LeaseTimeToLiveAsync(new LeaseTimeToLiveRequest { ID = revoke.ID, Keys = true }, call.Options).ConfigureAwait(false);
-            foreach (var key in attached.Keys)
+            if (FirstForbidden(identity, attached.Keys, KeyPermission.Write) is { } range)
             {
-                var range = KeyRange.SingleKey(key.Span);
-                if (!identity.Keys.Allows(range, KeyPermission.Write))
-                {
-                    reason = $"may not revoke lease {revoke.ID:x}: it holds {range}, which it may not write";
-                    break;
-                }
+                reason = $"may not revoke lease {revoke.ID:x}: it holds {range}, which it may not write";
             }
         }
 
@@ -121,12 +116,25 @@ internal sealed partial class AccessGate
             return null;
         }
 
-        foreach (var key in ttl.Keys)
+        return FirstForbidden(identity, ttl.Keys, KeyPermission.Read) is { } range
+            ? Deny(caller, method.Name, $"may not list the keys of lease {ttl.ID:x}: it holds {range}, which it may not read")
+            : null;
+    }
+
+    /// <summary>
+    /// Whether a watch stream can be answered by the proxy itself (a refused watch), so that its writes must take
+    /// turns; every other stream only relays etcd's answers.
+    /// </summary>
+    public static bool AnswersOnStream(RelayedMethod method) => method.Name == "Watch/Watch";
+
+    private static KeyRange? FirstForbidden(PolicyIdentity identity, IEnumerable<ByteString> keys, KeyPermission permission)
+    {
+        foreach (var key in keys)
         {
             var range = KeyRange.SingleKey(key.Span);
-            if (!identity.Keys.Allows(range, KeyPermission.Read))
+            if (!identity.Keys.Allows(range, permission))
             {
-                return Deny(caller, method.Name, $"may not list the keys of lease {ttl.ID:x}: it holds {range}, which it may not read");
+                return range;
             }
         }
 

@@ -111,13 +111,14 @@ internal static class PolicyFile
         foreach (var (written, line) in StringsWithLines(map, "methods"))
         {
             var entry = MethodNames.Normalize(written);
-            if (MethodNames.GovernedByKeys.Contains(entry) || (entry is "Watch" or "Lock" or "Election"))
+            var expanded = MethodNames.Expand(entry)
+                ?? throw new ConfigurationException($"line {line}: identity '{name}': no etcd method or service '{entry}' (e.g. Maintenance/Status, Lease, KV/Compact, *)");
+            if (MethodNames.GovernedByKeys.Contains(entry) || expanded.Count == 0)
             {
                 throw new ConfigurationException($"line {line}: identity '{name}': {entry} is allowed by key grants, not by methods: give it 'keys'");
             }
 
-            methods.AddRange(MethodNames.Expand(entry)
-                ?? throw new ConfigurationException($"line {line}: identity '{name}': no etcd method or service '{entry}' (e.g. Maintenance/Status, Lease, KV/Compact, *)"));
+            methods.AddRange(expanded);
         }
 
         var grants = new List<(KeyRange, KeyPermission)>();

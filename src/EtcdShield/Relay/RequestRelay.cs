@@ -137,8 +137,9 @@ internal sealed partial class RequestRelay
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, _stopping);
         var call = new RelayCall(method, context, _upstream, stop.Token);
         var rewriter = _routes.StreamRewriter(method);
-        // Both directions may answer the client (the pump refuses a forbidden watch itself), so writes take turns.
-        using var client = new SerializedStreamWriter(responses);
+        // On a watch stream both directions may answer the client (the pump refuses a forbidden watch itself), so
+        // writes take turns there; other streams write from one side only.
+        using var client = new SerializedStreamWriter(responses, AccessGate.AnswersOnStream(method));
         Exception? requestFailure = null;
         Task? pump = null;
         try
@@ -150,7 +151,7 @@ internal sealed partial class RequestRelay
             }
 
             using var upstream = call.ForwardDuplex(call.Options.WithCancellationToken(stop.Token));
-            var stream = new StreamRelay(requests, upstream.RequestStream, client, rewriter, call, caller, _gate, stop, e => requestFailure = e);
+            var stream = new StreamRelay(requests, upstream.RequestStream, client, rewriter, call, _gate, stop, e => requestFailure = e);
             pump = stream.PumpRequestsAsync();
             while (await upstream.ResponseStream.MoveNext(stop.Token).ConfigureAwait(false))
             {
@@ -193,7 +194,6 @@ internal sealed partial class RequestRelay
         SerializedStreamWriter client,
         IStreamRewriter? rewriter,
         RelayCall call,
-        Caller caller,
         AccessGate gate,
         CancellationTokenSource stop,
         Action<Exception> fail)
@@ -205,7 +205,9 @@ internal sealed partial class RequestRelay
                 while (await ReadFromClientAsync(requests, stop.Token).ConfigureAwait(false))
                 {
                     var request = requests.Current;
-                    if (gate.RefuseOnStream(caller, call.Method, request) is { } refusal)
+                    // The caller is looked up per message, so a policy or CRL reloaded while the stream is open
+                    // applies to the watches created after it.
+                    if (gate.RefuseOnStream(gate.CallerOf(call.Context), call.Method, request) is { } refusal)
                     {
                         await client.WriteAsync(refusal, stop.Token).ConfigureAwait(false);
                         continue;

@@ -10,12 +10,23 @@ namespace EtcdShield.Relay;
 internal sealed class SerializedStreamWriter : IDisposable
 {
     private readonly IServerStreamWriter<IMessage> _inner;
-    private readonly SemaphoreSlim _turn = new(1, 1);
+    private readonly SemaphoreSlim? _turn;
 
-    public SerializedStreamWriter(IServerStreamWriter<IMessage> inner) => _inner = inner;
+    /// <param name="shared">False when only one task ever writes: then writes go straight through.</param>
+    public SerializedStreamWriter(IServerStreamWriter<IMessage> inner, bool shared)
+    {
+        _inner = inner;
+        _turn = shared ? new SemaphoreSlim(1, 1) : null;
+    }
 
     public async Task WriteAsync(IMessage message, CancellationToken cancellationToken)
     {
+        if (_turn is null)
+        {
+            await _inner.WriteAsync(message, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
         await _turn.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -27,5 +38,5 @@ internal sealed class SerializedStreamWriter : IDisposable
         }
     }
 
-    public void Dispose() => _turn.Dispose();
+    public void Dispose() => _turn?.Dispose();
 }
