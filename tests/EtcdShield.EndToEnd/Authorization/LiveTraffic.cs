@@ -1,5 +1,6 @@
 using EtcdShield.Protocol.Etcdserverpb;
 using Google.Protobuf;
+using EtcdShield.EndToEnd.Relay.Support;
 using Grpc.Core;
 
 namespace EtcdShield.EndToEnd.Authorization;
@@ -29,20 +30,8 @@ internal sealed class LiveTraffic : IAsyncDisposable
     public static LiveTraffic Start(KV.KVClient kv, string prefix) => new(kv, prefix);
 
     /// <summary>Waits until at least <paramref name="count"/> requests have completed (successfully or not).</summary>
-    public async Task WaitForRequestsAsync(int count)
-    {
-        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        while (Completed < count)
-        {
-            if (loop.IsCompleted)
-            {
-                await loop;
-                throw new InvalidOperationException("The traffic loop ended early.");
-            }
-
-            await Task.Delay(10, deadline.Token);
-        }
-    }
+    public Task WaitForRequestsAsync(int count) =>
+        Eventually.HoldsAsync(() => Task.FromResult(Completed), completed => completed >= count, TimeSpan.FromSeconds(30));
 
     public async Task<IReadOnlyList<RpcException>> StopAsync()
     {

@@ -43,11 +43,7 @@ public sealed class ReloadTests : IAsyncLifetime
     [Fact]
     public async Task A_replaced_server_certificate_is_presented_to_new_connections_while_open_ones_carry_on()
     {
-        var directory = Directory.CreateTempSubdirectory("etcdshield-reload-").FullName;
-        var certFile = Path.Combine(directory, "server.pem");
-        var keyFile = Path.Combine(directory, "server-key.pem");
-        File.Copy(Pki.ServerCert.CertFile, certFile);
-        File.Copy(Pki.ServerCert.KeyFile, keyFile);
+        var (directory, certFile, keyFile) = CopyOfServerCertificate();
         await using var shield = await ShieldServer.StartAsync(Pki, Etcd.ClientUrl, flags: ["--cert-file", certFile, "--key-file", keyFile, "--reload-interval", "1h"]);
         using var before = Pki.ServerCert.LoadCertificate();
         Assert.Equal(before.SerialNumber, await PresentedSerialAsync(shield));
@@ -78,11 +74,7 @@ public sealed class ReloadTests : IAsyncLifetime
     [Fact]
     public async Task A_certificate_that_does_not_match_its_key_keeps_the_last_good_one_serving()
     {
-        var directory = Directory.CreateTempSubdirectory("etcdshield-reload-").FullName;
-        var certFile = Path.Combine(directory, "server.pem");
-        var keyFile = Path.Combine(directory, "server-key.pem");
-        File.Copy(Pki.ServerCert.CertFile, certFile);
-        File.Copy(Pki.ServerCert.KeyFile, keyFile);
+        var (directory, certFile, keyFile) = CopyOfServerCertificate();
         await using var shield = await ShieldServer.StartAsync(Pki, Etcd.ClientUrl, flags: ["--cert-file", certFile, "--key-file", keyFile, "--reload-interval", "1h"]);
         shield.ErrorsExpected = true;
 
@@ -202,6 +194,27 @@ public sealed class ReloadTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_narrowed_policy_applies_to_watches_created_later_on_a_stream_already_open()
+    {
+        var writer = Pki.IssueClient("narrowed-writer", "writer");
+        var policy = Path.Combine(Pki.Directory, "narrowed-policy.yaml");
+        await File.WriteAllTextAsync(policy, Policy("read"));
+        await using var shield = await ShieldServer.StartAsync(Pki, Etcd.ClientUrl, flags: ["--policy-file", policy, "--reload-interval", "1h"]);
+        using var channel = GrpcClients.Channel(shield.ClientUrl, Pki, writer);
+        await using var watch = new WatchSession(channel);
+        await watch.CreateAsync(new WatchCreateRequest { Key = B("/reload/policy/w"), WatchId = 1 });
+        Assert.False((await watch.NextAsync(r => r.WatchId == 1)).Canceled);
+
+        await ReplaceAsync(policy, Policy("read").Replace("/reload/policy/", "/reload/elsewhere/", StringComparison.Ordinal));
+        Assert.Equal(ReloadOutcome.Reloaded, ReloadNow(shield)["policy"]);
+        await watch.CreateAsync(new WatchCreateRequest { Key = B("/reload/policy/w"), WatchId = 2 });
+
+        var refused = await watch.NextAsync(r => r.WatchId == 2);
+        Assert.True(refused.Canceled);
+        Assert.Contains("PermissionDenied", refused.CancelReason, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_broken_policy_keeps_the_last_good_one_and_shows_in_health()
     {
         var writer = Pki.IssueClient("broken-writer", "writer");
@@ -222,6 +235,17 @@ public sealed class ReloadTests : IAsyncLifetime
         var health = await http.GetStringAsync(new Uri(shield.MetricsUrl + "/health"));
         Assert.Contains("\"status\":\"degraded\"", health, StringComparison.Ordinal);
         Assert.Contains("policy not reloaded", health, StringComparison.Ordinal);
+    }
+
+    /// <summary>The test server certificate and key copied where a test may replace them.</summary>
+    private (string Directory, string CertFile, string KeyFile) CopyOfServerCertificate()
+    {
+        var directory = Directory.CreateTempSubdirectory("etcdshield-reload-").FullName;
+        var certFile = Path.Combine(directory, "server.pem");
+        var keyFile = Path.Combine(directory, "server-key.pem");
+        File.Copy(Pki.ServerCert.CertFile, certFile);
+        File.Copy(Pki.ServerCert.KeyFile, keyFile);
+        return (directory, certFile, keyFile);
     }
 
     private static string Policy(string permission) => $$"""
