@@ -1,3 +1,4 @@
+using System.Buffers;
 using Google.Protobuf;
 using Google.Protobuf.Reflection;
 using Grpc.Core;
@@ -24,8 +25,8 @@ internal sealed class RelayedMethod
             type,
             descriptor.Service.FullName,
             descriptor.Name,
-            MarshallerFor(descriptor.InputType),
-            MarshallerFor(descriptor.OutputType));
+            MarshallerFor(descriptor.InputType, ClientRequest),
+            MarshallerFor(descriptor.OutputType, EtcdResponse));
         Name = $"{descriptor.Service.Name}/{descriptor.Name}";
     }
 
@@ -36,7 +37,29 @@ internal sealed class RelayedMethod
     /// <summary>Short name used in metrics and logs, e.g. <c>KV/Range</c>.</summary>
     public string Name { get; }
 
-    private static Marshaller<IMessage> MarshallerFor(MessageDescriptor message)
+    /// <summary>
+    /// Parses a client's request (the server side is the only one that deserializes requests). A message that
+    /// does not parse, including one nested deeper than Google.Protobuf's recursion limit of 100 (a Txn nested
+    /// about 50 deep), is answered as etcd's grpc-go server answers an unparsable request, INTERNAL "grpc: error
+    /// unmarshalling request", instead of surfacing as an unexpected server error that a client could use to
+    /// fill the error log.
+    /// </summary>
+    private static IMessage ClientRequest(MessageParser parser, ReadOnlySequence<byte> payload)
+    {
+        try
+        {
+            return parser.ParseFrom(payload);
+        }
+        catch (InvalidProtocolBufferException e)
+        {
+            throw new RpcException(new Status(StatusCode.Internal, "grpc: error unmarshalling request: " + e.Message));
+        }
+    }
+
+    /// <summary>Parses etcd's answer; a failure there is the proxy's or etcd's fault and is reported as such.</summary>
+    private static IMessage EtcdResponse(MessageParser parser, ReadOnlySequence<byte> payload) => parser.ParseFrom(payload);
+
+    private static Marshaller<IMessage> MarshallerFor(MessageDescriptor message, Func<MessageParser, ReadOnlySequence<byte>, IMessage> parse)
     {
         var parser = message.Parser;
         return Marshallers.Create<IMessage>(
@@ -46,6 +69,6 @@ internal sealed class RelayedMethod
                 value.WriteTo(context.GetBufferWriter());
                 context.Complete();
             },
-            context => parser.ParseFrom(context.PayloadAsReadOnlySequence()));
+            context => parse(parser, context.PayloadAsReadOnlySequence()));
     }
 }

@@ -9,7 +9,7 @@ namespace EtcdShield.EndToEnd.Relay;
 /// Who gets in, with real certificates and the real etcdctl: a client without a certificate, with one from
 /// another CA, with an expired one, or with a valid one whose identity is not on the allowlist is refused during
 /// the handshake, writes nothing to etcd, and is logged with its identity; identities allowed by DNS name or by
-/// a SPIFFE ID pattern work like the common name does; and only TLS 1.2+ with AEAD cipher suites is spoken.
+/// a SPIFFE ID pattern work like the common name does. (TLS versions and cipher suites: Hostile/TlsDowngradeTests.)
 /// </summary>
 public sealed class ClientAdmissionTests(ClientAdmissionTests.Fixture fixture) : IClassFixture<ClientAdmissionTests.Fixture>
 {
@@ -107,39 +107,6 @@ public sealed class ClientAdmissionTests(ClientAdmissionTests.Fixture fixture) :
         await AssertRefusedAsync(outside, "admission/spiffe-deeper");
 
         await fixture.Shield.Logs.WaitForAsync(e => e.EventId.Id == 102 && e.Message.Contains("ns/kube-system/extra/sa", StringComparison.Ordinal), LogDeadline);
-    }
-
-    [Theory]
-    [InlineData("-tls1_3", "DEFAULT", "TLS_AES_")]
-    [InlineData("-tls1_2", "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES128-GCM-SHA256")]
-    [InlineData("-tls1_2", "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-ECDSA-CHACHA20-POLY1305")]
-    [InlineData("-tls1_2", "ECDHE-ECDSA-AES128-SHA", null)]
-    [InlineData("-tls1_2", "ECDHE-ECDSA-AES256-SHA384", null)]
-    [InlineData("-tls1_1", "DEFAULT@SECLEVEL=0", null)]
-    public async Task Only_tls_1_2_and_later_with_aead_cipher_suites_complete_a_handshake(string version, string ciphers, string? negotiated)
-    {
-        var client = ShieldServer.DefaultClient(fixture.Pki);
-        var endpoint = new Uri(fixture.Shield.ClientUrl).Authority;
-
-        // An allowed client certificate throughout: only the protocol version and the cipher suites offered vary.
-        // OPENSSL_CONF=/dev/null keeps the system's own minimums out of it, so the client really offers them.
-        var handshake = await ExternalCommand.RunAsync(
-            "/usr/bin/openssl",
-            ["s_client", "-connect", endpoint, "-CAfile", fixture.Pki.CaFile, "-cert", client.CertFile, "-key", client.KeyFile, version, "-cipher", ciphers],
-            standardInput: "",
-            environment: new Dictionary<string, string?> { ["OPENSSL_CONF"] = "/dev/null" });
-
-        Assert.False(handshake.TimedOut, handshake.ToString());
-        if (negotiated is null)
-        {
-            // Refused by the server, which said so with a TLS alert (not a client that declined to try).
-            Assert.True(handshake.StdOut.Contains("Cipher is (NONE)", StringComparison.Ordinal), handshake.ToString());
-            Assert.True(handshake.StdErr.Contains("SSL alert number", StringComparison.Ordinal), handshake.ToString());
-        }
-        else
-        {
-            Assert.True(handshake.StdOut.Contains("Cipher is " + negotiated, StringComparison.Ordinal), handshake.ToString());
-        }
     }
 
     private async Task AssertAdmittedAsync(CertificatePaths client, string key)

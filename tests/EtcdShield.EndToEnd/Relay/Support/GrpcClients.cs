@@ -18,7 +18,7 @@ internal static class GrpcClients
     public static HttpClient Http(TestPki pki, CertificatePaths? client = null) =>
         new(Handler(pki, client ?? ShieldServer.DefaultClient(pki)), disposeHandler: true);
 
-    private static SocketsHttpHandler Handler(TestPki pki, CertificatePaths client)
+    internal static SocketsHttpHandler Handler(TestPki pki, CertificatePaths client)
     {
         var trust = new X509ChainPolicy { TrustMode = X509ChainTrustMode.CustomRootTrust, RevocationMode = X509RevocationMode.NoCheck };
         trust.CustomTrustStore.Add(X509CertificateLoader.LoadCertificateFromFile(pki.CaFile));
