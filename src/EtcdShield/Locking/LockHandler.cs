@@ -114,7 +114,7 @@ internal sealed class LockHandler : UnaryHandler<LockRequest, LockResponse>
 
             if (response.Canceled)
             {
-                throw new RpcException(new Status(StatusCode.Unknown, "lost watcher waiting for delete"));
+                throw new RpcException(new Status(StatusCode.Unknown, response.CancelReason is { Length: > 0 } reason ? reason : "lost watcher waiting for delete"));
             }
 
             if (response.Events.Any(e => e.Type == Event.Types.EventType.Delete))
@@ -138,9 +138,9 @@ internal sealed class LockHandler : UnaryHandler<LockRequest, LockResponse>
         {
             await call.Kv.DeleteRangeAsync(new DeleteRangeRequest { Key = ownerKey }, options).ConfigureAwait(false);
         }
-        catch (RpcException)
+        catch (Exception e) when (e is RpcException or ObjectDisposedException or InvalidOperationException)
         {
-            // The client hears why its Lock failed, not why the clean-up did.
+            // The client hears why its Lock failed, not why the clean-up did (etcd unreachable, the proxy stopping).
         }
     }
 

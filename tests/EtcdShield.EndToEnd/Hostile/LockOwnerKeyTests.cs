@@ -126,6 +126,31 @@ public sealed class LockOwnerKeyTests(EncryptingProxy etcd) : IClassFixture<Encr
         Assert.Equal([held.Key.ToStringUtf8()], remaining.Kvs.Select(kv => kv.Key.ToStringUtf8()));
     }
 
+    [Fact]
+    public async Task A_lock_cancelled_by_its_client_while_it_waits_leaves_no_owner_key()
+    {
+        var name = ShieldedEtcd.NewPrefix("lock-cancel") + "mutex";
+        var holder = await GrantAsync();
+        var waiter = await GrantAsync();
+        var locks = new LockClient(etcd.ProxyChannel);
+        await using var stored = await WatchStream.OpenAsync(etcd.EtcdChannel, new WatchCreateRequest { Key = Utf8(OwnerKey(name, waiter)) });
+        var held = await locks.LockAsync(new LockRequest { Name = Utf8(name), Lease = holder }, deadline: DateTime.UtcNow + Deadline);
+        using var cancel = new CancellationTokenSource();
+
+        using var waiting = locks.LockAsync(new LockRequest { Name = Utf8(name), Lease = waiter }, cancellationToken: cancel.Token);
+        var queued = await stored.ReadEventsAsync(1);
+        await cancel.CancelAsync();
+        var cancelled = await Assert.ThrowsAsync<RpcException>(() => waiting.ResponseAsync);
+        var withdrawn = await stored.ReadEventsAsync(1);
+        var remaining = await etcd.EtcdKv.RangeAsync(new RangeRequest { Key = Utf8(name + "/"), RangeEnd = Utf8(name + "0") });
+        await locks.UnlockAsync(new UnlockRequest { Key = held.Key });
+
+        Assert.Equal(StatusCode.Cancelled, cancelled.StatusCode);
+        Assert.Equal(Event.Types.EventType.Put, queued[0].Type);
+        Assert.Equal(Event.Types.EventType.Delete, withdrawn[0].Type);
+        Assert.Equal([held.Key.ToStringUtf8()], remaining.Kvs.Select(kv => kv.Key.ToStringUtf8()));
+    }
+
     [Theory]
     [InlineData(0L)]
     [InlineData(-5L)]
