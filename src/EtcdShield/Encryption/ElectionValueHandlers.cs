@@ -1,5 +1,4 @@
-using System.Globalization;
-using System.Text;
+using EtcdShield.Locking;
 using EtcdShield.Protocol.V3electionpb;
 using EtcdShield.Relay;
 using Google.Protobuf;
@@ -8,8 +7,9 @@ namespace EtcdShield.Encryption;
 
 /// <summary>
 /// Campaign: etcd stores the candidate's value at <c>name + "/" + lease id in hex</c>, so the value is sealed
-/// to that key. (On a repeated campaign etcd compares the stored value as bytes and, because every sealing
-/// is different, proclaims it again; the plaintext stays the same.)
+/// to that key; a lease for which etcd would store it elsewhere is refused (see <see cref="SessionKey"/>). (On a
+/// repeated campaign etcd compares the stored value as bytes and, because every sealing is different, proclaims
+/// it again; the plaintext stays the same.)
 /// </summary>
 internal sealed class CampaignHandler : UnaryHandler<CampaignRequest, CampaignResponse>
 {
@@ -22,19 +22,22 @@ internal sealed class CampaignHandler : UnaryHandler<CampaignRequest, CampaignRe
         _limit = limit;
     }
 
-    public static ByteString CandidateKey(ByteString name, long lease) =>
-        ByteString.CopyFrom([.. name.Span, .. Encoding.ASCII.GetBytes("/" + lease.ToString("x", CultureInfo.InvariantCulture))]);
-
     protected override async Task<CampaignResponse> HandleAsync(CampaignRequest request, RelayCall call)
     {
         _limit.CheckPlaintext(request);
-        request.Value = await _protector.ProtectAsync(CandidateKey(request.Name, request.Lease), request.Value, call.CancellationToken).ConfigureAwait(false);
+        SessionKey.RequireGrantedLease(request.Lease, "campaign");
+        request.Value = await _protector.ProtectAsync(SessionKey.For(request.Name, request.Lease), request.Value, call.CancellationToken).ConfigureAwait(false);
         _limit.CheckSealed(request);
         return await ForwardAsync(request, call).ConfigureAwait(false);
     }
 }
 
-/// <summary>Proclaim: the new value is sealed to the leader's key.</summary>
+/// <summary>
+/// Proclaim: etcd puts the new value at exactly the leader's key, on the session of the leader's lease, so the
+/// value is sealed to that key. A leader key that is not its own name and lease's session key is refused: etcd
+/// would attach the key to another lease (for lease 0, one it grants itself) or create a key outside the election's
+/// naming. Without a leader etcd refuses the request itself.
+/// </summary>
 internal sealed class ProclaimHandler : UnaryHandler<ProclaimRequest, ProclaimResponse>
 {
     private readonly IValueProtector _protector;
@@ -49,9 +52,31 @@ internal sealed class ProclaimHandler : UnaryHandler<ProclaimRequest, ProclaimRe
     protected override async Task<ProclaimResponse> HandleAsync(ProclaimRequest request, RelayCall call)
     {
         _limit.CheckPlaintext(request);
-        var key = request.Leader?.Key ?? ByteString.Empty;
-        request.Value = await _protector.ProtectAsync(key, request.Value, call.CancellationToken).ConfigureAwait(false);
+        if (request.Leader is not { } leader)
+        {
+            return await ForwardAsync(request, call).ConfigureAwait(false);
+        }
+
+        SessionKey.RequireLeaderKey(leader.Name, leader.Key, leader.Lease, "proclaim");
+        request.Value = await _protector.ProtectAsync(leader.Key, request.Value, call.CancellationToken).ConfigureAwait(false);
         _limit.CheckSealed(request);
+        return await ForwardAsync(request, call).ConfigureAwait(false);
+    }
+}
+
+/// <summary>
+/// Resign writes no value, but etcd opens a session on the leader's lease for it, granting a lease of its own for
+/// lease 0: a leader key is checked as for Proclaim.
+/// </summary>
+internal sealed class ResignHandler : UnaryHandler<ResignRequest, ResignResponse>
+{
+    protected override async Task<ResignResponse> HandleAsync(ResignRequest request, RelayCall call)
+    {
+        if (request.Leader is { } leader)
+        {
+            SessionKey.RequireLeaderKey(leader.Name, leader.Key, leader.Lease, "resign");
+        }
+
         return await ForwardAsync(request, call).ConfigureAwait(false);
     }
 }

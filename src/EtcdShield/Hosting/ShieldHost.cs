@@ -4,6 +4,7 @@ using EtcdShield.Authorization;
 using EtcdShield.Configuration;
 using EtcdShield.Encryption;
 using EtcdShield.Keys;
+using EtcdShield.Locking;
 using EtcdShield.Relay;
 using EtcdShield.Reload;
 using EtcdShield.Telemetry;
@@ -215,7 +216,8 @@ internal static class ShieldHost
             return routes;
         }
 
-        // Every path on which a value enters or leaves etcd. Keys, leases, locks and the rest pass as they are.
+        // Every path on which a value enters or leaves etcd, or etcd would name a key the proxy seals for. Keys,
+        // leases and the rest pass as they are.
         var opener = new KeyValueOpener(protector);
         var ranges = new RangeValues(opener);
         var txnValues = new TxnValues(protector, opener, ranges);
@@ -230,6 +232,9 @@ internal static class ShieldHost
             .Handle("Election/Campaign", new CampaignHandler(protector, limit))
             .Handle("Election/Proclaim", new ProclaimHandler(protector, limit))
             .Handle("Election/Leader", new LeaderHandler(opener))
+            .Handle("Election/Resign", new ResignHandler())
+            .Handle("Lock/Lock", new LockHandler(protector, limit))
+            .Handle("Lock/Unlock", new UnlockHandler())
             .Rewrite("Election/Observe", observe);
     }
 

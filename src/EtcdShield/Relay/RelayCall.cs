@@ -13,6 +13,7 @@ internal sealed class RelayCall
     private readonly CallInvoker _upstream;
     private KV.KVClient? _kv;
     private Lease.LeaseClient? _lease;
+    private Watch.WatchClient? _watcher;
 
     /// <param name="cancellationToken">Ends the call early; defaults to the client's own cancellation. The relay
     /// passes one that also fires when the proxy shuts down.</param>
@@ -42,6 +43,9 @@ internal sealed class RelayCall
 
     /// <summary>A typed Lease client on the same upstream, for looking up what a lease holds.</summary>
     public Lease.LeaseClient Lease => _lease ??= new Lease.LeaseClient(_upstream);
+
+    /// <summary>A typed Watch client on the same upstream, for handlers that wait for a change (a blocked Lock).</summary>
+    public Watch.WatchClient Watcher => _watcher ??= new Watch.WatchClient(_upstream);
 
     public async Task<IMessage> ForwardUnaryAsync(IMessage request) =>
         await _upstream.AsyncUnaryCall(Method.Method, null, Options, request).ResponseAsync.ConfigureAwait(false);

@@ -31,20 +31,19 @@ public sealed class CallHandlingTests(CallHandlingTests.Fixture fixture) : IClas
         var waiter = await leases.LeaseGrantAsync(new LeaseGrantRequest { TTL = 60 });
         var held = await locks.LockAsync(new LockRequest { Name = Bytes("deadline/lock"), Lease = holder.ID });
 
-        // Blocks in etcd until the lock is free, which it never is here.
+        // Blocks until the lock is free, which it never is here.
         var waiting = await Assert.ThrowsAsync<RpcException>(() => locks.LockAsync(
             new LockRequest { Name = Bytes("deadline/lock"), Lease = waiter.ID },
             deadline: DateTime.UtcNow.AddSeconds(1)).ResponseAsync);
 
-        // The proxy passes the deadline on, so etcd's own timer fires at the same instant as the client's. Whichever
-        // is first decides what the client hears, as against etcd directly: DEADLINE_EXCEEDED from its own timer,
-        // or etcd's answer, which its Lock API gives as UNKNOWN "context deadline exceeded".
+        // The proxy waits on etcd with the client's deadline, so its timer fires at the same instant as the client's.
+        // Whichever is first decides what the client hears: DEADLINE_EXCEEDED from its own timer or from the proxy, or,
+        // as against etcd directly, etcd's Lock API's UNKNOWN "context deadline exceeded".
         Assert.True(
             waiting.StatusCode == StatusCode.DeadlineExceeded || (waiting.StatusCode == StatusCode.Unknown && waiting.Status.Detail == "context deadline exceeded"),
             waiting.ToString());
 
-        // etcd saw the deadline too: it gave up waiting and withdrew the waiter's key, leaving only the holder's.
-        // (Read from etcd directly: the Lock API stores its keys with empty values that etcd writes itself.)
+        // The deadline ended the wait: the waiter's key was withdrawn, leaving only the holder's (read from etcd directly).
         await Eventually.HoldsAsync(
             async () => (await fixture.EtcdDirectly.RunAsync("get", "deadline/lock/", "--prefix", "--keys-only")).EnsureSuccess().StdOutLines.Where(l => l.Length > 0).ToList(),
             keys => keys.SequenceEqual([held.Key.ToStringUtf8()]),
