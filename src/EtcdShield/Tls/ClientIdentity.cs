@@ -89,12 +89,12 @@ internal sealed record ClientIdentity(
                 continue;
             }
 
-            var value = ReadDirectoryString(attribute);
-            attribute.ThrowIfNotEmpty();
-            if (value is null)
+            if (ReadDirectoryString(attribute) is not { } value)
             {
-                return $"its subject's {(type == CommonNameOid ? "CN" : "OU")} is not a string";
+                return $"its subject's {(type == CommonNameOid ? "CN" : "OU")} is not a string the proxy reads";
             }
+
+            attribute.ThrowIfNotEmpty();
 
             if (type == OrganizationalUnitOid)
             {
