@@ -91,20 +91,8 @@ internal sealed partial class ClientCertificateValidator
     }
 
     /// <summary>How a certificate whose names are not (or cannot be) read is logged: .NET's rendering of its subject and its fingerprint.</summary>
-    private static string Describe(X509Certificate2 certificate)
-    {
-        string subject;
-        try
-        {
-            subject = certificate.Subject;
-        }
-        catch (CryptographicException)
-        {
-            subject = "(undecodable)";
-        }
-
-        return $"subject '{subject}' sha256:{Convert.ToHexStringLower(certificate.GetCertHash(HashAlgorithmName.SHA256))[..16]}";
-    }
+    private static string Describe(X509Certificate2 certificate) =>
+        $"subject '{certificate.Subject}' sha256:{Convert.ToHexStringLower(certificate.GetCertHash(HashAlgorithmName.SHA256))[..16]}";
 
     private static partial class Log
     {

@@ -18,7 +18,6 @@ internal sealed class RevocationList
     private const string CrlNumberOid = "2.5.29.20";
     private const string DeltaCrlIndicatorOid = "2.5.29.27";
     private const string IssuingDistributionPointOid = "2.5.29.28";
-    private const string FreshestCrlOid = "2.5.29.46";
     private const string ReasonCodeOid = "2.5.29.21";
     private const string InvalidityDateOid = "2.5.29.24";
     private const string CertificateIssuerOid = "2.5.29.29";
@@ -254,10 +253,8 @@ internal sealed class RevocationList
                     throw new ConfigurationException(refuse("is a delta CRL (deltaCRLIndicator): it lists only what changed since its base, and delta CRLs are not supported; give the complete CRL"));
                 case IssuingDistributionPointOid:
                     throw new ConfigurationException(refuse("has an issuingDistributionPoint (a critical extension limiting what it covers): partitioned and indirect CRLs are not supported; give the complete CRL"));
-                case FreshestCrlOid when !critical:
-                    // Points to delta CRLs; the complete CRL alone is still complete.
-                    continue;
                 default:
+                    // A non-critical one (freshestCRL, pointing to delta CRLs, among them) leaves the CRL complete.
                     if (critical)
                     {
                         throw new ConfigurationException(refuse($"has a critical extension {oid} the proxy does not implement"));

@@ -262,4 +262,39 @@ public sealed class RevocationListTests : IDisposable
         Assert.True(Parse(new TestCrl { Signer = ca, Number = 2, ThisUpdate = now }, ca).IsNewerThan(Parse(new TestCrl { Signer = ca, Number = 2, ThisUpdate = now.AddHours(-1) }, ca)));
         Assert.True(Parse(new TestCrl { Signer = ca, Number = 0 }, ca).IsNewerThan(Parse(new TestCrl { Signer = ca, Number = null }, ca)));
     }
+
+    [Fact]
+    public void An_issuer_that_is_no_name_is_a_clear_refusal_not_an_exception()
+    {
+        using var ca = KeyedAuthority("ca");
+        var writer = new System.Formats.Asn1.AsnWriter(System.Formats.Asn1.AsnEncodingRules.DER);
+        using (writer.PushSequence())
+        {
+            using (writer.PushSequence())
+            {
+                writer.WriteInteger(1);
+                using (writer.PushSequence())
+                {
+                    writer.WriteObjectIdentifier("1.2.840.10045.4.3.2");
+                }
+
+                using (writer.PushSequence())
+                {
+                    writer.WriteInteger(5);
+                }
+
+                writer.WriteUtcTime(DateTimeOffset.UtcNow);
+            }
+
+            using (writer.PushSequence())
+            {
+                writer.WriteObjectIdentifier("1.2.840.10045.4.3.2");
+            }
+
+            writer.WriteBitString([0]);
+        }
+
+        var e = Assert.Throws<ConfigurationException>(() => RevocationList.Parse(writer.Encode(), [ca], "test.crl"));
+        Assert.Contains("is not from a CA in --trusted-ca-file", e.Message, StringComparison.Ordinal);
+    }
 }
