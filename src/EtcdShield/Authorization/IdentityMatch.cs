@@ -5,7 +5,8 @@ namespace EtcdShield.Authorization;
 /// <summary>
 /// Which client certificates a policy identity stands for. Every kind of name given must match (a CN and an OU
 /// both given means both); within one kind, any of the listed values matches. A match with no names is refused
-/// when the policy is loaded, so that an identity can never match every certificate by accident.
+/// when the policy is loaded, so that an identity can never match every certificate by accident. A certificate
+/// whose names are ambiguous (<see cref="ClientIdentity.Refusal"/>) matches nothing, not even by fingerprint.
 /// </summary>
 internal sealed class IdentityMatch
 {
@@ -38,10 +39,12 @@ internal sealed class IdentityMatch
 
     public bool Matches(ClientIdentity identity) =>
         !IsEmpty &&
+        identity.Refusal is null &&
         (CommonNames.Count == 0 || (identity.CommonName is { } cn && CommonNames.Contains(cn, StringComparer.Ordinal))) &&
         // DNS names compare case-insensitively, as DNS does.
         (DnsNames.Count == 0 || identity.DnsNames.Any(d => DnsNames.Contains(d, StringComparer.OrdinalIgnoreCase))) &&
         (UriPatterns.Count == 0 || identity.Uris.Any(u => UriPatterns.Any(p => UriPattern.Matches(p, u)))) &&
+        // A certificate's OUs are a set: one of them equal to a listed OU, whole and exact, is enough.
         (OrganizationalUnits.Count == 0 || identity.OrganizationalUnits.Any(ou => OrganizationalUnits.Contains(ou, StringComparer.Ordinal))) &&
         (Sha256Fingerprints.Count == 0 || Sha256Fingerprints.Contains(identity.Sha256Fingerprint, StringComparer.Ordinal));
 

@@ -149,9 +149,10 @@ internal static class ShieldHost
     {
         var certificate = new ReloadableFiles<ServerCertificate>(
             "server certificate", [options.CertFile, options.KeyFile], () => ServerTls.LoadServerCertificate(options.CertFile, options.KeyFile));
+        var revocationHistory = new RevocationHistory();
         var trust = new ReloadableFiles<ClientTrust>(
             "client trust", options.ClientCrlFile is { } crl ? [options.TrustedCaFile, crl] : [options.TrustedCaFile],
-            () => ClientTrust.Load(options.TrustedCaFile, options.ClientCrlFile));
+            () => ClientTrust.Load(options.TrustedCaFile, options.ClientCrlFile, revocationHistory));
         var policy = new ReloadableFiles<AccessPolicy>(
             "policy", options.PolicyFile is { } file ? [file] : [], () => LoadPolicy(options));
         services.AddSingleton(certificate);

@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 
 namespace EtcdShield.Tls;
@@ -6,13 +7,27 @@ namespace EtcdShield.Tls;
 /// What a CRL names a certificate by: its issuer and serial number. Kept for each certificate of a client's chain
 /// when it connects, so that a CRL loaded later also applies to connections already open.
 /// </summary>
+/// <param name="Issuer">The CA that issued it, by name and key (<see cref="IssuerKey"/>): a CA renewed under the
+/// same name with a new key has CRLs and serial numbers of its own.</param>
 internal readonly record struct CertificateId(string Issuer, string Serial)
 {
-    public static CertificateId Of(X509Certificate2 certificate) =>
-        new(IssuerKey(certificate.IssuerName), RevocationList.NormalizeSerial(certificate.SerialNumber));
+    /// <summary>Each certificate of a built chain, its issuer being the next element (a self-signed root its own).</summary>
+    public static IReadOnlyList<CertificateId> Of(X509Chain chain)
+    {
+        var elements = chain.ChainElements;
+        var ids = new List<CertificateId>(elements.Count);
+        for (var i = 0; i < elements.Count; i++)
+        {
+            var certificate = elements[i].Certificate;
+            var issuer = i + 1 < elements.Count ? elements[i + 1].Certificate : certificate;
+            ids.Add(new CertificateId(IssuerKey(issuer), RevocationList.NormalizeSerial(certificate.SerialNumber)));
+        }
 
-    public static IReadOnlyList<CertificateId> Of(X509Chain chain) =>
-        chain.ChainElements.Select(element => Of(element.Certificate)).ToList();
+        return ids;
+    }
 
-    internal static string IssuerKey(X500DistinguishedName issuer) => Convert.ToHexString(issuer.RawData);
+    /// <summary>A CA as the issuer of certificates and CRLs: its subject and the SHA-256 of its public key.</summary>
+    internal static string IssuerKey(X509Certificate2 authority) =>
+        Convert.ToHexString(authority.SubjectName.RawData) + "/" +
+        Convert.ToHexStringLower(SHA256.HashData(authority.PublicKey.ExportSubjectPublicKeyInfo()));
 }

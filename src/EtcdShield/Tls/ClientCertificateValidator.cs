@@ -10,8 +10,10 @@ namespace EtcdShield.Tls;
 /// <summary>
 /// Decides, during the TLS handshake, whether a client may connect at all: its certificate must chain to
 /// one of our trusted CAs (not the machine's roots), be valid now, be meant for client authentication, not be
-/// revoked by <c>--client-crl-file</c>, and match an identity of the policy. A refused client never gets to
-/// send a request. Trust and policy are read afresh for every handshake, so reloads apply to the next client.
+/// revoked by <c>--client-crl-file</c>, name its holder unambiguously, and match an identity of the policy. A
+/// refused client never gets to send a request. Trust and policy are read afresh for every handshake, so reloads
+/// apply to the next client. Nothing of the certificate is read for an identity before its chain is valid: until
+/// then it is an attacker's input.
 /// </summary>
 internal sealed partial class ClientCertificateValidator
 {
@@ -57,11 +59,17 @@ internal sealed partial class ClientCertificateValidator
             }
         }
 
-        var identity = ClientIdentity.FromCertificate(leaf);
         if (!chain.Build(leaf))
         {
             var reasons = string.Join(", ", chain.ChainStatus.Select(s => s.Status).Distinct());
-            Log.UntrustedCertificate(_logger, peer, identity, reasons);
+            Log.UntrustedCertificate(_logger, peer, Describe(leaf), reasons);
+            return false;
+        }
+
+        var identity = ClientIdentity.FromCertificate(leaf);
+        if (identity.Refusal is { } refusal)
+        {
+            Log.AmbiguousIdentity(_logger, peer, Describe(leaf), refusal);
             return false;
         }
 
@@ -82,18 +90,25 @@ internal sealed partial class ClientCertificateValidator
         return true;
     }
 
+    /// <summary>How a certificate whose names are not (or cannot be) read is logged: .NET's rendering of its subject and its fingerprint.</summary>
+    private static string Describe(X509Certificate2 certificate) =>
+        $"subject '{certificate.Subject}' sha256:{Convert.ToHexStringLower(certificate.GetCertHash(HashAlgorithmName.SHA256))[..16]}";
+
     private static partial class Log
     {
         [LoggerMessage(EventId = 100, Level = LogLevel.Warning, Message = "Refused client {Peer}: no client certificate")]
         public static partial void NoCertificate(ILogger logger, EndPoint? peer);
 
-        [LoggerMessage(EventId = 101, Level = LogLevel.Warning, Message = "Refused client {Peer} ({Identity}): certificate not accepted: {Reasons}")]
-        public static partial void UntrustedCertificate(ILogger logger, EndPoint? peer, ClientIdentity identity, string reasons);
+        [LoggerMessage(EventId = 101, Level = LogLevel.Warning, Message = "Refused client {Peer} ({Certificate}): certificate not accepted: {Reasons}")]
+        public static partial void UntrustedCertificate(ILogger logger, EndPoint? peer, string certificate, string reasons);
 
         [LoggerMessage(EventId = 102, Level = LogLevel.Warning, Message = "Refused client {Peer} ({Identity}): identity is not on the allowlist or in the policy")]
         public static partial void NotAllowed(ILogger logger, EndPoint? peer, ClientIdentity identity);
 
         [LoggerMessage(EventId = 103, Level = LogLevel.Warning, Message = "Refused client {Peer} ({Identity}): a certificate of its chain (serial {Serial}) is revoked by --client-crl-file")]
         public static partial void Revoked(ILogger logger, EndPoint? peer, ClientIdentity identity, string serial);
+
+        [LoggerMessage(EventId = 2500, EventName = "AmbiguousClientIdentity", Level = LogLevel.Warning, Message = "Refused client {Peer} ({Certificate}): its certificate does not name it unambiguously: {Reason}")]
+        public static partial void AmbiguousIdentity(ILogger logger, EndPoint? peer, string certificate, string reason);
     }
 }

@@ -13,28 +13,37 @@ internal sealed class ClientTrust
     public ClientTrust(X509Certificate2Collection authorities, IReadOnlyList<RevocationList> revocations)
     {
         Authorities = authorities;
-        Revocations = revocations;
         _revocationsByIssuer = new Dictionary<string, RevocationList>(StringComparer.Ordinal);
         foreach (var list in revocations)
         {
-            // The newest list of an issuer wins when a file holds several.
-            var issuer = CertificateId.IssuerKey(list.Issuer);
-            if (!_revocationsByIssuer.TryGetValue(issuer, out var known) || known.ThisUpdate < list.ThisUpdate)
+            // By signing CA, not by issuer name: a CA renewed under its old name has CRLs of its own. The newest
+            // list of a CA wins when a file holds several.
+            if (!_revocationsByIssuer.TryGetValue(list.Authority, out var known) || list.IsNewerThan(known))
             {
-                _revocationsByIssuer[issuer] = list;
+                _revocationsByIssuer[list.Authority] = list;
             }
         }
+
+        Revocations = [.. _revocationsByIssuer.Values];
     }
 
     public X509Certificate2Collection Authorities { get; }
 
+    /// <summary>The CRL in force for each CA that has one.</summary>
     public IReadOnlyList<RevocationList> Revocations { get; }
 
-    public static ClientTrust Load(string trustedCaFile, string? crlFile)
+    /// <param name="history">Refuses, for the life of the process, a CRL older than one already in force.</param>
+    public static ClientTrust Load(string trustedCaFile, string? crlFile, RevocationHistory history)
     {
         var authorities = ServerTls.LoadAuthorities("--trusted-ca-file", trustedCaFile);
-        var revocations = crlFile is null ? [] : RevocationList.LoadFile(crlFile, authorities);
-        return new ClientTrust(authorities, revocations);
+        if (crlFile is null)
+        {
+            return new ClientTrust(authorities, []);
+        }
+
+        var trust = new ClientTrust(authorities, RevocationList.LoadFile(crlFile, authorities));
+        history.Advance(trust.Revocations, crlFile);
+        return trust;
     }
 
     /// <summary>

@@ -1,3 +1,4 @@
+using System.Formats.Asn1;
 using System.Net;
 using System.Numerics;
 using System.Security.Cryptography;
@@ -26,7 +27,7 @@ public sealed partial class TestPki : IDisposable
     public TestPki()
     {
         Directory = System.IO.Directory.CreateTempSubdirectory("etcdshield-pki-").FullName;
-        Authority = CreateAuthority("ca", "EtcdShield Test Root CA", parent: null);
+        Authority = CreateAuthority("ca", AuthoritySubject("EtcdShield Test Root CA"), parent: null);
         ServerCert = IssueServer("server");
     }
 
@@ -45,6 +46,7 @@ public sealed partial class TestPki : IDisposable
     /// <param name="commonName">Null leaves the CN out, for tests of identities taken from SANs only.</param>
     /// <param name="notAfter">A time in the past gives an expired certificate.</param>
     /// <param name="issuer">Defaults to <see cref="Authority"/>; pass another authority for certificates that must be refused.</param>
+    /// <param name="subject">A whole subject (see <see cref="Subject"/>), in place of <paramref name="commonName"/> and <paramref name="organizationalUnit"/>.</param>
     public CertificatePaths IssueClient(
         string name,
         string? commonName,
@@ -53,7 +55,8 @@ public sealed partial class TestPki : IDisposable
         string? organizationalUnit = null,
         DateTimeOffset? notBefore = null,
         DateTimeOffset? notAfter = null,
-        TestCertificateAuthority? issuer = null)
+        TestCertificateAuthority? issuer = null,
+        X500DistinguishedName? subject = null)
     {
         var sans = new SubjectAlternativeNameBuilder();
         var anySan = false;
@@ -69,7 +72,51 @@ public sealed partial class TestPki : IDisposable
             anySan = true;
         }
 
-        return Issue(name, commonName, organizationalUnit, anySan ? sans : null, [ClientAuth], notBefore, notAfter, issuer);
+        return Issue(name, subject ?? SubjectOf(commonName, organizationalUnit), anySan ? sans : null, [ClientAuth], notBefore, notAfter, issuer);
+    }
+
+    /// <summary>A self-signed client certificate (clientAuth) that no CA vouches for, written as <c>name.pem</c> and <c>name-key.pem</c>.</summary>
+    public CertificatePaths IssueSelfSignedClient(string name, X500DistinguishedName subject)
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest(subject, key, HashAlgorithmName.SHA256);
+        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, critical: true));
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([ClientAuth], critical: false));
+        var now = DateTimeOffset.UtcNow;
+        using var certificate = request.CreateSelfSigned(now - ClockSkew, now.AddDays(30));
+        var paths = new CertificatePaths(PathFor(name + ".pem"), PathFor(name + "-key.pem"));
+        WriteKey(paths.KeyFile, key);
+        WriteAtomically(paths.CertFile, certificate.ExportCertificatePem() + "\n");
+        return paths;
+    }
+
+    /// <summary>
+    /// A subject encoded exactly as given, for names the builders will not make: each array is one RDN, in
+    /// encoding order, and an array of several attributes is a multi-valued RDN (<c>CN=bob+OU=ops</c>).
+    /// Values are UTF8String.
+    /// </summary>
+    public static X500DistinguishedName Subject(params (string Oid, string Value)[][] rdns)
+    {
+        var writer = new AsnWriter(AsnEncodingRules.DER);
+        using (writer.PushSequence())
+        {
+            foreach (var rdn in rdns)
+            {
+                using (writer.PushSetOf())
+                {
+                    foreach (var (oid, value) in rdn)
+                    {
+                        using (writer.PushSequence())
+                        {
+                            writer.WriteObjectIdentifier(oid);
+                            writer.WriteCharacterString(UniversalTagNumber.UTF8String, value);
+                        }
+                    }
+                }
+            }
+        }
+
+        return new X500DistinguishedName(writer.Encode());
     }
 
     /// <summary>Issues a server certificate, e.g. a replacement for certificate-reload tests.</summary>
@@ -95,16 +142,32 @@ public sealed partial class TestPki : IDisposable
             sans.AddIpAddress(address);
         }
 
-        return Issue(name, commonName, organizationalUnit: null, sans, [ServerAuth, ClientAuth], notBefore, notAfter, issuer);
+        return Issue(name, SubjectOf(commonName, organizationalUnit: null), sans, [ServerAuth, ClientAuth], notBefore, notAfter, issuer);
     }
 
     /// <summary>A second, self-signed root that nothing trusts: certificates it issues must be refused.</summary>
-    public TestCertificateAuthority CreateOtherAuthority(string name = "other-ca", string commonName = "EtcdShield Untrusted Test CA") =>
-        CreateAuthority(name, commonName, parent: null);
+    /// <param name="keyUsage">The CA's key usage; by default certificate and CRL signing.</param>
+    public TestCertificateAuthority CreateOtherAuthority(string name = "other-ca", string commonName = "EtcdShield Untrusted Test CA", X509KeyUsageFlags? keyUsage = null) =>
+        CreateAuthority(name, AuthoritySubject(commonName), parent: null, keyUsage);
+
+    /// <summary>
+    /// A new self-signed root with the same subject as <paramref name="renewing"/> and a new key, as kubeadm
+    /// renews a CA: certificates and CRLs of the two tell them apart only by key identifier and signature.
+    /// </summary>
+    public TestCertificateAuthority CreateRenewedAuthority(string name, TestCertificateAuthority renewing) =>
+        CreateAuthority(name, renewing.Certificate.SubjectName, parent: null);
+
+    /// <summary>Writes <c>name.crl.pem</c> holding the given DER CRLs (e.g. from <see cref="TestCrl"/>) as PEM blocks, in order.</summary>
+    public string WriteCrlFile(string name, params IEnumerable<byte[]> crls)
+    {
+        var path = PathFor(name + ".crl.pem");
+        WriteAtomically(path, string.Concat(crls.Select(der => new string(PemEncoding.Write("X509 CRL", der)) + "\n")));
+        return path;
+    }
 
     /// <summary>An intermediate CA under <paramref name="parent"/> (the root by default); leaves it issues carry it in their PEM file.</summary>
     public TestCertificateAuthority CreateIntermediateAuthority(string name, string commonName, TestCertificateAuthority? parent = null) =>
-        CreateAuthority(name, commonName, parent ?? Authority);
+        CreateAuthority(name, AuthoritySubject(commonName), parent ?? Authority);
 
     /// <summary>Writes <c>name.crl.pem</c>, a CRL from <paramref name="issuer"/> (the root by default) revoking the given certificates.</summary>
     public string WriteCrl(string name, IEnumerable<CertificatePaths> revoked, TestCertificateAuthority? issuer = null, DateTimeOffset? nextUpdate = null)
@@ -146,17 +209,12 @@ public sealed partial class TestPki : IDisposable
         }
     }
 
-    private TestCertificateAuthority CreateAuthority(string name, string commonName, TestCertificateAuthority? parent)
+    private TestCertificateAuthority CreateAuthority(string name, X500DistinguishedName subject, TestCertificateAuthority? parent, X509KeyUsageFlags? keyUsage = null)
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        // The builder encodes RDNs in reverse order of adding, so the most specific goes first to get
-        // the conventional "O=..., CN=..." encoding.
-        var subject = new X500DistinguishedNameBuilder();
-        subject.AddCommonName(commonName);
-        subject.AddOrganizationName("EtcdShield Tests");
-        var request = new CertificateRequest(subject.Build(), key, HashAlgorithmName.SHA256);
+        var request = new CertificateRequest(subject, key, HashAlgorithmName.SHA256);
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(certificateAuthority: true, hasPathLengthConstraint: false, pathLengthConstraint: 0, critical: true));
-        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign | X509KeyUsageFlags.DigitalSignature, critical: true));
+        request.CertificateExtensions.Add(new X509KeyUsageExtension(keyUsage ?? (X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign | X509KeyUsageFlags.DigitalSignature), critical: true));
         request.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(request.PublicKey, critical: false));
 
         // A year back, so tests can issue leaves (e.g. expired ones) with old validity inside the CA's own.
@@ -187,18 +245,18 @@ public sealed partial class TestPki : IDisposable
         return authority;
     }
 
-    private CertificatePaths Issue(
-        string name,
-        string? commonName,
-        string? organizationalUnit,
-        SubjectAlternativeNameBuilder? sans,
-        Oid[] extendedKeyUsages,
-        DateTimeOffset? notBefore,
-        DateTimeOffset? notAfter,
-        TestCertificateAuthority? issuer)
+    private static X500DistinguishedName AuthoritySubject(string commonName)
     {
-        issuer ??= Authority;
-        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        // The builder encodes RDNs in reverse order of adding, so the most specific goes first to get
+        // the conventional "O=..., CN=..." encoding.
+        var subject = new X500DistinguishedNameBuilder();
+        subject.AddCommonName(commonName);
+        subject.AddOrganizationName("EtcdShield Tests");
+        return subject.Build();
+    }
+
+    private static X500DistinguishedName SubjectOf(string? commonName, string? organizationalUnit)
+    {
         // Added most specific first: the builder reverses, so the encoding reads "OU=..., CN=...".
         var subject = new X500DistinguishedNameBuilder();
         if (commonName is not null)
@@ -211,7 +269,20 @@ public sealed partial class TestPki : IDisposable
             subject.AddOrganizationalUnitName(organizationalUnit);
         }
 
-        var subjectName = subject.Build();
+        return subject.Build();
+    }
+
+    private CertificatePaths Issue(
+        string name,
+        X500DistinguishedName subjectName,
+        SubjectAlternativeNameBuilder? sans,
+        Oid[] extendedKeyUsages,
+        DateTimeOffset? notBefore,
+        DateTimeOffset? notAfter,
+        TestCertificateAuthority? issuer)
+    {
+        issuer ??= Authority;
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var request = new CertificateRequest(subjectName, key, HashAlgorithmName.SHA256);
         request.CertificateExtensions.Add(new X509BasicConstraintsExtension(certificateAuthority: false, hasPathLengthConstraint: false, pathLengthConstraint: 0, critical: true));
         request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, critical: true));

@@ -35,6 +35,26 @@ public sealed class IdentityMatchTests
     }
 
     [Fact]
+    public void Organizational_units_match_whole_and_exactly()
+    {
+        var match = new IdentityMatch([], [], [], ["ops"], []);
+
+        Assert.True(match.Matches(Identity(ous: ["contractors", "ops"])));
+        Assert.False(match.Matches(Identity(ous: ["ops,admin"])));
+        Assert.False(match.Matches(Identity(ous: ["Ops"])));
+        Assert.False(match.Matches(Identity(ous: ["ops "])));
+    }
+
+    [Fact]
+    public void An_identity_with_a_refusal_matches_nothing_not_even_its_fingerprint()
+    {
+        var refused = Identity(cn: "admin", fingerprint: Fingerprint) with { Refusal = "its subject has more than one CN" };
+
+        Assert.False(new IdentityMatch(["admin"], [], [], [], []).Matches(refused));
+        Assert.False(new IdentityMatch([], [], [], [], [Fingerprint]).Matches(refused));
+    }
+
+    [Fact]
     public void Fingerprints_match_in_the_forms_tools_print()
     {
         var colons = string.Join(':', Enumerable.Range(0, 32).Select(i => Fingerprint.Substring(i * 2, 2).ToUpperInvariant()));
