@@ -12,7 +12,7 @@ namespace EtcdShield.Authorization;
 internal sealed class LeaseGrantHandler(AccessGate gate) : UnaryHandler<LeaseGrantRequest, LeaseGrantResponse>
 {
     /// <summary>Forty random bits make a taken ID a near impossibility; the bound is for a store full of them.</summary>
-    private const int Attempts = 4;
+    public const int Attempts = 4;
 
     /// <summary>etcd's rpctypes.ErrGRPCLeaseExist.</summary>
     private const string LeaseExists = "etcdserver: lease already exists";
@@ -27,13 +27,22 @@ internal sealed class LeaseGrantHandler(AccessGate gate) : UnaryHandler<LeaseGra
         // Admitted by the gate a moment ago; a policy reloaded since then may have removed the identity.
         var identity = gate.CallerOf(call.Context).Identity
             ?? throw new RpcException(new Status(StatusCode.PermissionDenied, "etcdshield: permission denied: the caller's identity left the policy"));
+        return await GrantUnderTagAsync(request, identity.LeaseTag, chosen => ForwardAsync(chosen, call)).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Sends <paramref name="request"/> with a fresh ID carrying <paramref name="tag"/>, drawing another while etcd
+    /// says it is taken, up to <see cref="Attempts"/> times; then etcd's own error stands.
+    /// </summary>
+    internal static async Task<LeaseGrantResponse> GrantUnderTagAsync(LeaseGrantRequest request, int tag, Func<LeaseGrantRequest, Task<LeaseGrantResponse>> forward)
+    {
         for (var attempt = 1; ; attempt++)
         {
             var chosen = request.Clone();
-            chosen.ID = LeaseTag.NewId(identity.LeaseTag);
+            chosen.ID = LeaseTag.NewId(tag);
             try
             {
-                return await ForwardAsync(chosen, call).ConfigureAwait(false);
+                return await forward(chosen).ConfigureAwait(false);
             }
             catch (RpcException e) when (attempt < Attempts && e.StatusCode == StatusCode.FailedPrecondition && e.Status.Detail == LeaseExists)
             {
