@@ -33,6 +33,9 @@ internal static class LeaseUses
             TxnRequest txn => InTxn(identity, txn, method),
             LockRequest lockRequest => Attached(identity, lockRequest.Lease, method),
             CampaignRequest campaign => Attached(identity, campaign.Lease, method),
+            // etcd's election server opens a session on the leader key's lease for these, which renews it.
+            ProclaimRequest { Leader: { } leader } => Attached(identity, leader.Lease, method),
+            ResignRequest { Leader: { } leader } => Attached(identity, leader.Lease, method),
             _ => null,
         };
     }

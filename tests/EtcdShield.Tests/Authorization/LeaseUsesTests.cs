@@ -32,6 +32,8 @@ public sealed class LeaseUsesTests
         { "KV/Txn", new TxnRequest { Failure = { new RequestOp { RequestTxn = new TxnRequest { Success = { new RequestOp { RequestPut = Put(AlicesLease) } } } } } } },
         { "Lock/Lock", new LockRequest { Name = B("/l"), Lease = AlicesLease } },
         { "Election/Campaign", new CampaignRequest { Name = B("/e"), Lease = AlicesLease, Value = B("v") } },
+        { "Election/Proclaim", new ProclaimRequest { Leader = new LeaderKey { Name = B("/e"), Key = B("/e/1"), Lease = AlicesLease }, Value = B("v") } },
+        { "Election/Resign", new ResignRequest { Leader = new LeaderKey { Name = B("/e"), Key = B("/e/1"), Lease = AlicesLease } } },
     };
 
     [Theory]
