@@ -62,27 +62,30 @@ internal sealed partial class AccessGate
             return caller.Revoked ? "has a certificate revoked by --client-crl-file" : "matches no identity of the policy";
         }
 
-        if (!MethodNames.GovernedByKeys.Contains(method))
+        if (!MethodNames.GovernedByKeys.Contains(method) && !identity.MayCall(method))
         {
-            return identity.MayCall(method) ? null : $"may not call {method}";
+            return $"may not call {method}";
         }
 
-        if (identity.Keys.Everything || request is null)
+        if (request is null)
         {
             return null;
         }
 
-        var accesses = new List<KeyAccess>();
-        RequiredAccess.Collect(method, request, accesses);
-        foreach (var access in accesses)
+        if (MethodNames.GovernedByKeys.Contains(method) && !identity.Keys.Everything)
         {
-            if (!identity.Keys.Allows(access.Range, access.Permission))
+            var accesses = new List<KeyAccess>();
+            RequiredAccess.Collect(method, request, accesses);
+            foreach (var access in accesses)
             {
-                return $"may not {Verb(access.Permission)} {access.Range} ({method} {access.Operation})";
+                if (!identity.Keys.Allows(access.Range, access.Permission))
+                {
+                    return $"may not {Verb(access.Permission)} {access.Range} ({method} {access.Operation})";
+                }
             }
         }
 
-        return null;
+        return LeaseUses.Foreign(identity, method, request);
     }
 
     /// <summary>Whether the caller may open a stream of this method at all; each watch on it is checked as it is created.</summary>
@@ -92,6 +95,7 @@ internal sealed partial class AccessGate
     /// <summary>
     /// Checks a request before it goes to etcd. Revoking a lease deletes every key attached to it, so the caller
     /// must be allowed to write each of them: they are looked up first, unless the caller may write every key.
+    /// The denial does not say which key: the caller may not be allowed to read its name.
     /// </summary>
     public async ValueTask<RpcException?> AuthorizeAsync(Caller caller, RelayedMethod method, IMessage request, RelayCall call)
     {
@@ -99,9 +103,9 @@ internal sealed partial class AccessGate
         if (reason is null && request is LeaseRevokeRequest revoke && caller.Identity is { Keys.Everything: false } identity)
         {
             var attached = await call.Lease.LeaseTimeToLiveAsync(new LeaseTimeToLiveRequest { ID = revoke.ID, Keys = true }, call.Options).ConfigureAwait(false);
-            if (FirstForbidden(identity, attached.Keys, KeyPermission.Write) is { } range)
+            if (!AllAllowed(identity, attached.Keys, KeyPermission.Write))
             {
-                reason = $"may not revoke lease {revoke.ID:x}: it holds {range}, which it may not write";
+                reason = $"may not revoke lease {revoke.ID:x}: it holds keys the identity may not write";
             }
         }
 
@@ -116,38 +120,33 @@ internal sealed partial class AccessGate
             return null;
         }
 
-        return FirstForbidden(identity, ttl.Keys, KeyPermission.Read) is { } range
-            ? Deny(caller, method.Name, $"may not list the keys of lease {ttl.ID:x}: it holds {range}, which it may not read")
-            : null;
+        return AllAllowed(identity, ttl.Keys, KeyPermission.Read)
+            ? null
+            : Deny(caller, method.Name, $"may not list the keys of lease {ttl.ID:x}: it holds keys the identity may not read");
     }
 
     /// <summary>
-    /// Whether a watch stream can be answered by the proxy itself (a refused watch), so that its writes must take
-    /// turns; every other stream only relays etcd's answers.
+    /// Whether a stream can be answered by the proxy itself (a refused watch, a keep-alive for a lease the caller
+    /// does not own), so that its writes must take turns; every other stream only relays etcd's answers.
     /// </summary>
-    public static bool AnswersOnStream(RelayedMethod method) => method.Name == "Watch/Watch";
+    public static bool AnswersOnStream(RelayedMethod method) => method.Name is "Watch/Watch" or "Lease/LeaseKeepAlive";
 
-    private static KeyRange? FirstForbidden(PolicyIdentity identity, IEnumerable<ByteString> keys, KeyPermission permission)
-    {
-        foreach (var key in keys)
-        {
-            var range = KeyRange.SingleKey(key.Span);
-            if (!identity.Keys.Allows(range, permission))
-            {
-                return range;
-            }
-        }
-
-        return null;
-    }
+    private static bool AllAllowed(PolicyIdentity identity, IEnumerable<ByteString> keys, KeyPermission permission) =>
+        keys.All(key => identity.Keys.Allows(KeyRange.SingleKey(key.Span), permission));
 
     /// <summary>
-    /// A message on an open stream that asks for more than the stream itself: a watch on a range. Returns what to
-    /// tell the client instead of forwarding it (etcd's own answer to a forbidden watch: created and cancelled at
-    /// once, with the reason), or null to forward it. Other watches on the same stream are not disturbed.
+    /// A message on an open stream that asks for more than the stream itself: a watch on a range, a keep-alive of
+    /// a lease. Returns what to tell the client instead of forwarding it (etcd's own answer to a forbidden watch:
+    /// created and cancelled at once, with the reason; to a foreign lease: as to an unknown one), or null to
+    /// forward it. Other watches and leases on the same stream are not disturbed.
     /// </summary>
     public IMessage? RefuseOnStream(Caller caller, RelayedMethod method, IMessage request)
     {
+        if (request is LeaseKeepAliveRequest keepAlive)
+        {
+            return RefuseKeepAlive(caller, method, keepAlive);
+        }
+
         if (request is not WatchRequest { CreateRequest: { } create })
         {
             return null;
@@ -178,6 +177,21 @@ internal sealed partial class AccessGate
             // clientv3 turns this text into the error its watch channel reports.
             CancelReason = $"rpc error: code = PermissionDenied desc = {denial.Status.Detail}",
         };
+    }
+
+    /// <summary>
+    /// A keep-alive for a lease the caller does not own is never forwarded: it is answered as etcd answers one for
+    /// an unknown lease (its ID, TTL 0), which clientv3 reports as an expired lease.
+    /// </summary>
+    private LeaseKeepAliveResponse? RefuseKeepAlive(Caller caller, RelayedMethod method, LeaseKeepAliveRequest keepAlive)
+    {
+        if (Check(caller, method.Name, keepAlive) is not { } reason)
+        {
+            return null;
+        }
+
+        _ = Deny(caller, method.Name, reason);
+        return new LeaseKeepAliveResponse { Header = new ResponseHeader(), ID = keepAlive.ID, TTL = 0 };
     }
 
     /// <summary>Writes the audit record of a finished call.</summary>

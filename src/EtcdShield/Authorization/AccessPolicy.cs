@@ -1,3 +1,4 @@
+using EtcdShield.Configuration;
 using EtcdShield.Relay;
 using EtcdShield.Tls;
 
@@ -10,8 +11,19 @@ namespace EtcdShield.Authorization;
 /// </summary>
 internal sealed class AccessPolicy
 {
+    /// <exception cref="ConfigurationException">Two identities share a lease tag, so each would own the other's leases.</exception>
     public AccessPolicy(IReadOnlyList<PolicyIdentity> identities, string source)
     {
+        var tags = new Dictionary<int, string>();
+        foreach (var identity in identities)
+        {
+            if (!tags.TryAdd(identity.LeaseTag, identity.Name))
+            {
+                throw new ConfigurationException(
+                    $"identities '{tags[identity.LeaseTag]}' and '{identity.Name}' have the same lease tag ({identity.LeaseTag:x6}), so each would own the other's leases: rename one of them");
+            }
+        }
+
         Identities = identities;
         Source = source;
     }
@@ -36,7 +48,8 @@ internal sealed class AccessPolicy
 
     /// <summary>
     /// The --allow-cn/--allow-dns/--allow-uri shorthand: each value is an identity with every method and every key,
-    /// which is what the flags meant before policies existed.
+    /// which is what the flags meant before policies existed. Unlike '*' in a policy file, this is an administrator:
+    /// Auth, Snapshot, Member*, Defragment and every lease included.
     /// </summary>
     public static IReadOnlyList<PolicyIdentity> FromAllowFlags(IReadOnlyList<string> commonNames, IReadOnlyList<string> dnsNames, IReadOnlyList<string> uriPatterns)
     {

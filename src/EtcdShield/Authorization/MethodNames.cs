@@ -39,12 +39,27 @@ internal static class MethodNames
         return name;
     }
 
+    /// <summary>
+    /// The methods '*' and a whole service's name grant: those that only read the cluster's state without
+    /// exporting the store, and the caller's own leases. Everything else that names no keys changes the cluster
+    /// (members, leadership, compaction, defragmentation, alarms, downgrade), its auth (the whole Auth service:
+    /// a root user and AuthEnable lock every client and the proxy out), or reads the whole store (Snapshot
+    /// exports every ciphertext; Hash and HashKV read all of it), so only its full name grants it. See
+    /// docs/policy.md for why each is where it is.
+    /// </summary>
+    public static readonly IReadOnlySet<string> Unprivileged = new HashSet<string>(StringComparer.Ordinal)
+    {
+        "Maintenance/Status", "Cluster/MemberList",
+        // A lease belongs to the identity that granted it (LeaseTag): these reach only the caller's own.
+        "Lease/LeaseGrant", "Lease/LeaseRevoke", "Lease/LeaseKeepAlive", "Lease/LeaseTimeToLive", "Lease/LeaseLeases",
+    };
+
     /// <summary>The methods an entry stands for, leaving out those governed by keys; null when it names nothing.</summary>
     public static IReadOnlyList<string>? Expand(string entry)
     {
         if (entry == "*")
         {
-            return All.Where(m => !GovernedByKeys.Contains(m)).ToList();
+            return All.Where(Unprivileged.Contains).ToList();
         }
 
         if (entry.Contains('/', StringComparison.Ordinal))
@@ -52,7 +67,14 @@ internal static class MethodNames
             return All.Contains(entry, StringComparer.Ordinal) ? [entry] : null;
         }
 
-        var service = All.Where(m => m.StartsWith(entry + "/", StringComparison.Ordinal)).ToList();
-        return service.Count == 0 ? null : service.Where(m => !GovernedByKeys.Contains(m)).ToList();
+        var service = InService(entry);
+        return service.Count == 0 ? null : service.Where(Unprivileged.Contains).ToList();
     }
+
+    /// <summary>The methods of a service that only their full names grant (none when <paramref name="entry"/> is no service).</summary>
+    public static IReadOnlyList<string> PrivilegedIn(string entry) =>
+        InService(entry).Where(m => !GovernedByKeys.Contains(m) && !Unprivileged.Contains(m)).ToList();
+
+    private static List<string> InService(string service) =>
+        All.Where(m => m.StartsWith(service + "/", StringComparison.Ordinal)).ToList();
 }

@@ -113,6 +113,11 @@ internal static class PolicyFile
             var entry = MethodNames.Normalize(written);
             var expanded = MethodNames.Expand(entry)
                 ?? throw new ConfigurationException($"line {line}: identity '{name}': no etcd method or service '{entry}' (e.g. Maintenance/Status, Lease, KV/Compact, *)");
+            if (expanded.Count == 0 && MethodNames.PrivilegedIn(entry) is [var first, ..])
+            {
+                throw new ConfigurationException($"line {line}: identity '{name}': the service name {entry} grants none of its methods: they change the cluster, its auth or export the store, so each is granted only by its full name (e.g. {first})");
+            }
+
             if (MethodNames.GovernedByKeys.Contains(entry) || expanded.Count == 0)
             {
                 throw new ConfigurationException($"line {line}: identity '{name}': {entry} is allowed by key grants, not by methods: give it 'keys'");

@@ -17,6 +17,8 @@ internal sealed class PolicyIdentity
         Match = match;
         _methods = new HashSet<string>(methods, StringComparer.Ordinal);
         Keys = keys;
+        LeaseTag = Authorization.LeaseTag.Of(name);
+        ManagesEveryLease = keys.Everything && MethodNames.All.Where(m => m.StartsWith("Lease/", StringComparison.Ordinal)).All(_methods.Contains);
     }
 
     /// <summary>The name decisions, metrics and the audit log use: the policy's own, not a certificate field.</summary>
@@ -27,6 +29,15 @@ internal sealed class PolicyIdentity
     public KeyGrants Keys { get; }
 
     public IReadOnlyCollection<string> Methods => _methods;
+
+    /// <summary>The tag in the IDs of the leases this identity owns (see <see cref="Authorization.LeaseTag"/>).</summary>
+    public int LeaseTag { get; }
+
+    /// <summary>
+    /// An identity that may read and write every key and call every Lease method (an administrator, or the
+    /// --allow-* shorthand) manages every lease, whoever granted it, and leases created straight in etcd.
+    /// </summary>
+    public bool ManagesEveryLease { get; }
 
     public bool MayCall(string method) => _methods.Contains(method);
 

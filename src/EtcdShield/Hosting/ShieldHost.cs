@@ -125,7 +125,7 @@ internal static class ShieldHost
         services.AddSingleton<HealthEndpoint>();
         services.AddSingleton<EncryptionMetrics>();
         AddValueProtection(services, options);
-        services.AddSingleton(sp => RelayRoutesFor(options, sp.GetRequiredService<IValueProtector>()));
+        services.AddSingleton(sp => RelayRoutesFor(options, sp.GetRequiredService<IValueProtector>(), sp.GetRequiredService<AccessGate>()));
         services.AddSingleton<RequestRelay>();
         services.AddSingleton<RelayService>();
         services.AddSingleton<IServiceMethodProvider<RelayService>, RelayMethodProvider>();
@@ -203,7 +203,7 @@ internal static class ShieldHost
         }
     }
 
-    private static RelayRoutes RelayRoutesFor(ShieldOptions options, IValueProtector protector)
+    private static RelayRoutes RelayRoutesFor(ShieldOptions options, IValueProtector protector, AccessGate gate)
     {
         var routes = new RelayRoutes();
         var members = new MemberUrlHandler(options.AdvertiseClientUrls);
@@ -211,6 +211,11 @@ internal static class ShieldHost
         {
             routes.Handle(method, members);
         }
+
+        // Leases belong to the identity that granted them: the proxy chooses their IDs and lists only the caller's.
+        routes
+            .Handle("Lease/LeaseGrant", new LeaseGrantHandler(gate))
+            .Handle("Lease/LeaseLeases", new LeaseListHandler(gate));
 
         if (!protector.Enabled)
         {

@@ -114,18 +114,20 @@ public sealed class PolicyEnforcementTests(PolicyFixture fixture)
     [Fact]
     public async Task Revoking_a_lease_that_holds_keys_outside_the_grants_is_denied_and_the_keys_stay()
     {
-        using var admin = GrpcClients.Channel(fixture.Shield.ClientUrl, fixture.Pki);
-        var lease = await new Lease.LeaseClient(admin).LeaseGrantAsync(new LeaseGrantRequest { TTL = 300 });
-        await new KV.KVClient(admin).PutAsync(new PutRequest { Key = B("/elsewhere/leased"), Value = B("v"), Lease = lease.ID });
-
         using var channel = GrpcClients.Channel(fixture.Shield.ClientUrl, fixture.Pki, fixture.Tenant);
         var tenantLeases = new Lease.LeaseClient(channel);
+        var lease = await tenantLeases.LeaseGrantAsync(new LeaseGrantRequest { TTL = 300 });
+        // An administrator manages every lease, so it can attach a key the tenant may not write to the tenant's lease.
+        using var admin = GrpcClients.Channel(fixture.Shield.ClientUrl, fixture.Pki);
+        await new KV.KVClient(admin).PutAsync(new PutRequest { Key = B("/elsewhere/leased"), Value = B("v"), Lease = lease.ID });
+
         var revoke = await Assert.ThrowsAsync<RpcException>(() => tenantLeases.LeaseRevokeAsync(new LeaseRevokeRequest { ID = lease.ID }).ResponseAsync);
         var ttl = await tenantLeases.LeaseTimeToLiveAsync(new LeaseTimeToLiveRequest { ID = lease.ID });
         var listKeys = await Assert.ThrowsAsync<RpcException>(() => tenantLeases.LeaseTimeToLiveAsync(new LeaseTimeToLiveRequest { ID = lease.ID, Keys = true }).ResponseAsync);
 
         Assert.Equal(StatusCode.PermissionDenied, revoke.StatusCode);
-        Assert.Contains("which it may not write", revoke.Status.Detail, StringComparison.Ordinal);
+        Assert.Contains("it holds keys the identity may not write", revoke.Status.Detail, StringComparison.Ordinal);
+        Assert.DoesNotContain("/elsewhere", revoke.Status.Detail + listKeys.Status.Detail, StringComparison.Ordinal);
         Assert.True(ttl.TTL > 0);
         Assert.Equal(StatusCode.PermissionDenied, listKeys.StatusCode);
         Assert.Equal("/elsewhere/leased", await StoredAsync("/elsewhere/leased"));

@@ -48,19 +48,86 @@ public sealed class PolicyFileTests
     }
 
     [Fact]
-    public void Star_grants_every_method_that_names_no_keys()
+    public void Star_grants_only_the_read_only_methods_and_the_callers_own_leases()
     {
         var identity = Assert.Single(PolicyFile.Parse("""
             identities:
-              - name: admin
-                match: { cn: admin }
+              - name: app
+                match: { cn: app }
                 methods: ["*"]
             """));
 
-        Assert.True(identity.MayCall("Maintenance/Defragment"));
-        Assert.True(identity.MayCall("Auth/UserAdd"));
+        Assert.Equal(
+            ["Lease/LeaseGrant", "Lease/LeaseRevoke", "Lease/LeaseKeepAlive", "Lease/LeaseTimeToLive", "Lease/LeaseLeases", "Cluster/MemberList", "Maintenance/Status"],
+            identity.Methods);
         Assert.False(identity.MayCall("KV/Put"));
         Assert.True(identity.Keys.IsEmpty);
+    }
+
+    [Theory]
+    [InlineData("Auth/AuthEnable")]
+    [InlineData("Auth/UserAdd")]
+    [InlineData("Auth/AuthStatus")]
+    [InlineData("Maintenance/Snapshot")]
+    [InlineData("Maintenance/Defragment")]
+    [InlineData("Maintenance/Alarm")]
+    [InlineData("Maintenance/MoveLeader")]
+    [InlineData("Maintenance/Hash")]
+    [InlineData("Maintenance/HashKV")]
+    [InlineData("Maintenance/Downgrade")]
+    [InlineData("Cluster/MemberAdd")]
+    [InlineData("Cluster/MemberRemove")]
+    [InlineData("Cluster/MemberUpdate")]
+    [InlineData("Cluster/MemberPromote")]
+    [InlineData("KV/Compact")]
+    public void What_changes_the_cluster_its_auth_or_exports_the_store_is_granted_only_by_its_full_name(string method)
+    {
+        var identities = PolicyFile.Parse($$"""
+            identities:
+              - name: star
+                match: { cn: star }
+                methods: ["*", Maintenance, Cluster, Lease]
+              - name: named
+                match: { cn: named }
+                methods: [{{method}}]
+            """);
+
+        Assert.False(identities[0].MayCall(method));
+        Assert.Equal([method], identities[1].Methods);
+    }
+
+    [Fact]
+    public void A_service_name_grants_that_services_read_only_methods()
+    {
+        var identity = Assert.Single(PolicyFile.Parse("""
+            identities:
+              - name: ops
+                match: { cn: ops }
+                methods: [Maintenance, Cluster]
+            """));
+
+        Assert.Equal(["Maintenance/Status", "Cluster/MemberList"], identity.Methods);
+    }
+
+    [Theory]
+    [InlineData("Auth", "Auth/AuthEnable")]
+    [InlineData("KV", "KV/Compact")]
+    public void A_service_name_that_would_grant_nothing_but_privileged_methods_is_an_error(string service, string example)
+    {
+        var e = Assert.Throws<ConfigurationException>(() => PolicyFile.Parse($"identities:\n  - name: a\n    match: {{ cn: a }}\n    methods: [{service}]\n"));
+
+        Assert.Contains($"the service name {service} grants none of its methods", e.Message, StringComparison.Ordinal);
+        Assert.Contains($"(e.g. {example})", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_allow_flags_stay_administrators()
+    {
+        var admin = Assert.Single(AccessPolicy.FromAllowFlags(["root"], [], []));
+
+        Assert.True(admin.MayCall("Auth/AuthEnable"));
+        Assert.True(admin.MayCall("Maintenance/Snapshot"));
+        Assert.True(admin.ManagesEveryLease);
     }
 
     [Fact]
@@ -123,6 +190,24 @@ public sealed class PolicyFileTests
         Assert.False(api.MayCall("Maintenance/Snapshot"));
         Assert.Equal(["Maintenance/Snapshot"], identities.Single(i => i.Name == "etcd-backup").Methods);
         Assert.True(identities.Single(i => i.Name == "monitoring").Keys.IsEmpty);
+        Assert.All(identities, i => Assert.False(i.MayCall("Auth/AuthEnable")));
+        Assert.DoesNotContain(identities, i => i.ManagesEveryLease);
+    }
+
+    [Fact]
+    public void The_example_policys_break_glass_entry_loads_and_is_no_auth_administrator()
+    {
+        var text = File.ReadAllText(RepositoryFile.Find(Path.Combine("deploy", "policy.example.yaml")));
+        var start = text.IndexOf("  # - name: break-glass", StringComparison.Ordinal);
+        var entry = string.Join('\n', text[start..].Split('\n').Where(l => l.StartsWith("  # ", StringComparison.Ordinal)).Select(l => "  " + l[4..]));
+
+        // The comment's fingerprint is a placeholder for the operator's.
+        var breakGlass = Assert.Single(PolicyFile.Parse("identities:\n" + entry.Replace("\"AA:BB:...\"", new string('a', 64), StringComparison.Ordinal)));
+
+        Assert.True(breakGlass.ManagesEveryLease);
+        Assert.True(breakGlass.MayCall("Cluster/MemberRemove"));
+        Assert.False(breakGlass.MayCall("Auth/AuthEnable"));
+        Assert.False(breakGlass.MayCall("Maintenance/Snapshot"));
     }
 
     [Fact]
