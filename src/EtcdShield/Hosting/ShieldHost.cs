@@ -52,6 +52,8 @@ internal static class ShieldHost
         ConfigureServices(builder.Services, options);
 
         var app = builder.Build();
+        // Built now, so that a method whose values no handler covers stops the proxy before it listens.
+        app.Services.GetRequiredService<RelayRoutes>();
         MapEndpoints(app, options);
         return app;
     }
@@ -124,7 +126,7 @@ internal static class ShieldHost
         services.AddSingleton<HealthEndpoint>();
         services.AddSingleton<EncryptionMetrics>();
         AddValueProtection(services, options);
-        services.AddSingleton(sp => RelayRoutesFor(options, sp.GetRequiredService<IValueProtector>()));
+        services.AddSingleton(sp => RelayRoutesFor(options, sp));
         services.AddSingleton<RequestRelay>();
         services.AddSingleton<RelayService>();
         services.AddSingleton<IServiceMethodProvider<RelayService>, RelayMethodProvider>();
@@ -201,7 +203,7 @@ internal static class ShieldHost
         }
     }
 
-    private static RelayRoutes RelayRoutesFor(ShieldOptions options, IValueProtector protector)
+    private static RelayRoutes RelayRoutesFor(ShieldOptions options, IServiceProvider services)
     {
         var routes = new RelayRoutes();
         var members = new MemberUrlHandler(options.AdvertiseClientUrls);
@@ -210,27 +212,19 @@ internal static class ShieldHost
             routes.Handle(method, members);
         }
 
-        if (!protector.Enabled)
+        var protector = services.GetRequiredService<IValueProtector>();
+        if (protector.Enabled)
         {
-            return routes;
+            ValueRoutes.AddTo(
+                routes,
+                protector,
+                new ValueLimits(options.MaxRequestBytes, options.MaxTxnOps),
+                services.GetRequiredService<TimeProvider>(),
+                services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(),
+                services.GetRequiredService<ILoggerFactory>());
         }
 
-        // Every path on which a value enters or leaves etcd. Keys, leases, locks and the rest pass as they are.
-        var opener = new KeyValueOpener(protector);
-        var ranges = new RangeValues(opener);
-        var txnValues = new TxnValues(protector, opener, ranges);
-        var limit = new ValueRequestLimit(options.MaxRequestBytes);
-        var observe = new ObserveValueRewriter(opener);
-        return routes
-            .Handle("KV/Put", new PutHandler(txnValues, opener, limit))
-            .Handle("KV/Range", new RangeHandler(ranges))
-            .Handle("KV/DeleteRange", new DeleteRangeHandler(opener))
-            .Handle("KV/Txn", new TxnHandler(txnValues, new ValueCompares(opener), limit))
-            .Rewrite("Watch/Watch", new WatchValueRewriter(opener))
-            .Handle("Election/Campaign", new CampaignHandler(protector, limit))
-            .Handle("Election/Proclaim", new ProclaimHandler(protector, limit))
-            .Handle("Election/Leader", new LeaderHandler(opener))
-            .Rewrite("Election/Observe", observe);
+        return routes;
     }
 
     private static void MapEndpoints(WebApplication app, ShieldOptions options)
