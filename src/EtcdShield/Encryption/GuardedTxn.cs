@@ -18,7 +18,8 @@ internal sealed partial class GuardedTxn
     /// one request costs at most this many reads of its compared ranges.</summary>
     public const int MaxAttempts = 10;
 
-    /// <summary>The pause before retry n is uniform in [0, min(<see cref="MaxPause"/>, FirstPause·2ⁿ⁻¹)] ("full jitter").</summary>
+    /// <summary>The pause before retry n is uniform between half of c and c, for c = min(<see cref="MaxPause"/>,
+    /// FirstPause·2ⁿ⁻¹): random, so proxies retrying the same key drift apart, and never none at all.</summary>
     public static readonly TimeSpan FirstPause = TimeSpan.FromMilliseconds(2);
 
     public static readonly TimeSpan MaxPause = TimeSpan.FromMilliseconds(100);
@@ -92,7 +93,7 @@ internal sealed partial class GuardedTxn
     internal static TimeSpan Pause(int attempt, double random)
     {
         var ceiling = Math.Min(MaxPause.Ticks, FirstPause.Ticks << Math.Min(attempt - 1, 20));
-        return TimeSpan.FromTicks((long)(ceiling * random));
+        return TimeSpan.FromTicks((ceiling / 2) + (long)(ceiling / 2 * random));
     }
 
     private RpcException TooManyGuards(int guards) => new(new Status(
