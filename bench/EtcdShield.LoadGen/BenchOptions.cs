@@ -48,7 +48,8 @@ internal sealed record BenchOptions
           --out DIR                where results.md, results.json, chart.svg and logs go (default bench/out/<timestamp>)
           --shield-dll PATH        the built proxy (default src/EtcdShield/bin/Release/net10.0/EtcdShield.dll)
           --targets a,b            etcd, etcd-mtls, grpc-proxy, shield-plain, shield-encrypted (default all)
-          --workloads a,b          put, range-lin, range-ser, txn-cas, mixed, watch (default all)
+          --workloads a,b          put, range-lin, range-ser, txn-cas, mixed, watch, and the hostile-input rows
+                                   txn-compares, txn-puts, range-by-value (default all)
           --sizes 256,1024,16384   value sizes in bytes
           --clients N              concurrent closed-loop clients (default 64)
           --connections N          gRPC connections they share (default 4)

@@ -38,7 +38,7 @@ var config = ManualConfig.CreateEmpty()
     .WithArtifactsPath(artifacts)
     .WithOptions(ConfigOptions.DisableLogFile);
 
-Type[] benchmarks = [typeof(EnvelopeBenchmarks), typeof(RangeRewriteBenchmarks), typeof(WatchBatchBenchmarks)];
+Type[] benchmarks = [typeof(EnvelopeBenchmarks), typeof(RangeRewriteBenchmarks), typeof(WatchBatchBenchmarks), typeof(AccessWalkBenchmarks)];
 var summaries = benchmarks
     .Where(t => filter is null || t.Name.Contains(filter, StringComparison.OrdinalIgnoreCase))
     .Select(t => BenchmarkRunner.Run(t, config))

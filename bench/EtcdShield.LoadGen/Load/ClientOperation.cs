@@ -29,6 +29,9 @@ internal abstract class ClientOperation
         WorkloadKind.RangeSerializable => new RangeOperation(kv, keys, client, serializable: true),
         WorkloadKind.TxnCas => new CompareAndSwapOperation(kv, keys, client, clients),
         WorkloadKind.Mixed => new MixedOperation(kv, keys, client),
+        WorkloadKind.TxnValueCompares => new TxnValueComparesOperation(kv, keys, client),
+        WorkloadKind.TxnPuts => new TxnPutsOperation(kv, keys, client),
+        WorkloadKind.RangeByValue => new RangeByValueOperation(kv, keys, client),
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "not a closed-loop workload"),
     };
 

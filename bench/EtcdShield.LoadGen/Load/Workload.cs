@@ -9,6 +9,11 @@ internal enum WorkloadKind
     TxnCas,
     Mixed,
     Watch,
+
+    // Hostile inputs: the largest request of each shape the proxy walks value by value (see HostileOperations).
+    TxnValueCompares,
+    TxnPuts,
+    RangeByValue,
 }
 
 /// <summary>One measured cell: what is done, with which value size.</summary>
@@ -29,8 +34,14 @@ internal static class WorkloadKinds
         WorkloadKind.TxnCas => "txn-cas",
         WorkloadKind.Mixed => "mixed",
         WorkloadKind.Watch => "watch",
+        WorkloadKind.TxnValueCompares => "txn-compares",
+        WorkloadKind.TxnPuts => "txn-puts",
+        WorkloadKind.RangeByValue => "range-by-value",
         _ => kind.ToString(),
     };
+
+    /// <summary>The hostile-input rows: each is held to at most 2× the cost of a plain relay of the same bytes.</summary>
+    public static bool IsHostile(this WorkloadKind kind) => kind is WorkloadKind.TxnValueCompares or WorkloadKind.TxnPuts or WorkloadKind.RangeByValue;
 
     public static string Describe(this WorkloadKind kind) => kind switch
     {
@@ -40,6 +51,9 @@ internal static class WorkloadKinds
         WorkloadKind.TxnCas => "txn: if mod_revision(key) == known then put else get (Kubernetes GuaranteedUpdate)",
         WorkloadKind.Mixed => "90 % linearizable get / 10 % put, random keys",
         WorkloadKind.Watch => "N watchers on one prefix, puts at a fixed rate; events/s and put-to-event latency",
+        WorkloadKind.TxnValueCompares => $"hostile: txn of {HostileOperations.GuardedCompares} value compares on distinct keys and as many keys-only gets (the most etcd takes with the proxy's guards)",
+        WorkloadKind.TxnPuts => $"hostile: txn of {HostileOperations.MaxTxnOps} puts (etcd's --max-txn-ops), every value sealed",
+        WorkloadKind.RangeByValue => $"hostile: get of {HostileOperations.SortedKeys} keys sorted by value (decrypted and sorted in the proxy)",
         _ => kind.ToString(),
     };
 

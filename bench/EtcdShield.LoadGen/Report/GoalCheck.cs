@@ -15,7 +15,8 @@ internal static class GoalChecks
     public static IReadOnlyList<GoalCheck> Evaluate(IReadOnlyList<Summary> summaries, MicrobenchResults? micro, int watchers)
     {
         var checks = new List<GoalCheck>();
-        var kinds = summaries.Where(s => s.Workload.ValueSize == ReferenceSize).Select(s => s.Workload.Kind).Distinct().Order().ToList();
+        var all = summaries.Where(s => s.Workload.ValueSize == ReferenceSize).Select(s => s.Workload.Kind).Distinct().Order().ToList();
+        var kinds = all.Where(k => !k.IsHostile()).ToList();
 
         foreach (var kind in kinds)
         {
@@ -27,6 +28,12 @@ internal static class GoalChecks
         foreach (var kind in kinds)
         {
             checks.Add(Ratio($"encrypting ≥ 0.97× --no-encryption, {kind.Id()}", summaries, kind, TargetKind.ShieldPlain, 0.97));
+        }
+
+        // Issue #9: the largest accepted request of each shape costs at most 2× a plain relay of the same bytes.
+        foreach (var kind in all.Where(k => k.IsHostile()))
+        {
+            checks.Add(Ratio($"hostile {kind.Id()}: encrypting ≥ 0.5× --no-encryption (≤ 2× its cost)", summaries, kind, TargetKind.ShieldPlain, 0.5));
         }
 
         foreach (var (envelope, raw, label) in new[] { ("Seal", "RawEncrypt", "encrypt"), ("Open", "RawDecrypt", "decrypt") })

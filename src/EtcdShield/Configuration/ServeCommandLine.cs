@@ -44,6 +44,7 @@ internal static class ServeCommandLine
         Flag.Repeated("encrypt-prefix", "PREFIX", "Encrypt values only under these key prefixes (default: every key). Repeatable."),
         Flag.Repeated("legacy-plaintext-prefix", "PREFIX", "Migration window: under these prefixes, accept and return values that are not yet encrypted (counted in a metric). Repeatable."),
         Flag.Single("max-request-bytes", "BYTES", "etcd's --max-request-bytes; requests (after encryption) above it are refused before reaching etcd (default 1572864)."),
+        Flag.Single("max-txn-ops", "N", "etcd's --max-txn-ops; a txn with more operations at one level is refused as etcd refuses it, before the proxy works on it (default 128). Set it to etcd's value."),
         Flag.Single("max-concurrent-streams", "N", "HTTP/2 streams per client connection (default 10000)."),
         Flag.Single("log-level", "LEVEL", "Trace, Debug, Information, Warning or Error (default Information)."),
         Flag.Switch("help", "Show this help."),
@@ -130,6 +131,7 @@ internal static class ServeCommandLine
             EncryptPrefixes = flags.Many("encrypt-prefix"),
             LegacyPlaintextPrefixes = flags.Many("legacy-plaintext-prefix"),
             MaxRequestBytes = flags.Int("max-request-bytes", ShieldOptions.DefaultMaxRequestBytes, 1024, 64 * 1024 * 1024),
+            MaxTxnOps = flags.Int("max-txn-ops", ShieldOptions.DefaultMaxTxnOps, 1, 1_000_000),
         };
         ValidateUpstreamAndKeys(options);
         return options;

@@ -9,6 +9,9 @@ internal sealed record ShieldOptions
     /// <summary>etcd's default --max-request-bytes; encrypted values must still fit under it.</summary>
     public const int DefaultMaxRequestBytes = 1_572_864;
 
+    /// <summary>etcd's default --max-txn-ops: the most compares, success ops or failure ops in one txn level.</summary>
+    public const int DefaultMaxTxnOps = 128;
+
     // The serving settings are required by the proxy's command line, not here, so that commands which only
     // talk to etcd and the key provider (migrate, keys) can build options too.
     public IReadOnlyList<Uri> ListenClientUrls { get; init; } = [];
@@ -56,6 +59,7 @@ internal sealed record ShieldOptions
     public IReadOnlyList<string> LegacyPlaintextPrefixes { get; init; } = [];
 
     public int MaxRequestBytes { get; init; } = DefaultMaxRequestBytes;
+    public int MaxTxnOps { get; init; } = DefaultMaxTxnOps;
     public int MaxConcurrentStreams { get; init; } = 10_000;
     public string LogLevel { get; init; } = "Information";
 }

@@ -60,56 +60,52 @@ internal sealed class DeleteRangeHandler : UnaryHandler<DeleteRangeRequest, Dele
 }
 
 /// <summary>
-/// Txn: values sealed and opened op by op; value compares decided on plaintext under guards, retried
-/// while the compared keys keep changing (see <see cref="ValueCompares"/>).
+/// Txn: refused as etcd would refuse it before anything else; values sealed and opened op by op; value compares
+/// decided on plaintext under guards (see <see cref="GuardedTxn"/>).
 /// </summary>
 internal sealed class TxnHandler : UnaryHandler<TxnRequest, TxnResponse>
 {
-    /// <summary>Enough for heavy contention on one key; past it the client gets ABORTED and may retry.</summary>
-    private const int MaxGuardAttempts = 1000;
-
     private readonly TxnValues _values;
-    private readonly ValueCompares _compares;
+    private readonly GuardedTxn _guarded;
     private readonly ValueRequestLimit _limit;
+    private readonly int _maxTxnOps;
 
-    public TxnHandler(TxnValues values, ValueCompares compares, ValueRequestLimit limit)
+    public TxnHandler(TxnValues values, GuardedTxn guarded, ValueRequestLimit limit, int maxTxnOps)
     {
         _values = values;
-        _compares = compares;
+        _guarded = guarded;
         _limit = limit;
+        _maxTxnOps = maxTxnOps;
     }
 
     protected override async Task<TxnResponse> HandleAsync(TxnRequest request, RelayCall call)
     {
-        _limit.CheckPlaintext(request);
+        TxnRequestCheck.Check(request, _maxTxnOps);
+        // etcd serves a txn of ranges alone without raft, and so never says such a txn is too large.
+        var writes = !TxnRequestCheck.IsReadOnly(request);
+        if (writes)
+        {
+            _limit.CheckPlaintext(request);
+        }
+
         var sealedTxn = request.Clone();
         await _values.SealAsync(sealedTxn, call.CancellationToken).ConfigureAwait(false);
-        _limit.CheckSealed(sealedTxn);
-
-        if (!ValueCompares.AnyIn(request))
+        TxnResponse response;
+        if (ValueCompares.AnyIn(request))
         {
-            var response = await ForwardAsync(sealedTxn, call).ConfigureAwait(false);
-            await _values.OpenAsync(request, response, call.CancellationToken).ConfigureAwait(false);
-            return response;
+            response = await _guarded.CommitAsync(request, sealedTxn, _limit, call.Kv, call.Options).ConfigureAwait(false);
         }
-
-        for (var attempt = 0; attempt < MaxGuardAttempts; attempt++)
+        else
         {
-            var snapshot = await _compares.ReadAsync(request, call.Kv, call.Options).ConfigureAwait(false);
-            var guarded = ValueCompares.Guarded(request, sealedTxn, snapshot);
-            var outer = await call.Kv.TxnAsync(guarded, call.Options).ConfigureAwait(false);
-            if (!outer.Succeeded)
+            if (writes)
             {
-                // A compared key changed between our read and etcd's commit: decide again on fresh values.
-                continue;
+                _limit.CheckSealed(sealedTxn);
             }
 
-            var response = outer.Responses[0].ResponseTxn;
-            response.Header = outer.Header;
-            await _values.OpenAsync(request, response, call.CancellationToken).ConfigureAwait(false);
-            return response;
+            response = await ForwardAsync(sealedTxn, call).ConfigureAwait(false);
         }
 
-        throw new RpcException(new Status(StatusCode.Aborted, "etcdshield: the values compared by this txn kept changing; retry"));
+        await _values.OpenAsync(request, response, call.CancellationToken).ConfigureAwait(false);
+        return response;
     }
 }

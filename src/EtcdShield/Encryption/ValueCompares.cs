@@ -29,11 +29,9 @@ internal sealed class ValueCompares
         txn.Compare.Any(IsValueCompare) ||
         txn.Success.Concat(txn.Failure).Any(op => op.RequestTxn is { } nested && AnyIn(nested));
 
-    /// <summary>Reads every key or range that a value compare in <paramref name="txn"/> looks at, at one revision.</summary>
-    public async Task<CompareSnapshot> ReadAsync(TxnRequest txn, KV.KVClient kv, Grpc.Core.CallOptions options)
+    /// <summary>Reads every key or range of <see cref="Compared"/>, at one revision, in one txn of that many ranges.</summary>
+    public async Task<CompareSnapshot> ReadAsync(IReadOnlyList<(ByteString Key, ByteString RangeEnd)> ranges, KV.KVClient kv, Grpc.Core.CallOptions options)
     {
-        var ranges = new List<(ByteString Key, ByteString RangeEnd)>();
-        Collect(txn, ranges);
         var read = new TxnRequest();
         foreach (var (key, rangeEnd) in ranges)
         {
@@ -68,11 +66,19 @@ internal sealed class ValueCompares
 
     private static bool IsValueCompare(Compare compare) => compare.Target == CompareTarget.Value;
 
-    private static void Collect(TxnRequest txn, List<(ByteString, ByteString)> ranges)
+    /// <summary>Every distinct (key, range_end) a value compare looks at, in the order first met.</summary>
+    internal static List<(ByteString Key, ByteString RangeEnd)> Compared(TxnRequest txn)
+    {
+        var ranges = new List<(ByteString, ByteString)>();
+        Collect(txn, ranges, []);
+        return ranges;
+    }
+
+    private static void Collect(TxnRequest txn, List<(ByteString, ByteString)> ranges, HashSet<(ByteString, ByteString)> seen)
     {
         foreach (var compare in txn.Compare.Where(IsValueCompare))
         {
-            if (!ranges.Contains((compare.Key, compare.RangeEnd)))
+            if (seen.Add((compare.Key, compare.RangeEnd)))
             {
                 ranges.Add((compare.Key, compare.RangeEnd));
             }
@@ -82,7 +88,7 @@ internal sealed class ValueCompares
         {
             if (op.RequestTxn is { } nested)
             {
-                Collect(nested, ranges);
+                Collect(nested, ranges, seen);
             }
         }
     }
@@ -123,28 +129,29 @@ internal sealed class ValueCompares
     internal sealed class CompareSnapshot
     {
         private readonly long _revision;
-        private readonly Dictionary<(ByteString, ByteString), List<KeyValue>> _ranges = [];
+        private readonly Dictionary<(ByteString, ByteString), ComparedRange> _ranges = [];
         private readonly List<KeyValue> _witnesses = [];
 
         public CompareSnapshot(long revision) => _revision = revision;
 
-        public void Add(ByteString key, ByteString rangeEnd, IEnumerable<KeyValue> kvs) => _ranges[(key, rangeEnd)] = kvs.ToList();
+        public void Add(ByteString key, ByteString rangeEnd, IEnumerable<KeyValue> kvs) => _ranges[(key, rangeEnd)] = new ComparedRange(kvs.ToList());
 
         /// <summary>
         /// etcd's rule: a value compare on no key is false; on a range, every key must satisfy it. For a range,
-        /// also picks the key that keeps the outcome as long as it stays (see <see cref="Guards"/>): the first
-        /// key that fails the compare, or, when all satisfy it, any key.
+        /// also picks the key that keeps the outcome as long as it stays (see <see cref="Guards"/>): a key that
+        /// fails the compare, or, when all satisfy it, any key. Constant time per compare, however many keys the
+        /// range holds (see <see cref="ComparedRange"/>), so a txn costs what its compares and ranges add up to.
         /// </summary>
         public bool Evaluate(Compare compare)
         {
-            var kvs = _ranges[(compare.Key, compare.RangeEnd)];
-            var failing = kvs.Find(kv => !Holds(compare.Result, kv.Value.Span.SequenceCompareTo(compare.Value.Span)));
-            if (!compare.RangeEnd.IsEmpty && (failing ?? kvs.FirstOrDefault()) is { } witness)
+            var range = _ranges[(compare.Key, compare.RangeEnd)];
+            var failing = range.Failing(compare.Result, compare.Value);
+            if (!compare.RangeEnd.IsEmpty && (failing ?? range.First) is { } witness)
             {
                 _witnesses.Add(witness);
             }
 
-            return kvs.Count > 0 && failing is null;
+            return range.First is not null && failing is null;
         }
 
         /// <summary>
@@ -159,11 +166,11 @@ internal sealed class ValueCompares
         public IEnumerable<Compare> Guards()
         {
             var seen = new HashSet<ByteString>();
-            foreach (var ((key, rangeEnd), kvs) in _ranges)
+            foreach (var ((key, rangeEnd), range) in _ranges)
             {
                 if (rangeEnd.IsEmpty)
                 {
-                    var mod = kvs.Count > 0 ? kvs[0].ModRevision : 0;
+                    var mod = range.First?.ModRevision ?? 0;
                     if (seen.Add(key))
                     {
                         yield return ModRevisionIs(key, mod);
@@ -184,14 +191,75 @@ internal sealed class ValueCompares
 
         private static Compare ModRevisionIs(ByteString key, long modRevision) =>
             new() { Key = key, Target = CompareTarget.Mod, Result = CompareResult.Equal, ModRevision = modRevision };
+    }
 
-        private static bool Holds(CompareResult result, int order) => result switch
+    /// <summary>
+    /// One compared range, summarised once so that any number of compares on it costs constant time each: all
+    /// values are above v when the smallest is, below v when the largest is, equal to v when both ends are, and
+    /// differ from v when no value is v. A failing key is then the smallest, the largest, or the one holding v.
+    /// </summary>
+    private sealed class ComparedRange
+    {
+        private readonly List<KeyValue> _kvs;
+        private Dictionary<ByteString, KeyValue>? _byValue;
+
+        public ComparedRange(List<KeyValue> kvs)
         {
-            CompareResult.Equal => order == 0,
-            CompareResult.NotEqual => order != 0,
-            CompareResult.Greater => order > 0,
-            CompareResult.Less => order < 0,
-            _ => false,
-        };
+            _kvs = kvs;
+            foreach (var kv in kvs)
+            {
+                // Strict comparisons keep the first key in key order among equal values.
+                if (Smallest is null || Order(kv.Value, Smallest.Value) < 0)
+                {
+                    Smallest = kv;
+                }
+
+                if (Largest is null || Order(kv.Value, Largest.Value) > 0)
+                {
+                    Largest = kv;
+                }
+            }
+        }
+
+        public KeyValue? First => _kvs.Count > 0 ? _kvs[0] : null;
+
+        private KeyValue? Smallest { get; }
+
+        private KeyValue? Largest { get; }
+
+        /// <summary>A key whose value fails the compare, or null when every key satisfies it (or there is none).</summary>
+        public KeyValue? Failing(CompareResult result, ByteString value)
+        {
+            if (Smallest is null || Largest is null)
+            {
+                return null;
+            }
+
+            return result switch
+            {
+                CompareResult.Equal => Order(Smallest.Value, value) != 0 ? Smallest : Order(Largest.Value, value) != 0 ? Largest : null,
+                CompareResult.Greater => Order(Smallest.Value, value) > 0 ? null : Smallest,
+                CompareResult.Less => Order(Largest.Value, value) < 0 ? null : Largest,
+                CompareResult.NotEqual => ByValue().GetValueOrDefault(value),
+                // etcd fails a compare whose result it does not know; any key then keeps it false.
+                _ => First,
+            };
+        }
+
+        private Dictionary<ByteString, KeyValue> ByValue()
+        {
+            if (_byValue is null)
+            {
+                _byValue = [];
+                foreach (var kv in _kvs)
+                {
+                    _byValue.TryAdd(kv.Value, kv);
+                }
+            }
+
+            return _byValue;
+        }
+
+        private static int Order(ByteString a, ByteString b) => a.Span.SequenceCompareTo(b.Span);
     }
 }

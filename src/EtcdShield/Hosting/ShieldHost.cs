@@ -53,6 +53,8 @@ internal static class ShieldHost
         ConfigureServices(builder.Services, options);
 
         var app = builder.Build();
+        // Built now, so that a method whose values no handler covers stops the proxy before it listens.
+        app.Services.GetRequiredService<RelayRoutes>();
         MapEndpoints(app, options);
         return app;
     }
@@ -125,7 +127,7 @@ internal static class ShieldHost
         services.AddSingleton<HealthEndpoint>();
         services.AddSingleton<EncryptionMetrics>();
         AddValueProtection(services, options);
-        services.AddSingleton(sp => RelayRoutesFor(options, sp.GetRequiredService<IValueProtector>(), sp.GetRequiredService<AccessGate>()));
+        services.AddSingleton(sp => RelayRoutesFor(options, sp));
         services.AddSingleton<RequestRelay>();
         services.AddSingleton<RelayService>();
         services.AddSingleton<IServiceMethodProvider<RelayService>, RelayMethodProvider>();
@@ -203,7 +205,7 @@ internal static class ShieldHost
         }
     }
 
-    private static RelayRoutes RelayRoutesFor(ShieldOptions options, IValueProtector protector, AccessGate gate)
+    private static RelayRoutes RelayRoutesFor(ShieldOptions options, IServiceProvider services)
     {
         var routes = new RelayRoutes();
         var members = new MemberUrlHandler(options.AdvertiseClientUrls);
@@ -213,35 +215,24 @@ internal static class ShieldHost
         }
 
         // Leases belong to the identity that granted them: the proxy chooses their IDs and lists only the caller's.
+        var gate = services.GetRequiredService<AccessGate>();
         routes
             .Handle("Lease/LeaseGrant", new LeaseGrantHandler(gate))
             .Handle("Lease/LeaseLeases", new LeaseListHandler(gate));
 
-        if (!protector.Enabled)
+        var protector = services.GetRequiredService<IValueProtector>();
+        if (protector.Enabled)
         {
-            return routes;
+            ValueRoutes.AddTo(
+                routes,
+                protector,
+                new ValueLimits(options.MaxRequestBytes, options.MaxTxnOps),
+                services.GetRequiredService<TimeProvider>(),
+                services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(),
+                services.GetRequiredService<ILoggerFactory>());
         }
 
-        // Every path on which a value enters or leaves etcd, or etcd would name a key the proxy seals for. Keys,
-        // leases and the rest pass as they are.
-        var opener = new KeyValueOpener(protector);
-        var ranges = new RangeValues(opener);
-        var txnValues = new TxnValues(protector, opener, ranges);
-        var limit = new ValueRequestLimit(options.MaxRequestBytes);
-        var observe = new ObserveValueRewriter(opener);
-        return routes
-            .Handle("KV/Put", new PutHandler(txnValues, opener, limit))
-            .Handle("KV/Range", new RangeHandler(ranges))
-            .Handle("KV/DeleteRange", new DeleteRangeHandler(opener))
-            .Handle("KV/Txn", new TxnHandler(txnValues, new ValueCompares(opener), limit))
-            .Rewrite("Watch/Watch", new WatchValueRewriter(opener))
-            .Handle("Election/Campaign", new CampaignHandler(protector, limit))
-            .Handle("Election/Proclaim", new ProclaimHandler(protector, limit))
-            .Handle("Election/Leader", new LeaderHandler(opener))
-            .Handle("Election/Resign", new ResignHandler())
-            .Handle("Lock/Lock", new LockHandler(protector, limit))
-            .Handle("Lock/Unlock", new UnlockHandler())
-            .Rewrite("Election/Observe", observe);
+        return routes;
     }
 
     private static void MapEndpoints(WebApplication app, ShieldOptions options)

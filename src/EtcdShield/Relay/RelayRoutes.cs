@@ -2,7 +2,8 @@ namespace EtcdShield.Relay;
 
 /// <summary>
 /// Which methods need more than forwarding, and what handles them. Methods not listed here are relayed
-/// exactly as they are.
+/// exactly as they are; with encryption on, <see cref="Encryption.ValueCoverage"/> makes sure none of those
+/// can carry a value.
 /// </summary>
 internal sealed class RelayRoutes
 {
@@ -22,6 +23,9 @@ internal sealed class RelayRoutes
         _streams.Add(method, rewriter);
         return this;
     }
+
+    /// <summary>Whether <paramref name="method"/> (a short name) has a handler or a stream rewriter.</summary>
+    public bool Covers(string method) => _unary.ContainsKey(method) || _streams.ContainsKey(method);
 
     public IUnaryHandler? UnaryHandler(RelayedMethod method) => _unary.GetValueOrDefault(method.Name);
 

@@ -104,6 +104,36 @@ public sealed class RequestSizeTests(RequestSizeTests.SmallRequests etcd) : ICla
         Assert.Null(await etcd.StoredAsync(prefix + "k"));
     }
 
+    [Fact]
+    public async Task A_txn_of_ranges_alone_above_the_limit_is_served_as_etcd_serves_it_and_a_writing_one_is_refused_as_etcd_refuses_it()
+    {
+        // etcd serves a txn of ranges without raft and never measures it; one that writes goes through raft and is.
+        var prefix = ShieldedEtcd.NewPrefix("size-readonly");
+        await etcd.PutAsync(prefix + "k", "v");
+        TxnRequest Reads(string extra)
+        {
+            var txn = new TxnRequest();
+            txn.Success.Add(Enumerable.Range(0, 50).Select(i => new RequestOp { RequestRange = new RangeRequest { Key = Utf8(prefix + "k"), RangeEnd = Utf8(prefix + "k" + new string('~', 90) + i) } }));
+            if (extra.Length > 0)
+            {
+                txn.Failure.Add(WritePathTests.Put(prefix + extra, "w"));
+            }
+
+            return txn;
+        }
+
+        Assert.True(Reads("").CalculateSize() > Limit);
+        var fromEtcd = await etcd.EtcdKv.TxnAsync(Reads(""));
+        var fromProxy = await etcd.ProxyKv.TxnAsync(Reads(""));
+        var writeFromEtcd = await Assert.ThrowsAsync<RpcException>(() => etcd.EtcdKv.TxnAsync(Reads("w")).ResponseAsync);
+        var writeFromProxy = await Assert.ThrowsAsync<RpcException>(() => etcd.ProxyKv.TxnAsync(Reads("w")).ResponseAsync);
+
+        Assert.Equal(fromEtcd.Responses.Count, fromProxy.Responses.Count);
+        Assert.All(fromProxy.Responses, r => Assert.Equal("v", r.ResponseRange.Kvs.Single().Value.ToStringUtf8()));
+        Assert.Equal((writeFromEtcd.StatusCode, writeFromEtcd.Status.Detail), (writeFromProxy.StatusCode, writeFromProxy.Status.Detail));
+        Assert.Equal("etcdserver: request is too large", writeFromProxy.Status.Detail);
+    }
+
     /// <summary>etcd and the proxy both at <c>--max-request-bytes 4096</c>.</summary>
     public sealed class SmallRequests : ShieldedEtcd
     {

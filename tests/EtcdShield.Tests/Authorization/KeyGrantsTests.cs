@@ -45,4 +45,53 @@ public sealed class KeyGrantsTests
         Assert.False(new KeyGrants([(KeyRange.All, KeyPermission.Read)]).Everything);
         Assert.False(KeyGrants.None.Allows(KeyRange.SingleKey(B("x")), KeyPermission.Read));
     }
+
+    [Fact]
+    public void Thousands_of_grants_decide_exactly_as_checking_each_merged_grant_in_turn()
+    {
+        // Random single keys, prefixes and ranges over a small alphabet, so that grants overlap, touch and leave gaps.
+        var random = new Random(16);
+        string Word() => new(Enumerable.Range(0, random.Next(1, 4)).Select(_ => (char)('a' + random.Next(0, 4))).ToArray());
+        KeyRange Range() => random.Next(0, 3) switch
+        {
+            0 => KeyRange.SingleKey(B(Word())),
+            1 => KeyRange.Prefix(B(Word())),
+            _ => KeyRange.FromEtcd(B(Word()), B(Word())),
+        };
+        var granted = Enumerable.Range(0, 3000).Select(_ => Range()).ToList();
+        var grants = new KeyGrants(granted.Select(r => (r, KeyPermission.Read)));
+
+        for (var i = 0; i < 2000; i++)
+        {
+            var asked = Range();
+            Assert.Equal(CoveredByUnion(granted, asked), grants.Allows(asked, KeyPermission.Read));
+        }
+    }
+
+    /// <summary>Slow and obvious: walks from the range's start, jumping to the furthest end of any grant holding the current key.</summary>
+    private static bool CoveredByUnion(List<KeyRange> granted, KeyRange asked)
+    {
+        var at = asked.Start;
+        while (true)
+        {
+            var holding = granted.Where(g => g.Contains(KeyRange.SingleKey(at))).ToList();
+            if (holding.Count == 0)
+            {
+                return false;
+            }
+
+            if (holding.Any(g => g.End is null))
+            {
+                return true;
+            }
+
+            var furthest = holding.Select(g => g.End!).Aggregate((a, b) => a.AsSpan().SequenceCompareTo(b) >= 0 ? a : b);
+            if (asked.End is { } end && end.AsSpan().SequenceCompareTo(furthest) <= 0)
+            {
+                return true;
+            }
+
+            at = furthest;
+        }
+    }
 }

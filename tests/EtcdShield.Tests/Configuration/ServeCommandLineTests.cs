@@ -35,6 +35,7 @@ public sealed class ServeCommandLineTests : IDisposable
         Assert.Equal([new Uri("http://127.0.0.1:2379")], options.UpstreamEndpoints);
         Assert.Equal(options.ListenClientUrls, options.AdvertiseClientUrls);
         Assert.Equal(1_572_864, options.MaxRequestBytes);
+        Assert.Equal(128, options.MaxTxnOps);
         Assert.Equal(["apiserver"], options.AllowCommonNames);
     }
 
@@ -74,6 +75,7 @@ public sealed class ServeCommandLineTests : IDisposable
     [InlineData("--listen-client-urls", "http://127.0.0.1:1", "must be https")]
     [InlineData("--bogus", "1", "unknown flag --bogus")]
     [InlineData("--max-request-bytes", "ten", "--max-request-bytes must be a whole number")]
+    [InlineData("--max-txn-ops", "0", "--max-txn-ops must be a whole number from 1")]
     [InlineData("--log-level", "Chatty", "--log-level")]
     [InlineData("--upstream-cert-file", "FILE", "go together")]
     public void Bad_input_is_refused_with_a_message_naming_the_flag(string flag, string value, string expected)
