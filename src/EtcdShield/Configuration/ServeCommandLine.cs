@@ -40,7 +40,7 @@ internal static class ServeCommandLine
         Flag.Single("pkcs11-slot", "ID", "Slot id of the token, instead of --pkcs11-token-label."),
         Flag.Single("pkcs11-pin-file", "FILE", "File holding the token's user PIN (never logged)."),
         Flag.Single("pkcs11-key-label", "LABEL", "Label of the AES-256 key-encryption key in the token."),
-        Flag.Repeated("pkcs11-retired-key-label", "LABEL", "A key in the token outside the --pkcs11-key-label family that may still unwrap (never wrap) data keys of existing values, until migrate has moved them. No other key in the token is trusted. Repeatable."),
+        Flag.Repeated("pkcs11-retired-key-label", "LABEL", "A key in the token outside the --pkcs11-key-label family that may still unwrap (never wrap) data keys of existing values, until migrate has moved them. No other key in the token is trusted. Repeatable (or comma-separated)."),
         Flag.Single("kms-plugin-endpoint", "unix:///PATH.sock", "Kubernetes KMS v2 plugin that holds the key-encryption key."),
         Flag.Repeated("encrypt-prefix", "PREFIX", "Encrypt values only under these key prefixes (default: every key). Repeatable."),
         Flag.Repeated("legacy-plaintext-prefix", "PREFIX", "Migration window: under these prefixes, accept and return values that are not yet encrypted (counted in a metric). Repeatable."),
@@ -202,9 +202,9 @@ internal static class ServeCommandLine
 
         foreach (var retired in options.Pkcs11RetiredKeyLabels)
         {
-            if (retired.Length == 0 || Keys.Pkcs11.Pkcs11KeyLabel.ToKekId(retired).Length > Encryption.ValueEnvelope.MaxKekIdLength)
+            if (Keys.Pkcs11.Pkcs11KeyLabel.ToKekId(retired).Length > Encryption.ValueEnvelope.MaxKekIdLength)
             {
-                throw new ConfigurationException($"--pkcs11-retired-key-label '{retired}': a label of 1 or more characters whose KEK id fits in {Encryption.ValueEnvelope.MaxKekIdLength} characters");
+                throw new ConfigurationException($"--pkcs11-retired-key-label '{retired}' is too long: its KEK id must fit in {Encryption.ValueEnvelope.MaxKekIdLength} characters");
             }
 
             if (options.Pkcs11KeyLabel is { } family && Keys.Pkcs11.Pkcs11KeyLabel.TryGetVersion(family, retired, out _))

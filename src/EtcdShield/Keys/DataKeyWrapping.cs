@@ -18,12 +18,12 @@ internal sealed class DataKeyWrapping
         Id = id;
         _kekId = kekId.ToArray();
         _wrappedKey = wrappedKey.ToArray();
-        HashCode = Hash(id, kekId, wrappedKey);
+        PrecomputedHash = Hash(id, kekId, wrappedKey);
     }
 
     public DataKeyId Id { get; }
 
-    public int HashCode { get; }
+    public int PrecomputedHash { get; }
 
     public static DataKeyWrapping Of(DataKey key)
     {
@@ -35,7 +35,7 @@ internal sealed class DataKeyWrapping
         Id == id && _kekId.AsSpan().SequenceEqual(kekId) && _wrappedKey.AsSpan().SequenceEqual(wrappedKey);
 
     /// <summary>
-    /// Over every byte, with <see cref="System.HashCode"/>'s per-process random seed, so someone choosing wrapped
+    /// Over every byte, with <see cref="HashCode"/>'s per-process random seed, so someone choosing wrapped
     /// bytes cannot pile entries into one bucket.
     /// </summary>
     public static int Hash(DataKeyId id, ReadOnlySpan<byte> kekId, ReadOnlySpan<byte> wrappedKey)
@@ -62,9 +62,9 @@ internal sealed class DataKeyWrapping
         public static Comparer Instance { get; } = new();
 
         public bool Equals(DataKeyWrapping? x, DataKeyWrapping? y) =>
-            ReferenceEquals(x, y) || (x is not null && y is not null && x.HashCode == y.HashCode && x.Matches(y.Id, y._kekId, y._wrappedKey));
+            ReferenceEquals(x, y) || (x is not null && y is not null && x.PrecomputedHash == y.PrecomputedHash && x.Matches(y.Id, y._kekId, y._wrappedKey));
 
-        public int GetHashCode(DataKeyWrapping obj) => obj.HashCode;
+        public int GetHashCode(DataKeyWrapping obj) => obj.PrecomputedHash;
 
         public bool Equals(Lookup alternate, DataKeyWrapping other) => other.Matches(alternate.Id, alternate.KekId, alternate.WrappedKey);
 

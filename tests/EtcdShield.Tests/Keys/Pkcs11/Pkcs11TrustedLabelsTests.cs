@@ -47,7 +47,7 @@ public sealed class Pkcs11TrustedLabelsTests : IDisposable
 
     [Theory]
     [InlineData(false, "is a version of --pkcs11-key-label kek")]
-    [InlineData(true, "whose KEK id fits in 255 characters")]
+    [InlineData(true, "its KEK id must fit in 255 characters")]
     public void Unusable_retired_labels_are_refused_with_the_flag_named(bool tooLong, string reason)
     {
         var label = tooLong ? new string('x', 249) : "kek#3";
