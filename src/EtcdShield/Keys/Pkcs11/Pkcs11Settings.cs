@@ -29,7 +29,6 @@ internal sealed record Pkcs11Settings
     /// <summary>How often a running proxy looks for a newer KEK version (after <c>etcdshield keys rotate</c>).</summary>
     public TimeSpan RefreshInterval { get; init; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>"token \"label\"" or "slot N", for messages.</summary>
     /// <summary>
     /// Whether a key with <paramref name="label"/> may unwrap the data key of a stored value: a version of the family
     /// or a retired label, and nothing else in the token. An envelope names its KEK in bytes anyone with write access
@@ -38,6 +37,7 @@ internal sealed record Pkcs11Settings
     public bool MayUnwrap(string label) =>
         Pkcs11KeyLabel.TryGetVersion(KeyLabel, label, out _) || RetiredKeyLabels.Contains(label, StringComparer.Ordinal);
 
+    /// <summary>"token \"label\"" or "slot N", for messages.</summary>
     public string TokenDescription => TokenLabel is not null ? $"token \"{TokenLabel}\"" : $"slot {Slot}";
 
     public static Pkcs11Settings FromOptions(ShieldOptions options)
