@@ -11,9 +11,9 @@ namespace EtcdShield.EndToEnd.Hostile;
 
 /// <summary>
 /// A storage operator copies a genuine envelope to another key and changes only what they can change without the
-/// KEK: the wrapped data key re-encoded with an extra protobuf field, or the envelope's KEK id pointed at another
-/// plugin key while the wrapped blob still names the real one. Either still unwraps to the real data key at the KMS
-/// plugin. Read first, after a restart emptied the data-key cache, the forgery must be DATA_LOSS on its own, and the
+/// KEK: the wrapped data key re-encoded with an extra protobuf field, the envelope's KEK id pointed at another
+/// plugin key while the wrapped blob still names the real one, or an annotation added that the plugin ignores. Each
+/// still unwraps to the real data key at the KMS plugin. Read first, after a restart emptied the data-key cache, the forgery must be DATA_LOSS on its own, and the
 /// genuine value under the same data key must keep reading: a forgery never decides what genuine values decrypt to.
 /// </summary>
 public sealed class KmsCachePoisoningTests : IAsyncLifetime, IDisposable
@@ -39,6 +39,7 @@ public sealed class KmsCachePoisoningTests : IAsyncLifetime, IDisposable
     [Theory]
     [InlineData("unknown-field")]
     [InlineData("key-id")]
+    [InlineData("extra-annotation")]
     public async Task A_forged_wrapping_read_first_fails_alone_and_genuine_values_keep_reading(string variant)
     {
         await using (var writer = await StartProxyAsync())
@@ -50,7 +51,12 @@ public sealed class KmsCachePoisoningTests : IAsyncLifetime, IDisposable
         using var etcdChannel = GrpcChannels.ToEtcd(_etcd);
         var direct = new KV.KVClient(etcdChannel);
         var genuine = (await direct.RangeAsync(new RangeRequest { Key = Bytes("/kms/genuine") })).Kvs[0].Value.ToByteArray();
-        var forged = variant == "unknown-field" ? WithUnknownField(genuine) : WithKekId(genuine, KmsKeyEncryptionKey.IdFor("projects/test/keys/kek/versions/2"));
+        var forged = variant switch
+        {
+            "unknown-field" => WithUnknownField(genuine),
+            "key-id" => WithKekId(genuine, KmsKeyEncryptionKey.IdFor("projects/test/keys/kek/versions/2")),
+            _ => WithExtraAnnotation(genuine),
+        };
         await direct.PutAsync(new PutRequest { Key = Bytes("/kms/forged"), Value = ByteString.CopyFrom(forged) });
 
         await using var reader = await StartProxyAsync();
@@ -71,6 +77,18 @@ public sealed class KmsCachePoisoningTests : IAsyncLifetime, IDisposable
         byte[] wrapped = [.. header.WrappedKey, 0x78, 0x01];
         Assert.Equal(EncryptResponse.Parser.ParseFrom(header.WrappedKey).Ciphertext, EncryptResponse.Parser.ParseFrom(wrapped).Ciphertext);
         return Rebuild(envelope, header.GetKekIdString(), wrapped);
+    }
+
+    /// <summary>
+    /// A canonical encoding, naming the right key, that the plugin still decrypts (it ignores annotations it did not
+    /// set): only keying the cache by the whole wrapping keeps this one from deciding what genuine values get.
+    /// </summary>
+    private static byte[] WithExtraAnnotation(byte[] envelope)
+    {
+        var header = ValueEnvelope.Parse(envelope);
+        var response = EncryptResponse.Parser.ParseFrom(header.WrappedKey);
+        response.Annotations["attacker.example.com/x"] = ByteString.CopyFromUtf8("1");
+        return Rebuild(envelope, header.GetKekIdString(), response.ToByteArray());
     }
 
     private static byte[] WithKekId(byte[] envelope, string kekId)
