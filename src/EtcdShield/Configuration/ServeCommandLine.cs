@@ -40,6 +40,7 @@ internal static class ServeCommandLine
         Flag.Single("pkcs11-slot", "ID", "Slot id of the token, instead of --pkcs11-token-label."),
         Flag.Single("pkcs11-pin-file", "FILE", "File holding the token's user PIN (never logged)."),
         Flag.Single("pkcs11-key-label", "LABEL", "Label of the AES-256 key-encryption key in the token."),
+        Flag.Repeated("pkcs11-retired-key-label", "LABEL", "A key in the token outside the --pkcs11-key-label family that may still unwrap (never wrap) data keys of existing values, until migrate has moved them. No other key in the token is trusted. Repeatable (or comma-separated)."),
         Flag.Single("kms-plugin-endpoint", "unix:///PATH.sock", "Kubernetes KMS v2 plugin that holds the key-encryption key."),
         Flag.Repeated("encrypt-prefix", "PREFIX", "Encrypt values only under these key prefixes (default: every key). Repeatable."),
         Flag.Repeated("legacy-plaintext-prefix", "PREFIX", "Migration window: under these prefixes, accept and return values that are not yet encrypted (counted in a metric). Repeatable."),
@@ -127,6 +128,7 @@ internal static class ServeCommandLine
             Pkcs11Slot = flags.Single("pkcs11-slot") is { } slot ? ParseSlot(slot) : null,
             Pkcs11PinFile = OptionalFile(flags, "pkcs11-pin-file"),
             Pkcs11KeyLabel = flags.Single("pkcs11-key-label"),
+            Pkcs11RetiredKeyLabels = flags.Many("pkcs11-retired-key-label"),
             KmsPluginEndpoint = flags.Single("kms-plugin-endpoint"),
             EncryptPrefixes = flags.Many("encrypt-prefix"),
             LegacyPlaintextPrefixes = flags.Many("legacy-plaintext-prefix"),
@@ -193,6 +195,24 @@ internal static class ServeCommandLine
             ((options.Pkcs11TokenLabel is null && options.Pkcs11Slot is null) || options.Pkcs11PinFile is null || options.Pkcs11KeyLabel is null))
         {
             throw new ConfigurationException("--pkcs11-module needs --pkcs11-token-label (or --pkcs11-slot), --pkcs11-pin-file and --pkcs11-key-label");
+        }
+
+        if (options.Pkcs11RetiredKeyLabels.Count > 0 && options.Pkcs11Module is null)
+        {
+            throw new ConfigurationException("--pkcs11-retired-key-label goes with --pkcs11-module");
+        }
+
+        foreach (var retired in options.Pkcs11RetiredKeyLabels)
+        {
+            if (Keys.Pkcs11.Pkcs11KeyLabel.ToKekId(retired).Length > Encryption.ValueEnvelope.MaxKekIdLength)
+            {
+                throw new ConfigurationException($"--pkcs11-retired-key-label '{retired}' is too long: its KEK id must fit in {Encryption.ValueEnvelope.MaxKekIdLength} characters");
+            }
+
+            if (options.Pkcs11KeyLabel is { } family && Keys.Pkcs11.Pkcs11KeyLabel.TryGetVersion(family, retired, out _))
+            {
+                throw new ConfigurationException($"--pkcs11-retired-key-label '{retired}' is a version of --pkcs11-key-label {family}, which unwraps anyway; remove it");
+            }
         }
 
         if (options.KmsPluginEndpoint is { } kms && !kms.StartsWith("unix://", StringComparison.Ordinal))

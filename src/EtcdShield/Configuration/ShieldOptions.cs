@@ -51,6 +51,9 @@ internal sealed record ShieldOptions
     public ulong? Pkcs11Slot { get; init; }
     public string? Pkcs11PinFile { get; init; }
     public string? Pkcs11KeyLabel { get; init; }
+
+    /// <summary>Labels outside the --pkcs11-key-label family that may still unwrap (values not yet migrated off them).</summary>
+    public IReadOnlyList<string> Pkcs11RetiredKeyLabels { get; init; } = [];
     public string? KmsPluginEndpoint { get; init; }
     public IReadOnlyList<string> EncryptPrefixes { get; init; } = [];
 

@@ -5,13 +5,15 @@ using EtcdShield.Encryption;
 namespace EtcdShield.Keys;
 
 /// <summary>
-/// Unwrapped data keys by id, bounded in size and age. The cache owns its keys: an evicted or expired key is
-/// disposed (zeroed) at once, and a reader still holding it gets <see cref="ObjectDisposedException"/> and looks
-/// again. Lookups are lock-free; changes are rare (one per unwrap) and serialized.
+/// Unwrapped data keys by their whole wrapping (<see cref="DataKeyWrapping"/>), bounded in size and age. The cache
+/// owns its keys: an evicted or expired key is disposed (zeroed) at once, and a reader still holding it gets
+/// <see cref="ObjectDisposedException"/> and looks again. Lookups are lock-free and allocation-free; changes are
+/// rare (one per unwrap) and serialized.
 /// </summary>
 internal sealed class DataKeyCache : IDisposable
 {
-    private readonly ConcurrentDictionary<DataKeyId, Entry> _entries = new();
+    private readonly ConcurrentDictionary<DataKeyWrapping, Entry> _entries = new(DataKeyWrapping.Comparer.Instance);
+    private readonly ConcurrentDictionary<DataKeyWrapping, Entry>.AlternateLookup<DataKeyWrapping.Lookup> _byEnvelope;
     private readonly Lock _sync = new();
     private readonly int _capacity;
     private readonly TimeSpan _ttl;
@@ -25,13 +27,15 @@ internal sealed class DataKeyCache : IDisposable
         _capacity = capacity;
         _ttl = ttl;
         _time = timeProvider;
+        _byEnvelope = _entries.GetAlternateLookup<DataKeyWrapping.Lookup>();
     }
 
     public int Count => _entries.Count;
 
-    public bool TryGet(DataKeyId id, [NotNullWhen(true)] out DataKey? key)
+    /// <summary>The data key unwrapped from exactly this KEK id and wrapped key, if cached.</summary>
+    public bool TryGet(DataKeyId id, ReadOnlySpan<byte> kekId, ReadOnlySpan<byte> wrappedKey, [NotNullWhen(true)] out DataKey? key)
     {
-        if (_entries.TryGetValue(id, out Entry? entry))
+        if (_byEnvelope.TryGetValue(new DataKeyWrapping.Lookup(id, kekId, wrappedKey), out Entry? entry))
         {
             long now = _time.GetTimestamp();
             if (!IsExpired(entry, now) && !entry.Key.IsDisposed)
@@ -41,7 +45,7 @@ internal sealed class DataKeyCache : IDisposable
                 return true;
             }
 
-            Remove(id, entry);
+            Remove(entry);
         }
 
         key = null;
@@ -49,12 +53,14 @@ internal sealed class DataKeyCache : IDisposable
     }
 
     /// <summary>
-    /// Takes ownership of <paramref name="key"/> and returns the instance now cached for its id: a live one cached
-    /// earlier wins (and <paramref name="key"/> is disposed) so concurrent unwraps converge on one instance.
+    /// Takes ownership of <paramref name="key"/> and returns the instance now cached for its wrapping: a live one
+    /// cached earlier wins (and <paramref name="key"/> is disposed) so concurrent unwraps converge on one instance.
+    /// Another wrapping of the same data key is another entry, so adding one never displaces a good one.
     /// </summary>
     public DataKey Add(DataKey key)
     {
         ArgumentNullException.ThrowIfNull(key);
+        DataKeyWrapping wrapping = DataKeyWrapping.Of(key);
         lock (_sync)
         {
             if (_disposed)
@@ -64,7 +70,7 @@ internal sealed class DataKeyCache : IDisposable
             }
 
             long now = _time.GetTimestamp();
-            if (_entries.TryGetValue(key.Id, out Entry? existing))
+            if (_entries.TryGetValue(wrapping, out Entry? existing))
             {
                 if (!IsExpired(existing, now) && !existing.Key.IsDisposed)
                 {
@@ -72,7 +78,7 @@ internal sealed class DataKeyCache : IDisposable
                     return existing.Key;
                 }
 
-                Remove(key.Id, existing);
+                Remove(existing);
             }
 
             if (_entries.Count >= _capacity)
@@ -80,7 +86,7 @@ internal sealed class DataKeyCache : IDisposable
                 EvictLocked(now);
             }
 
-            _entries[key.Id] = new Entry(key, now);
+            _entries[wrapping] = new Entry(wrapping, key, now);
             return key;
         }
     }
@@ -92,6 +98,7 @@ internal sealed class DataKeyCache : IDisposable
     public void Retain(DataKey key)
     {
         ArgumentNullException.ThrowIfNull(key);
+        DataKeyWrapping wrapping = DataKeyWrapping.Of(key);
         lock (_sync)
         {
             if (_disposed)
@@ -99,9 +106,9 @@ internal sealed class DataKeyCache : IDisposable
                 return;
             }
 
-            if (_entries.TryGetValue(key.Id, out Entry? existing)
+            if (_entries.TryGetValue(wrapping, out Entry? existing)
                 && !existing.Key.IsDisposed
-                && _entries.TryUpdate(key.Id, new Entry(existing.Key, _time.GetTimestamp()), existing))
+                && _entries.TryUpdate(existing.Wrapping, new Entry(existing.Wrapping, existing.Key, _time.GetTimestamp()), existing))
             {
                 return;
             }
@@ -115,9 +122,9 @@ internal sealed class DataKeyCache : IDisposable
         lock (_sync)
         {
             _disposed = true;
-            foreach (KeyValuePair<DataKeyId, Entry> pair in _entries)
+            foreach (KeyValuePair<DataKeyWrapping, Entry> pair in _entries)
             {
-                Remove(pair.Key, pair.Value);
+                Remove(pair.Value);
             }
         }
     }
@@ -127,38 +134,38 @@ internal sealed class DataKeyCache : IDisposable
     private void EvictLocked(long now)
     {
         Entry? leastRecentlyUsed = null;
-        DataKeyId leastRecentlyUsedId = default;
-        foreach (KeyValuePair<DataKeyId, Entry> pair in _entries)
+        foreach (KeyValuePair<DataKeyWrapping, Entry> pair in _entries)
         {
             if (IsExpired(pair.Value, now))
             {
-                Remove(pair.Key, pair.Value);
+                Remove(pair.Value);
             }
             else if (leastRecentlyUsed is null || pair.Value.LastUsed < leastRecentlyUsed.LastUsed)
             {
                 leastRecentlyUsed = pair.Value;
-                leastRecentlyUsedId = pair.Key;
             }
         }
 
         if (_entries.Count >= _capacity && leastRecentlyUsed is not null)
         {
-            Remove(leastRecentlyUsedId, leastRecentlyUsed);
+            Remove(leastRecentlyUsed);
         }
     }
 
-    private void Remove(DataKeyId id, Entry entry)
+    private void Remove(Entry entry)
     {
         // Only the caller that actually removes this entry disposes its key.
-        if (_entries.TryRemove(KeyValuePair.Create(id, entry)))
+        if (_entries.TryRemove(KeyValuePair.Create(entry.Wrapping, entry)))
         {
             entry.Key.Dispose();
         }
     }
 
-    private sealed class Entry(DataKey key, long inserted)
+    private sealed class Entry(DataKeyWrapping wrapping, DataKey key, long inserted)
     {
         private long _lastUsed = inserted;
+
+        public DataKeyWrapping Wrapping { get; } = wrapping;
 
         public DataKey Key { get; } = key;
 

@@ -7,7 +7,9 @@ namespace EtcdShield.Keys;
 /// <summary>
 /// Owns the data key used for sealing and the cache of data keys unwrapped for opening. The hot paths read a field
 /// or a concurrent dictionary and complete synchronously; KEK calls are single-flight: one wrap per new data key,
-/// at most one unwrap per data key id at a time, however many requests wait for it.
+/// at most one unwrap per wrapping at a time, however many requests wait for it. Unwrapped keys are found by the
+/// whole wrapping an envelope carries, never by its key id alone: an envelope anyone can write to etcd must not
+/// decide which key other envelopes get.
 /// </summary>
 internal sealed partial class DataKeyManager : IDataKeyProvider, IDisposable
 {
@@ -17,7 +19,7 @@ internal sealed partial class DataKeyManager : IDataKeyProvider, IDisposable
     private readonly ILogger _logger;
     private readonly DataKeyCache _cache;
     private readonly Lock _gate = new();
-    private readonly Dictionary<DataKeyId, PendingUnwrap> _pendingUnwraps = [];
+    private readonly Dictionary<DataKeyWrapping, PendingUnwrap> _pendingUnwraps = new(DataKeyWrapping.Comparer.Instance);
     private readonly CancellationTokenSource _lifetime = new();
     private volatile KeyRing _keyRing;
     private volatile EncryptionKey? _current;
@@ -80,15 +82,13 @@ internal sealed partial class DataKeyManager : IDataKeyProvider, IDisposable
     public ValueTask<DataKey> GetDecryptionKeyAsync(EnvelopeHeader header, CancellationToken cancellationToken)
     {
         DataKeyId id = header.DataKeyId;
-        DataKey? known = FindKnown(id);
+        DataKey? known = FindKnown(id, header.KekId, header.WrappedKey);
         if (known is not null)
         {
-            return known.MatchesWrapping(header.KekId, header.WrappedKey)
-                ? new ValueTask<DataKey>(known)
-                : ValueTask.FromException<DataKey>(WrappingMismatch());
+            return new ValueTask<DataKey>(known);
         }
 
-        return new ValueTask<DataKey>(UnwrapSharedAsync(id, header.GetKekIdString(), header.WrappedKey.ToArray(), cancellationToken));
+        return new ValueTask<DataKey>(UnwrapSharedAsync(new DataKeyWrapping(id, header.KekId, header.WrappedKey), header.GetKekIdString(), header.WrappedKey.ToArray(), cancellationToken));
     }
 
     public void Dispose()
@@ -224,18 +224,18 @@ internal sealed partial class DataKeyManager : IDataKeyProvider, IDisposable
         completion.SetResult(created);
     }
 
-    private DataKey? FindKnown(DataKeyId id)
+    private DataKey? FindKnown(DataKeyId id, ReadOnlySpan<byte> kekId, ReadOnlySpan<byte> wrappedKey)
     {
         EncryptionKey? current = _current;
-        if (current is not null && current.DataKey.Id == id && !current.DataKey.IsDisposed)
+        if (current is not null && current.DataKey.Id == id && !current.DataKey.IsDisposed && current.DataKey.MatchesWrapping(kekId, wrappedKey))
         {
             return current.DataKey;
         }
 
-        return _cache.TryGet(id, out DataKey? cached) ? cached : null;
+        return _cache.TryGet(id, kekId, wrappedKey, out DataKey? cached) ? cached : null;
     }
 
-    private Task<DataKey> UnwrapSharedAsync(DataKeyId id, string kekId, byte[] wrappedKey, CancellationToken cancellationToken)
+    private Task<DataKey> UnwrapSharedAsync(DataKeyWrapping wrapping, string kekId, byte[] wrappedKey, CancellationToken cancellationToken)
     {
         PendingUnwrap? started = null;
         Task<DataKey> unwrap;
@@ -246,42 +246,37 @@ internal sealed partial class DataKeyManager : IDataKeyProvider, IDisposable
                 return Task.FromException<DataKey>(new ObjectDisposedException(nameof(DataKeyManager)));
             }
 
-            DataKey? known = FindKnown(id);
+            DataKey? known = FindKnown(wrapping.Id, System.Text.Encoding.ASCII.GetBytes(kekId), wrappedKey);
             if (known is not null)
             {
-                return known.MatchesWrapping(System.Text.Encoding.ASCII.GetBytes(kekId), wrappedKey)
-                    ? Task.FromResult(known)
-                    : Task.FromException<DataKey>(WrappingMismatch());
+                return Task.FromResult(known);
             }
 
-            if (_pendingUnwraps.TryGetValue(id, out PendingUnwrap? pending) && pending.IsFor(kekId, wrappedKey))
+            // Only requests carrying exactly the same wrapping share an unwrap: a forged header reusing a real key
+            // id gets one of its own, so it can neither poison nor hijack the genuine one.
+            if (_pendingUnwraps.TryGetValue(wrapping, out PendingUnwrap? pending))
             {
                 unwrap = pending.Completion.Task;
             }
             else
             {
-                // A request whose header disagrees with the pending one (a forged value reusing a real key id) runs
-                // alone, so it can neither poison nor hijack the shared unwrap.
-                started = new PendingUnwrap(kekId, wrappedKey);
-                if (pending is null)
-                {
-                    _pendingUnwraps.Add(id, started);
-                }
-
+                started = new PendingUnwrap(wrapping, kekId, wrappedKey);
+                _pendingUnwraps.Add(wrapping, started);
                 unwrap = started.Completion.Task;
             }
         }
 
         if (started is not null)
         {
-            _ = RunUnwrapAsync(id, started);
+            _ = RunUnwrapAsync(started);
         }
 
         return unwrap.WaitAsync(cancellationToken);
     }
 
-    private async Task RunUnwrapAsync(DataKeyId id, PendingUnwrap pending)
+    private async Task RunUnwrapAsync(PendingUnwrap pending)
     {
+        DataKeyId id = pending.Wrapping.Id;
         DataKey? key = null;
         Exception? failure = null;
         try
@@ -295,10 +290,7 @@ internal sealed partial class DataKeyManager : IDataKeyProvider, IDisposable
 
         lock (_gate)
         {
-            if (_pendingUnwraps.TryGetValue(id, out PendingUnwrap? registered) && ReferenceEquals(registered, pending))
-            {
-                _pendingUnwraps.Remove(id);
-            }
+            _pendingUnwraps.Remove(pending.Wrapping);
         }
 
         if (key is not null)
@@ -372,19 +364,15 @@ internal sealed partial class DataKeyManager : IDataKeyProvider, IDisposable
         _ => new KeyProviderUnavailableException($"key encryption key \"{kek.Id}\" failed ({ex.GetType().Name})", ex),
     };
 
-    private static EnvelopeAuthenticationException WrappingMismatch() =>
-        new("the envelope's wrapped data key does not belong to the data key it names");
-
-    private sealed class PendingUnwrap(string kekId, byte[] wrappedKey)
+    private sealed class PendingUnwrap(DataKeyWrapping wrapping, string kekId, byte[] wrappedKey)
     {
+        public DataKeyWrapping Wrapping { get; } = wrapping;
+
         public string KekId { get; } = kekId;
 
         public byte[] WrappedKey { get; } = wrappedKey;
 
         public TaskCompletionSource<DataKey> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public bool IsFor(string kekId, byte[] wrappedKey) =>
-            string.Equals(KekId, kekId, StringComparison.Ordinal) && WrappedKey.AsSpan().SequenceEqual(wrappedKey);
     }
 
     private static partial class Log

@@ -6,7 +6,7 @@ namespace EtcdShield.Keys;
 internal sealed class UnknownKeyException : EnvelopeException
 {
     public UnknownKeyException(string kekId)
-        : base(EnvelopeErrorReason.UnknownKey, $"unknown key encryption key \"{kekId}\"")
+        : base(EnvelopeErrorReason.UnknownKey, $"unknown key-encryption key \"{kekId}\"")
     {
         KekId = kekId;
     }

@@ -20,7 +20,7 @@ internal static class MigrateCommand
     [
         "upstream-endpoints", "upstream-cert-file", "upstream-key-file", "upstream-trusted-ca-file",
         "encryption-key-file", "retired-encryption-key-file", "pkcs11-module", "pkcs11-token-label", "pkcs11-slot", "pkcs11-pin-file", "pkcs11-key-label",
-        "kms-plugin-endpoint", "encrypt-prefix", "max-request-bytes", "log-level",
+        "pkcs11-retired-key-label", "kms-plugin-endpoint", "encrypt-prefix", "legacy-plaintext-prefix", "max-request-bytes", "log-level",
     ];
 
     public static readonly IReadOnlyList<Flag> Flags =
@@ -35,6 +35,7 @@ internal static class MigrateCommand
     public static async Task<int> RunAsync(IReadOnlyList<string> args)
     {
         ShieldOptions options;
+        EncryptionOptions encryption;
         ParsedFlags flags;
         try
         {
@@ -50,6 +51,8 @@ internal static class MigrateCommand
             {
                 throw new ConfigurationException("migrate needs the key provider the proxy uses (--pkcs11-*, --kms-plugin-endpoint or --encryption-key-file)");
             }
+
+            encryption = EncryptionOptionsFor(options);
         }
         catch (ConfigurationException e)
         {
@@ -57,7 +60,7 @@ internal static class MigrateCommand
             return 2;
         }
 
-        await using var services = BuildServices(options, flags.Single("log-level") ?? "Warning");
+        await using var services = BuildServices(options, encryption, flags.Single("log-level") ?? "Warning");
         try
         {
             var migrator = services.GetRequiredService<StorageMigrator>();
@@ -69,7 +72,7 @@ internal static class MigrateCommand
                 new ProgressBar(Console.Error).Report,
                 CancellationToken.None).ConfigureAwait(false);
             Console.Out.WriteLine(report.ToString());
-            return report.Failed.Count == 0 ? 0 : 1;
+            return report.Complete ? 0 : 1;
         }
         catch (ConfigurationException e)
         {
@@ -84,10 +87,11 @@ internal static class MigrateCommand
     }
 
     /// <summary>
-    /// The pieces of the proxy a migration needs. Unencrypted values under the encrypted prefixes are what a
-    /// migration exists to fix, so here (unlike in the proxy) they are read as legacy plaintext.
+    /// The pieces of the proxy a migration needs. Unencrypted values are encrypted only inside the
+    /// --legacy-plaintext-prefix windows given to migrate itself: anywhere else they may have been planted by
+    /// whoever can write to etcd, and sealing them would make the proxy serve them as genuine.
     /// </summary>
-    internal static ServiceProvider BuildServices(ShieldOptions options, string logLevel)
+    internal static ServiceProvider BuildServices(ShieldOptions options, EncryptionOptions encryption, string logLevel)
     {
         var services = new ServiceCollection();
         services.AddLogging(logging => logging
@@ -102,15 +106,27 @@ internal static class MigrateCommand
         services.AddSingleton(DataKeyOptions.Default);
         services.AddSingleton<DataKeyManager>();
         services.AddSingleton<IDataKeyProvider>(sp => sp.GetRequiredService<DataKeyManager>());
-        var legacy = options.EncryptPrefixes.Count == 0 ? [""] : options.EncryptPrefixes;
-        services.AddSingleton(EncryptionOptions.FromUtf8(options.EncryptPrefixes, legacy, options.MaxRequestBytes));
+        services.AddSingleton(encryption);
         services.AddSingleton<IValueProtector, ValueProtector>();
         services.AddSingleton(sp => new StorageMigrator(
             new KV.KVClient(sp.GetRequiredService<UpstreamChannel>().Invoker),
             sp.GetRequiredService<IValueProtector>(),
+            encryption,
             () => sp.GetRequiredService<DataKeyManager>().KeyRing.Current.Id,
             sp.GetRequiredService<ILogger<StorageMigrator>>()));
         return services.BuildServiceProvider();
+    }
+
+    private static EncryptionOptions EncryptionOptionsFor(ShieldOptions options)
+    {
+        try
+        {
+            return EncryptionOptions.FromUtf8(options.EncryptPrefixes, options.LegacyPlaintextPrefixes, options.MaxRequestBytes);
+        }
+        catch (ArgumentException e)
+        {
+            throw new ConfigurationException(e.Message, e);
+        }
     }
 
     private static string Help()
@@ -118,9 +134,10 @@ internal static class MigrateCommand
         var text = new System.Text.StringBuilder();
         text.AppendLine("Usage: EtcdShield migrate [flags]");
         text.AppendLine();
-        text.AppendLine("Re-encrypts every value in etcd under the current key-encryption key and encrypts legacy plaintext,");
-        text.AppendLine("online: each rewrite is guarded by the key's mod_revision, so newer writes are never overwritten.");
-        text.AppendLine("Values already current are skipped, so an interrupted run is resumed by running it again.");
+        text.AppendLine("Re-encrypts every value in etcd under the current key-encryption key, online: each rewrite is guarded");
+        text.AppendLine("by the key's mod_revision, so newer writes are never overwritten. Values already current are checked and");
+        text.AppendLine("skipped, so an interrupted run is resumed by running it again. Plaintext is encrypted only under the");
+        text.AppendLine("--legacy-plaintext-prefix windows given here; elsewhere it is refused, listed, and the exit code is 1.");
         text.AppendLine();
         foreach (var flag in Flags)
         {

@@ -29,7 +29,14 @@ internal sealed class MigrationReport
     /// <summary>Keys whose stored value could not be decrypted (named in the log); they still refer to old keys.</summary>
     public List<string> Failed { get; } = [];
 
+    /// <summary>Unencrypted values outside the migration window this run was given; never sealed, since anyone
+    /// with write access to etcd can put them there.</summary>
+    public List<string> Refused { get; } = [];
+
     public bool DryRun { get; init; }
+
+    /// <summary>Whether every value is now current: what the exit code reports.</summary>
+    public bool Complete => Failed.Count == 0 && Refused.Count == 0;
 
     public long Changed => Rewrapped.Values.Sum() + PlaintextEncrypted;
 
@@ -48,12 +55,17 @@ internal sealed class MigrationReport
         text.AppendLine($"  outside the encrypted prefixes: {NotEncrypted}");
         text.AppendLine($"  overtaken by concurrent writers (already current): {OvertakenByWriters}");
         text.AppendLine($"  deleted while migrating: {Vanished}");
-        text.Append($"  failed (cannot decrypt, left as they are): {Failed.Count}");
-        foreach (var key in Failed.Take(20))
+        AppendKeys(text, $"refused (plaintext outside a --legacy-plaintext-prefix window, left as they are): {Refused.Count}", Refused);
+        AppendKeys(text.AppendLine(), $"failed (cannot decrypt, left as they are): {Failed.Count}", Failed);
+        return text.ToString();
+    }
+
+    private static void AppendKeys(StringBuilder text, string heading, List<string> keys)
+    {
+        text.Append("  ").Append(heading);
+        foreach (var key in keys.Take(20))
         {
             text.AppendLine().Append($"    {key}");
         }
-
-        return text.ToString();
     }
 }

@@ -13,6 +13,9 @@ namespace EtcdShield.Migration;
 /// etcd directly. Each rewrite is a transaction guarded by the key's mod_revision, so a value written by
 /// someone else after we read it is never overwritten. Values already under the current KEK are skipped,
 /// which makes an interrupted run resumable: running it again continues where it left off.
+/// Anyone with raw write access to etcd can plant values the proxy refuses; a migration must never turn those into
+/// values it serves. So only what authenticates is re-sealed, and plaintext only inside the migration window the
+/// operator gave this run; everything else is reported and left as it is.
 /// </summary>
 internal sealed partial class StorageMigrator
 {
@@ -20,13 +23,15 @@ internal sealed partial class StorageMigrator
 
     private readonly KV.KVClient _kv;
     private readonly IValueProtector _protector;
+    private readonly EncryptionOptions _encryption;
     private readonly Func<string> _currentKekId;
     private readonly ILogger _logger;
 
-    public StorageMigrator(KV.KVClient kv, IValueProtector protector, Func<string> currentKekId, ILogger<StorageMigrator> logger)
+    public StorageMigrator(KV.KVClient kv, IValueProtector protector, EncryptionOptions encryption, Func<string> currentKekId, ILogger<StorageMigrator> logger)
     {
         _kv = kv;
         _protector = protector;
+        _encryption = encryption;
         _currentKekId = currentKekId;
         _logger = logger;
     }
@@ -78,8 +83,22 @@ internal sealed partial class StorageMigrator
                 return;
             }
 
+            if (state == StoredState.RefusedPlaintext)
+            {
+                var printable = PrintableKey.Quote(kv.Key.Span);
+                Log.RefusedPlaintext(_logger, printable);
+                report.Refused.Add(printable);
+                return;
+            }
+
             if (state == StoredState.Current)
             {
+                // Skipping only by the KEK id it names would let a forged or moved envelope pass as migrated.
+                if (!await AuthenticatesAsync(kv, report, cancellationToken).ConfigureAwait(false))
+                {
+                    return;
+                }
+
                 if (attempt == 0)
                 {
                     report.AlreadyCurrent++;
@@ -138,6 +157,22 @@ internal sealed partial class StorageMigrator
         report.Failed.Add(key);
     }
 
+    private async Task<bool> AuthenticatesAsync(KeyValue kv, MigrationReport report, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _protector.UnprotectAsync(kv.Key, kv.Value, cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (RpcException e) when (e.StatusCode == StatusCode.DataLoss)
+        {
+            var printable = PrintableKey.Quote(kv.Key.Span);
+            Log.CannotDecrypt(_logger, printable, e.Status.Detail);
+            report.Failed.Add(printable);
+            return false;
+        }
+    }
+
     private async Task<bool> RewriteAsync(KeyValue kv, ByteString sealedValue, CancellationToken cancellationToken)
     {
         var txn = new TxnRequest();
@@ -164,7 +199,7 @@ internal sealed partial class StorageMigrator
 
         if (!ValueEnvelope.HasEnvelopePrefix(kv.Value.Span))
         {
-            return StoredState.Plaintext;
+            return _encryption.AllowsLegacyPlaintext(kv.Key.Span) ? StoredState.Plaintext : StoredState.RefusedPlaintext;
         }
 
         try
@@ -203,6 +238,7 @@ internal sealed partial class StorageMigrator
     {
         NotEncrypted,
         Plaintext,
+        RefusedPlaintext,
         OldKek,
         Current,
     }
@@ -214,5 +250,9 @@ internal sealed partial class StorageMigrator
 
         [LoggerMessage(EventId = 1501, Level = LogLevel.Warning, Message = "migrate: {Key} kept changing under concurrent writers; left for a later run")]
         public static partial void KeptChanging(ILogger logger, string key);
+
+        [LoggerMessage(EventId = 2400, EventName = "MigrateRefusedPlaintext", Level = LogLevel.Warning,
+            Message = "migrate: the value of {Key} is not encrypted and outside every --legacy-plaintext-prefix given to migrate; refused and left as it is (was it written around the proxy?)")]
+        public static partial void RefusedPlaintext(ILogger logger, string key);
     }
 }

@@ -26,8 +26,8 @@ public sealed class TamperTests(TamperTests.Proxies etcd) : IClassFixture<Tamper
         { "flipped-version", "unsupported_version" },
         { "flipped-key-id-length", "malformed" },
         { "flipped-key-id", "authentication_failed" },
-        // The data key named by the header is known, so a header pairing it with another KEK id is a forgery.
-        { "flipped-kek-id", "authentication_failed" },
+        // Keys are cached by their whole wrapping, so another KEK id is looked up as such, whatever data key it names.
+        { "flipped-kek-id", "unknown_key" },
         { "flipped-wrapped-dek", "authentication_failed" },
         { "flipped-nonce", "authentication_failed" },
         { "flipped-ciphertext", "authentication_failed" },
@@ -37,7 +37,7 @@ public sealed class TamperTests(TamperTests.Proxies etcd) : IClassFixture<Tamper
         { "extended-by-one-byte", "authentication_failed" },
         { "planted-plaintext", "not_encrypted" },
         { "planted-empty-value", "not_encrypted" },
-        { "unknown-kek-id", "authentication_failed" },
+        { "unknown-kek-id", "unknown_key" },
         { "unknown-kek-id-and-data-key-id", "unknown_key" },
         { "sealed-by-a-proxy-with-another-key", "unknown_key" },
     };

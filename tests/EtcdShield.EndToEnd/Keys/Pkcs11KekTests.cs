@@ -194,7 +194,7 @@ public sealed class Pkcs11KekTests(SoftHsmInProcess hsm)
     }
 
     [Fact]
-    public async Task Any_label_in_the_token_unwraps_by_its_id_and_unknown_labels_are_unknown_keys()
+    public async Task Only_family_versions_and_retired_labels_unwrap_by_their_id_and_absent_versions_are_unknown_keys()
     {
         var token = hsm.CreateToken();
         using var oldStore = Open(token, "old kek", readWrite: true);
@@ -206,15 +206,20 @@ public sealed class Pkcs11KekTests(SoftHsmInProcess hsm)
         using var store = Open(token, "new", readWrite: true);
         store.CreateVersion(rotate: false);
         var ring = store.LoadKeyRing();
+        using var retiring = Pkcs11KeyStore.Open(token.Settings("new") with { RetiredKeyLabels = ["old kek"] }, readWrite: false, NullLogger.Instance);
+        var retiringRing = retiring.LoadKeyRing();
 
         Assert.Equal("pkcs11:old%20kek", old.Id);
-        Assert.True(ring.TryGet("pkcs11:old%20kek", out var resolved));
+        Assert.False(ring.TryGet("pkcs11:old%20kek", out _));
+        Assert.True(retiringRing.TryGet("pkcs11:old%20kek", out var resolved));
         Assert.Equal(dek, await resolved.UnwrapAsync(wrapped, default));
-        Assert.True(ring.TryGet("pkcs11:gone", out var gone));
-        var unknown = await Assert.ThrowsAsync<UnknownKeyException>(() => gone.UnwrapAsync(wrapped, default).AsTask());
-        Assert.Equal("pkcs11:gone", unknown.KekId);
-        Assert.False(ring.TryGet("pkcs11:old kek", out _));
+        Assert.True(ring.TryGet("pkcs11:new#7", out var absent));
+        var unknown = await Assert.ThrowsAsync<UnknownKeyException>(() => absent.UnwrapAsync(wrapped, default).AsTask());
+        Assert.Equal("pkcs11:new#7", unknown.KekId);
+        Assert.False(ring.TryGet("pkcs11:gone", out _));
+        Assert.False(retiringRing.TryGet("pkcs11:old kek", out _));
         Assert.False(ring.TryGet("file:0011223344556677", out _));
+        Assert.False(ring.TryGet("kms:new", out _));
     }
 
     [Fact]

@@ -96,7 +96,7 @@ public sealed class Pkcs11ProxyTests(SoftHsmInProcess hsm, TestPki pki, ITestOut
         Assert.Equal(["new"], (await proxy.Etcdctl(pki).RunAsync("get", "after", "--print-value-only")).EnsureSuccess().StdOutLines);
 
         // A proxy that has not looked at the token since still reads the new KEK's values (its ring resolves
-        // any label in the token), and keeps writing under the old KEK until its own check.
+        // any version of its family in the token), and keeps writing under the old KEK until its own check.
         Assert.Equal(["new"], (await lagging.Etcdctl(pki).RunAsync("get", "after", "--print-value-only")).EnsureSuccess().StdOutLines);
         (await lagging.Etcdctl(pki).RunAsync("put", "lagging", "x")).EnsureSuccess();
         Assert.Equal("pkcs11:kek", (await StoredEnvelopeAsync(etcd, "lagging")).KekId);

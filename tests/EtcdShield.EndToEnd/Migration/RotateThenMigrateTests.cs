@@ -45,7 +45,7 @@ public sealed class RotateThenMigrateTests : IDisposable
             }
         }
 
-        // Legacy plaintext written straight into etcd before the proxy existed.
+        // Legacy plaintext written straight into etcd before the proxy existed, which migrate is told to expect.
         var direct = new Etcdctl(etcd.ClientUrl);
         (await direct.RunAsync("put", "/rot/legacy", "from-before")).EnsureSuccess();
         expected["/rot/legacy"] = "from-before";
@@ -68,7 +68,7 @@ public sealed class RotateThenMigrateTests : IDisposable
 
         var migrate = await ExternalCommand.RunAsync(
             "dotnet",
-            [ShieldBinary, "migrate", "--upstream-endpoints", etcd.ClientUrl, "--encryption-key-file", newKek, "--retired-encryption-key-file", oldKek, "--batch-size", "40"],
+            [ShieldBinary, "migrate", "--upstream-endpoints", etcd.ClientUrl, "--encryption-key-file", newKek, "--retired-encryption-key-file", oldKek, "--legacy-plaintext-prefix", "/rot/legacy", "--batch-size", "40"],
             timeout: TimeSpan.FromMinutes(2));
         await stopWriting.CancelAsync();
         await writer;
@@ -103,7 +103,7 @@ public sealed class RotateThenMigrateTests : IDisposable
         var direct = new Etcdctl(etcd.ClientUrl);
         (await direct.RunAsync("put", "/dry/a", "plain")).EnsureSuccess();
 
-        var migrate = await ExternalCommand.RunAsync("dotnet", [ShieldBinary, "migrate", "--upstream-endpoints", etcd.ClientUrl, "--encryption-key-file", kek, "--dry-run"]);
+        var migrate = await ExternalCommand.RunAsync("dotnet", [ShieldBinary, "migrate", "--upstream-endpoints", etcd.ClientUrl, "--encryption-key-file", kek, "--legacy-plaintext-prefix", "/dry/", "--dry-run"]);
 
         Assert.True(migrate.Succeeded, migrate.ToString());
         Assert.Contains("would encrypt 1 plaintext values", migrate.StdOut, StringComparison.Ordinal);

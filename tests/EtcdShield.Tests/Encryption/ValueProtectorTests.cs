@@ -190,7 +190,7 @@ public sealed class ValueProtectorTests : IDisposable
 
         var ex = await FailsWith(StatusCode.DataLoss, () => cold.UnprotectAsync(SecretKey, forged, CancellationToken.None).AsTask());
 
-        Assert.Equal("etcdshield: cannot decrypt value of key \"/registry/secrets/a\": unknown key encryption key \"kms:gone\"", ex.Status.Detail);
+        Assert.Equal("etcdshield: cannot decrypt value of key \"/registry/secrets/a\": unknown key-encryption key \"kms:gone\"", ex.Status.Detail);
         Assert.Equal(1, _metrics.Sum("etcdshield.encryption.decrypt_failures", "reason", "unknown_key"));
     }
 

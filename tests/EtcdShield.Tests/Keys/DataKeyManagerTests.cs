@@ -254,7 +254,8 @@ public sealed class DataKeyManagerTests : IDisposable
 
         await Assert.ThrowsAsync<KeyUnwrapException>(() => forgery);
         Assert.Equal("s3cr3t"u8.ToArray(), ValueEnvelope.Open(await legitimate, EtcdKey, envelope));
-        await Assert.ThrowsAsync<EnvelopeAuthenticationException>(() => Lookup(cold, forged).AsTask());
+        await Assert.ThrowsAsync<KeyUnwrapException>(() => Lookup(cold, forged).AsTask());
+        Assert.Equal("s3cr3t"u8.ToArray(), ValueEnvelope.Open(await Lookup(cold, envelope), EtcdKey, envelope));
     }
 
     [Fact]
@@ -322,17 +323,54 @@ public sealed class DataKeyManagerTests : IDisposable
     }
 
     [Fact]
-    public async Task A_cache_hit_with_different_wrapped_bytes_is_rejected()
+    public async Task Different_wrapped_bytes_for_a_cached_key_id_are_unwrapped_on_their_own_and_never_replace_it()
     {
-        var manager = NewManager();
-        byte[] envelope = await SealAsync(manager);
+        byte[] envelope = await SealAsync(NewManager());
+        var reader = NewManager();
+        DataKey genuine = await Lookup(reader, envelope);
         byte[] wrapped = ValueEnvelope.Parse(envelope).WrappedKey.ToArray();
         wrapped[0] ^= 1;
+        _kek.ResetCounts();
 
-        var ex = await Assert.ThrowsAsync<EnvelopeAuthenticationException>(
-            () => Lookup(manager, EnvelopeForgery.Rebuild(envelope, wrappedKey: wrapped)).AsTask());
+        await Assert.ThrowsAsync<KeyUnwrapException>(() => Lookup(reader, EnvelopeForgery.Rebuild(envelope, wrappedKey: wrapped)).AsTask());
 
-        Assert.Contains("does not belong", ex.Message, StringComparison.Ordinal);
+        Assert.Same(genuine, await Lookup(reader, envelope));
+        Assert.Equal(1, _kek.UnwrapCalls);
+        Assert.Equal(1, reader.CachedKeyCount);
+    }
+
+    [Fact]
+    public async Task A_second_wrapping_that_unwraps_read_first_does_not_change_what_genuine_envelopes_get()
+    {
+        var lenient = new LenientKeyEncryptionKey(_kek);
+        byte[] envelope = await SealAsync(NewManager(ring: new KeyRing(lenient)));
+        byte[] forged = EnvelopeForgery.Rebuild(envelope, wrappedKey: [.. ValueEnvelope.Parse(envelope).WrappedKey, 0]);
+        var cold = NewManager(ring: new KeyRing(lenient));
+
+        DataKey forgedKey = await Lookup(cold, forged);
+        Assert.Throws<EnvelopeAuthenticationException>(() => ValueEnvelope.Open(forgedKey, EtcdKey, forged));
+        DataKey genuineKey = await Lookup(cold, envelope);
+
+        Assert.NotSame(forgedKey, genuineKey);
+        Assert.Equal("s3cr3t"u8.ToArray(), ValueEnvelope.Open(genuineKey, EtcdKey, envelope));
+        Assert.Same(forgedKey, await Lookup(cold, forged));
+        Assert.Equal(2, cold.CachedKeyCount);
+    }
+
+    [Fact]
+    public async Task A_second_wrapping_of_the_sealing_key_does_not_reach_it_and_needs_its_own_unwrap()
+    {
+        var lenient = new LenientKeyEncryptionKey(_kek);
+        var manager = NewManager(ring: new KeyRing(lenient));
+        byte[] envelope = await SealAsync(manager);
+        byte[] forged = EnvelopeForgery.Rebuild(envelope, wrappedKey: [.. ValueEnvelope.Parse(envelope).WrappedKey, 0]);
+        _kek.ResetCounts();
+
+        DataKey forgedKey = await Lookup(manager, forged);
+
+        Assert.NotSame(manager.CurrentEncryptionKey!.DataKey, forgedKey);
+        Assert.Equal(1, _kek.UnwrapCalls);
+        Assert.Same(manager.CurrentEncryptionKey!.DataKey, await Lookup(manager, envelope));
     }
 
     [Fact]
@@ -369,5 +407,16 @@ public sealed class DataKeyManagerTests : IDisposable
 
         public ValueTask<byte[]> UnwrapAsync(ReadOnlyMemory<byte> wrappedDek, CancellationToken cancellationToken) =>
             throw new InvalidOperationException("secret detail");
+    }
+
+    /// <summary>A KEK that ignores a trailing zero byte, as a lenient KMS plugin ignores what it does not know.</summary>
+    private sealed class LenientKeyEncryptionKey(FakeKeyEncryptionKey inner) : IKeyEncryptionKey
+    {
+        public string Id => "fake:lenient";
+
+        public ValueTask<byte[]> WrapAsync(ReadOnlyMemory<byte> dek, CancellationToken cancellationToken) => inner.WrapAsync(dek, cancellationToken);
+
+        public ValueTask<byte[]> UnwrapAsync(ReadOnlyMemory<byte> wrappedDek, CancellationToken cancellationToken) =>
+            inner.UnwrapAsync(wrappedDek.Length % 8 == 1 && wrappedDek.Span[^1] == 0 ? wrappedDek[..^1] : wrappedDek, cancellationToken);
     }
 }

@@ -19,6 +19,21 @@ public sealed class KeyRingTests
         Assert.Equal(["kms:new", "kms:old"], ring.Ids.Order(StringComparer.Ordinal));
     }
 
+    [Theory]
+    [InlineData("file:0011223344556677")]
+    [InlineData("pkcs11:kek")]
+    [InlineData("kms:projects/p/keys/k")]
+    public void A_ring_of_file_keks_knows_only_their_own_ids(string kekId)
+    {
+        using var current = FileKeyEncryptionKey.FromKey(new byte[32]);
+        using var retired = FileKeyEncryptionKey.FromKey(Enumerable.Repeat((byte)1, 32).ToArray());
+
+        var ring = new KeyRing(current, retired);
+
+        Assert.False(ring.TryGet(kekId, out _));
+        Assert.True(ring.TryGet(retired.Id, out _));
+    }
+
     [Fact]
     public void Rejects_two_different_keks_with_one_id()
     {

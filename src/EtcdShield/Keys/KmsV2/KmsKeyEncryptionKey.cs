@@ -10,7 +10,7 @@ namespace EtcdShield.Keys.KmsV2;
 /// One key of a KMS v2 plugin as a KEK. The wrapped DEK stored in each envelope is the plugin's whole
 /// EncryptResponse (ciphertext, key_id, annotations), because Decrypt needs all three back; the envelope's
 /// KEK id is "kms:" + the plugin's key_id, so a rotation at the plugin shows in every new value and
-/// `etcdshield migrate` can move old ones.
+/// `etcdshield migrate` can move old ones. The two must agree: see <see cref="KmsWrappedDataKey"/>.
 /// </summary>
 internal sealed class KmsKeyEncryptionKey : IKeyEncryptionKey
 {
@@ -54,7 +54,15 @@ internal sealed class KmsKeyEncryptionKey : IKeyEncryptionKey
                 throw new KeyProviderUnavailableException($"KMS plugin {_plugin.Endpoint} answered Encrypt without ciphertext or key_id");
             }
 
-            return response.ToByteArray();
+            // The envelope will carry this KEK's id, and a blob naming another key is refused on unwrap. The plugin
+            // rotated since its last Status: fail this one data key (retryable) until the ring follows.
+            if (!string.Equals(IdFor(response.KeyId), Id, StringComparison.Ordinal))
+            {
+                throw new KeyProviderUnavailableException(
+                    $"KMS plugin {_plugin.Endpoint} encrypted under key_id '{response.KeyId}', not the current '{Id}'; its key changed and the next status check switches to it");
+            }
+
+            return KmsWrappedDataKey.Encode(response);
         }
         catch (RpcException e)
         {
@@ -64,16 +72,7 @@ internal sealed class KmsKeyEncryptionKey : IKeyEncryptionKey
 
     public async ValueTask<byte[]> UnwrapAsync(ReadOnlyMemory<byte> wrappedDek, CancellationToken cancellationToken)
     {
-        EncryptResponse wrapped;
-        try
-        {
-            wrapped = EncryptResponse.Parser.ParseFrom(wrappedDek.Span);
-        }
-        catch (InvalidProtocolBufferException e)
-        {
-            throw new KeyUnwrapException("the wrapped data key is not a KMS v2 EncryptResponse", e);
-        }
-
+        EncryptResponse wrapped = KmsWrappedDataKey.Decode(wrappedDek.Span, Id);
         var request = new DecryptRequest { Ciphertext = wrapped.Ciphertext, KeyId = wrapped.KeyId, Uid = Guid.NewGuid().ToString() };
         request.Annotations.Add(wrapped.Annotations);
         try

@@ -9,8 +9,9 @@ namespace EtcdShield.Keys.Pkcs11;
 /// <summary>
 /// The KEK family (<see cref="Pkcs11Settings.KeyLabel"/>) in one HSM token: lists its versions, builds the key ring
 /// from them, creates new versions, and does the wraps and unwraps of every <see cref="Pkcs11KeyEncryptionKey"/>.
-/// As the ring's resolver it hands out a KEK for any "pkcs11:" id, so values wrapped by a version another proxy
-/// created a moment ago, or by an older label still in the token, decrypt at once.
+/// As the ring's resolver it hands out a KEK for any version of the family and any retired label, so values wrapped
+/// by a version another proxy created a moment ago decrypt at once; an id naming any other key in the token is
+/// unknown, whatever that key could unwrap.
 /// </summary>
 internal sealed partial class Pkcs11KeyStore : IKeyEncryptionKeyResolver, IDisposable
 {
@@ -21,6 +22,7 @@ internal sealed partial class Pkcs11KeyStore : IKeyEncryptionKeyResolver, IDispo
     private readonly Pkcs11SessionPool _pool;
     private readonly ILogger _logger;
     private readonly HashSet<string> _warnedLabels = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _warnedForeignLabels = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Pkcs11KeyEncryptionKey> _versionKeks = new(StringComparer.Ordinal);
     private int _disposed;
 
@@ -58,7 +60,7 @@ internal sealed partial class Pkcs11KeyStore : IKeyEncryptionKeyResolver, IDispo
 
     /// <summary>The versions of the family present in the token, oldest first.</summary>
     /// <exception cref="KeyProviderUnavailableException">The HSM cannot be used, or two keys share a version's label.</exception>
-    public IReadOnlyList<Pkcs11KekVersion> ListVersions() => _pool.Run(VersionsIn);
+    public IReadOnlyList<Pkcs11KekVersion> ListVersions() => _pool.Run(session => VersionsIn(session.FindSecretKeys(label: null)));
 
     /// <summary>
     /// Validates the highest version and builds the ring: it wraps new data keys, every other version unwraps, and
@@ -67,7 +69,9 @@ internal sealed partial class Pkcs11KeyStore : IKeyEncryptionKeyResolver, IDispo
     /// <exception cref="KeyProviderUnavailableException">No usable KEK: the message names the flag to fix.</exception>
     public KeyRing LoadKeyRing()
     {
-        IReadOnlyList<Pkcs11KekVersion> versions = ListVersions();
+        List<Pkcs11KeyInfo> keys = _pool.Run(session => session.FindSecretKeys(label: null));
+        List<Pkcs11KekVersion> versions = VersionsIn(keys);
+        WarnAboutForeignKeys(keys);
         if (versions.Count == 0)
         {
             throw new KeyProviderUnavailableException(
@@ -126,7 +130,7 @@ internal sealed partial class Pkcs11KeyStore : IKeyEncryptionKeyResolver, IDispo
     /// <exception cref="Pkcs11KeyFamilyException">The family exists (create) or does not (rotate), or a concurrent rotation won.</exception>
     public Pkcs11KekVersion CreateVersion(bool rotate) => _pool.Run(session =>
     {
-        List<Pkcs11KekVersion> versions = VersionsIn(session);
+        List<Pkcs11KekVersion> versions = VersionsIn(session.FindSecretKeys(label: null));
         if (!rotate && versions.Count > 0)
         {
             throw new Pkcs11KeyFamilyException(
@@ -162,7 +166,7 @@ internal sealed partial class Pkcs11KeyStore : IKeyEncryptionKeyResolver, IDispo
 
     public bool TryResolve(string kekId, [NotNullWhen(true)] out IKeyEncryptionKey? kek)
     {
-        if (Volatile.Read(ref _disposed) == 0 && Pkcs11KeyLabel.TryParseKekId(kekId, out string label))
+        if (Volatile.Read(ref _disposed) == 0 && Pkcs11KeyLabel.TryParseKekId(kekId, out string label) && Settings.MayUnwrap(label))
         {
             kek = new Pkcs11KeyEncryptionKey(this, label);
             return true;
@@ -286,10 +290,10 @@ internal sealed partial class Pkcs11KeyStore : IKeyEncryptionKeyResolver, IDispo
         return keys[0].Handle;
     }
 
-    private List<Pkcs11KekVersion> VersionsIn(Pkcs11Session session)
+    private List<Pkcs11KekVersion> VersionsIn(List<Pkcs11KeyInfo> keys)
     {
         List<Pkcs11KekVersion> versions = [];
-        foreach (Pkcs11KeyInfo key in session.FindSecretKeys(label: null))
+        foreach (Pkcs11KeyInfo key in keys)
         {
             if (Pkcs11KeyLabel.TryGetVersion(Family, key.Label, out int version))
             {
@@ -320,6 +324,31 @@ internal sealed partial class Pkcs11KeyStore : IKeyEncryptionKeyResolver, IDispo
             }
 
             return kek;
+        }
+    }
+
+    /// <summary>
+    /// Keys the proxy will not unwrap with are still a risk: whoever can use one can wrap data keys of their own
+    /// under it, and the token is only as dedicated as the operator keeps it. Warned once per label.
+    /// </summary>
+    private void WarnAboutForeignKeys(List<Pkcs11KeyInfo> keys)
+    {
+        foreach (Pkcs11KeyInfo key in keys)
+        {
+            if (!key.Unwrap || Settings.MayUnwrap(key.Label))
+            {
+                continue;
+            }
+
+            lock (_warnedForeignLabels)
+            {
+                if (!_warnedForeignLabels.Add(key.Label))
+                {
+                    continue;
+                }
+            }
+
+            Log.ForeignUnwrapKey(_logger, key.Label, _pool.Where, Family);
         }
     }
 
@@ -370,6 +399,10 @@ internal sealed partial class Pkcs11KeyStore : IKeyEncryptionKeyResolver, IDispo
         [LoggerMessage(EventId = 1312, Level = LogLevel.Warning,
             Message = "--pkcs11-pin-file {Path} is readable by group or others; restrict it with: chmod 600")]
         public static partial void PinFileReadableByOthers(ILogger logger, string path);
+
+        [LoggerMessage(EventId = 2401, EventName = "ForeignUnwrapKey", Level = LogLevel.Warning,
+            Message = "Secret key \"{Label}\" in {Where} can unwrap keys but is neither a version of --pkcs11-key-label {Family} nor a --pkcs11-retired-key-label: values naming it are refused as unknown; keep the token dedicated to EtcdShield, or retire the label if values still use it")]
+        public static partial void ForeignUnwrapKey(ILogger logger, string label, string where, string family);
     }
 }
 

@@ -17,6 +17,9 @@ internal sealed record Pkcs11Settings
     /// <summary>The KEK family: version 1 is labelled exactly this, later versions "label#N".</summary>
     public required string KeyLabel { get; init; }
 
+    /// <summary>Labels outside the family the operator still trusts to unwrap (--pkcs11-retired-key-label).</summary>
+    public IReadOnlyList<string> RetiredKeyLabels { get; init; } = [];
+
     /// <summary>Sessions open at once; every KEK call takes one for its duration.</summary>
     public int MaxSessions { get; init; } = 4;
 
@@ -25,6 +28,14 @@ internal sealed record Pkcs11Settings
 
     /// <summary>How often a running proxy looks for a newer KEK version (after <c>etcdshield keys rotate</c>).</summary>
     public TimeSpan RefreshInterval { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Whether a key with <paramref name="label"/> may unwrap the data key of a stored value: a version of the family
+    /// or a retired label, and nothing else in the token. An envelope names its KEK in bytes anyone with write access
+    /// to etcd chooses, so naming any other unwrap-capable key must not make a value genuine.
+    /// </summary>
+    public bool MayUnwrap(string label) =>
+        Pkcs11KeyLabel.TryGetVersion(KeyLabel, label, out _) || RetiredKeyLabels.Contains(label, StringComparer.Ordinal);
 
     /// <summary>"token \"label\"" or "slot N", for messages.</summary>
     public string TokenDescription => TokenLabel is not null ? $"token \"{TokenLabel}\"" : $"slot {Slot}";
@@ -39,6 +50,7 @@ internal sealed record Pkcs11Settings
             Slot = options.Pkcs11Slot,
             PinFile = options.Pkcs11PinFile ?? throw new ConfigurationException("--pkcs11-module needs --pkcs11-pin-file"),
             KeyLabel = options.Pkcs11KeyLabel ?? throw new ConfigurationException("--pkcs11-module needs --pkcs11-key-label"),
+            RetiredKeyLabels = options.Pkcs11RetiredKeyLabels,
         };
     }
 }
