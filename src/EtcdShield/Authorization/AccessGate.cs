@@ -85,9 +85,21 @@ internal sealed partial class AccessGate
         return null;
     }
 
-    /// <summary>Whether the caller may open a stream of this method at all; each watch on it is checked as it is created.</summary>
-    public RpcException? AuthorizeStream(Caller caller, RelayedMethod method) =>
-        Check(caller, method.Name, null) is { } reason ? Deny(caller, method.Name, reason) : null;
+    /// <summary>
+    /// Whether the caller may open (or keep open) a stream of this method, with <paramref name="request"/> for a
+    /// server-streaming one; each watch on a watch stream is checked as it is created. A watch stream also needs a
+    /// key to read: without one it could only hold an upstream etcd stream open.
+    /// </summary>
+    public RpcException? AuthorizeStream(Caller caller, RelayedMethod method, IMessage? request = null)
+    {
+        var reason = Check(caller, method.Name, request);
+        if (reason is null && AnswersOnStream(method) && caller.Identity is { Keys.ReadsAny: false })
+        {
+            reason = "may not watch: it may read no key";
+        }
+
+        return reason is null ? null : Deny(caller, method.Name, reason);
+    }
 
     /// <summary>
     /// Checks a request before it goes to etcd. Revoking a lease deletes every key attached to it, so the caller
@@ -175,10 +187,33 @@ internal sealed partial class AccessGate
             WatchId = create.WatchId,
             Created = true,
             Canceled = true,
-            // clientv3 turns this text into the error its watch channel reports.
-            CancelReason = $"rpc error: code = PermissionDenied desc = {denial.Status.Detail}",
+            CancelReason = CancelReason(denial),
         };
     }
+
+    /// <summary>
+    /// The cancel_reason of a watch on <paramref name="range"/>, opened earlier, that the caller may no longer read
+    /// (the same text as the refusal of a new one, audited like it); null while it still may.
+    /// </summary>
+    public string? RefuseWatch(Caller caller, RelayedMethod method, KeyRange range)
+    {
+        if (caller.Identity is { } identity && identity.Keys.Allows(range, KeyPermission.Read))
+        {
+            return null;
+        }
+
+        var access = new KeyAccess(range, KeyPermission.Read, "watch");
+        var denial = Deny(caller, method.Name, caller.Identity is null ? "matches no identity of the policy" : $"may not {Verb(access.Permission)} {range} ({method.Name} {access.Operation})");
+        if (_audit.Enabled)
+        {
+            _audit.Record(new AuditEntry(_time.GetUtcNow(), caller, method.Name, [access], true, denial.Status.Detail, StatusCode.PermissionDenied, TimeSpan.Zero));
+        }
+
+        return CancelReason(denial);
+    }
+
+    // clientv3 turns this text into the error its watch channel reports.
+    private static string CancelReason(RpcException denial) => $"rpc error: code = PermissionDenied desc = {denial.Status.Detail}";
 
     /// <summary>Writes the audit record of a finished call.</summary>
     public void Completed(Caller caller, RelayedMethod method, IMessage? request, bool denied, RpcException? failure, StatusCode code, TimeSpan elapsed)

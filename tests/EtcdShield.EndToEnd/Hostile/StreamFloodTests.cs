@@ -1,0 +1,114 @@
+using EtcdShield.EndToEnd.Relay.Support;
+using EtcdShield.Protocol.Etcdserverpb;
+using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Net.Client;
+
+namespace EtcdShield.EndToEnd.Hostile;
+
+/// <summary>
+/// A client opens watch streams by the thousand, each one an upstream etcd stream the proxy holds for it: an
+/// identity with no key to read may open none, and every identity and every connection is held to a limit.
+/// </summary>
+public sealed class StreamFloodTests
+{
+    private const string Policy = """
+        identities:
+          - name: flooder
+            match: { cn: flooder }
+            keys: [{ prefix: /flood/, permission: read }]
+          - name: keyless
+            match: { cn: keyless }
+            methods: [Lease, Maintenance/Status]
+        """;
+
+    private static ByteString B(string text) => ByteString.CopyFromUtf8(text);
+
+    [Fact]
+    public async Task An_identity_without_a_key_grant_cannot_open_a_watch_stream()
+    {
+        await using var proxy = await ReloadingShield.StartAsync(Policy);
+        var keyless = proxy.Pki.IssueClient("flood-keyless", "keyless");
+        using var channel = GrpcClients.Channel(proxy.Shield.ClientUrl, proxy.Pki, keyless);
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        using var stream = new Watch.WatchClient(channel).Watch(cancellationToken: deadline.Token);
+        await stream.RequestStream.WriteAsync(new WatchRequest { CreateRequest = new WatchCreateRequest { Key = B("/flood/a"), WatchId = 1 } });
+
+        var refused = await Assert.ThrowsAsync<RpcException>(() => stream.ResponseStream.MoveNext());
+
+        Assert.Equal(StatusCode.PermissionDenied, refused.StatusCode);
+        Assert.Contains("identity \"keyless\"", refused.Status.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Streams_past_the_per_connection_and_per_identity_limits_are_refused_until_one_closes()
+    {
+        await using var proxy = await ReloadingShield.StartAsync(Policy, ["--max-streams-per-identity", "3", "--max-streams-per-connection", "2"]);
+        var flooder = proxy.Pki.IssueClient("flood-flooder", "flooder");
+        using var first = GrpcClients.Channel(proxy.Shield.ClientUrl, proxy.Pki, flooder);
+        using var second = GrpcClients.Channel(proxy.Shield.ClientUrl, proxy.Pki, flooder);
+        var held = new List<WatchSession> { await OpenAsync(first), await OpenAsync(first) };
+        try
+        {
+            var perConnection = await RefusedAsync(first);
+            Assert.Equal(StatusCode.ResourceExhausted, perConnection.StatusCode);
+            Assert.Contains("identity \"flooder\"", perConnection.Status.Detail, StringComparison.Ordinal);
+            Assert.Contains("--max-streams-per-connection 2", perConnection.Status.Detail, StringComparison.Ordinal);
+
+            held.Add(await OpenAsync(second));
+            var perIdentity = await RefusedAsync(second);
+            Assert.Equal(StatusCode.ResourceExhausted, perIdentity.StatusCode);
+            Assert.Contains("identity \"flooder\"", perIdentity.Status.Detail, StringComparison.Ordinal);
+            Assert.Contains("--max-streams-per-identity 3", perIdentity.Status.Detail, StringComparison.Ordinal);
+
+            // The client resets one of its streams: its place is free again.
+            await held[0].DisposeAsync();
+            held.RemoveAt(0);
+            held.Add(await Eventually.HoldsAsync(
+                async () =>
+                {
+                    try
+                    {
+                        return await OpenAsync(second);
+                    }
+                    catch (RpcException e) when (e.StatusCode == StatusCode.ResourceExhausted)
+                    {
+                        return null;
+                    }
+                },
+                opened => opened is not null,
+                TimeSpan.FromSeconds(10)) ?? throw new InvalidOperationException());
+        }
+        finally
+        {
+            foreach (var session in held)
+            {
+                await session.DisposeAsync();
+            }
+        }
+    }
+
+    /// <summary>A watch stream the proxy accepted: its first watch is confirmed.</summary>
+    private static async Task<WatchSession> OpenAsync(GrpcChannel channel)
+    {
+        var session = new WatchSession(channel);
+        try
+        {
+            await session.CreateAsync(new WatchCreateRequest { Key = B("/flood/"), RangeEnd = B("/flood0"), WatchId = 1 });
+            Assert.False((await session.NextAsync(r => r.Created)).Canceled);
+            return session;
+        }
+        catch
+        {
+            await session.DisposeAsync();
+            throw;
+        }
+    }
+
+    private static async Task<RpcException> RefusedAsync(GrpcChannel channel)
+    {
+        await using var session = new WatchSession(channel);
+        await session.CreateAsync(new WatchCreateRequest { Key = B("/flood/"), RangeEnd = B("/flood0"), WatchId = 1 });
+        return await Assert.ThrowsAsync<RpcException>(() => session.NextAsync(_ => false));
+    }
+}
