@@ -59,7 +59,9 @@ internal sealed partial class AccessGate
     {
         if (caller.Identity is not { } identity)
         {
-            return caller.Revoked ? "has a certificate revoked by --client-crl-file" : "matches no identity of the policy";
+            return caller.Revoked ? "has a certificate revoked by --client-crl-file"
+                : caller.Untrusted ? "has a certificate from a CA no longer in --trusted-ca-file"
+                : "matches no identity of the policy";
         }
 
         if (!MethodNames.GovernedByKeys.Contains(method))

@@ -29,9 +29,10 @@ internal sealed class ReloadingShield : IAsyncDisposable
 
     public string CrlFile { get; }
 
-    public static async Task<ReloadingShield> StartAsync(string policy, IEnumerable<string>? flags = null)
+    /// <param name="flags">More flags; <paramref name="pki"/> lets them name files of a PKI made beforehand.</param>
+    public static async Task<ReloadingShield> StartAsync(string policy, IEnumerable<string>? flags = null, TestPki? pki = null)
     {
-        var pki = new TestPki();
+        pki ??= new TestPki();
         var etcd = await EtcdProcess.StartAsync();
         var policyFile = Path.Combine(pki.Directory, "hostile-policy.yaml");
         await File.WriteAllTextAsync(policyFile, policy);
@@ -46,9 +47,7 @@ internal sealed class ReloadingShield : IAsyncDisposable
     /// <summary>Replaces the policy file as an operator's tooling does (write aside, rename) and reloads it.</summary>
     public async Task ReplacePolicyAsync(string policy)
     {
-        var temporary = PolicyFile + ".new";
-        await File.WriteAllTextAsync(temporary, policy);
-        File.Move(temporary, PolicyFile, overwrite: true);
+        await ReplaceAsync(PolicyFile, policy);
         Assert.Equal(ReloadOutcome.Reloaded, ReloadNow()["policy"]);
     }
 
@@ -57,6 +56,20 @@ internal sealed class ReloadingShield : IAsyncDisposable
     {
         Assert.Equal(CrlFile, Pki.WriteCrl("hostile", [revoked]));
         Assert.Equal(ReloadOutcome.Reloaded, ReloadNow()["client trust"]);
+    }
+
+    /// <summary>Replaces a CA bundle given with --trusted-ca-file and reloads the client trust.</summary>
+    public async Task ReplaceTrustedCasAsync(string bundle, string content)
+    {
+        await ReplaceAsync(bundle, content);
+        Assert.Equal(ReloadOutcome.Reloaded, ReloadNow()["client trust"]);
+    }
+
+    private static async Task ReplaceAsync(string path, string content)
+    {
+        var temporary = path + ".new";
+        await File.WriteAllTextAsync(temporary, content);
+        File.Move(temporary, path, overwrite: true);
     }
 
     public async ValueTask DisposeAsync()

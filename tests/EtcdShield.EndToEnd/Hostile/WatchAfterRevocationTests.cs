@@ -71,4 +71,36 @@ public sealed class WatchAfterRevocationTests
         Assert.Equal(StatusCode.PermissionDenied, ended.StatusCode);
         Assert.Contains("revoked", ended.Status.Detail, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task A_watch_stream_of_a_client_whose_ca_leaves_the_bundle_ends()
+    {
+        var pki = new TestPki();
+        var partner = pki.CreateOtherAuthority("hostile-partner-ca", "EtcdShield Hostile Partner CA");
+        var client = pki.IssueClient("hostile-partner-client", "stolen", issuer: partner);
+        var bundle = Path.Combine(pki.Directory, "hostile-bundle.pem");
+        await File.WriteAllTextAsync(bundle, await File.ReadAllTextAsync(pki.CaFile) + await File.ReadAllTextAsync(partner.CertFile));
+        await using var proxy = await ReloadingShield.StartAsync(
+            """
+            identities:
+              - name: partner
+                match: { cn: stolen }
+                keys: [{ prefix: /registry/, permission: read }]
+            """,
+            ["--trusted-ca-file", bundle],
+            pki);
+        using var channel = GrpcClients.Channel(proxy.Shield.ClientUrl, proxy.Pki, client);
+        using var admin = GrpcClients.Channel(proxy.Shield.ClientUrl, proxy.Pki);
+        await using var watch = new WatchSession(channel);
+        await watch.CreateAsync(new WatchCreateRequest { Key = B("/registry/"), RangeEnd = B("/registry0"), WatchId = 1 });
+        await watch.NextAsync(r => r.Created && r.WatchId == 1);
+
+        await proxy.ReplaceTrustedCasAsync(bundle, await File.ReadAllTextAsync(pki.CaFile));
+        await new KV.KVClient(admin).PutAsync(new PutRequest { Key = B("/registry/secrets/after"), Value = B("must not arrive") });
+
+        var ended = await Assert.ThrowsAsync<RpcException>(() => watch.NextAsync(_ => false));
+        Assert.Equal(StatusCode.PermissionDenied, ended.StatusCode);
+        Assert.Contains("no longer in --trusted-ca-file", ended.Status.Detail, StringComparison.Ordinal);
+        Assert.DoesNotContain(watch.Received, r => r.Events.Any(e => e.Kv.Key == B("/registry/secrets/after")));
+    }
 }
