@@ -228,6 +228,7 @@ internal sealed partial class RequestRelay
                 while (await ReadFromClientAsync(requests, stop.Token).ConfigureAwait(false))
                 {
                     var request = requests.Current;
+                    await judge.JudgeNowAsync(stop.Token).ConfigureAwait(false);
                     // The caller is looked up per message, so a policy or CRL reloaded while the stream is open
                     // applies to the watches created after it.
                     if (gate.RefuseOnStream(gate.CallerOf(call.Context), call.Method, request) is { } refusal)

@@ -57,15 +57,7 @@ internal sealed class StreamJudge : IDisposable
             while (true)
             {
                 await stream.WaitForChangeAsync(_stop.Token).ConfigureAwait(false);
-                await _turn.WaitAsync(_stop.Token).ConfigureAwait(false);
-                try
-                {
-                    await JudgeAsync(_stop.Token).ConfigureAwait(false);
-                }
-                finally
-                {
-                    _turn.Release();
-                }
+                await JudgeNowAsync(_stop.Token).ConfigureAwait(false);
             }
         }
         catch (Exception e) when (_stop.IsCancellationRequested && Failure is null)
@@ -77,6 +69,24 @@ internal sealed class StreamJudge : IDisposable
         {
             Failure ??= e;
             await _stop.CancelAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Judges the stream again if the policy or trust changed since it last was, before a client's request goes to
+    /// etcd (a keep-alive sent just after the reload renews nothing). Throws PERMISSION_DENIED when the caller is
+    /// no longer admitted.
+    /// </summary>
+    public async Task JudgeNowAsync(CancellationToken cancellationToken)
+    {
+        await _turn.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await JudgeAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _turn.Release();
         }
     }
 
