@@ -155,6 +155,7 @@ internal sealed partial class RequestRelay
         var watch = AccessGate.AnswersOnStream(method);
         using var client = new SerializedStreamWriter(responses, watch);
         Exception? requestFailure = null;
+        SerializedStreamWriter? toEtcd = null;
         StreamJudge? judge = null;
         Task? pump = null;
         Task? judging = null;
@@ -168,7 +169,7 @@ internal sealed partial class RequestRelay
 
             using var open = _streams.Open(caller, context.GetHttpContext().Connection.Id);
             using var upstream = call.ForwardDuplex(call.Options.WithCancellationToken(stop.Token));
-            using var toEtcd = new SerializedStreamWriter(upstream.RequestStream, watch);
+            toEtcd = new SerializedStreamWriter(upstream.RequestStream, watch);
             judge = new StreamJudge(_gate, call, caller, null, client, watch ? toEtcd : null, stop);
             judging = judge.JudgeOnChangesAsync(open);
             var stream = new StreamRelay(requests, upstream.RequestStream, toEtcd, client, rewriter, call, _gate, judge, stop, e => requestFailure = e);
@@ -201,6 +202,7 @@ internal sealed partial class RequestRelay
             }
 
             judge?.Dispose();
+            toEtcd?.Dispose();
             var elapsed = Stopwatch.GetElapsedTime(started);
             _metrics.StreamClosed(method.Name);
             _metrics.RequestCompleted(method.Name, status, elapsed);
