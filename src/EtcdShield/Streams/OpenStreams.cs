@@ -58,18 +58,6 @@ internal sealed partial class OpenStreams
         }
     }
 
-    /// <summary>Streams open now, for tests and diagnostics.</summary>
-    public int Count
-    {
-        get
-        {
-            lock (_lock)
-            {
-                return _open.Count;
-            }
-        }
-    }
-
     internal void Close(OpenStream stream)
     {
         lock (_lock)

@@ -1,5 +1,6 @@
 using EtcdShield.EndToEnd.Relay.Support;
 using EtcdShield.Protocol.Etcdserverpb;
+using EtcdShield.Streams;
 using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Net.Client;
@@ -86,6 +87,30 @@ public sealed class StreamFloodTests
                 await session.DisposeAsync();
             }
         }
+    }
+
+    [Fact]
+    public async Task A_stream_past_the_watch_limit_has_the_next_watch_refused_as_etcd_refuses_one_and_goes_on()
+    {
+        await using var proxy = await ReloadingShield.StartAsync(Policy);
+        var flooder = proxy.Pki.IssueClient("flood-watches", "flooder");
+        using var channel = GrpcClients.Channel(proxy.Shield.ClientUrl, proxy.Pki, flooder);
+        using var admin = GrpcClients.Channel(proxy.Shield.ClientUrl, proxy.Pki);
+        await using var watch = new WatchSession(channel);
+        for (var id = 1; id <= WatchBook.MaxWatches; id++)
+        {
+            await watch.CreateAsync(new WatchCreateRequest { Key = B("/flood/" + id), WatchId = id });
+        }
+
+        await watch.NextAsync(r => r.Created && r.WatchId == WatchBook.MaxWatches, TimeSpan.FromSeconds(60));
+        await watch.CreateAsync(new WatchCreateRequest { Key = B("/flood/more"), WatchId = WatchBook.MaxWatches + 1 });
+
+        var refused = await watch.NextAsync(r => r.WatchId == WatchBook.MaxWatches + 1);
+        Assert.True(refused is { Created: true, Canceled: true }, refused.ToString());
+        Assert.StartsWith("rpc error: code = ResourceExhausted desc = etcdshield: too many watches on one stream", refused.CancelReason, StringComparison.Ordinal);
+        Assert.DoesNotContain(watch.Received, r => r.Canceled && r.WatchId <= WatchBook.MaxWatches);
+        await new KV.KVClient(admin).PutAsync(new PutRequest { Key = B("/flood/1"), Value = B("still watched") });
+        await watch.NextAsync(r => r.WatchId == 1 && r.Events.Any(e => e.Kv.Value == B("still watched")));
     }
 
     /// <summary>A watch stream the proxy accepted: its first watch is confirmed.</summary>
