@@ -45,7 +45,7 @@ internal static class ServeCommandLine
         Flag.Repeated("legacy-plaintext-prefix", "PREFIX", "Migration window: under these prefixes, accept and return values that are not yet encrypted (counted in a metric). Repeatable."),
         Flag.Single("max-request-bytes", "BYTES", "etcd's --max-request-bytes; requests (after encryption) above it are refused before reaching etcd (default 1572864)."),
         Flag.Single("max-concurrent-streams", "N", "HTTP/2 streams per client connection (default 10000)."),
-        Flag.Single("max-streams-per-identity", "N", "Open streams (Watch, LeaseKeepAlive, Observe, Snapshot) one policy identity may hold on this proxy process, each an upstream etcd stream (default 1000; a kube-apiserver holds a handful). Past it a new stream gets RESOURCE_EXHAUSTED."),
+        Flag.Single("max-streams-per-identity", "N", "Open streams (Watch, LeaseKeepAlive, Observe, Snapshot) one policy identity may hold on this proxy process, each an upstream etcd stream (default 1000: kube-apiserver's etcd client multiplexes its watches and keep-alives over a few streams, so it stays far below; the count is per process). Past it a new stream gets RESOURCE_EXHAUSTED."),
         Flag.Single("max-streams-per-connection", "N", "Open streams one client connection may hold (default 1000); unary calls are limited by --max-concurrent-streams only. Past it a new stream gets RESOURCE_EXHAUSTED."),
         Flag.Single("log-level", "LEVEL", "Trace, Debug, Information, Warning or Error (default Information)."),
         Flag.Switch("help", "Show this help."),
