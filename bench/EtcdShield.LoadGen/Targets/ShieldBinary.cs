@@ -29,6 +29,9 @@ internal sealed class ShieldBinary
             "--trusted-ca-file", pki.CaFile,
             "--upstream-endpoints", upstream.ToString().TrimEnd('/'),
             "--allow-cn", BenchPki.ClientCommonName,
+            // The watch workload's 1000 streams stand for 1000 clients but share one certificate, so one identity
+            // holds them all; the default limit (1000) would leave no room for a round's stragglers.
+            "--max-streams-per-identity", "100000",
             "--metrics-listen-url", $"http://127.0.0.1:{ports[1]}",
             // The ready line is logged at Information; the proxy logs nothing per request at that level.
             "--log-level", "Information",

@@ -59,7 +59,9 @@ internal sealed partial class AccessGate
     {
         if (caller.Identity is not { } identity)
         {
-            return caller.Revoked ? "has a certificate revoked by --client-crl-file" : "matches no identity of the policy";
+            return caller.Revoked ? "has a certificate revoked by --client-crl-file"
+                : caller.Untrusted ? "has a certificate from a CA no longer in --trusted-ca-file"
+                : "matches no identity of the policy";
         }
 
         if (!MethodNames.GovernedByKeys.Contains(method) && !identity.MayCall(method))
@@ -88,9 +90,21 @@ internal sealed partial class AccessGate
         return LeaseUses.Foreign(identity, method, request);
     }
 
-    /// <summary>Whether the caller may open a stream of this method at all; each watch on it is checked as it is created.</summary>
-    public RpcException? AuthorizeStream(Caller caller, RelayedMethod method) =>
-        Check(caller, method.Name, null) is { } reason ? Deny(caller, method.Name, reason) : null;
+    /// <summary>
+    /// Whether the caller may open (or keep open) a stream of this method, with <paramref name="request"/> for a
+    /// server-streaming one; each watch on a watch stream is checked as it is created. A watch stream also needs a
+    /// key to read: without one it could only hold an upstream etcd stream open.
+    /// </summary>
+    public RpcException? AuthorizeStream(Caller caller, RelayedMethod method, IMessage? request = null)
+    {
+        var reason = Check(caller, method.Name, request);
+        if (reason is null && IsWatch(method) && caller.Identity is { Keys.ReadsAny: false })
+        {
+            reason = "may not watch: it may read no key";
+        }
+
+        return reason is null ? null : Deny(caller, method.Name, reason);
+    }
 
     /// <summary>
     /// Checks a request before it goes to etcd. Revoking a lease deletes every key attached to it, so the caller
@@ -129,7 +143,10 @@ internal sealed partial class AccessGate
     /// Whether a stream can be answered by the proxy itself (a refused watch, a keep-alive for a lease the caller
     /// does not own), so that its writes must take turns; every other stream only relays etcd's answers.
     /// </summary>
-    public static bool AnswersOnStream(RelayedMethod method) => method.Name is "Watch/Watch" or "Lease/LeaseKeepAlive";
+    public static bool AnswersOnStream(RelayedMethod method) => IsWatch(method) || method.Name == "Lease/LeaseKeepAlive";
+
+    /// <summary>A watch stream: its client may add and cancel watches on ranges while it is open.</summary>
+    public static bool IsWatch(RelayedMethod method) => method.Name == "Watch/Watch";
 
     private static bool AllAllowed(PolicyIdentity identity, IEnumerable<ByteString> keys, KeyPermission permission) =>
         keys.All(key => identity.Keys.Allows(KeyRange.SingleKey(key.Span), permission));
@@ -174,8 +191,7 @@ internal sealed partial class AccessGate
             WatchId = create.WatchId,
             Created = true,
             Canceled = true,
-            // clientv3 turns this text into the error its watch channel reports.
-            CancelReason = $"rpc error: code = PermissionDenied desc = {denial.Status.Detail}",
+            CancelReason = CancelReason(denial),
         };
     }
 
@@ -193,6 +209,30 @@ internal sealed partial class AccessGate
         _ = Deny(caller, method.Name, reason);
         return new LeaseKeepAliveResponse { Header = new ResponseHeader(), ID = keepAlive.ID, TTL = 0 };
     }
+
+    /// <summary>
+    /// The cancel_reason of a watch on <paramref name="range"/>, opened earlier, that the caller may no longer read
+    /// (the same text as the refusal of a new one, audited like it); null while it still may.
+    /// </summary>
+    public string? RefuseWatch(Caller caller, RelayedMethod method, KeyRange range)
+    {
+        if (caller.Identity is { } identity && identity.Keys.Allows(range, KeyPermission.Read))
+        {
+            return null;
+        }
+
+        var access = new KeyAccess(range, KeyPermission.Read, "watch");
+        var denial = Deny(caller, method.Name, caller.Identity is null ? "matches no identity of the policy" : $"may not {Verb(access.Permission)} {range} ({method.Name} {access.Operation})");
+        if (_audit.Enabled)
+        {
+            _audit.Record(new AuditEntry(_time.GetUtcNow(), caller, method.Name, [access], true, denial.Status.Detail, StatusCode.PermissionDenied, TimeSpan.Zero));
+        }
+
+        return CancelReason(denial);
+    }
+
+    // clientv3 turns this text into the error its watch channel reports.
+    private static string CancelReason(RpcException denial) => $"rpc error: code = PermissionDenied desc = {denial.Status.Detail}";
 
     /// <summary>Writes the audit record of a finished call.</summary>
     public void Completed(Caller caller, RelayedMethod method, IMessage? request, bool denied, RpcException? failure, StatusCode code, TimeSpan elapsed)

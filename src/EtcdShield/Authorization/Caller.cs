@@ -11,6 +11,9 @@ internal sealed record Caller(ClientIdentity Certificate, PolicyIdentity? Identi
     /// <summary>True when a CRL loaded after the client connected revokes its certificate.</summary>
     public bool Revoked { get; init; }
 
+    /// <summary>True when the client's CA was taken out of --trusted-ca-file after it connected.</summary>
+    public bool Untrusted { get; init; }
+
     /// <summary>The policy's name for the caller, or the certificate's names when no identity matches any more.</summary>
     public string Name => Identity?.Name ?? Certificate.ToString();
 }

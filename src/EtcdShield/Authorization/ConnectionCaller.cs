@@ -31,8 +31,8 @@ internal sealed class ConnectionCaller
 
     /// <summary>
     /// The caller under <paramref name="policy"/> and <paramref name="trust"/>: resolved once per version of each
-    /// and connection. A client whose certificate a newer CRL revokes matches no identity from then on, so a
-    /// revocation also ends what an already open connection may do.
+    /// and connection. A client whose certificate a newer CRL revokes, or whose CA left the bundle, matches no
+    /// identity from then on, so a revocation also ends what an already open connection may do.
     /// </summary>
     public Caller Under(AccessPolicy policy, ClientTrust trust)
     {
@@ -45,7 +45,8 @@ internal sealed class ConnectionCaller
         // Two requests racing here both resolve the same answer; whichever is stored is right.
         var identity = Identity ?? ClientIdentity.Unknown;
         var revoked = trust.RevokedIn(Chain) is not null;
-        resolved = new Caller(identity, revoked ? null : policy.Resolve(identity), policy, Peer) { Trust = trust, Revoked = revoked };
+        var untrusted = !trust.Anchors(Chain);
+        resolved = new Caller(identity, revoked || untrusted ? null : policy.Resolve(identity), policy, Peer) { Trust = trust, Revoked = revoked, Untrusted = untrusted };
         _resolved = resolved;
         return resolved;
     }

@@ -24,6 +24,9 @@ internal sealed class KeyGrants
     /// <summary>True when every key may be read and written: requests need no range check at all.</summary>
     public bool Everything { get; }
 
+    /// <summary>True when some key may be read.</summary>
+    public bool ReadsAny => _readable.Length > 0;
+
     public bool IsEmpty => _readable.Length == 0 && _writable.Length == 0;
 
     public bool Allows(KeyRange range, KeyPermission permission) =>

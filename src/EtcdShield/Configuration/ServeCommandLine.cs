@@ -47,6 +47,8 @@ internal static class ServeCommandLine
         Flag.Single("max-request-bytes", "BYTES", "etcd's --max-request-bytes; requests (after encryption) above it are refused before reaching etcd (default 1572864)."),
         Flag.Single("max-txn-ops", "N", "etcd's --max-txn-ops; a txn with more operations at one level is refused as etcd refuses it, before the proxy works on it (default 128). Set it to etcd's value."),
         Flag.Single("max-concurrent-streams", "N", "HTTP/2 streams per client connection (default 10000)."),
+        Flag.Single("max-streams-per-identity", "N", "Open streams (Watch, LeaseKeepAlive, Observe, Snapshot) one policy identity may hold on this proxy process, each an upstream etcd stream (default 1000: kube-apiserver's etcd client multiplexes its watches and keep-alives over a few streams, so it stays far below; the count is per process). Past it a new stream gets RESOURCE_EXHAUSTED."),
+        Flag.Single("max-streams-per-connection", "N", "Open streams one client connection may hold (default 1000); unary calls are limited by --max-concurrent-streams only. Past it a new stream gets RESOURCE_EXHAUSTED."),
         Flag.Single("log-level", "LEVEL", "Trace, Debug, Information, Warning or Error (default Information)."),
         Flag.Switch("help", "Show this help."),
     ];
@@ -90,6 +92,8 @@ internal static class ServeCommandLine
             AuditHashKeys = flags.Switch("audit-hash-keys"),
             MetricsListenUrl = flags.Single("metrics-listen-url") is { } m ? Url("metrics-listen-url", m) : null,
             MaxConcurrentStreams = flags.Int("max-concurrent-streams", 10_000, 1, int.MaxValue),
+            MaxStreamsPerIdentity = flags.Int("max-streams-per-identity", ShieldOptions.DefaultMaxStreams, 1, int.MaxValue),
+            MaxStreamsPerConnection = flags.Int("max-streams-per-connection", ShieldOptions.DefaultMaxStreams, 1, int.MaxValue),
             LogLevel = flags.Single("log-level") ?? "Information",
         };
 

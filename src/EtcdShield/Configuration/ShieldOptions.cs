@@ -64,5 +64,14 @@ internal sealed record ShieldOptions
     public int MaxRequestBytes { get; init; } = DefaultMaxRequestBytes;
     public int MaxTxnOps { get; init; } = DefaultMaxTxnOps;
     public int MaxConcurrentStreams { get; init; } = 10_000;
+
+    /// <summary>
+    /// Default of both stream limits: a kube-apiserver multiplexes its watches and keep-alives over a few streams,
+    /// so a thousand is far above what it holds and still bounds what one identity can make the proxy hold.
+    /// </summary>
+    public const int DefaultMaxStreams = 1000;
+
+    public int MaxStreamsPerIdentity { get; init; } = DefaultMaxStreams;
+    public int MaxStreamsPerConnection { get; init; } = DefaultMaxStreams;
     public string LogLevel { get; init; } = "Information";
 }

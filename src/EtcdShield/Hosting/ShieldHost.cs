@@ -122,6 +122,7 @@ internal static class ShieldHost
         services.AddSingleton<AuditLog>();
         services.AddHostedService(sp => sp.GetRequiredService<AuditLog>());
         services.AddSingleton<AccessGate>();
+        services.AddSingleton<Streams.OpenStreams>();
         services.AddSingleton<UpstreamChannel>();
         services.AddSingleton<RelayMetrics>();
         services.AddSingleton<HealthEndpoint>();

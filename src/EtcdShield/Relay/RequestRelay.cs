@@ -2,6 +2,8 @@ using System.Diagnostics;
 using System.Net.Sockets;
 using System.Security.Authentication;
 using EtcdShield.Authorization;
+using EtcdShield.Protocol.Etcdserverpb;
+using EtcdShield.Streams;
 using EtcdShield.Telemetry;
 using Google.Protobuf;
 using Grpc.Core;
@@ -20,6 +22,7 @@ internal sealed partial class RequestRelay
     private readonly CallInvoker _upstream;
     private readonly RelayRoutes _routes;
     private readonly AccessGate _gate;
+    private readonly OpenStreams _streams;
     private readonly RelayMetrics _metrics;
     private readonly ILogger _logger;
     private readonly CancellationToken _stopping;
@@ -27,11 +30,12 @@ internal sealed partial class RequestRelay
     /// <param name="lifetime">When the host starts stopping, calls still in flight (watches, lease keep-alives,
     /// blocked Lock calls) are ended with UNAVAILABLE, as etcd ends them when it stops, so that clients reconnect
     /// elsewhere at once and shutdown does not wait for them until the host's timeout.</param>
-    public RequestRelay(UpstreamChannel upstream, RelayRoutes routes, AccessGate gate, RelayMetrics metrics, ILogger<RequestRelay> logger, IHostApplicationLifetime? lifetime = null)
+    public RequestRelay(UpstreamChannel upstream, RelayRoutes routes, AccessGate gate, OpenStreams streams, RelayMetrics metrics, ILogger<RequestRelay> logger, IHostApplicationLifetime? lifetime = null)
     {
         _upstream = upstream.Invoker;
         _routes = routes;
         _gate = gate;
+        _streams = streams;
         _metrics = metrics;
         _logger = logger;
         _stopping = lifetime?.ApplicationStopping ?? CancellationToken.None;
@@ -88,6 +92,9 @@ internal sealed partial class RequestRelay
         RpcException? failure = null;
         _metrics.StreamOpened(method.Name);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, _stopping);
+        using var client = new SerializedStreamWriter(responses, shared: false);
+        StreamJudge? judge = null;
+        Task? judging = null;
         try
         {
             var call = new RelayCall(method, context, _upstream, stop.Token);
@@ -97,28 +104,33 @@ internal sealed partial class RequestRelay
                 throw refused;
             }
 
+            using var open = _streams.Open(caller, context.GetHttpContext().Connection.Id);
+            judge = new StreamJudge(_gate, call, caller, request, client, toEtcd: null, stop);
+            judging = judge.JudgeOnChangesAsync(open);
             var rewriter = _routes.StreamRewriter(method);
             var forwarded = rewriter is null ? request : await rewriter.RewriteRequestAsync(request, call).ConfigureAwait(false);
             using var upstream = call.ForwardServerStreaming(forwarded);
             while (await upstream.ResponseStream.MoveNext(stop.Token).ConfigureAwait(false))
             {
-                var response = upstream.ResponseStream.Current;
-                if (rewriter is not null)
-                {
-                    response = await rewriter.RewriteResponseAsync(response, call).ConfigureAwait(false);
-                }
-
-                await responses.WriteAsync(response, stop.Token).ConfigureAwait(false);
+                await judge.ForwardAsync(upstream.ResponseStream.Current, rewriter, stop.Token).ConfigureAwait(false);
             }
         }
         catch (Exception e)
         {
-            failure = AsClientStatus(method, e, context);
+            failure = AsClientStatus(method, judge?.Failure ?? e, context);
             status = failure.StatusCode;
+            denied |= judge?.Failure is RpcException { StatusCode: StatusCode.PermissionDenied };
             throw failure;
         }
         finally
         {
+            await stop.CancelAsync().ConfigureAwait(false);
+            if (judging is not null)
+            {
+                await judging.ConfigureAwait(false);
+            }
+
+            judge?.Dispose();
             var elapsed = Stopwatch.GetElapsedTime(started);
             _metrics.StreamClosed(method.Name);
             _metrics.RequestCompleted(method.Name, status, elapsed);
@@ -137,11 +149,16 @@ internal sealed partial class RequestRelay
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, _stopping);
         var call = new RelayCall(method, context, _upstream, stop.Token);
         var rewriter = _routes.StreamRewriter(method);
-        // On a watch stream both directions may answer the client (the pump refuses a forbidden watch itself), so
-        // writes take turns there; other streams write from one side only.
+        // On a watch stream both directions may answer the client (the pump refuses a forbidden watch itself, the
+        // judge cancels one no longer allowed) and both write to etcd, so writes take turns there; a keep-alive
+        // stream's pump answers keep-alives for foreign leases itself; other streams write from one side only.
+        var watch = AccessGate.IsWatch(method);
         using var client = new SerializedStreamWriter(responses, AccessGate.AnswersOnStream(method));
         Exception? requestFailure = null;
+        SerializedStreamWriter? toEtcd = null;
+        StreamJudge? judge = null;
         Task? pump = null;
+        Task? judging = null;
         try
         {
             if (_gate.AuthorizeStream(caller, method) is { } refused)
@@ -150,26 +167,25 @@ internal sealed partial class RequestRelay
                 throw refused;
             }
 
+            using var open = _streams.Open(caller, context.GetHttpContext().Connection.Id);
             using var upstream = call.ForwardDuplex(call.Options.WithCancellationToken(stop.Token));
-            var stream = new StreamRelay(requests, upstream.RequestStream, client, rewriter, call, _gate, stop, e => requestFailure = e);
+            toEtcd = new SerializedStreamWriter(upstream.RequestStream, watch);
+            judge = new StreamJudge(_gate, call, caller, null, client, watch ? toEtcd : null, stop);
+            judging = judge.JudgeOnChangesAsync(open);
+            var stream = new StreamRelay(requests, upstream.RequestStream, toEtcd, client, rewriter, call, _gate, judge, stop, e => requestFailure = e);
             pump = stream.PumpRequestsAsync();
             while (await upstream.ResponseStream.MoveNext(stop.Token).ConfigureAwait(false))
             {
-                var response = upstream.ResponseStream.Current;
-                if (rewriter is not null)
-                {
-                    response = await rewriter.RewriteResponseAsync(response, call).ConfigureAwait(false);
-                }
-
-                await client.WriteAsync(response, stop.Token).ConfigureAwait(false);
+                await judge.ForwardAsync(upstream.ResponseStream.Current, rewriter, stop.Token).ConfigureAwait(false);
             }
         }
         catch (Exception e)
         {
-            // A failure on the client's side of the stream (a request we refused) explains the cancellation
-            // that the upstream side then saw, so it is the one the client hears about.
-            failure = AsClientStatus(method, requestFailure ?? e, context);
+            // A failure on the client's side of the stream (a request we refused), or the judge ending the stream,
+            // explains the cancellation that the upstream side then saw, so it is the one the client hears about.
+            failure = AsClientStatus(method, judge?.Failure ?? requestFailure ?? e, context);
             status = failure.StatusCode;
+            denied |= judge?.Failure is RpcException { StatusCode: StatusCode.PermissionDenied };
             throw failure;
         }
         finally
@@ -180,6 +196,13 @@ internal sealed partial class RequestRelay
                 await pump.ConfigureAwait(false);
             }
 
+            if (judging is not null)
+            {
+                await judging.ConfigureAwait(false);
+            }
+
+            judge?.Dispose();
+            toEtcd?.Dispose();
             var elapsed = Stopwatch.GetElapsedTime(started);
             _metrics.StreamClosed(method.Name);
             _metrics.RequestCompleted(method.Name, status, elapsed);
@@ -191,10 +214,12 @@ internal sealed partial class RequestRelay
     private sealed class StreamRelay(
         IAsyncStreamReader<IMessage> requests,
         IClientStreamWriter<IMessage> upstream,
+        SerializedStreamWriter toEtcd,
         SerializedStreamWriter client,
         IStreamRewriter? rewriter,
         RelayCall call,
         AccessGate gate,
+        StreamJudge judge,
         CancellationTokenSource stop,
         Action<Exception> fail)
     {
@@ -205,6 +230,7 @@ internal sealed partial class RequestRelay
                 while (await ReadFromClientAsync(requests, stop.Token).ConfigureAwait(false))
                 {
                     var request = requests.Current;
+                    await judge.JudgeNowAsync(stop.Token).ConfigureAwait(false);
                     // The caller is looked up per message, so a policy or CRL reloaded while the stream is open
                     // applies to the watches created after it.
                     if (gate.RefuseOnStream(gate.CallerOf(call.Context), call.Method, request) is { } refusal)
@@ -213,16 +239,22 @@ internal sealed partial class RequestRelay
                         continue;
                     }
 
+                    if (request is WatchRequest { CreateRequest: { } create } && await judge.CreatingAsync(create, stop.Token).ConfigureAwait(false) is { } full)
+                    {
+                        await client.WriteAsync(full, stop.Token).ConfigureAwait(false);
+                        continue;
+                    }
+
                     if (rewriter is not null)
                     {
                         request = await rewriter.RewriteRequestAsync(request, call).ConfigureAwait(false);
                     }
 
-                    await upstream.WriteAsync(request, stop.Token).ConfigureAwait(false);
+                    await toEtcd.WriteAsync(request, stop.Token).ConfigureAwait(false);
                 }
 
                 // The client closed its side; etcd keeps answering on the other side until it is done.
-                await upstream.CompleteAsync().ConfigureAwait(false);
+                await toEtcd.CompleteAsync(upstream.CompleteAsync, stop.Token).ConfigureAwait(false);
             }
             catch (Exception e) when (stop.IsCancellationRequested)
             {

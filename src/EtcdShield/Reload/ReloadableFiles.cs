@@ -35,6 +35,12 @@ internal sealed class ReloadableFiles<T> : IReloadable
 
     public T Current => _current;
 
+    /// <summary>
+    /// Raised, on the reloading thread, after a new version became <see cref="Current"/>: what was judged under the
+    /// old one (open streams) is judged again. Handlers must return quickly and not throw.
+    /// </summary>
+    public event Action? Reloaded;
+
     /// <summary>Why the newest files could not be used; null while the current version is the newest.</summary>
     public string? LastError { get; private set; }
 
@@ -54,7 +60,6 @@ internal sealed class ReloadableFiles<T> : IReloadable
             {
                 _current = _load();
                 LastError = null;
-                return ReloadOutcome.Reloaded;
             }
             catch (ConfigurationException e)
             {
@@ -62,6 +67,9 @@ internal sealed class ReloadableFiles<T> : IReloadable
                 return ReloadOutcome.Failed;
             }
         }
+
+        Reloaded?.Invoke();
+        return ReloadOutcome.Reloaded;
     }
 }
 

@@ -26,6 +26,10 @@ internal readonly record struct CertificateId(string Issuer, string Serial)
         return ids;
     }
 
+    /// <summary>A trusted CA as it ends a built chain: the last element counts as its own issuer.</summary>
+    public static CertificateId OfAnchor(X509Certificate2 authority) =>
+        new(IssuerKey(authority), RevocationList.NormalizeSerial(authority.SerialNumber));
+
     /// <summary>A CA as the issuer of certificates and CRLs: its subject and the SHA-256 of its public key.</summary>
     internal static string IssuerKey(X509Certificate2 authority) =>
         Convert.ToHexString(authority.SubjectName.RawData) + "/" +

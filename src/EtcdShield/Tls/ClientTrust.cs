@@ -9,10 +9,12 @@ namespace EtcdShield.Tls;
 internal sealed class ClientTrust
 {
     private readonly Dictionary<string, RevocationList> _revocationsByIssuer;
+    private readonly HashSet<CertificateId> _anchors;
 
     public ClientTrust(X509Certificate2Collection authorities, IReadOnlyList<RevocationList> revocations)
     {
         Authorities = authorities;
+        _anchors = authorities.Select(CertificateId.OfAnchor).ToHashSet();
         _revocationsByIssuer = new Dictionary<string, RevocationList>(StringComparer.Ordinal);
         foreach (var list in revocations)
         {
@@ -45,6 +47,12 @@ internal sealed class ClientTrust
         history.Advance(trust.Revocations, crlFile);
         return trust;
     }
+
+    /// <summary>
+    /// Whether a client's chain, as it was built when the client connected, still ends in one of these authorities:
+    /// a CA taken out of the bundle also ends what its clients' open connections may do.
+    /// </summary>
+    public bool Anchors(IReadOnlyList<CertificateId> chain) => chain.Count > 0 && _anchors.Contains(chain[^1]);
 
     /// <summary>
     /// The certificate of a client's chain that a CRL revokes, if any: the client's own or an intermediate's.

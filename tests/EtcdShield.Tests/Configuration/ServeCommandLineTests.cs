@@ -158,4 +158,19 @@ public sealed class ServeCommandLineTests : IDisposable
         Assert.Equal(TimeSpan.FromDays(30), options.CertExpiryWarning);
         Assert.Equal(TimeSpan.FromSeconds(5), options.ReloadInterval);
     }
+
+    [Fact]
+    public void Stream_limits_default_to_a_thousand_and_refuse_zero()
+    {
+        var defaults = Options(Minimal("--no-encryption"));
+        Assert.Equal(1000, defaults.MaxStreamsPerIdentity);
+        Assert.Equal(1000, defaults.MaxStreamsPerConnection);
+
+        var set = Options(Minimal("--no-encryption", "--max-streams-per-identity", "5", "--max-streams-per-connection", "2"));
+        Assert.Equal(5, set.MaxStreamsPerIdentity);
+        Assert.Equal(2, set.MaxStreamsPerConnection);
+
+        var e = Assert.Throws<ConfigurationException>(() => Options(Minimal("--no-encryption", "--max-streams-per-identity", "0")));
+        Assert.Contains("--max-streams-per-identity", e.Message, StringComparison.Ordinal);
+    }
 }

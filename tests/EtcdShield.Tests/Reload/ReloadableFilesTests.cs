@@ -61,4 +61,22 @@ public sealed class ReloadableFilesTests : IDisposable
 
         Assert.Throws<ConfigurationException>(() => new ReloadableFiles<string>("bad", [path], () => Parse(path)));
     }
+
+    [Fact]
+    public void Announces_a_new_version_once_and_never_a_failed_or_unchanged_one()
+    {
+        var path = Path.Combine(_dir, "announced");
+        File.WriteAllText(path, "good 1");
+        var files = new ReloadableFiles<string>("policy", [path], () => Parse(path));
+        var seen = new List<string>();
+        files.Reloaded += () => seen.Add(files.Current);
+
+        File.WriteAllText(path, "broken");
+        files.ReloadIfChanged();
+        File.WriteAllText(path, "good 2");
+        files.ReloadIfChanged();
+        files.ReloadIfChanged();
+
+        Assert.Equal(["good 2"], seen);
+    }
 }

@@ -1,0 +1,91 @@
+using System.Text;
+using EtcdShield.Audit;
+using EtcdShield.Authorization;
+using EtcdShield.Configuration;
+using EtcdShield.Protocol.V3electionpb;
+using EtcdShield.Relay;
+using EtcdShield.Reload;
+using EtcdShield.Tests.Encryption;
+using EtcdShield.Tls;
+using Google.Protobuf;
+using Grpc.Core;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace EtcdShield.Tests.Authorization;
+
+/// <summary>What may open, and keep open, a stream: the checks an open stream is judged by again after a reload.</summary>
+public sealed class StreamAuthorizationTests : IDisposable
+{
+    private static readonly AccessPolicy Policy = new(PolicyFile.Parse("""
+        identities:
+          - name: reader
+            match: { cn: reader }
+            methods: [Lease/LeaseKeepAlive]
+            keys: [{ prefix: /a/, permission: read }, { prefix: /election/, permission: read }]
+          - name: writer
+            match: { cn: writer }
+            keys: [{ prefix: /a/, permission: write }]
+        """), "test");
+
+    private readonly MetricRecorder _meters = new();
+    private readonly AuditLog _audit;
+    private readonly AccessGate _gate;
+
+    public StreamAuthorizationTests()
+    {
+        _audit = new AuditLog(new ShieldOptions(), _meters, NullLogger<AuditLog>.Instance);
+        _gate = new AccessGate(
+            new ReloadableFiles<AccessPolicy>("policy", [], () => Policy),
+            new ReloadableFiles<ClientTrust>("client trust", [], () => new ClientTrust([], [])),
+            _audit,
+            TimeProvider.System,
+            _meters,
+            NullLogger<AccessGate>.Instance);
+    }
+
+    public void Dispose()
+    {
+        _audit.Dispose();
+        _meters.Dispose();
+    }
+
+    private static RelayedMethod Method(string name) => EtcdApi.Methods().Single(m => m.Name == name);
+
+    private static Caller As(string name) => new(ClientIdentity.Unknown, Policy.Identities.Single(i => i.Name == name), Policy, "127.0.0.1:1");
+
+    private static KeyRange Prefix(string prefix) => KeyRange.Prefix(Encoding.UTF8.GetBytes(prefix));
+
+    [Fact]
+    public void A_watch_stream_needs_a_key_to_read()
+    {
+        Assert.Null(_gate.AuthorizeStream(As("reader"), Method("Watch/Watch")));
+
+        var refused = _gate.AuthorizeStream(As("writer"), Method("Watch/Watch"));
+
+        Assert.Equal(StatusCode.PermissionDenied, refused?.StatusCode);
+        Assert.Equal("etcdshield: permission denied: identity \"writer\" may not watch: it may read no key", refused?.Status.Detail);
+    }
+
+    [Fact]
+    public void Other_streams_need_their_method_or_the_keys_of_their_request()
+    {
+        Assert.Null(_gate.AuthorizeStream(As("reader"), Method("Lease/LeaseKeepAlive")));
+        Assert.NotNull(_gate.AuthorizeStream(As("writer"), Method("Lease/LeaseKeepAlive")));
+        Assert.NotNull(_gate.AuthorizeStream(As("reader"), Method("Maintenance/Snapshot"), new Protocol.Etcdserverpb.SnapshotRequest()));
+        Assert.Null(_gate.AuthorizeStream(As("reader"), Method("Election/Observe"), new LeaderRequest { Name = ByteString.CopyFromUtf8("/election/e") }));
+        Assert.NotNull(_gate.AuthorizeStream(As("reader"), Method("Election/Observe"), new LeaderRequest { Name = ByteString.CopyFromUtf8("/elsewhere/e") }));
+        var revoked = As("reader") with { Identity = null, Revoked = true };
+        Assert.Contains("revoked", _gate.AuthorizeStream(revoked, Method("Lease/LeaseKeepAlive"))?.Status.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_watch_no_longer_readable_gets_the_cancel_reason_of_a_refused_one()
+    {
+        Assert.Null(_gate.RefuseWatch(As("reader"), Method("Watch/Watch"), Prefix("/a/b/")));
+
+        Assert.Equal(
+            "rpc error: code = PermissionDenied desc = etcdshield: permission denied: identity \"reader\" may not read prefix \"/b/\" (Watch/Watch watch)",
+            _gate.RefuseWatch(As("reader"), Method("Watch/Watch"), Prefix("/b/")));
+        Assert.NotNull(_gate.RefuseWatch(As("reader") with { Identity = null }, Method("Watch/Watch"), Prefix("/a/")));
+    }
+}
