@@ -21,6 +21,10 @@ public sealed class StreamFloodTests
           - name: keyless
             match: { cn: keyless }
             methods: [Lease, Maintenance/Status]
+          - name: locker
+            match: { cn: locker }
+            methods: [Lease]
+            keys: [{ prefix: /flood-locks/, permission: readwrite }]
         """;
 
     private static ByteString B(string text) => ByteString.CopyFromUtf8(text);
@@ -86,6 +90,57 @@ public sealed class StreamFloodTests
             {
                 await session.DisposeAsync();
             }
+        }
+    }
+
+    [Fact]
+    public async Task Locks_waiting_for_their_turn_count_against_the_stream_limit()
+    {
+        await using var proxy = await ReloadingShield.StartAsync(Policy, ["--max-streams-per-identity", "2"]);
+        var locker = proxy.Pki.IssueClient("flood-locker", "locker");
+        using var channel = GrpcClients.Channel(proxy.Shield.ClientUrl, proxy.Pki, locker);
+        var leases = new Lease.LeaseClient(channel);
+        var locks = new Protocol.V3lockpb.Lock.LockClient(channel);
+        async Task<long> LeaseAsync() => (await leases.LeaseGrantAsync(new LeaseGrantRequest { TTL = 60 })).ID;
+        var name = B("/flood-locks/one");
+        using var waits = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+
+        // The first Lock takes the lock and returns; the next two wait for it, each on an etcd watch.
+        await locks.LockAsync(new Protocol.V3lockpb.LockRequest { Name = name, Lease = await LeaseAsync() });
+        var waiting = new[]
+        {
+            locks.LockAsync(new Protocol.V3lockpb.LockRequest { Name = name, Lease = await LeaseAsync() }, cancellationToken: waits.Token),
+            locks.LockAsync(new Protocol.V3lockpb.LockRequest { Name = name, Lease = await LeaseAsync() }, cancellationToken: waits.Token),
+        };
+        var fourth = await LeaseAsync();
+        var refused = await Eventually.HoldsAsync(
+            async () =>
+            {
+                try
+                {
+                    using var quick = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+                    await locks.LockAsync(new Protocol.V3lockpb.LockRequest { Name = name, Lease = fourth }, cancellationToken: quick.Token);
+                    return null;
+                }
+                catch (RpcException e) when (e.StatusCode == StatusCode.ResourceExhausted)
+                {
+                    return e;
+                }
+                catch (RpcException e) when (e.StatusCode is StatusCode.Cancelled or StatusCode.DeadlineExceeded)
+                {
+                    // Not yet counted: the two waits had not both reached the proxy.
+                    return null;
+                }
+            },
+            e => e is not null,
+            TimeSpan.FromSeconds(20));
+
+        Assert.Contains("--max-streams-per-identity 2", refused!.Status.Detail, StringComparison.Ordinal);
+        await waits.CancelAsync();
+        foreach (var wait in waiting)
+        {
+            var ended = await Assert.ThrowsAsync<RpcException>(() => wait.ResponseAsync);
+            Assert.Equal(StatusCode.Cancelled, ended.StatusCode);
         }
     }
 
