@@ -141,4 +141,41 @@ public sealed class PolicyFileTests
         Assert.False(identity.MayCall("Maintenance/Status"));
         Assert.True(identity.Keys.Allows(KeyRange.Prefix(B("/b/")), KeyPermission.ReadWrite));
     }
+
+    [Theory]
+    [InlineData(100_000)]
+    [InlineData(65)]
+    public void A_document_nested_deeper_than_any_policy_is_refused_before_it_is_built(int depth)
+    {
+        var yaml = "identities: " + new string('[', depth) + new string(']', depth);
+
+        var refused = Assert.Throws<ConfigurationException>(() => PolicyFile.Parse(yaml));
+
+        Assert.Contains("nested deeper than 64 levels", refused.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Nesting_within_the_limit_reaches_the_format_checks()
+    {
+        var refused = Assert.Throws<ConfigurationException>(() => PolicyFile.Parse("identities: " + new string('[', 63) + new string(']', 63)));
+
+        Assert.DoesNotContain("nested deeper", refused.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_policy_file_over_the_size_limit_is_refused_unread()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"shield-policy-{Guid.NewGuid():N}.yaml");
+        File.WriteAllText(path, ThreeIdentities + "\n#" + new string('x', PolicyFile.MaxBytes));
+        try
+        {
+            var refused = Assert.Throws<ConfigurationException>(() => PolicyFile.Load(path));
+
+            Assert.Contains("more than the 4194304", refused.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
 }
