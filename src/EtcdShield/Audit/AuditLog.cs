@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Diagnostics.Metrics;
 using System.Globalization;
-using System.Security.Cryptography;
 using System.Text.Json;
 using System.Threading.Channels;
 using EtcdShield.Authorization;
@@ -52,6 +51,9 @@ internal sealed partial class AuditLog : BackgroundService
     }
 
     public bool Enabled => _sink is not null;
+
+    /// <summary>How records and log lines about requests name keys (<c>--audit-hash-keys</c>).</summary>
+    public KeyRedaction Keys => KeyRedaction.For(_hashKeys);
 
     /// <summary>Why the last record could not be written; null while records are written. Shown by /health.</summary>
     public string? WriteError => _writeError;
@@ -214,7 +216,7 @@ internal sealed partial class AuditLog : BackgroundService
     {
         if (_hashKeys)
         {
-            json.WriteString(name + "_sha256", Convert.ToHexStringLower(SHA256.HashData(key)));
+            json.WriteString(name + "_sha256", KeyRedaction.Sha256Hex(key));
         }
         else if (System.Text.Unicode.Utf8.IsValid(key))
         {

@@ -55,7 +55,10 @@ internal sealed partial class AccessGate
     /// The reason the request may not go to etcd, or null when the caller's grants cover all of it. Without a
     /// request (a stream being opened), only whether the caller may use the method at all.
     /// </summary>
-    public static string? Check(Caller caller, string method, IMessage? request)
+    public static string? Check(Caller caller, string method, IMessage? request) => Check(caller, method, request, KeyRedaction.None);
+
+    /// <summary>The same decision, with the keys of the reason named by <paramref name="keys"/>.</summary>
+    private static string? Check(Caller caller, string method, IMessage? request, KeyRedaction keys)
     {
         if (caller.Identity is not { } identity)
         {
@@ -78,7 +81,7 @@ internal sealed partial class AccessGate
         {
             if (!identity.Keys.Allows(access.Range, access.Permission))
             {
-                return $"may not {Verb(access.Permission)} {access.Range} ({method} {access.Operation})";
+                return $"may not {Verb(access.Permission)} {keys.Name(access.Range)} ({method} {access.Operation})";
             }
         }
 
@@ -87,7 +90,7 @@ internal sealed partial class AccessGate
 
     /// <summary>Whether the caller may open a stream of this method at all; each watch on it is checked as it is created.</summary>
     public RpcException? AuthorizeStream(Caller caller, RelayedMethod method) =>
-        Check(caller, method.Name, null) is { } reason ? Deny(caller, method.Name, reason) : null;
+        Check(caller, method.Name, null) is { } reason ? Deny(caller, method.Name, reason, keys => Check(caller, method.Name, null, keys)) : null;
 
     /// <summary>
     /// Checks a request before it goes to etcd. Revoking a lease deletes every key attached to it, so the caller
@@ -95,17 +98,21 @@ internal sealed partial class AccessGate
     /// </summary>
     public async ValueTask<RpcException?> AuthorizeAsync(Caller caller, RelayedMethod method, IMessage request, RelayCall call)
     {
-        var reason = Check(caller, method.Name, request);
-        if (reason is null && request is LeaseRevokeRequest revoke && caller.Identity is { Keys.Everything: false } identity)
+        if (Check(caller, method.Name, request) is { } reason)
+        {
+            return Deny(caller, method.Name, reason, keys => Check(caller, method.Name, request, keys));
+        }
+
+        if (request is LeaseRevokeRequest revoke && caller.Identity is { Keys.Everything: false } identity)
         {
             var attached = await call.Lease.LeaseTimeToLiveAsync(new LeaseTimeToLiveRequest { ID = revoke.ID, Keys = true }, call.Options).ConfigureAwait(false);
             if (FirstForbidden(identity, attached.Keys, KeyPermission.Write) is { } range)
             {
-                reason = $"may not revoke lease {revoke.ID:x}: it holds {range}, which it may not write";
+                return Deny(caller, method.Name, RevokeForbidden(revoke.ID, range, KeyRedaction.None), keys => RevokeForbidden(revoke.ID, range, keys));
             }
         }
 
-        return reason is null ? null : Deny(caller, method.Name, reason);
+        return null;
     }
 
     /// <summary>LeaseTimeToLive with keys lists keys: the caller must be allowed to read each, as etcd requires.</summary>
@@ -117,9 +124,15 @@ internal sealed partial class AccessGate
         }
 
         return FirstForbidden(identity, ttl.Keys, KeyPermission.Read) is { } range
-            ? Deny(caller, method.Name, $"may not list the keys of lease {ttl.ID:x}: it holds {range}, which it may not read")
+            ? Deny(caller, method.Name, ListForbidden(ttl.ID, range, KeyRedaction.None), keys => ListForbidden(ttl.ID, range, keys))
             : null;
     }
+
+    private static string RevokeForbidden(long lease, KeyRange range, KeyRedaction keys) =>
+        $"may not revoke lease {lease:x}: it holds {keys.Name(range)}, which it may not write";
+
+    private static string ListForbidden(long lease, KeyRange range, KeyRedaction keys) =>
+        $"may not list the keys of lease {lease:x}: it holds {keys.Name(range)}, which it may not read";
 
     /// <summary>
     /// Whether a watch stream can be answered by the proxy itself (a refused watch), so that its writes must take
@@ -154,21 +167,22 @@ internal sealed partial class AccessGate
         }
 
         var started = _time.GetTimestamp();
-        var reason = Check(caller, method.Name, request);
+        var denial = Check(caller, method.Name, request) is { } reason
+            ? Deny(caller, method.Name, reason, keys => Check(caller, method.Name, request, keys))
+            : null;
         if (_audit.Enabled)
         {
             var keys = new List<KeyAccess>();
             RequiredAccess.Collect(method.Name, request, keys);
-            _audit.Record(new AuditEntry(_time.GetUtcNow(), caller, method.Name, keys, reason is not null, reason,
-                reason is null ? StatusCode.OK : StatusCode.PermissionDenied, _time.GetElapsedTime(started)));
+            _audit.Record(new AuditEntry(_time.GetUtcNow(), caller, method.Name, keys, denial is not null, denial?.Recorded,
+                denial is null ? StatusCode.OK : StatusCode.PermissionDenied, _time.GetElapsedTime(started)));
         }
 
-        if (reason is null)
+        if (denial is null)
         {
             return null;
         }
 
-        var denial = Deny(caller, method.Name, reason);
         return new WatchResponse
         {
             Header = new ResponseHeader(),
@@ -194,14 +208,25 @@ internal sealed partial class AccessGate
             RequiredAccess.Collect(method.Name, request, keys);
         }
 
-        _audit.Record(new AuditEntry(_time.GetUtcNow(), caller, method.Name, keys, denied, denied ? failure?.Status.Detail : null, code, elapsed));
+        _audit.Record(new AuditEntry(_time.GetUtcNow(), caller, method.Name, keys, denied, denied ? Recorded(failure) : null, code, elapsed));
     }
 
-    private RpcException Deny(Caller caller, string method, string reason)
+    /// <summary>
+    /// A denial's reason as the record gives it: the gate's own denials carry it; any other failure's text may
+    /// name keys, so with --audit-hash-keys only its code is recorded.
+    /// </summary>
+    private string? Recorded(RpcException? failure) =>
+        failure is AccessDenial denial ? denial.Recorded : _audit.Keys.HashesKeys ? null : failure?.Status.Detail;
+
+    /// <param name="reason">What the client is told, keys named.</param>
+    /// <param name="recorded">The reason again with keys named as the audit and the log name them; only called when they differ.</param>
+    private AccessDenial Deny(Caller caller, string method, string reason, Func<KeyRedaction, string?> recorded)
     {
+        var logged = _audit.Keys.HashesKeys ? recorded(_audit.Keys) ?? reason : reason;
         _denied.Add(1, new KeyValuePair<string, object?>("method", method), new KeyValuePair<string, object?>("identity", caller.Identity?.Name ?? "(none)"));
-        Log.Denied(_logger, caller.Peer, caller.Name, method, reason);
-        return new RpcException(new Status(StatusCode.PermissionDenied, $"etcdshield: permission denied: identity \"{caller.Name}\" {reason}"));
+        Log.Denied(_logger, caller.Peer, caller.Name, method, logged);
+        var prefix = $"etcdshield: permission denied: identity \"{caller.Name}\" ";
+        return new AccessDenial(new Status(StatusCode.PermissionDenied, prefix + reason), prefix + logged);
     }
 
     private static string Verb(KeyPermission permission) => permission switch
