@@ -44,6 +44,12 @@ internal sealed class KeyRange
         return rangeEnd.SequenceCompareTo(key) <= 0 ? SingleKey(key) : new KeyRange(key.ToArray(), rangeEnd.ToArray());
     }
 
+    /// <summary>
+    /// [start, end) exactly as given, for arithmetic on ranges: unlike <see cref="FromEtcd(ReadOnlySpan{byte}, ReadOnlySpan{byte})"/>,
+    /// an end of "\0" is the key "\0" (so ["", "\0") is the empty key alone), not "no end". End must follow start.
+    /// </summary>
+    internal static KeyRange Between(byte[] start, byte[]? end) => new(start, end);
+
     public static KeyRange SingleKey(ReadOnlySpan<byte> key)
     {
         // The smallest key after `key` is key + "\0", so [key, key\0) holds exactly one key.
