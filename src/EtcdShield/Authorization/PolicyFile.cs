@@ -67,6 +67,12 @@ internal static class PolicyFile
         {
             throw new ConfigurationException($"line {e.Start.Line}: not valid YAML: {e.Message}");
         }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException)
+        {
+            // YamlDotNet reports some malformed documents (a bad tag, an event it did not expect) with these
+            // instead of a YamlException; found by fuzzing (tests/EtcdShield.Fuzz, target policy).
+            throw new ConfigurationException($"not valid YAML: {e.Message}");
+        }
 
         if (stream.Documents.Count != 1 || stream.Documents[0].RootNode is not YamlMappingNode root)
         {

@@ -178,4 +178,18 @@ public sealed class PolicyFileTests
             File.Delete(path);
         }
     }
+
+    /// <summary>Inputs the fuzzer (tests/fuzz.sh, target policy) found: YamlDotNet threw other exceptions than YamlException.</summary>
+    [Theory]
+    [InlineData("ISEhISEhISEhISEhISEhIV8hXQ==")] // ArgumentException: global tags must be valid URIs
+    [InlineData("X2RlbnRpdCAgIG1hdGNoOmllczoKICAtIG5hbWU6IG9uZQogICAgbWH/Y2g6IHsgY246IG9uZSB9CiAgICBrZXlzOiAmc2hhcmVkCiAgICAgIC0geyBwcmVmaXg6IC9zaGFyZWQvLCBwZXJtaXNzaW9uICAtbyB9CiAqc2hhcmVk")] // ArgumentException: unsupported event
+    [InlineData("aWRlTnRoOiB7IGRuczogW2EudGVzdCwgYi50QnN0XSwgc2g6IHsgY246IO9uZSB9Cj9zOiBbYS50ZXN0LCBiLnRCcyAgIGtll3M6ICZzaGFyZWQKICAWIHsgcHJlZml4OiAvc2g=")] // InvalidOperationException in the parser
+    public void Malformed_yaml_found_by_fuzzing_is_a_configuration_error(string base64)
+    {
+        var yaml = Encoding.UTF8.GetString(Convert.FromBase64String(base64));
+
+        var refused = Assert.Throws<ConfigurationException>(() => PolicyFile.Parse(yaml));
+
+        Assert.Contains("not valid YAML", refused.Message, StringComparison.Ordinal);
+    }
 }
