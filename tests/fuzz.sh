@@ -34,11 +34,18 @@ export AFL_SKIP_BIN_CHECK=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRA
   AFL_NO_AFFINITY=1 AFL_FORKSRV_INIT_TMOUT=60000 AFL_SHUFFLE_QUEUE=1
 
 fuzz_one() {
-  local target=$1
-  # -t: .NET starts slowly on the first input; later inputs take milliseconds.
-  afl-fuzz -i "$work/seeds/$target" -o "$work/findings/$target" -t 10000 -m none -V "$seconds" \
-    -- "${instrumented[@]}" "$target" "$work" >"$work/$target.log" 2>&1
-  echo $? >"$work/$target.rc"
+  local target=$1 rc attempt
+  for attempt in 1 2 3; do
+    rm -rf "$work/findings/$target"
+    # -t: .NET starts slowly on the first input; later inputs take milliseconds.
+    rc=0
+    afl-fuzz -i "$work/seeds/$target" -o "$work/findings/$target" -t 10000 -m none -V "$seconds" \
+      -- "${instrumented[@]}" "$target" "$work" >"$work/$target.log" 2>&1 || rc=$?
+    # On a loaded machine afl-fuzz's dry run of the first seed now and then sees an empty coverage map from
+    # SharpFuzz's fork server and gives up before fuzzing anything; that start is retried, nothing else is.
+    grep -aq "No instrumentation detected" "$work/$target.log" || break
+  done
+  echo "$rc" >"$work/$target.rc"
 }
 
 running=0
