@@ -69,6 +69,18 @@ public sealed class AuditLogTests : IDisposable
     }
 
     [Fact]
+    public void A_certificate_name_that_is_not_valid_utf16_still_makes_a_line()
+    {
+        using var log = Log();
+        var caller = ApiServer with { Certificate = new ClientIdentity("lone \ud800 surrogate", [], [], [], new string('a', 64)) };
+        var entry = Entry() with { Caller = caller };
+
+        using var json = JsonDocument.Parse(log.Format(entry));
+
+        Assert.Equal("allowed", json.RootElement.GetProperty("outcome").GetString());
+    }
+
+    [Fact]
     public void Hashing_replaces_keys_by_their_sha256_and_binary_keys_become_hex()
     {
         using var hashed = Log(hashKeys: true);
