@@ -222,7 +222,8 @@ internal sealed partial class AccessGate
     /// <param name="recorded">The reason again with keys named as the audit and the log name them; only called when they differ.</param>
     private AccessDenial Deny(Caller caller, string method, string reason, Func<KeyRedaction, string?> recorded)
     {
-        var logged = _audit.Keys.HashesKeys ? recorded(_audit.Keys) ?? reason : reason;
+        // The same decision made twice gives a reason twice; should it not, the clear one must still not be logged.
+        var logged = _audit.Keys.HashesKeys ? recorded(_audit.Keys) ?? "(reason withheld)" : reason;
         _denied.Add(1, new KeyValuePair<string, object?>("method", method), new KeyValuePair<string, object?>("identity", caller.Identity?.Name ?? "(none)"));
         Log.Denied(_logger, caller.Peer, caller.Name, method, logged);
         var prefix = $"etcdshield: permission denied: identity \"{caller.Name}\" ";
