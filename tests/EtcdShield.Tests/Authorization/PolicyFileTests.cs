@@ -192,4 +192,21 @@ public sealed class PolicyFileTests
 
         Assert.Contains("not valid YAML", refused.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Two_grants_of_the_empty_key_grant_that_key_and_nothing_else()
+    {
+        var identity = PolicyFile.Parse("""
+            identities:
+              - name: careless
+                match: { cn: careless }
+                keys:
+                  - { key: "", permission: read }
+                  - { key: "", permission: readwrite }
+            """).Single();
+
+        Assert.True(identity.Keys.Allows(KeyRange.SingleKey([]), KeyPermission.ReadWrite));
+        Assert.False(identity.Keys.Allows(KeyRange.SingleKey("/registry/secrets/a"u8), KeyPermission.Read));
+        Assert.False(identity.Keys.Everything);
+    }
 }
