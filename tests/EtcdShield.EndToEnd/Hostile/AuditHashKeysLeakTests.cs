@@ -49,7 +49,7 @@ public sealed class AuditHashKeysLeakTests : IAsyncLifetime
         var reader = Pki.IssueClient("hk-reader", "hk-reader");
         try
         {
-            await using var shield = await ShieldServer.StartAsync(Pki, etcd!.ClientUrl, flags: ["--policy-file", policy, "--audit-log", audit, "--audit-hash-keys"]);
+            await using var shield = await ShieldServer.StartAsync(Pki, etcd!.ClientUrl, flags: ["--policy-file", policy, "--audit-log", audit, "--audit-hash-keys", "--log-level", "Trace"]);
             using var readerChannel = GrpcClients.Channel(shield.ClientUrl, Pki, reader);
             using var adminChannel = GrpcClients.Channel(shield.ClientUrl, Pki);
             using var etcdChannel = GrpcChannel.ForAddress(etcd.ClientUrl);
