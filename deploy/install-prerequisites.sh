@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages EtcdShield's quickstart, tests and bench use, when they are missing.
 set -euo pipefail
-packages=(etcd-server etcd-client softhsm2 opensc openssl python3-etcd3 python3-etcd3gw curl)
+packages=(etcd-server etcd-client softhsm2 opensc openssl python3-etcd3 python3-etcd3gw curl afl++)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -23,6 +23,11 @@ for project in tests/EtcdShield.Tests tests/EtcdShield.EndToEnd; do
   [ "$rc" -eq 0 ] || status=1
 done
 
+# Every parser an attacker can feed, fuzzed for a bounded time (FUZZ_SECONDS per target, 0 to skip); a crash fails the run.
+if [ "${FUZZ_SECONDS:-60}" != 0 ]; then
+  "$root/tests/fuzz.sh" || status=1
+fi
+
 # One summary line over every project, from the test result files.
 passed=0; failed=0; skipped=0
 for trx in "$results"/*.trx; do

@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Diagnostics.Metrics;
 using System.Globalization;
-using System.Security.Cryptography;
 using System.Text.Json;
 using System.Threading.Channels;
 using EtcdShield.Authorization;
@@ -30,6 +29,7 @@ internal sealed partial class AuditLog : BackgroundService
     private readonly Counter<long> _dropped;
     private int _droppedSinceWarning;
     private bool _stopping;
+    private volatile string? _writeError;
 
     public AuditLog(ShieldOptions options, IMeterFactory meters, ILogger<AuditLog> logger)
     {
@@ -52,6 +52,12 @@ internal sealed partial class AuditLog : BackgroundService
 
     public bool Enabled => _sink is not null;
 
+    /// <summary>How records and log lines about requests name keys (<c>--audit-hash-keys</c>).</summary>
+    public KeyRedaction Keys => KeyRedaction.For(_hashKeys);
+
+    /// <summary>Why the last record could not be written; null while records are written. Shown by /health.</summary>
+    public string? WriteError => _writeError;
+
     public void Record(in AuditEntry entry)
     {
         if (_sink is null)
@@ -61,7 +67,7 @@ internal sealed partial class AuditLog : BackgroundService
 
         if (!_lines.Writer.TryWrite(Format(entry)))
         {
-            _dropped.Add(1);
+            _dropped.Add(1, new KeyValuePair<string, object?>("reason", "queue_full"));
             if (Volatile.Read(ref _stopping))
             {
                 // A call that ends after the host stopped the audit writer: counted, but the writer is not behind.
@@ -85,20 +91,41 @@ internal sealed partial class AuditLog : BackgroundService
         // Runs until the host stops and every queued line is written: StopAsync completes the channel.
         await foreach (var line in _lines.Reader.ReadAllAsync(CancellationToken.None).ConfigureAwait(false))
         {
-            try
+            Write(line);
+            Interlocked.Exchange(ref _droppedSinceWarning, 0);
+        }
+    }
+
+    /// <summary>
+    /// Writes one line, or drops and counts it. Whatever the file system does (a full disk, a directory where the
+    /// rotated file must go, permissions), the writer keeps going: an exception escaping a BackgroundService stops
+    /// the host, and the audit log is not worth the proxy. Logged once per run of failures, not once per line.
+    /// </summary>
+    private void Write(byte[] line)
+    {
+        try
+        {
+            _sink!.Write(line);
+            if (!_lines.Reader.TryPeek(out _))
             {
-                _sink.Write(line);
-                if (!_lines.Reader.TryPeek(out _))
-                {
-                    _sink.Flush();
-                }
+                _sink.Flush();
             }
-            catch (IOException e)
+
+            if (_writeError is not null)
+            {
+                _writeError = null;
+                Log.Recovered(_logger);
+            }
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            _dropped.Add(1, new KeyValuePair<string, object?>("reason", "write_failed"));
+            if (_writeError is null)
             {
                 Log.WriteFailed(_logger, e);
             }
 
-            Interlocked.Exchange(ref _droppedSinceWarning, 0);
+            _writeError = $"{e.GetType().Name}: {e.Message}";
         }
     }
 
@@ -107,7 +134,14 @@ internal sealed partial class AuditLog : BackgroundService
         Volatile.Write(ref _stopping, true);
         _lines.Writer.TryComplete();
         await base.StopAsync(cancellationToken).ConfigureAwait(false);
-        _sink?.Flush();
+        try
+        {
+            _sink?.Flush();
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException or UnauthorizedAccessException)
+        {
+            Log.WriteFailed(_logger, e);
+        }
     }
 
     public override void Dispose()
@@ -182,7 +216,7 @@ internal sealed partial class AuditLog : BackgroundService
     {
         if (_hashKeys)
         {
-            json.WriteString(name + "_sha256", Convert.ToHexStringLower(SHA256.HashData(key)));
+            json.WriteString(name + "_sha256", KeyRedaction.Sha256Hex(key));
         }
         else if (System.Text.Unicode.Utf8.IsValid(key))
         {
@@ -199,7 +233,10 @@ internal sealed partial class AuditLog : BackgroundService
         [LoggerMessage(EventId = 700, Level = LogLevel.Error, Message = "The audit log cannot keep up; records are being dropped (see etcdshield_audit_dropped)")]
         public static partial void Dropping(ILogger logger);
 
-        [LoggerMessage(EventId = 701, Level = LogLevel.Error, Message = "Could not write the audit log")]
+        [LoggerMessage(EventId = 701, EventName = "AuditWriteFailed", Level = LogLevel.Error, Message = "Could not write the audit log; records are dropped (see etcdshield_audit_dropped, reason write_failed) until it can be written again")]
         public static partial void WriteFailed(ILogger logger, Exception exception);
+
+        [LoggerMessage(EventId = 2600, EventName = "AuditWriteRecovered", Level = LogLevel.Information, Message = "The audit log is written again")]
+        public static partial void Recovered(ILogger logger);
     }
 }

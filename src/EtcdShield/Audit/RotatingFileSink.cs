@@ -5,14 +5,16 @@ namespace EtcdShield.Audit;
 
 /// <summary>
 /// An audit file that is rotated by size: when the next line would take it past the limit, FILE becomes FILE.1,
-/// FILE.1 becomes FILE.2 and so on, and the oldest beyond the number of backups is deleted.
+/// FILE.1 becomes FILE.2 and so on, and the oldest beyond the number of backups is deleted. A rotation or an
+/// open that fails leaves no file open: the line is not written (the caller counts it) and the next line tries
+/// again, so an audit directory that recovers is written to again without a restart.
 /// </summary>
 internal sealed class RotatingFileSink : IAuditSink
 {
     private readonly string _path;
     private readonly long _maxBytes;
     private readonly int _maxBackups;
-    private FileStream _file;
+    private FileStream? _file;
 
     public RotatingFileSink(string path, long maxBytes, int maxBackups)
     {
@@ -31,21 +33,23 @@ internal sealed class RotatingFileSink : IAuditSink
 
     public void Write(ReadOnlySpan<byte> line)
     {
-        if (_file.Length > 0 && _file.Length + line.Length > _maxBytes)
+        var file = _file ??= Open(_path);
+        if (file.Length > 0 && file.Length + line.Length > _maxBytes)
         {
-            Rotate();
+            file = Rotate();
         }
 
-        _file.Write(line);
+        file.Write(line);
     }
 
-    public void Flush() => _file.Flush(flushToDisk: false);
+    public void Flush() => _file?.Flush(flushToDisk: false);
 
-    public void Dispose() => _file.Dispose();
+    public void Dispose() => _file?.Dispose();
 
-    private void Rotate()
+    private FileStream Rotate()
     {
-        _file.Dispose();
+        _file?.Dispose();
+        _file = null;
         for (var i = _maxBackups; i >= 1; i--)
         {
             var from = i == 1 ? _path : Backup(i - 1);
@@ -67,7 +71,7 @@ internal sealed class RotatingFileSink : IAuditSink
             File.Delete(_path);
         }
 
-        _file = Open(_path);
+        return _file = Open(_path);
     }
 
     private string Backup(int number) => _path + "." + number.ToString(CultureInfo.InvariantCulture);

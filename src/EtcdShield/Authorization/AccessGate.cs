@@ -55,7 +55,10 @@ internal sealed partial class AccessGate
     /// The reason the request may not go to etcd, or null when the caller's grants cover all of it. Without a
     /// request (a stream being opened), only whether the caller may use the method at all.
     /// </summary>
-    public static string? Check(Caller caller, string method, IMessage? request)
+    public static string? Check(Caller caller, string method, IMessage? request) => Check(caller, method, request, KeyRedaction.None);
+
+    /// <summary>The same decision, with the keys of the reason named by <paramref name="keys"/>.</summary>
+    private static string? Check(Caller caller, string method, IMessage? request, KeyRedaction keys)
     {
         if (caller.Identity is not { } identity)
         {
@@ -82,7 +85,7 @@ internal sealed partial class AccessGate
             {
                 if (!identity.Keys.Allows(access.Range, access.Permission))
                 {
-                    return $"may not {Verb(access.Permission)} {access.Range} ({method} {access.Operation})";
+                    return $"may not {Verb(access.Permission)} {keys.Name(access.Range)} ({method} {access.Operation})";
                 }
             }
         }
@@ -103,7 +106,7 @@ internal sealed partial class AccessGate
             reason = "may not watch: it may read no key";
         }
 
-        return reason is null ? null : Deny(caller, method.Name, reason);
+        return reason is null ? null : Deny(caller, method.Name, reason, keys => Check(caller, method.Name, request, keys) ?? reason);
     }
 
     /// <summary>
@@ -113,17 +116,22 @@ internal sealed partial class AccessGate
     /// </summary>
     public async ValueTask<RpcException?> AuthorizeAsync(Caller caller, RelayedMethod method, IMessage request, RelayCall call)
     {
-        var reason = Check(caller, method.Name, request);
-        if (reason is null && request is LeaseRevokeRequest revoke && caller.Identity is { Keys.Everything: false } identity)
+        if (Check(caller, method.Name, request) is { } reason)
+        {
+            return Deny(caller, method.Name, reason, keys => Check(caller, method.Name, request, keys));
+        }
+
+        if (request is LeaseRevokeRequest revoke && caller.Identity is { Keys.Everything: false } identity)
         {
             var attached = await call.Lease.LeaseTimeToLiveAsync(new LeaseTimeToLiveRequest { ID = revoke.ID, Keys = true }, call.Options).ConfigureAwait(false);
             if (!AllAllowed(identity, attached.Keys, KeyPermission.Write))
             {
-                reason = $"may not revoke lease {revoke.ID:x}: it holds keys the identity may not write";
+                // Names no key: the caller may not be allowed to read the ones it holds.
+                return Deny(caller, method.Name, $"may not revoke lease {revoke.ID:x}: it holds keys the identity may not write");
             }
         }
 
-        return reason is null ? null : Deny(caller, method.Name, reason);
+        return null;
     }
 
     /// <summary>LeaseTimeToLive with keys lists keys: the caller must be allowed to read each, as etcd requires.</summary>
@@ -170,21 +178,22 @@ internal sealed partial class AccessGate
         }
 
         var started = _time.GetTimestamp();
-        var reason = Check(caller, method.Name, request);
+        var denial = Check(caller, method.Name, request) is { } reason
+            ? Deny(caller, method.Name, reason, keys => Check(caller, method.Name, request, keys))
+            : null;
         if (_audit.Enabled)
         {
             var keys = new List<KeyAccess>();
             RequiredAccess.Collect(method.Name, request, keys);
-            _audit.Record(new AuditEntry(_time.GetUtcNow(), caller, method.Name, keys, reason is not null, reason,
-                reason is null ? StatusCode.OK : StatusCode.PermissionDenied, _time.GetElapsedTime(started)));
+            _audit.Record(new AuditEntry(_time.GetUtcNow(), caller, method.Name, keys, denial is not null, denial?.Recorded,
+                denial is null ? StatusCode.OK : StatusCode.PermissionDenied, _time.GetElapsedTime(started)));
         }
 
-        if (reason is null)
+        if (denial is null)
         {
             return null;
         }
 
-        var denial = Deny(caller, method.Name, reason);
         return new WatchResponse
         {
             Header = new ResponseHeader(),
@@ -206,6 +215,7 @@ internal sealed partial class AccessGate
             return null;
         }
 
+        // The reason names a lease, never a key.
         _ = Deny(caller, method.Name, reason);
         return new LeaseKeepAliveResponse { Header = new ResponseHeader(), ID = keepAlive.ID, TTL = 0 };
     }
@@ -222,10 +232,13 @@ internal sealed partial class AccessGate
         }
 
         var access = new KeyAccess(range, KeyPermission.Read, "watch");
-        var denial = Deny(caller, method.Name, caller.Identity is null ? "matches no identity of the policy" : $"may not {Verb(access.Permission)} {range} ({method.Name} {access.Operation})");
+        string Reason(KeyRedaction keys) => caller.Identity is null
+            ? "matches no identity of the policy"
+            : $"may not {Verb(access.Permission)} {keys.Name(range)} ({method.Name} {access.Operation})";
+        var denial = Deny(caller, method.Name, Reason(KeyRedaction.None), Reason);
         if (_audit.Enabled)
         {
-            _audit.Record(new AuditEntry(_time.GetUtcNow(), caller, method.Name, [access], true, denial.Status.Detail, StatusCode.PermissionDenied, TimeSpan.Zero));
+            _audit.Record(new AuditEntry(_time.GetUtcNow(), caller, method.Name, [access], true, denial.Recorded, StatusCode.PermissionDenied, TimeSpan.Zero));
         }
 
         return CancelReason(denial);
@@ -248,14 +261,29 @@ internal sealed partial class AccessGate
             RequiredAccess.Collect(method.Name, request, keys);
         }
 
-        _audit.Record(new AuditEntry(_time.GetUtcNow(), caller, method.Name, keys, denied, denied ? failure?.Status.Detail : null, code, elapsed));
+        _audit.Record(new AuditEntry(_time.GetUtcNow(), caller, method.Name, keys, denied, denied ? Recorded(failure) : null, code, elapsed));
     }
 
-    private RpcException Deny(Caller caller, string method, string reason)
+    /// <summary>
+    /// A denial's reason as the record gives it: the gate's own denials carry it; any other failure's text may
+    /// name keys, so with --audit-hash-keys only its code is recorded.
+    /// </summary>
+    private string? Recorded(RpcException? failure) =>
+        failure is AccessDenial denial ? denial.Recorded : _audit.Keys.HashesKeys ? null : failure?.Status.Detail;
+
+    /// <summary>A denial whose reason names no key, so the audit and the log may record it as the client hears it.</summary>
+    private AccessDenial Deny(Caller caller, string method, string reason) => Deny(caller, method, reason, _ => reason);
+
+    /// <param name="reason">What the client is told, keys named.</param>
+    /// <param name="recorded">The reason again with keys named as the audit and the log name them; only called when they differ.</param>
+    private AccessDenial Deny(Caller caller, string method, string reason, Func<KeyRedaction, string?> recorded)
     {
         _denied.Add(1, new KeyValuePair<string, object?>("method", method), new KeyValuePair<string, object?>("identity", caller.Identity?.Name ?? "(none)"));
-        Log.Denied(_logger, caller.Peer, caller.Name, method, reason);
-        return new RpcException(new Status(StatusCode.PermissionDenied, $"etcdshield: permission denied: identity \"{caller.Name}\" {reason}"));
+        // The same decision made twice gives a reason twice; should it not, the clear one must still not be logged.
+        var logged = _audit.Keys.HashesKeys ? recorded(_audit.Keys) ?? "(reason withheld)" : reason;
+        Log.Denied(_logger, caller.Peer, caller.Name, method, logged);
+        var prefix = $"etcdshield: permission denied: identity \"{caller.Name}\" ";
+        return new AccessDenial(new Status(StatusCode.PermissionDenied, prefix + reason), prefix + logged);
     }
 
     private static string Verb(KeyPermission permission) => permission switch

@@ -84,11 +84,12 @@ internal sealed class KeyGrants
     {
         if (first.End is null || next.End is null)
         {
-            return KeyRange.FromEtcd(first.Start, [0]);
+            return KeyRange.Between(first.Start, null);
         }
 
+        // Not FromEtcd: the joined end can be "\0" (two grants of the empty key), which etcd reads as "no end".
         var end = first.End.AsSpan().SequenceCompareTo(next.End) >= 0 ? first.End : next.End;
-        return KeyRange.FromEtcd(first.Start, end);
+        return KeyRange.Between(first.Start, end);
     }
 
     private sealed class ByteOrder : IComparer<byte[]>

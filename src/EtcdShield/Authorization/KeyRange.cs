@@ -44,6 +44,12 @@ internal sealed class KeyRange
         return rangeEnd.SequenceCompareTo(key) <= 0 ? SingleKey(key) : new KeyRange(key.ToArray(), rangeEnd.ToArray());
     }
 
+    /// <summary>
+    /// [start, end) exactly as given, for arithmetic on ranges: unlike <see cref="FromEtcd(ReadOnlySpan{byte}, ReadOnlySpan{byte})"/>,
+    /// an end of "\0" is the key "\0" (so ["", "\0") is the empty key alone), not "no end". End must follow start.
+    /// </summary>
+    internal static KeyRange Between(byte[] start, byte[]? end) => new(start, end);
+
     public static KeyRange SingleKey(ReadOnlySpan<byte> key)
     {
         // The smallest key after `key` is key + "\0", so [key, key\0) holds exactly one key.
@@ -81,22 +87,25 @@ internal sealed class KeyRange
         End is null || (otherEnd is not null && otherEnd.AsSpan().SequenceCompareTo(End) <= 0);
 
     /// <summary>How a log line or an error names the range: the key, or [start, end), printable bytes as text.</summary>
-    public override string ToString()
+    public override string ToString() => Describe(key => Printable(key));
+
+    /// <summary>The range in words, each key named by <paramref name="name"/> (e.g. hashed for --audit-hash-keys).</summary>
+    internal string Describe(Func<byte[], string> name)
     {
         if (IsSingleKey)
         {
-            return $"key {Printable(Start)}";
+            return $"key {name(Start)}";
         }
 
         if (End is null)
         {
             // etcd spells "every key" as key "\0" with range_end "\0" (keys cannot be empty).
-            return Start is [] or [0] ? "every key" : $"keys from {Printable(Start)} on";
+            return Start is [] or [0] ? "every key" : $"keys from {name(Start)} on";
         }
 
         return PrefixEnd(Start) is { } prefixEnd && prefixEnd.AsSpan().SequenceEqual(End)
-            ? $"prefix {Printable(Start)}"
-            : $"range [{Printable(Start)}, {Printable(End)})";
+            ? $"prefix {name(Start)}"
+            : $"range [{name(Start)}, {name(End)})";
     }
 
     /// <summary>Keys are usually paths; anything else is shown as hex so that logs stay one line and readable.</summary>

@@ -12,6 +12,12 @@ namespace EtcdShield.Authorization;
 /// </summary>
 internal static class PolicyFile
 {
+    /// <summary>A policy of thousands of identities fits many times over; anything larger is a mistake or an attack.</summary>
+    internal const int MaxBytes = 4 * 1024 * 1024;
+
+    /// <summary>The format needs 5 levels; YamlDotNet builds nodes recursively, so depth is checked before it does.</summary>
+    internal const int MaxDepth = 64;
+
     private static readonly string[] IdentityFields = ["name", "match", "methods", "keys"];
     private static readonly string[] MatchFields = ["cn", "dns", "uri", "ou", "sha256"];
     private static readonly string[] KeyFields = ["key", "range_end", "prefix", "permission"];
@@ -21,6 +27,12 @@ internal static class PolicyFile
         string text;
         try
         {
+            var length = new FileInfo(path).Length;
+            if (length > MaxBytes)
+            {
+                throw new ConfigurationException($"--policy-file {path}: {length} bytes is more than the {MaxBytes} a policy may have");
+            }
+
             text = File.ReadAllText(path);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -40,14 +52,26 @@ internal static class PolicyFile
 
     public static IReadOnlyList<PolicyIdentity> Parse(string yaml)
     {
+        if (yaml.Length > MaxBytes)
+        {
+            throw new ConfigurationException($"{yaml.Length} characters is more than the {MaxBytes} a policy may have");
+        }
+
         var stream = new YamlStream();
         try
         {
+            CheckDepth(yaml);
             stream.Load(new StringReader(yaml));
         }
         catch (YamlException e)
         {
             throw new ConfigurationException($"line {e.Start.Line}: not valid YAML: {e.Message}");
+        }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException)
+        {
+            // YamlDotNet reports some malformed documents (a bad tag, an event it did not expect) with these
+            // instead of a YamlException; found by fuzzing (tests/EtcdShield.Fuzz, target policy).
+            throw new ConfigurationException($"not valid YAML: {e.Message}");
         }
 
         if (stream.Documents.Count != 1 || stream.Documents[0].RootNode is not YamlMappingNode root)
@@ -75,6 +99,34 @@ internal static class PolicyFile
         }
 
         return identities;
+    }
+
+    /// <summary>
+    /// Walks the parser's events (a loop, not recursion) so that a document nested deeper than any policy can be
+    /// is refused before the representation model recurses into it.
+    /// </summary>
+    private static void CheckDepth(string yaml)
+    {
+        var parser = new Parser(new StringReader(yaml));
+        var depth = 0;
+        while (parser.MoveNext())
+        {
+            switch (parser.Current)
+            {
+                case YamlDotNet.Core.Events.MappingStart or YamlDotNet.Core.Events.SequenceStart:
+                    if (++depth > MaxDepth)
+                    {
+                        throw new ConfigurationException($"line {parser.Current.Start.Line}: nested deeper than {MaxDepth} levels");
+                    }
+
+                    break;
+                case YamlDotNet.Core.Events.MappingEnd or YamlDotNet.Core.Events.SequenceEnd:
+                    depth--;
+                    break;
+                default:
+                    break;
+            }
+        }
     }
 
     private static PolicyIdentity ParseIdentity(YamlNode node)

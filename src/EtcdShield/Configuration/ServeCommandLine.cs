@@ -30,7 +30,7 @@ internal static class ServeCommandLine
         Flag.Single("audit-log", "FILE|-", "Write one JSON line per request (identity, peer, method, keys, outcome, latency; never values) to FILE, or to stdout with '-'."),
         Flag.Single("audit-log-max-size", "MB", "Rotate the audit file when it reaches this size (default 100)."),
         Flag.Single("audit-log-max-backups", "N", "Rotated audit files to keep (default 5)."),
-        Flag.Switch("audit-hash-keys", "Write the SHA-256 of keys to the audit log instead of the keys."),
+        Flag.Switch("audit-hash-keys", "Write the SHA-256 of keys instead of the keys, in the audit log and in log lines (clients are still told the key)."),
         Flag.Single("metrics-listen-url", "http://HOST:PORT", "Serve /health and /metrics (Prometheus) here, plain HTTP."),
         Flag.Switch("no-encryption", "Relay values exactly as sent, unencrypted. Without it the proxy refuses to start unless a key provider is configured."),
         Flag.Single("encryption-key-file", "FILE", "DEVELOPMENT ONLY: a base64 32-byte key-encryption key in a file. Use an HSM in production."),

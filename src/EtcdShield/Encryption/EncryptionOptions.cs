@@ -49,6 +49,9 @@ internal sealed record EncryptionOptions
 
     public int MaxValueBytes { get; }
 
+    /// <summary><c>--audit-hash-keys</c>: log lines about values name their keys by SHA-256 (clients are still told the key).</summary>
+    public bool HashKeysInLogs { get; init; }
+
     /// <summary>Builds options from UTF-8 text prefixes, as given on the command line.</summary>
     public static EncryptionOptions FromUtf8(
         IEnumerable<string>? prefixes = null,

@@ -5,13 +5,14 @@ namespace EtcdShield.Encryption;
 /// <summary>
 /// An etcd key rendered for messages and logs: quoted, printable ASCII kept, everything else escaped as \xNN, and
 /// long keys cut (etcd keys may be megabytes). Formats only when <see cref="ToString"/> is called, so a log call
-/// whose level is disabled costs nothing.
+/// whose level is disabled costs nothing. With <paramref name="hashed"/> (<c>--audit-hash-keys</c>), the key's
+/// SHA-256 as the audit log gives it, never the key.
 /// </summary>
-internal readonly struct PrintableKey(ReadOnlyMemory<byte> key)
+internal readonly struct PrintableKey(ReadOnlyMemory<byte> key, bool hashed = false)
 {
     private const int MaxShownBytes = 256;
 
-    public override string ToString() => Quote(key.Span);
+    public override string ToString() => hashed ? "sha256:" + Audit.KeyRedaction.Sha256Hex(key.Span) : Quote(key.Span);
 
     public static string Quote(ReadOnlySpan<byte> key)
     {

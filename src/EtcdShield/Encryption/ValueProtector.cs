@@ -230,12 +230,12 @@ internal sealed partial class ValueProtector : IValueProtector
         if (_options.AllowsLegacyPlaintext(etcdKey.Span))
         {
             _metrics.LegacyPlaintextRead();
-            Log.LegacyPlaintextRead(_logger, new PrintableKey(etcdKey.Memory));
+            Log.LegacyPlaintextRead(_logger, new PrintableKey(etcdKey.Memory, _options.HashKeysInLogs));
             return new ValueTask<ByteString>(stored);
         }
 
         _metrics.PlaintextRefused();
-        Log.PlaintextRefused(_logger, new PrintableKey(etcdKey.Memory));
+        Log.PlaintextRefused(_logger, new PrintableKey(etcdKey.Memory, _options.HashKeysInLogs));
         return ValueTask.FromException<ByteString>(new RpcException(new Status(
             StatusCode.DataLoss,
             $"etcdshield: cannot decrypt value of key {PrintableKey.Quote(etcdKey.Span)}: value is not encrypted")));
@@ -244,7 +244,7 @@ internal sealed partial class ValueProtector : IValueProtector
     private RpcException DecryptFailed(ByteString etcdKey, EnvelopeException ex)
     {
         _metrics.DecryptFailed(ex.Reason);
-        Log.DecryptFailed(_logger, new PrintableKey(etcdKey.Memory), EncryptionMetrics.ReasonTag(ex.Reason), ex);
+        Log.DecryptFailed(_logger, new PrintableKey(etcdKey.Memory, _options.HashKeysInLogs), EncryptionMetrics.ReasonTag(ex.Reason), ex);
         string message = $"cannot decrypt value of key {PrintableKey.Quote(etcdKey.Span)}: {ex.Message}";
         return ex.Reason == EnvelopeErrorReason.KeyUnavailable
             ? new RpcException(new Status(StatusCode.Unavailable, "etcdshield: key provider unavailable: " + message))
@@ -255,7 +255,7 @@ internal sealed partial class ValueProtector : IValueProtector
     {
         // Whatever went wrong, nothing was sealed and nothing may be written: the write is retryable.
         _metrics.EncryptFailed(EncryptionMetrics.ReasonTag(ex.Reason));
-        Log.EncryptFailed(_logger, new PrintableKey(etcdKey.Memory), EncryptionMetrics.ReasonTag(ex.Reason), ex);
+        Log.EncryptFailed(_logger, new PrintableKey(etcdKey.Memory, _options.HashKeysInLogs), EncryptionMetrics.ReasonTag(ex.Reason), ex);
         return new RpcException(new Status(StatusCode.Unavailable, "etcdshield: key provider unavailable: " + ex.Message));
     }
 

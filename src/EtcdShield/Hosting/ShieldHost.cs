@@ -198,7 +198,7 @@ internal static class ShieldHost
     {
         try
         {
-            return EncryptionOptions.FromUtf8(options.EncryptPrefixes, options.LegacyPlaintextPrefixes, options.MaxRequestBytes);
+            return EncryptionOptions.FromUtf8(options.EncryptPrefixes, options.LegacyPlaintextPrefixes, options.MaxRequestBytes) with { HashKeysInLogs = options.AuditHashKeys };
         }
         catch (ArgumentException e)
         {

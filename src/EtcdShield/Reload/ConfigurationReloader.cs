@@ -79,7 +79,15 @@ internal sealed partial class ConfigurationReloader : BackgroundService
                 return;
             }
 
-            ReloadNow();
+            try
+            {
+                ReloadNow();
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                // The reload loop is a BackgroundService: an exception escaping it would stop the host.
+                Log.ReloadLoopFailed(_logger, e);
+            }
         }
     }
 
@@ -96,5 +104,8 @@ internal sealed partial class ConfigurationReloader : BackgroundService
 
         [LoggerMessage(EventId = 601, Level = LogLevel.Error, Message = "Could not reload the {Source}; still using the last good version: {Reason}")]
         public static partial void ReloadFailed(ILogger logger, string source, string reason);
+
+        [LoggerMessage(EventId = 2601, EventName = "ReloadLoopFailed", Level = LogLevel.Error, Message = "Checking the reloadable files failed; the current configuration stays and the next check tries again")]
+        public static partial void ReloadLoopFailed(ILogger logger, Exception exception);
     }
 }

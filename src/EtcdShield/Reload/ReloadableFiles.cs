@@ -49,21 +49,28 @@ internal sealed class ReloadableFiles<T> : IReloadable
     {
         lock (_reloading)
         {
-            var fingerprint = FileFingerprint.Of(_paths);
-            if (fingerprint == _fingerprint)
-            {
-                return ReloadOutcome.Unchanged;
-            }
-
-            _fingerprint = fingerprint;
             try
             {
+                var fingerprint = FileFingerprint.Of(_paths);
+                if (fingerprint == _fingerprint)
+                {
+                    return ReloadOutcome.Unchanged;
+                }
+
+                _fingerprint = fingerprint;
                 _current = _load();
                 LastError = null;
             }
             catch (ConfigurationException e)
             {
                 LastError = e.Message;
+                return ReloadOutcome.Failed;
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                // Whatever the loader did not expect (a file system error, a parser's own exception) must not stop
+                // the proxy from serving with the last good version: a reload is never worth the process.
+                LastError = $"{e.GetType().Name}: {e.Message}";
                 return ReloadOutcome.Failed;
             }
         }

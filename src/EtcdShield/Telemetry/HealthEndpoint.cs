@@ -11,7 +11,7 @@ namespace EtcdShield.Telemetry;
 /// <c>/health</c> in etcd's own shape: 200 with <c>{"health":"true"}</c> when an etcd member answers a status
 /// request through the proxy's upstream channel, 503 with the reason when none does. While it serves, anything
 /// an operator must act on soon (a certificate close to expiry, a changed file that failed to load) makes the
-/// status "degraded", still 200, with the details under "warnings".
+/// status "degraded", still 200, with the details under "warnings"; so does an audit log that cannot be written.
 /// </summary>
 internal sealed class HealthEndpoint
 {
@@ -19,9 +19,11 @@ internal sealed class HealthEndpoint
     private readonly Maintenance.MaintenanceClient _maintenance;
     private readonly IReadOnlyList<IReloadable> _reloadables;
     private readonly CertificateExpiry _expiry;
+    private readonly Audit.AuditLog _audit;
 
-    public HealthEndpoint(UpstreamChannel upstream, IEnumerable<IReloadable> reloadables, CertificateExpiry expiry)
+    public HealthEndpoint(UpstreamChannel upstream, IEnumerable<IReloadable> reloadables, CertificateExpiry expiry, Audit.AuditLog audit)
     {
+        _audit = audit;
         _maintenance = new Maintenance.MaintenanceClient(upstream.Invoker);
         _reloadables = reloadables.ToList();
         _expiry = expiry;
@@ -44,6 +46,10 @@ internal sealed class HealthEndpoint
         warnings.AddRange(_reloadables
             .Where(r => r.LastError is not null)
             .Select(r => $"{r.Name} not reloaded, the last good version is in use: {r.LastError}"));
+        if (_audit.WriteError is { } auditError)
+        {
+            warnings.Add($"audit log not written, records are dropped: {auditError}");
+        }
 
         var status = reason is not null ? "unhealthy" : warnings.Count > 0 ? "degraded" : "ok";
         context.Response.StatusCode = reason is null ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable;

@@ -69,6 +69,18 @@ public sealed class AuditLogTests : IDisposable
     }
 
     [Fact]
+    public void A_certificate_name_that_is_not_valid_utf16_still_makes_a_line()
+    {
+        using var log = Log();
+        var caller = ApiServer with { Certificate = new ClientIdentity("lone \ud800 surrogate", [], [], [], new string('a', 64)) };
+        var entry = Entry() with { Caller = caller };
+
+        using var json = JsonDocument.Parse(log.Format(entry));
+
+        Assert.Equal("allowed", json.RootElement.GetProperty("outcome").GetString());
+    }
+
+    [Fact]
     public void Hashing_replaces_keys_by_their_sha256_and_binary_keys_become_hex()
     {
         using var hashed = Log(hashKeys: true);
@@ -101,5 +113,30 @@ public sealed class AuditLogTests : IDisposable
         Assert.False(File.Exists(path + ".3"));
         Assert.StartsWith("line 9 ", File.ReadAllLines(path)[^1], StringComparison.Ordinal);
         Assert.All(File.ReadAllLines(path + ".1"), l => Assert.EndsWith(new string('x', 30), l, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_rotation_that_fails_drops_the_line_and_the_next_line_after_the_way_is_clear_rotates()
+    {
+        var path = Path.Combine(_dir, "blocked.log");
+        Directory.CreateDirectory(path + ".1");
+        File.WriteAllText(Path.Combine(path + ".1", "occupied"), "");
+        using var sink = new RotatingFileSink(path, maxBytes: 100, maxBackups: 1);
+        sink.Write(Encoding.UTF8.GetBytes(new string('a', 80) + "\n"));
+
+        Assert.ThrowsAny<IOException>(() => sink.Write(Encoding.UTF8.GetBytes(new string('b', 80) + "\n")));
+        Assert.ThrowsAny<IOException>(() => sink.Write(Encoding.UTF8.GetBytes(new string('c', 80) + "\n")));
+
+        Directory.Delete(path + ".1", recursive: true);
+        sink.Write(Encoding.UTF8.GetBytes(new string('d', 80) + "\n"));
+        sink.Flush();
+        Assert.Equal(new string('a', 80), File.ReadAllLines(path + ".1").Single());
+        Assert.Equal(new string('d', 80), ReadShared(path).TrimEnd('\n'));
+    }
+
+    private static string ReadShared(string path)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        return new StreamReader(stream).ReadToEnd();
     }
 }

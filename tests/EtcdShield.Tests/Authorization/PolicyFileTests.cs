@@ -226,4 +226,72 @@ public sealed class PolicyFileTests
         Assert.False(identity.MayCall("Maintenance/Status"));
         Assert.True(identity.Keys.Allows(KeyRange.Prefix(B("/b/")), KeyPermission.ReadWrite));
     }
+
+    [Theory]
+    [InlineData(100_000)]
+    [InlineData(65)]
+    public void A_document_nested_deeper_than_any_policy_is_refused_before_it_is_built(int depth)
+    {
+        var yaml = "identities: " + new string('[', depth) + new string(']', depth);
+
+        var refused = Assert.Throws<ConfigurationException>(() => PolicyFile.Parse(yaml));
+
+        Assert.Contains("nested deeper than 64 levels", refused.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Nesting_within_the_limit_reaches_the_format_checks()
+    {
+        var refused = Assert.Throws<ConfigurationException>(() => PolicyFile.Parse("identities: " + new string('[', 63) + new string(']', 63)));
+
+        Assert.DoesNotContain("nested deeper", refused.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_policy_file_over_the_size_limit_is_refused_unread()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"shield-policy-{Guid.NewGuid():N}.yaml");
+        File.WriteAllText(path, ThreeIdentities + "\n#" + new string('x', PolicyFile.MaxBytes));
+        try
+        {
+            var refused = Assert.Throws<ConfigurationException>(() => PolicyFile.Load(path));
+
+            Assert.Contains("more than the 4194304", refused.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    /// <summary>Inputs the fuzzer (tests/fuzz.sh, target policy) found: YamlDotNet threw other exceptions than YamlException.</summary>
+    [Theory]
+    [InlineData("ISEhISEhISEhISEhISEhIV8hXQ==")] // ArgumentException: global tags must be valid URIs
+    [InlineData("X2RlbnRpdCAgIG1hdGNoOmllczoKICAtIG5hbWU6IG9uZQogICAgbWH/Y2g6IHsgY246IG9uZSB9CiAgICBrZXlzOiAmc2hhcmVkCiAgICAgIC0geyBwcmVmaXg6IC9zaGFyZWQvLCBwZXJtaXNzaW9uICAtbyB9CiAqc2hhcmVk")] // ArgumentException: unsupported event
+    [InlineData("aWRlTnRoOiB7IGRuczogW2EudGVzdCwgYi50QnN0XSwgc2g6IHsgY246IO9uZSB9Cj9zOiBbYS50ZXN0LCBiLnRCcyAgIGtll3M6ICZzaGFyZWQKICAWIHsgcHJlZml4OiAvc2g=")] // InvalidOperationException in the parser
+    public void Malformed_yaml_found_by_fuzzing_is_a_configuration_error(string base64)
+    {
+        var yaml = Encoding.UTF8.GetString(Convert.FromBase64String(base64));
+
+        var refused = Assert.Throws<ConfigurationException>(() => PolicyFile.Parse(yaml));
+
+        Assert.Contains("not valid YAML", refused.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Two_grants_of_the_empty_key_grant_that_key_and_nothing_else()
+    {
+        var identity = PolicyFile.Parse("""
+            identities:
+              - name: careless
+                match: { cn: careless }
+                keys:
+                  - { key: "", permission: read }
+                  - { key: "", permission: readwrite }
+            """).Single();
+
+        Assert.True(identity.Keys.Allows(KeyRange.SingleKey([]), KeyPermission.ReadWrite));
+        Assert.False(identity.Keys.Allows(KeyRange.SingleKey("/registry/secrets/a"u8), KeyPermission.Read));
+        Assert.False(identity.Keys.Everything);
+    }
 }

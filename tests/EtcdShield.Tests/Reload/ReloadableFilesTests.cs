@@ -79,4 +79,23 @@ public sealed class ReloadableFilesTests : IDisposable
 
         Assert.Equal(["good 2"], seen);
     }
+
+    [Theory]
+    [InlineData(typeof(UnauthorizedAccessException))]
+    [InlineData(typeof(IOException))]
+    [InlineData(typeof(InvalidOperationException))]
+    public void A_loader_that_throws_anything_is_a_failed_reload_that_keeps_the_last_good_version(Type thrown)
+    {
+        var path = Path.Combine(_dir, "anything");
+        File.WriteAllText(path, "good");
+        var files = new ReloadableFiles<string>("anything", [path], () => File.ReadAllText(path) == "good"
+            ? "good"
+            : throw (Exception)Activator.CreateInstance(thrown, "the loader gave up")!);
+
+        File.WriteAllText(path, "throws");
+
+        Assert.Equal(ReloadOutcome.Failed, files.ReloadIfChanged());
+        Assert.Equal("good", files.Current);
+        Assert.Equal($"{thrown.Name}: the loader gave up", files.LastError);
+    }
 }
