@@ -8,6 +8,7 @@ namespace EtcdShield.EndToEnd.Authorization;
 /// certificate inside the warning window degrades /health, is logged and exported with its seconds left; with
 /// --tls-min-version 1.3 a TLS 1.2 client cannot complete a handshake.
 /// </summary>
+[Collection(RunsAlone.Name)]
 public sealed class TlsPolicyTests : IAsyncLifetime
 {
     private TestPki Pki { get; } = new();

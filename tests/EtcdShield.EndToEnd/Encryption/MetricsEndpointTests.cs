@@ -1,18 +1,15 @@
+using EtcdShield.EndToEnd.Infrastructure;
 using EtcdShield.Protocol.Etcdserverpb;
 using Grpc.Core;
 using static EtcdShield.EndToEnd.Encryption.StoredValue;
 
 namespace EtcdShield.EndToEnd.Encryption;
 
-/// <summary>Runs alone: the exporter merges the counters of every proxy in the process (see <see cref="ProxyMeters"/>).</summary>
-[CollectionDefinition(nameof(MetricsEndpointTests), DisableParallelization = true)]
-public sealed class RunsAloneInTheProcess;
-
 /// <summary>
 /// Refused values are counted by reason on the proxy's Prometheus endpoint, and the endpoint names neither keys
 /// nor values.
 /// </summary>
-[Collection(nameof(MetricsEndpointTests))]
+[Collection(RunsAlone.Name)]
 public sealed class MetricsEndpointTests(EncryptingProxy etcd) : IClassFixture<EncryptingProxy>
 {
     [Fact]

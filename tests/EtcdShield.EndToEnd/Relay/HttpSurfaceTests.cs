@@ -12,6 +12,7 @@ namespace EtcdShield.EndToEnd.Relay;
 /// bypass encryption and policy), Prometheus metrics by method and status code, and /health in etcd's shape,
 /// following whether etcd answers.
 /// </summary>
+[Collection(RunsAlone.Name)]
 public sealed class HttpSurfaceTests(HttpSurfaceTests.Fixture fixture, ITestOutputHelper output) : IClassFixture<HttpSurfaceTests.Fixture>
 {
     public sealed class Fixture : ShieldFixture;
