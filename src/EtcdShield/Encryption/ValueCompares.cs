@@ -21,6 +21,9 @@ namespace EtcdShield.Encryption;
 /// </remarks>
 internal sealed class ValueCompares
 {
+    /// <summary>etcd's range_end "\0": every key from the start on.</summary>
+    private static readonly ByteString AllFrom = ByteString.CopyFrom(0);
+
     private readonly KeyValueOpener _opener;
 
     public ValueCompares(KeyValueOpener opener) => _opener = opener;
@@ -29,26 +32,112 @@ internal sealed class ValueCompares
         txn.Compare.Any(IsValueCompare) ||
         txn.Success.Concat(txn.Failure).Any(op => op.RequestTxn is { } nested && AnyIn(nested));
 
-    /// <summary>Reads every key or range of <see cref="Compared"/>, at one revision, in one txn of that many ranges.</summary>
+    /// <summary>
+    /// Reads every key or range of <see cref="Compared"/> at one revision, in one txn, reading each stored key once:
+    /// the compared ranges are joined where they overlap and each compare is given its own keys out of what was
+    /// read. Compares whose ranges differ only a little (each its own range_end past the same keys) would otherwise
+    /// make etcd send, and the proxy hold and decrypt, one copy of those keys per compare.
+    /// </summary>
     public async Task<CompareSnapshot> ReadAsync(IReadOnlyList<(ByteString Key, ByteString RangeEnd)> ranges, KV.KVClient kv, Grpc.Core.CallOptions options)
     {
         var read = new TxnRequest();
-        foreach (var (key, rangeEnd) in ranges)
+        foreach (var (start, end) in Union(ranges))
         {
-            read.Success.Add(new RequestOp { RequestRange = new RangeRequest { Key = key, RangeEnd = rangeEnd } });
+            read.Success.Add(new RequestOp { RequestRange = new RangeRequest { Key = start, RangeEnd = end ?? AllFrom } });
         }
 
         var response = await kv.TxnAsync(read, options).ConfigureAwait(false);
-        var snapshot = new CompareSnapshot(response.Header.Revision);
-        for (var i = 0; i < ranges.Count; i++)
+        // The joined ranges are disjoint and in key order, and etcd answers each in key order: so is the whole.
+        var stored = new List<KeyValue>();
+        foreach (var answer in response.Responses)
         {
-            var kvs = response.Responses[i].ResponseRange.Kvs;
-            await _opener.OpenAllAsync(kvs, options.CancellationToken).ConfigureAwait(false);
-            snapshot.Add(ranges[i].Key, ranges[i].RangeEnd, kvs);
+            await _opener.OpenAllAsync(answer.ResponseRange.Kvs, options.CancellationToken).ConfigureAwait(false);
+            stored.AddRange(answer.ResponseRange.Kvs);
+        }
+
+        var all = stored.ToArray();
+        var snapshot = new CompareSnapshot(response.Header.Revision);
+        foreach (var (key, rangeEnd) in ranges)
+        {
+            snapshot.Add(key, rangeEnd, Within(all, key, rangeEnd));
         }
 
         return snapshot;
     }
+
+    /// <summary>
+    /// The keys etcd compares for (key, range_end), as [start, end) with null for no end: range_end empty is the key
+    /// alone, "\0" every key from it on, one at or before the key nothing at all.
+    /// </summary>
+    private static (ByteString Start, ByteString? End)? Interval(ByteString key, ByteString rangeEnd)
+    {
+        if (rangeEnd.IsEmpty)
+        {
+            return (key, ByteString.CopyFrom([.. key.Span, 0]));
+        }
+
+        if (rangeEnd.Length == 1 && rangeEnd[0] == 0)
+        {
+            return (key, null);
+        }
+
+        return Order(key, rangeEnd) < 0 ? (key, rangeEnd) : null;
+    }
+
+    /// <summary>The compared intervals joined where they overlap or touch, in key order.</summary>
+    private static List<(ByteString Start, ByteString? End)> Union(IReadOnlyList<(ByteString Key, ByteString RangeEnd)> ranges)
+    {
+        var intervals = ranges.Select(r => Interval(r.Key, r.RangeEnd)).OfType<(ByteString Start, ByteString? End)>()
+            .OrderBy(i => i.Start, Comparer<ByteString>.Create(Order)).ToList();
+        var joined = new List<(ByteString Start, ByteString? End)>();
+        foreach (var interval in intervals)
+        {
+            if (joined.Count > 0 && joined[^1] is var (start, end) && (end is null || Order(interval.Start, end) <= 0))
+            {
+                joined[^1] = (start, end is null || interval.End is null ? null : Order(interval.End, end) > 0 ? interval.End : end);
+            }
+            else
+            {
+                joined.Add(interval);
+            }
+        }
+
+        return joined;
+    }
+
+    /// <summary>The part of <paramref name="stored"/> (in key order) that etcd compares for (key, range_end), without copying it.</summary>
+    private static ArraySegment<KeyValue> Within(KeyValue[] stored, ByteString key, ByteString rangeEnd)
+    {
+        if (Interval(key, rangeEnd) is not var (start, end))
+        {
+            return ArraySegment<KeyValue>.Empty;
+        }
+
+        var from = FirstAtOrAfter(stored, start);
+        var to = end is null ? stored.Length : FirstAtOrAfter(stored, end);
+        return new ArraySegment<KeyValue>(stored, from, Math.Max(0, to - from));
+    }
+
+    private static int FirstAtOrAfter(KeyValue[] stored, ByteString key)
+    {
+        var (low, high) = (0, stored.Length);
+        while (low < high)
+        {
+            var middle = low + ((high - low) / 2);
+            if (Order(stored[middle].Key, key) < 0)
+            {
+                low = middle + 1;
+            }
+            else
+            {
+                high = middle;
+            }
+        }
+
+        return low;
+    }
+
+    private static int Order(ByteString a, ByteString b) => a.Span.SequenceCompareTo(b.Span);
 
     /// <summary>
     /// The transaction to send: guards on the compared keys around <paramref name="sealedTxn"/> with its value
@@ -134,7 +223,7 @@ internal sealed class ValueCompares
 
         public CompareSnapshot(long revision) => _revision = revision;
 
-        public void Add(ByteString key, ByteString rangeEnd, IEnumerable<KeyValue> kvs) => _ranges[(key, rangeEnd)] = new ComparedRange(kvs.ToList());
+        public void Add(ByteString key, ByteString rangeEnd, IReadOnlyList<KeyValue> kvs) => _ranges[(key, rangeEnd)] = new ComparedRange(kvs);
 
         /// <summary>
         /// etcd's rule: a value compare on no key is false; on a range, every key must satisfy it. For a range,
@@ -200,10 +289,10 @@ internal sealed class ValueCompares
     /// </summary>
     private sealed class ComparedRange
     {
-        private readonly List<KeyValue> _kvs;
+        private readonly IReadOnlyList<KeyValue> _kvs;
         private Dictionary<ByteString, KeyValue>? _byValue;
 
-        public ComparedRange(List<KeyValue> kvs)
+        public ComparedRange(IReadOnlyList<KeyValue> kvs)
         {
             _kvs = kvs;
             foreach (var kv in kvs)
@@ -259,7 +348,5 @@ internal sealed class ValueCompares
 
             return _byValue;
         }
-
-        private static int Order(ByteString a, ByteString b) => a.Span.SequenceCompareTo(b.Span);
     }
 }

@@ -2,6 +2,7 @@ using EtcdShield.Encryption;
 using EtcdShield.Protocol.Etcdserverpb;
 using EtcdShield.Protocol.Mvccpb;
 using Google.Protobuf;
+using Grpc.Core;
 using static EtcdShield.Protocol.Etcdserverpb.Compare.Types;
 
 namespace EtcdShield.Tests.Encryption;
@@ -71,6 +72,36 @@ public sealed class ValueComparesTests
         Assert.InRange(snapshot.Guards().Count(), 2, 1 + 7);
     }
 
+    [Fact]
+    public async Task Overlapping_compared_ranges_are_read_once_and_each_decided_on_its_own_keys()
+    {
+        // Keys and bounds from a tiny alphabet, so that ranges overlap, touch, nest, run backwards and repeat.
+        var random = new Random(11);
+        for (var round = 0; round < 200; round++)
+        {
+            var etcd = new StoredKv(Enumerable.Range(0, random.Next(0, 8)).Select(_ => RandomKey(random)).Distinct()
+                .Select(k => new KeyValue { Key = k, Value = RandomValue(random), ModRevision = 7, Version = 1 }));
+            var ranges = Enumerable.Range(0, random.Next(1, 6)).Select(_ => (Key: RandomKey(random), RangeEnd: random.Next(4) switch
+            {
+                0 => ByteString.Empty,
+                1 => ByteString.CopyFrom(0),
+                _ => RandomKey(random),
+            })).Distinct().ToList();
+
+            var snapshot = await new ValueCompares(new KeyValueOpener(PassthroughValueProtector.Instance)).ReadAsync(ranges, new KV.KVClient(etcd), new CallOptions());
+
+            Assert.InRange(etcd.KeysSent, 0, etcd.Count);
+            foreach (var (key, rangeEnd) in ranges)
+            {
+                var against = RandomValue(random);
+                var result = Results[random.Next(Results.Length)];
+                var compared = etcd.Compared(key, rangeEnd);
+                var expected = compared.Count > 0 && compared.All(kv => Holds(result, kv.Value.Span.SequenceCompareTo(against.Span)));
+                Assert.Equal(expected, snapshot.Evaluate(new Compare { Key = key, RangeEnd = rangeEnd, Target = CompareTarget.Value, Result = result, Value = against }));
+            }
+        }
+    }
+
     private static bool Holds(CompareResult result, int order) => result switch
     {
         CompareResult.Equal => order == 0,
@@ -86,4 +117,50 @@ public sealed class ValueComparesTests
         new() { Key = Utf8(key), RangeEnd = Utf8(rangeEnd), Target = CompareTarget.Value, Result = result, Value = Utf8(value) };
 
     private static ByteString Utf8(string text) => ByteString.CopyFromUtf8(text);
+
+    private static ByteString RandomKey(Random random) =>
+        ByteString.CopyFrom(Enumerable.Range(0, random.Next(1, 3)).Select(_ => (byte)random.Next(0, 3)).ToArray());
+
+    /// <summary>etcd's KV.Txn of ranges over a fixed store, with etcd's range rules; counts the keys it sends.</summary>
+    private sealed class StoredKv(IEnumerable<KeyValue> kvs) : CallInvoker
+    {
+        private readonly List<KeyValue> _kvs = kvs.ToList();
+
+        public int Count => _kvs.Count;
+
+        public int KeysSent { get; private set; }
+
+        /// <summary>What etcd compares for (key, range_end): the key alone, every key from it ("\0"), or [key, range_end).</summary>
+        public List<KeyValue> Compared(ByteString key, ByteString rangeEnd) => _kvs.Where(kv =>
+            rangeEnd.IsEmpty ? kv.Key == key
+            : rangeEnd.Length == 1 && rangeEnd[0] == 0 ? kv.Key.Span.SequenceCompareTo(key.Span) >= 0
+            : kv.Key.Span.SequenceCompareTo(key.Span) >= 0 && kv.Key.Span.SequenceCompareTo(rangeEnd.Span) < 0).ToList();
+
+        public override AsyncUnaryCall<TResponse> AsyncUnaryCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request)
+        {
+            var txn = Assert.IsType<TxnRequest>(request);
+            var response = new TxnResponse { Header = new ResponseHeader { Revision = 9 }, Succeeded = true };
+            foreach (var op in txn.Success)
+            {
+                var found = Compared(op.RequestRange.Key, op.RequestRange.RangeEnd).OrderBy(kv => kv.Key, Comparer<ByteString>.Create((a, b) => a.Span.SequenceCompareTo(b.Span))).Select(kv => kv.Clone()).ToList();
+                KeysSent += found.Count;
+                response.Responses.Add(new ResponseOp { ResponseRange = new RangeResponse { Kvs = { found } } });
+            }
+
+            return new AsyncUnaryCall<TResponse>(
+                Task.FromResult((TResponse)(object)response), Task.FromResult(new Metadata()), () => Status.DefaultSuccess, () => [], () => { });
+        }
+
+        public override TResponse BlockingUnaryCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request) =>
+            throw new NotSupportedException();
+
+        public override AsyncServerStreamingCall<TResponse> AsyncServerStreamingCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request) =>
+            throw new NotSupportedException();
+
+        public override AsyncClientStreamingCall<TRequest, TResponse> AsyncClientStreamingCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options) =>
+            throw new NotSupportedException();
+
+        public override AsyncDuplexStreamingCall<TRequest, TResponse> AsyncDuplexStreamingCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options) =>
+            throw new NotSupportedException();
+    }
 }
