@@ -303,8 +303,9 @@ internal sealed partial class DataKeyManager : IDataKeyProvider, IDisposable
         {
             _pendingUnwraps.Remove(pending.Wrapping);
 
-            // The provider's verdict on these bytes will not change; an outage (KeyUnavailable) may, so it is not kept.
-            if (failure is EnvelopeException { Reason: EnvelopeErrorReason.AuthenticationFailed })
+            // The provider's verdict on these bytes, or its finding no such key (a version of the family may be looked
+            // up in the HSM), will not change soon; an outage (KeyUnavailable) may, so it is not kept.
+            if (failure is EnvelopeException { Reason: EnvelopeErrorReason.AuthenticationFailed or EnvelopeErrorReason.UnknownKey })
             {
                 _refused.Add(pending.Wrapping, failure);
             }

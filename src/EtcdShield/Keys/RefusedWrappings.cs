@@ -1,7 +1,8 @@
 namespace EtcdShield.Keys;
 
 /// <summary>
-/// Wrappings the KEK (or the key id check after it) refused, by their whole wrapping, for a short while. Anyone with
+/// Wrappings the KEK (or the key id check after it) refused, or that name a KEK not found, by their whole wrapping,
+/// for a short while. Anyone with
 /// write access to etcd can plant a forged wrapping under a key clients read all the time; without this every read
 /// of it is another HSM or KMS call. Only refusals about the data are kept, never an unavailable provider, so a
 /// genuine wrapping is never refused here for longer than the provider once said no. Bounded in size and age; not

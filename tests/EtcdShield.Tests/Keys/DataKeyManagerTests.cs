@@ -319,6 +319,23 @@ public sealed class DataKeyManagerTests : IDisposable
     }
 
     [Fact]
+    public async Task A_kek_that_finds_no_such_key_is_not_asked_again_for_a_minute()
+    {
+        byte[] envelope = await SealAsync(NewManager());
+        var cold = NewManager();
+        _kek.ResetCounts();
+        _kek.Unknown = true;
+
+        await Assert.ThrowsAsync<UnknownKeyException>(() => Lookup(cold, envelope).AsTask());
+        _kek.Unknown = false;
+        await Assert.ThrowsAsync<UnknownKeyException>(() => Lookup(cold, envelope).AsTask());
+        Assert.Equal(1, _kek.UnwrapCalls);
+
+        _time.Advance(TimeSpan.FromMinutes(1));
+        Assert.Equal("s3cr3t"u8.ToArray(), ValueEnvelope.Open(await Lookup(cold, envelope), EtcdKey, envelope));
+    }
+
+    [Fact]
     public async Task A_kek_outage_during_unwrap_is_not_cached()
     {
         byte[] envelope = await SealAsync(NewManager());
