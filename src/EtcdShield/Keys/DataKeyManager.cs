@@ -82,6 +82,13 @@ internal sealed partial class DataKeyManager : IDataKeyProvider, IDisposable
     {
         ArgumentNullException.ThrowIfNull(keyRing);
         KeyRing previous = Interlocked.Exchange(ref _keyRing, keyRing);
+
+        // A KEK found missing may be what the new ring brings (a version another proxy just created).
+        lock (_gate)
+        {
+            _refused.Clear();
+        }
+
         Log.KeyRingReplaced(_logger, previous.Current.Id, keyRing.Current.Id);
     }
 

@@ -55,6 +55,8 @@ internal sealed class RefusedWrappings
         _entries[wrapping] = (refusal, now);
     }
 
+    public void Clear() => _entries.Clear();
+
     private void EvictOldest(long now)
     {
         DataKeyWrapping? oldest = null;

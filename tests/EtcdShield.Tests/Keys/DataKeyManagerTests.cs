@@ -336,6 +336,20 @@ public sealed class DataKeyManagerTests : IDisposable
     }
 
     [Fact]
+    public async Task A_new_key_ring_forgets_what_was_refused()
+    {
+        byte[] envelope = await SealAsync(NewManager());
+        var cold = NewManager();
+        _kek.Unknown = true;
+        await Assert.ThrowsAsync<UnknownKeyException>(() => Lookup(cold, envelope).AsTask());
+        _kek.Unknown = false;
+
+        cold.ReplaceKeyRing(new KeyRing(_kek));
+
+        Assert.Equal("s3cr3t"u8.ToArray(), ValueEnvelope.Open(await Lookup(cold, envelope), EtcdKey, envelope));
+    }
+
+    [Fact]
     public async Task A_kek_outage_during_unwrap_is_not_cached()
     {
         byte[] envelope = await SealAsync(NewManager());
