@@ -13,11 +13,16 @@ namespace EtcdShield.Keys;
 /// </summary>
 internal sealed partial class DataKeyManager : IDataKeyProvider, IDisposable
 {
+    // Long enough that a forged wrapping read in a loop costs a KEK call a minute, short enough that a genuine one a
+    // provider wrongly refused once is back soon.
+    private static readonly TimeSpan MaxRefusalAge = TimeSpan.FromMinutes(1);
+
     private readonly DataKeyOptions _options;
     private readonly TimeProvider _time;
     private readonly EncryptionMetrics _metrics;
     private readonly ILogger _logger;
     private readonly DataKeyCache _cache;
+    private readonly RefusedWrappings _refused;
     private readonly Lock _gate = new();
     private readonly Dictionary<DataKeyWrapping, PendingUnwrap> _pendingUnwraps = new(DataKeyWrapping.Comparer.Instance);
     private readonly CancellationTokenSource _lifetime = new();
@@ -44,6 +49,7 @@ internal sealed partial class DataKeyManager : IDataKeyProvider, IDisposable
         _metrics = metrics;
         _logger = logger;
         _cache = new DataKeyCache(options.DecryptionCacheSize, options.DecryptionCacheTtl, timeProvider);
+        _refused = new RefusedWrappings(options.DecryptionCacheSize, options.DecryptionCacheTtl < MaxRefusalAge ? options.DecryptionCacheTtl : MaxRefusalAge, timeProvider);
     }
 
     public KeyRing KeyRing => _keyRing;
@@ -76,6 +82,13 @@ internal sealed partial class DataKeyManager : IDataKeyProvider, IDisposable
     {
         ArgumentNullException.ThrowIfNull(keyRing);
         KeyRing previous = Interlocked.Exchange(ref _keyRing, keyRing);
+
+        // A KEK found missing may be what the new ring brings (a version another proxy just created).
+        lock (_gate)
+        {
+            _refused.Clear();
+        }
+
         Log.KeyRingReplaced(_logger, previous.Current.Id, keyRing.Current.Id);
     }
 
@@ -252,6 +265,11 @@ internal sealed partial class DataKeyManager : IDataKeyProvider, IDisposable
                 return Task.FromResult(known);
             }
 
+            if (_refused.TryGet(wrapping, out Exception? refusal))
+            {
+                return Task.FromException<DataKey>(refusal);
+            }
+
             // Only requests carrying exactly the same wrapping share an unwrap: a forged header reusing a real key
             // id gets one of its own, so it can neither poison nor hijack the genuine one.
             if (_pendingUnwraps.TryGetValue(wrapping, out PendingUnwrap? pending))
@@ -291,6 +309,13 @@ internal sealed partial class DataKeyManager : IDataKeyProvider, IDisposable
         lock (_gate)
         {
             _pendingUnwraps.Remove(pending.Wrapping);
+
+            // The provider's verdict on these bytes, or its finding no such key (a version of the family may be looked
+            // up in the HSM), will not change soon; an outage (KeyUnavailable) may, so it is not kept.
+            if (failure is EnvelopeException { Reason: EnvelopeErrorReason.AuthenticationFailed or EnvelopeErrorReason.UnknownKey })
+            {
+                _refused.Add(pending.Wrapping, failure);
+            }
         }
 
         if (key is not null)

@@ -8,7 +8,9 @@ namespace EtcdShield.Tls;
 /// The newest CRL each CA has had in force since the process started: its CRL number and thisUpdate. A CRL file
 /// that goes back to an older CRL, genuine and signed as it is, would un-revoke what was revoked since, so a
 /// reload with one fails and the last good CRL stays (RFC 5280 5.2.3: CRL numbers only increase). Kept in memory
-/// only: after a restart the first CRL read sets the mark again.
+/// only: after a restart the first CRL read sets the mark again. A file that leaves out the CRL of a CA that had one
+/// un-revokes just as well (a CA without a CRL is not checked), so that fails too, even when the CA left the
+/// bundle with it: its certificates may still be presented as intermediates under a CA that stays.
 /// </summary>
 internal sealed class RevocationHistory
 {
@@ -17,7 +19,7 @@ internal sealed class RevocationHistory
 
     /// <summary>
     /// Records <paramref name="lists"/> (at most one per CA) as now in force, or throws, recording nothing, if any
-    /// of them is older than what its CA had in force before.
+    /// of them is older than what its CA had in force before, or a CA that had a CRL in force has none among them.
     /// </summary>
     public void Advance(IEnumerable<RevocationList> lists, string source)
     {
@@ -31,7 +33,16 @@ internal sealed class RevocationHistory
                     throw new ConfigurationException($"--client-crl-file {source}: the CRL of '{list.Issuer.Name}' {reason}; an older CRL would un-revoke certificates, so the one in force stays");
                 }
 
-                marks.Add((list.Authority, new Mark(list.Number, list.ThisUpdate, list.ContentHash)));
+                marks.Add((list.Authority, new Mark(list.Issuer.Name, list.Number, list.ThisUpdate, list.ContentHash)));
+            }
+
+            var present = marks.Select(m => m.Authority).ToHashSet(StringComparer.Ordinal);
+            foreach (var (authority, mark) in _newest)
+            {
+                if (!present.Contains(authority))
+                {
+                    throw new ConfigurationException($"--client-crl-file {source}: the CRL of '{mark.Issuer}' is no longer in the file; leaving it out would un-revoke the certificates it revokes, so the one in force stays (restart the proxy to stop checking that CA)");
+                }
             }
 
             foreach (var (authority, mark) in marks)
@@ -68,5 +79,5 @@ internal sealed class RevocationHistory
 
     private static string Time(DateTimeOffset time) => time.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture);
 
-    private sealed record Mark(BigInteger? Number, DateTimeOffset ThisUpdate, string ContentHash);
+    private sealed record Mark(string Issuer, BigInteger? Number, DateTimeOffset ThisUpdate, string ContentHash);
 }

@@ -259,6 +259,37 @@ public sealed class DataKeyManagerTests : IDisposable
     }
 
     [Fact]
+    public async Task A_refused_wrapping_is_not_sent_to_the_kek_again_for_a_minute_and_genuine_ones_still_are()
+    {
+        var writer = NewManager(new DataKeyOptions(maxWritesPerKey: 1));
+        byte[] envelope = await SealAsync(writer);
+        byte[] other = await SealAsync(writer);
+        byte[] wrapped = ValueEnvelope.Parse(envelope).WrappedKey.ToArray();
+        wrapped[^1] ^= 1;
+        byte[] forged = EnvelopeForgery.Rebuild(envelope, wrappedKey: wrapped);
+        var cold = NewManager();
+        _kek.ResetCounts();
+
+        for (int i = 0; i < 10; i++)
+        {
+            await Assert.ThrowsAsync<KeyUnwrapException>(() => Lookup(cold, forged).AsTask());
+        }
+
+        Assert.Equal(1, _kek.UnwrapCalls);
+        Assert.Equal("s3cr3t"u8.ToArray(), ValueEnvelope.Open(await Lookup(cold, envelope), EtcdKey, envelope));
+        Assert.Equal(2, _kek.UnwrapCalls);
+        _time.Advance(TimeSpan.FromMinutes(1));
+        await Assert.ThrowsAsync<KeyUnwrapException>(() => Lookup(cold, forged).AsTask());
+        Assert.Equal(3, _kek.UnwrapCalls);
+
+        // An outage says nothing about the bytes: the next read asks again.
+        _kek.Down = true;
+        await Assert.ThrowsAsync<KeyProviderUnavailableException>(() => Lookup(cold, other).AsTask());
+        _kek.Down = false;
+        Assert.Equal("s3cr3t"u8.ToArray(), ValueEnvelope.Open(await Lookup(cold, other), EtcdKey, other));
+    }
+
+    [Fact]
     public async Task A_real_wrapped_key_paired_with_another_key_id_is_rejected_and_not_cached()
     {
         var writer = NewManager(new DataKeyOptions(maxWritesPerKey: 1));
@@ -285,6 +316,37 @@ public sealed class DataKeyManagerTests : IDisposable
         Assert.Equal(EnvelopeErrorReason.UnknownKey, ex.Reason);
         Assert.Equal("kms:decommissioned", ex.KekId);
         Assert.Equal(0, _kek.UnwrapCalls);
+    }
+
+    [Fact]
+    public async Task A_kek_that_finds_no_such_key_is_not_asked_again_for_a_minute()
+    {
+        byte[] envelope = await SealAsync(NewManager());
+        var cold = NewManager();
+        _kek.ResetCounts();
+        _kek.Unknown = true;
+
+        await Assert.ThrowsAsync<UnknownKeyException>(() => Lookup(cold, envelope).AsTask());
+        _kek.Unknown = false;
+        await Assert.ThrowsAsync<UnknownKeyException>(() => Lookup(cold, envelope).AsTask());
+        Assert.Equal(1, _kek.UnwrapCalls);
+
+        _time.Advance(TimeSpan.FromMinutes(1));
+        Assert.Equal("s3cr3t"u8.ToArray(), ValueEnvelope.Open(await Lookup(cold, envelope), EtcdKey, envelope));
+    }
+
+    [Fact]
+    public async Task A_new_key_ring_forgets_what_was_refused()
+    {
+        byte[] envelope = await SealAsync(NewManager());
+        var cold = NewManager();
+        _kek.Unknown = true;
+        await Assert.ThrowsAsync<UnknownKeyException>(() => Lookup(cold, envelope).AsTask());
+        _kek.Unknown = false;
+
+        cold.ReplaceKeyRing(new KeyRing(_kek));
+
+        Assert.Equal("s3cr3t"u8.ToArray(), ValueEnvelope.Open(await Lookup(cold, envelope), EtcdKey, envelope));
     }
 
     [Fact]

@@ -23,6 +23,9 @@ internal sealed class FakeKeyEncryptionKey : IKeyEncryptionKey, IDisposable
 
     public bool Down { get; set; }
 
+    /// <summary>When set, unwraps answer that there is no such key, as an HSM missing a version's label does.</summary>
+    public bool Unknown { get; set; }
+
     /// <summary>When set, unwraps wait for this task before answering.</summary>
     public Task? UnwrapGate { get; set; }
 
@@ -74,6 +77,11 @@ internal sealed class FakeKeyEncryptionKey : IKeyEncryptionKey, IDisposable
         if (Down)
         {
             throw new KeyProviderUnavailableException($"key encryption key \"{Id}\" is down");
+        }
+
+        if (Unknown)
+        {
+            throw new UnknownKeyException(Id);
         }
 
         try

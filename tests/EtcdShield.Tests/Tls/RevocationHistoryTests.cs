@@ -104,10 +104,32 @@ public sealed class RevocationHistoryTests : IDisposable
     [Fact]
     public void Keeps_each_ca_apart()
     {
-        _history.Advance([Crl(9, Noon), Crl(1, Noon, _other)], "crl.pem");
+        var ninth = Crl(9, Noon);
+        _history.Advance([ninth, Crl(1, Noon, _other)], "crl.pem");
 
-        _history.Advance([Crl(2, Noon, _other)], "crl.pem");
-        Refusal(Crl(8, Noon));
+        _history.Advance([ninth, Crl(2, Noon, _other)], "crl.pem");
+        Refusal(Crl(8, Noon), Crl(2, Noon, _other));
+    }
+
+    [Fact]
+    public void Refuses_a_file_that_leaves_out_the_crl_of_a_ca_that_had_one()
+    {
+        var other = Crl(1, Noon, _other);
+        _history.Advance([Crl(1, Noon), other], "crl.pem");
+
+        var message = Refusal(other);
+        Refusal();
+
+        Assert.Contains("the CRL of 'CN=ca' is no longer in the file", message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Accepts_the_crl_of_a_ca_that_had_none_yet()
+    {
+        var first = Crl(1, Noon);
+        _history.Advance([first], "crl.pem");
+
+        _history.Advance([first, Crl(1, Noon, _other)], "crl.pem");
     }
 
     [Fact]
@@ -117,6 +139,6 @@ public sealed class RevocationHistoryTests : IDisposable
 
         // The other CA's CRL 5 comes with this CA's rollback: neither is in force, so 3 is still newer.
         Refusal(Crl(5, Noon, _other), Crl(0, Noon));
-        _history.Advance([Crl(3, Noon, _other)], "crl.pem");
+        _history.Advance([Crl(1, Noon), Crl(3, Noon, _other)], "crl.pem");
     }
 }
