@@ -58,9 +58,9 @@ internal sealed partial class RequestRelay
                 throw refused;
             }
 
-            // A Lock waits for its turn on an etcd watch for as long as the lock is held by others: it counts against
-            // the stream limits like a stream.
-            using var waiting = method.Name == "Lock/Lock" ? _streams.Open(caller, context.GetHttpContext().Connection.Id) : null;
+            // A Lock, and a Campaign, wait for their turn on an etcd watch for as long as others hold the lock or the
+            // leadership: they count against the stream limits like a stream.
+            using var waiting = method.Name is "Lock/Lock" or "Election/Campaign" ? _streams.Open(caller, context.GetHttpContext().Connection.Id) : null;
             var response = _routes.UnaryHandler(method) is { } handler
                 ? await handler.HandleAsync(request, call).ConfigureAwait(false)
                 : await call.ForwardUnaryAsync(request).ConfigureAwait(false);

@@ -1,3 +1,4 @@
+using EtcdShield.EndToEnd.Infrastructure;
 using EtcdShield.EndToEnd.Relay.Support;
 using EtcdShield.Protocol.Etcdserverpb;
 using EtcdShield.Streams;
@@ -93,53 +94,52 @@ public sealed class StreamFloodTests
         }
     }
 
-    [Fact]
-    public async Task Locks_waiting_for_their_turn_count_against_the_stream_limit()
+    [Theory]
+    [InlineData("lock")]
+    [InlineData("campaign")]
+    public async Task Locks_and_campaigns_waiting_for_their_turn_count_against_the_stream_limit(string kind)
     {
         await using var proxy = await ReloadingShield.StartAsync(Policy, ["--max-streams-per-identity", "2"]);
-        var locker = proxy.Pki.IssueClient("flood-locker", "locker");
+        var locker = proxy.Pki.IssueClient("flood-locker-" + kind, "locker");
         using var channel = GrpcClients.Channel(proxy.Shield.ClientUrl, proxy.Pki, locker);
         var leases = new Lease.LeaseClient(channel);
         var locks = new Protocol.V3lockpb.Lock.LockClient(channel);
-        async Task<long> LeaseAsync() => (await leases.LeaseGrantAsync(new LeaseGrantRequest { TTL = 60 })).ID;
-        var name = B("/flood-locks/one");
+        var elections = new Protocol.V3electionpb.Election.ElectionClient(channel);
+        var name = B("/flood-locks/" + kind);
         using var waits = new CancellationTokenSource(TimeSpan.FromSeconds(60));
 
-        // The first Lock takes the lock and returns; the next two wait for it, each on an etcd watch.
-        await locks.LockAsync(new Protocol.V3lockpb.LockRequest { Name = name, Lease = await LeaseAsync() });
-        var waiting = new[]
+        // The first call takes the lock (or the leadership) and returns; the next two wait for it, each on an etcd watch.
+        async Task TakeTurnAsync(CancellationToken cancellationToken)
         {
-            locks.LockAsync(new Protocol.V3lockpb.LockRequest { Name = name, Lease = await LeaseAsync() }, cancellationToken: waits.Token),
-            locks.LockAsync(new Protocol.V3lockpb.LockRequest { Name = name, Lease = await LeaseAsync() }, cancellationToken: waits.Token),
-        };
-        var fourth = await LeaseAsync();
-        var refused = await Eventually.HoldsAsync(
-            async () =>
+            var lease = (await leases.LeaseGrantAsync(new LeaseGrantRequest { TTL = 60 }, cancellationToken: CancellationToken.None)).ID;
+            if (kind == "lock")
             {
-                try
-                {
-                    using var quick = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-                    await locks.LockAsync(new Protocol.V3lockpb.LockRequest { Name = name, Lease = fourth }, cancellationToken: quick.Token);
-                    return null;
-                }
-                catch (RpcException e) when (e.StatusCode == StatusCode.ResourceExhausted)
-                {
-                    return e;
-                }
-                catch (RpcException e) when (e.StatusCode is StatusCode.Cancelled or StatusCode.DeadlineExceeded)
-                {
-                    // Not yet counted: the two waits had not both reached the proxy.
-                    return null;
-                }
-            },
-            e => e is not null,
-            TimeSpan.FromSeconds(20));
+                await locks.LockAsync(new Protocol.V3lockpb.LockRequest { Name = name, Lease = lease }, cancellationToken: cancellationToken);
+            }
+            else
+            {
+                await elections.CampaignAsync(new Protocol.V3electionpb.CampaignRequest { Name = name, Lease = lease, Value = B("candidate") }, cancellationToken: cancellationToken);
+            }
+        }
 
-        Assert.Contains("--max-streams-per-identity 2", refused!.Status.Detail, StringComparison.Ordinal);
+        await TakeTurnAsync(CancellationToken.None);
+        var waiting = new[] { TakeTurnAsync(waits.Token), TakeTurnAsync(waits.Token) };
+        // Each waiter has written its key under the name before it waits, so once etcd holds three the proxy counts two.
+        using var direct = GrpcChannels.ToEtcd(proxy.Etcd);
+        var prefix = B(kind == "lock" ? "/flood-locks/lock/" : "/flood-locks/campaign/");
+        await Eventually.HoldsAsync(
+            async () => (await new KV.KVClient(direct).RangeAsync(new RangeRequest { Key = prefix, RangeEnd = B(kind == "lock" ? "/flood-locks/lock0" : "/flood-locks/campaign0"), CountOnly = true })).Count,
+            count => count == 3,
+            TimeSpan.FromSeconds(20));
+        using var quick = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var refused = await Assert.ThrowsAsync<RpcException>(() => TakeTurnAsync(quick.Token));
+
+        Assert.Equal(StatusCode.ResourceExhausted, refused.StatusCode);
+        Assert.Contains("--max-streams-per-identity 2", refused.Status.Detail, StringComparison.Ordinal);
         await waits.CancelAsync();
         foreach (var wait in waiting)
         {
-            var ended = await Assert.ThrowsAsync<RpcException>(() => wait.ResponseAsync);
+            var ended = await Assert.ThrowsAsync<RpcException>(() => wait);
             Assert.Equal(StatusCode.Cancelled, ended.StatusCode);
         }
     }
