@@ -16,30 +16,9 @@ namespace EtcdShield.EndToEnd.Hostile;
 /// before the CA published one, and a CA without a CRL is not checked. Each such reload fails, is reported, and the
 /// CRL in force keeps the client out.
 /// </summary>
-public sealed class CrlOmissionTests(CrlOmissionTests.Fixture fixture) : IClassFixture<CrlOmissionTests.Fixture>
+public sealed class CrlOmissionTests(EtcdWithPki fixture) : IClassFixture<EtcdWithPki>
 {
     private const string Trust = "client trust";
-
-    public sealed class Fixture : IAsyncLifetime
-    {
-        private EtcdProcess? etcd;
-
-        public TestPki Pki { get; } = new();
-
-        internal EtcdProcess Etcd => etcd ?? throw new InvalidOperationException("Not started.");
-
-        public async Task InitializeAsync() => etcd = await EtcdProcess.StartAsync();
-
-        public async Task DisposeAsync()
-        {
-            if (etcd is not null)
-            {
-                await etcd.DisposeAsync();
-            }
-
-            Pki.Dispose();
-        }
-    }
 
     private TestPki Pki => fixture.Pki;
 

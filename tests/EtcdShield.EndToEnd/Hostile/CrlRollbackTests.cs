@@ -15,30 +15,9 @@ namespace EtcdShield.EndToEnd.Hostile;
 /// its own or after its base, and CRLs whose critical extensions narrow what they cover. Each reload fails, is
 /// reported as failed, and the last good CRL keeps the client out, on open connections and new ones.
 /// </summary>
-public sealed class CrlRollbackTests(CrlRollbackTests.Fixture fixture) : IClassFixture<CrlRollbackTests.Fixture>
+public sealed class CrlRollbackTests(EtcdWithPki fixture) : IClassFixture<EtcdWithPki>
 {
     private const string Trust = "client trust";
-
-    public sealed class Fixture : IAsyncLifetime
-    {
-        private EtcdProcess? etcd;
-
-        public TestPki Pki { get; } = new();
-
-        internal EtcdProcess Etcd => etcd ?? throw new InvalidOperationException("Not started.");
-
-        public async Task InitializeAsync() => etcd = await EtcdProcess.StartAsync();
-
-        public async Task DisposeAsync()
-        {
-            if (etcd is not null)
-            {
-                await etcd.DisposeAsync();
-            }
-
-            Pki.Dispose();
-        }
-    }
 
     private TestPki Pki => fixture.Pki;
 

@@ -15,30 +15,9 @@ namespace EtcdShield.EndToEnd.Hostile;
 /// alike. A thief of a certificate the renewed CA issued must be kept out once that CA's CRL lists it, though the
 /// old CA's CRL carries the same issuer name; and a CRL is only believed from a CA whose key may sign CRLs.
 /// </summary>
-public sealed class SameNameCaTests(SameNameCaTests.Fixture fixture) : IClassFixture<SameNameCaTests.Fixture>
+public sealed class SameNameCaTests(EtcdWithPki fixture) : IClassFixture<EtcdWithPki>
 {
     private const string Trust = "client trust";
-
-    public sealed class Fixture : IAsyncLifetime
-    {
-        private EtcdProcess? etcd;
-
-        public TestPki Pki { get; } = new();
-
-        internal EtcdProcess Etcd => etcd ?? throw new InvalidOperationException("Not started.");
-
-        public async Task InitializeAsync() => etcd = await EtcdProcess.StartAsync();
-
-        public async Task DisposeAsync()
-        {
-            if (etcd is not null)
-            {
-                await etcd.DisposeAsync();
-            }
-
-            Pki.Dispose();
-        }
-    }
 
     private TestPki Pki => fixture.Pki;
 
