@@ -20,6 +20,7 @@ internal sealed partial class ConfigurationReloader : BackgroundService
     private readonly ILogger _logger;
     private readonly Counter<long> _reloads;
     private readonly SemaphoreSlim _signal = new(0);
+    private PosixSignalRegistration? _hangup;
 
     public ConfigurationReloader(IEnumerable<IReloadable> sources, CertificateExpiry expiry, Configuration.ShieldOptions options, IMeterFactory meters, ILogger<ConfigurationReloader> logger)
     {
@@ -58,15 +59,23 @@ internal sealed partial class ConfigurationReloader : BackgroundService
         return outcomes;
     }
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    /// <summary>
+    /// Takes SIGHUP before the host reports that it started: since .NET 10 a BackgroundService's ExecuteAsync runs
+    /// wholly in the background, so a handler registered there could miss a SIGHUP sent as soon as the proxy is up.
+    /// </summary>
+    public override Task StartAsync(CancellationToken cancellationToken)
     {
-        using var hangup = OperatingSystem.IsWindows() ? null : PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
+        _hangup = OperatingSystem.IsWindows() ? null : PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
         {
             // SIGHUP means "reload" to every daemon an operator knows; it must not stop the process.
             context.Cancel = true;
             _signal.Release();
         });
+        return base.StartAsync(cancellationToken);
+    }
 
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
         _expiry.WarnIfExpiring();
         while (!stoppingToken.IsCancellationRequested)
         {
@@ -93,6 +102,7 @@ internal sealed partial class ConfigurationReloader : BackgroundService
 
     public override void Dispose()
     {
+        _hangup?.Dispose();
         _signal.Dispose();
         base.Dispose();
     }
