@@ -14,25 +14,12 @@ namespace EtcdShield.EndToEnd.Hostile;
 /// A denied request, a denied watch and a tampered value each name a key to the client that sent it; neither
 /// the audit file nor any log line may name it, as text or as hex.
 /// </summary>
-public sealed class AuditHashKeysLeakTests : IAsyncLifetime
+public sealed class AuditHashKeysLeakTests(EtcdWithPki fixture) : IClassFixture<EtcdWithPki>
 {
     private const string DeniedKey = "/hk/secret/tenant-alpha-7f3e";
     private const string WatchedKey = "/hk/secret/tenant-gamma-51c0";
     private const string TamperedKey = "/hk/tampered/tenant-beta-9a2d";
-    private TestPki Pki { get; } = new();
-    private EtcdProcess? etcd;
-
-    public async Task InitializeAsync() => etcd = await EtcdProcess.StartAsync();
-
-    public async Task DisposeAsync()
-    {
-        if (etcd is not null)
-        {
-            await etcd.DisposeAsync();
-        }
-
-        Pki.Dispose();
-    }
+    private TestPki Pki => fixture.Pki;
 
     [Fact]
     public async Task With_audit_hash_keys_no_denied_or_tampered_key_reaches_the_audit_file_or_the_log_but_the_client_hears_it()
@@ -49,10 +36,10 @@ public sealed class AuditHashKeysLeakTests : IAsyncLifetime
         var reader = Pki.IssueClient("hk-reader", "hk-reader");
         try
         {
-            await using var shield = await ShieldServer.StartAsync(Pki, etcd!.ClientUrl, flags: ["--policy-file", policy, "--audit-log", audit, "--audit-hash-keys", "--log-level", "Trace"]);
+            await using var shield = await ShieldServer.StartAsync(Pki, fixture.Etcd.ClientUrl, flags: ["--policy-file", policy, "--audit-log", audit, "--audit-hash-keys", "--log-level", "Trace"]);
             using var readerChannel = GrpcClients.Channel(shield.ClientUrl, Pki, reader);
             using var adminChannel = GrpcClients.Channel(shield.ClientUrl, Pki);
-            using var etcdChannel = GrpcChannel.ForAddress(etcd.ClientUrl);
+            using var etcdChannel = GrpcChannel.ForAddress(fixture.Etcd.ClientUrl);
 
             var denied = await Assert.ThrowsAsync<RpcException>(() => new KV.KVClient(readerChannel).RangeAsync(new RangeRequest { Key = B(DeniedKey) }).ResponseAsync);
 

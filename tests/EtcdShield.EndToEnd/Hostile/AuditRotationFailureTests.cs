@@ -11,23 +11,10 @@ namespace EtcdShield.EndToEnd.Hostile;
 /// root, a directory in the way does). The proxy must keep serving, count and report the records it could not
 /// write, and write again once the way is clear; the audit writer never stops the host.
 /// </summary>
-public sealed class AuditRotationFailureTests : IAsyncLifetime
+public sealed class AuditRotationFailureTests(EtcdWithPki fixture) : IClassFixture<EtcdWithPki>
 {
     private const string Dropped = "etcdshield.audit.dropped";
-    private TestPki Pki { get; } = new();
-    private EtcdProcess? etcd;
-
-    public async Task InitializeAsync() => etcd = await EtcdProcess.StartAsync();
-
-    public async Task DisposeAsync()
-    {
-        if (etcd is not null)
-        {
-            await etcd.DisposeAsync();
-        }
-
-        Pki.Dispose();
-    }
+    private TestPki Pki => fixture.Pki;
 
     [Fact]
     public async Task A_rotation_blocked_by_a_directory_drops_and_counts_records_while_the_proxy_keeps_serving()
@@ -38,7 +25,7 @@ public sealed class AuditRotationFailureTests : IAsyncLifetime
         await File.WriteAllTextAsync(Path.Combine(audit + ".1", "occupied"), "");
         try
         {
-            await using var shield = await ShieldServer.StartAsync(Pki, etcd!.ClientUrl, flags: ["--audit-log", audit, "--audit-log-max-size", "1", "--audit-log-max-backups", "1"]);
+            await using var shield = await ShieldServer.StartAsync(Pki, fixture.Etcd.ClientUrl, flags: ["--audit-log", audit, "--audit-log-max-size", "1", "--audit-log-max-backups", "1"]);
             shield.ErrorsExpected = true;
             using var meters = new ProxyMeters(shield);
             using var channel = GrpcClients.Channel(shield.ClientUrl, Pki);

@@ -3,8 +3,8 @@ using EtcdShield.EndToEnd.Infrastructure;
 namespace EtcdShield.EndToEnd.Hostile;
 
 /// <summary>
-/// One etcd and one test PKI shared by the tests of a class that start their own proxies, each with the CA
-/// bundles and CRL files its attack needs.
+/// One etcd and one test PKI shared by the tests of a class that start their own proxies, each with the flags,
+/// CA bundles, CRL files or audit paths its attack needs.
 /// </summary>
 public sealed class EtcdWithPki : IAsyncLifetime
 {

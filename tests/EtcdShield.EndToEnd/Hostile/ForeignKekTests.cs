@@ -61,14 +61,12 @@ public sealed class ForeignKekTests(SoftHsmInProcess hsm, TestPki pki) : IClassF
         Assert.DoesNotContain(proxy.Logs.Entries, e => e.EventId.Id == 2401);
     }
 
-    /// <summary>What anyone with token access to <paramref name="label"/> can do: wrap a data key of their own and seal with it.</summary>
+    /// <summary>A forgery under <paramref name="label"/> planted straight into etcd.</summary>
     private static async Task PlantForgeryAsync(InProcessToken token, EtcdProcess etcd, string key, string label, string value)
     {
-        using var attacker = Pkcs11KeyStore.Open(token.Settings(label), readWrite: false, NullLogger.Instance);
-        using var dataKey = await EncryptionKey.CreateAsync(new Pkcs11KeyEncryptionKey(attacker, label), 16, TimeProvider.System, CancellationToken.None);
-        var forged = ValueEnvelope.Seal(dataKey, System.Text.Encoding.UTF8.GetBytes(key), System.Text.Encoding.UTF8.GetBytes(value));
+        var forged = await HsmForgery.SealAsync(token, label, key, value);
         using var channel = GrpcChannels.ToEtcd(etcd);
-        await new KV.KVClient(channel).PutAsync(new PutRequest { Key = Bytes(key), Value = ByteString.CopyFrom(forged) });
+        await new KV.KVClient(channel).PutAsync(new PutRequest { Key = Bytes(key), Value = forged });
     }
 
     private static Task<int> KeysAsync(string command, IReadOnlyList<string> flags) =>

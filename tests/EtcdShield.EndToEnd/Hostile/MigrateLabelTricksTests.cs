@@ -42,10 +42,10 @@ public sealed class MigrateLabelTricksTests(SoftHsmInProcess hsm, TestPki pki) :
         for (var i = 0; i < LookAlikes.Length; i++)
         {
             var key = i == 0 ? "/app/legacy/forged" : $"/app/forged-{i}";
-            planted[key] = await ForgeUnderAsync(token, LookAlikes[i], key, "attacker-sealed");
+            planted[key] = await HsmForgery.SealAsync(token, LookAlikes[i], key, "attacker-sealed");
         }
 
-        planted["/app/absent-version"] = await ForgeUnderAsync(elsewhere, "kek#2", "/app/absent-version", "attacker-sealed");
+        planted["/app/absent-version"] = await HsmForgery.SealAsync(elsewhere, "kek#2", "/app/absent-version", "attacker-sealed");
         foreach (var (key, value) in planted)
         {
             await direct.PutAsync(new PutRequest { Key = Bytes(key), Value = value });
@@ -71,13 +71,6 @@ public sealed class MigrateLabelTricksTests(SoftHsmInProcess hsm, TestPki pki) :
             StoredValue.AssertDataLoss(refusal, key, "attacker-sealed");
             Assert.Contains("unknown key-encryption key", refusal.Status.Detail, StringComparison.Ordinal);
         }
-    }
-
-    private static async Task<ByteString> ForgeUnderAsync(InProcessToken token, string label, string key, string value)
-    {
-        using var attacker = Pkcs11KeyStore.Open(token.Settings(label), readWrite: false, NullLogger.Instance);
-        using var dataKey = await EncryptionKey.CreateAsync(new Pkcs11KeyEncryptionKey(attacker, label), 16, TimeProvider.System, CancellationToken.None);
-        return ByteString.CopyFrom(ValueEnvelope.Seal(dataKey, System.Text.Encoding.UTF8.GetBytes(key), System.Text.Encoding.UTF8.GetBytes(value)));
     }
 
     private static ByteString Bytes(string text) => ByteString.CopyFromUtf8(text);

@@ -42,7 +42,7 @@ public sealed class MigrateLaunderingTests(SoftHsmInProcess hsm, TestPki pki) : 
         // of their own, wrapped by another key of the token they can use.
         await direct.PutAsync(new PutRequest { Key = Bytes("/app/planted"), Value = Bytes("attacker-chosen") });
         await direct.PutAsync(new PutRequest { Key = Bytes("/app/moved"), Value = genuine });
-        var foreign = await ForgeUnderAsync(token, "app-key", "/app/foreign-kek", "attacker-sealed");
+        var foreign = await HsmForgery.SealAsync(token, "app-key", "/app/foreign-kek", "attacker-sealed");
         await direct.PutAsync(new PutRequest { Key = Bytes("/app/foreign-kek"), Value = foreign });
         var proxyRefusesPlanted = await Assert.ThrowsAsync<RpcException>(() => viaProxy.RangeAsync(new RangeRequest { Key = Bytes("/app/planted") }).ResponseAsync);
         StoredValue.AssertDataLoss(proxyRefusesPlanted, "/app/planted", "attacker-chosen");
@@ -99,13 +99,6 @@ public sealed class MigrateLaunderingTests(SoftHsmInProcess hsm, TestPki pki) : 
             [Path.Combine(AppContext.BaseDirectory, "EtcdShield.dll"), "migrate", "--upstream-endpoints", etcd.ClientUrl, .. token.Flags("kek"), .. extra],
             environment: hsm.Environment,
             timeout: TimeSpan.FromMinutes(2));
-
-    private static async Task<ByteString> ForgeUnderAsync(InProcessToken token, string label, string key, string value)
-    {
-        using var attacker = Pkcs11KeyStore.Open(token.Settings(label), readWrite: false, NullLogger.Instance);
-        using var dataKey = await EncryptionKey.CreateAsync(new Pkcs11KeyEncryptionKey(attacker, label), 16, TimeProvider.System, CancellationToken.None);
-        return ByteString.CopyFrom(ValueEnvelope.Seal(dataKey, System.Text.Encoding.UTF8.GetBytes(key), System.Text.Encoding.UTF8.GetBytes(value)));
-    }
 
     private static Task<int> KeysAsync(string command, IReadOnlyList<string> flags) =>
         KeysCommand.RunAsync([command, .. flags], TextWriter.Null, TextWriter.Null, NullLoggerFactory.Instance);
