@@ -143,67 +143,23 @@ public sealed class QuadraticTxnTests(QuadraticTxnTests.ReaderOfOneKey etcd) : I
     /// An encrypting proxy whose policy lets the identity <c>reader</c> read one key (and, for the authorization
     /// walk, thousands of other single keys), with etcd's default --max-txn-ops on both.
     /// </summary>
-    public sealed class ReaderOfOneKey : ShieldedEtcd
+    public sealed class ReaderOfOneKey : ReaderProxy
     {
-        public const int MaxTxnOps = 128;
         public const string ReadableKey = "/q";
         public const string NotGrantedKey = "/quadratic/granted/not";
         private const int Grants = 4000;
-        private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(10) };
-        private readonly string _directory = Directory.CreateTempSubdirectory("etcdshield-quadratic-").FullName;
-        private GrpcChannel? _reader;
-
-        internal KV.KVClient ReaderKv => new(_reader ?? throw new InvalidOperationException("The fixture has not started."));
-
-        protected override IReadOnlyList<string> ShieldFlags => ["--policy-file", WritePolicy(), "--max-txn-ops", "128"];
 
         public static string GrantedKey(int i) => string.Create(CultureInfo.InvariantCulture, $"/quadratic/granted/{i:D5}");
 
         /// <summary>etcd's count of Txn calls it has started (its go-grpc-prometheus counter) and its current revision.</summary>
         internal async Task<(double Txns, long Revision)> EtcdTxnsAndRevisionAsync()
         {
-            var metrics = await Http.GetStringAsync(new Uri(Etcd.ClientUrl + "/metrics"));
-            var line = metrics.Split('\n').Single(l =>
-                l.StartsWith("grpc_server_started_total{", StringComparison.Ordinal) &&
-                l.Contains("grpc_method=\"Txn\"", StringComparison.Ordinal) &&
-                l.Contains("grpc_service=\"etcdserverpb.KV\"", StringComparison.Ordinal));
-            var txns = double.Parse(line[(line.IndexOf('}', StringComparison.Ordinal) + 1)..].Trim(), CultureInfo.InvariantCulture);
+            var txns = await EtcdMetricAsync("grpc_server_started_total{", "grpc_method=\"Txn\"", "grpc_service=\"etcdserverpb.KV\"");
             var revision = (await EtcdKv.RangeAsync(new RangeRequest { Key = Utf8(ReadableKey), CountOnly = true })).Header.Revision;
             return (txns, revision);
         }
 
-        protected override Task OnStartedAsync()
-        {
-            _reader = GrpcChannels.ToProxy(Shield, Pki, Pki.IssueClient("reader", "reader"));
-            return Task.CompletedTask;
-        }
-
-        protected override ValueTask OnStoppingAsync()
-        {
-            _reader?.Dispose();
-            Directory.Delete(_directory, recursive: true);
-            return ValueTask.CompletedTask;
-        }
-
-        private string WritePolicy()
-        {
-            var policy = new StringBuilder();
-            policy.AppendLine("identities:");
-            policy.AppendLine("  - name: reader");
-            policy.AppendLine("    match:");
-            policy.AppendLine("      cn: reader");
-            policy.AppendLine("    keys:");
-            policy.AppendLine(CultureInfo.InvariantCulture, $"      - key: {ReadableKey}");
-            policy.AppendLine("        permission: read");
-            for (var i = 0; i < Grants; i++)
-            {
-                policy.AppendLine(CultureInfo.InvariantCulture, $"      - key: {GrantedKey(i)}");
-                policy.AppendLine("        permission: read");
-            }
-
-            var path = Path.Combine(_directory, "policy.yaml");
-            File.WriteAllText(path, policy.ToString());
-            return path;
-        }
+        protected override IEnumerable<string> ReadGrants =>
+            Enumerable.Range(0, Grants).Select(i => $"key: {GrantedKey(i)}").Prepend($"key: {ReadableKey}");
     }
 }

@@ -87,52 +87,13 @@ public sealed class RangeCompareAmplificationTests(RangeCompareAmplificationTest
     private static ByteString Utf8(string text) => ByteString.CopyFromUtf8(text);
 
     /// <summary>An encrypting proxy whose policy lets the identity <c>reader</c> read one prefix.</summary>
-    public sealed class ReaderOfOnePrefix : ShieldedEtcd
+    public sealed class ReaderOfOnePrefix : ReaderProxy
     {
-        public const int MaxTxnOps = 128;
         public const string Prefix = "/amplification/";
-        private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(10) };
-        private readonly string _directory = Directory.CreateTempSubdirectory("etcdshield-amplification-").FullName;
-        private GrpcChannel? _reader;
-
-        internal KV.KVClient ReaderKv => new(_reader ?? throw new InvalidOperationException("The fixture has not started."));
-
-        protected override IReadOnlyList<string> ShieldFlags => ["--policy-file", WritePolicy(), "--max-txn-ops", "128"];
 
         /// <summary>What etcd has sent to its gRPC clients so far (its etcd_network_client_grpc_sent_bytes_total).</summary>
-        internal async Task<double> EtcdSentBytesAsync()
-        {
-            var metrics = await Http.GetStringAsync(new Uri(Etcd.ClientUrl + "/metrics"));
-            var line = metrics.Split('\n').Single(l => l.StartsWith("etcd_network_client_grpc_sent_bytes_total ", StringComparison.Ordinal));
-            return double.Parse(line[(line.IndexOf(' ', StringComparison.Ordinal) + 1)..].Trim(), CultureInfo.InvariantCulture);
-        }
+        internal Task<double> EtcdSentBytesAsync() => EtcdMetricAsync("etcd_network_client_grpc_sent_bytes_total ");
 
-        protected override Task OnStartedAsync()
-        {
-            _reader = GrpcChannels.ToProxy(Shield, Pki, Pki.IssueClient("reader", "reader"));
-            return Task.CompletedTask;
-        }
-
-        protected override ValueTask OnStoppingAsync()
-        {
-            _reader?.Dispose();
-            Directory.Delete(_directory, recursive: true);
-            return ValueTask.CompletedTask;
-        }
-
-        private string WritePolicy()
-        {
-            var policy = new StringBuilder();
-            policy.AppendLine("identities:");
-            policy.AppendLine("  - name: reader");
-            policy.AppendLine("    match:");
-            policy.AppendLine("      cn: reader");
-            policy.AppendLine("    keys:");
-            policy.AppendLine(CultureInfo.InvariantCulture, $"      - prefix: {Prefix}");
-            policy.AppendLine("        permission: read");
-            var path = Path.Combine(_directory, "policy.yaml");
-            File.WriteAllText(path, policy.ToString());
-            return path;
-        }
+        protected override IEnumerable<string> ReadGrants => [$"prefix: {Prefix}"];
     }
 }
