@@ -103,7 +103,9 @@ internal static class PolicyFile
 
     /// <summary>
     /// Walks the parser's events (a loop, not recursion) so that a document nested deeper than any policy can be
-    /// is refused before the representation model recurses into it.
+    /// is refused before the representation model recurses into it, and so is one with aliases: an alias stands for
+    /// the whole node it names, so a few nested ones ("billion laughs") make a small file as large as one likes to
+    /// walk. A policy has no need of them.
     /// </summary>
     private static void CheckDepth(string yaml)
     {
@@ -123,6 +125,8 @@ internal static class PolicyFile
                 case YamlDotNet.Core.Events.MappingEnd or YamlDotNet.Core.Events.SequenceEnd:
                     depth--;
                     break;
+                case YamlDotNet.Core.Events.AnchorAlias alias:
+                    throw new ConfigurationException($"line {alias.Start.Line}: YAML aliases (*{alias.Value}) are not supported in a policy; write the entries out");
                 default:
                     break;
             }
