@@ -46,14 +46,11 @@ internal sealed partial class AuditLog : BackgroundService
             SingleReader = true,
             FullMode = BoundedChannelFullMode.DropWrite,
         });
-        _dropped = meters.Create(RelayMetrics.MeterName).CreateCounter<long>(
+        _dropped = meters.Create("EtcdShield").CreateCounter<long>(
             "etcdshield.audit.dropped", unit: "{record}", description: "Audit records lost because the audit log could not keep up.");
     }
 
     public bool Enabled => _sink is not null;
-
-    /// <summary>How records and log lines about requests name keys (<c>--audit-hash-keys</c>).</summary>
-    public KeyRedaction Keys => KeyRedaction.For(_hashKeys);
 
     /// <summary>Why the last record could not be written; null while records are written. Shown by /health.</summary>
     public string? WriteError => _writeError;

@@ -103,8 +103,6 @@ internal sealed class ObserveValueRewriter : IStreamRewriter
 
     public ObserveValueRewriter(KeyValueOpener opener) => _opener = opener;
 
-    public ValueTask<IMessage> RewriteRequestAsync(IMessage request, RelayCall call) => ValueTask.FromResult(request);
-
     public async ValueTask<IMessage> RewriteResponseAsync(IMessage response, RelayCall call)
     {
         await _opener.OpenAsync(((LeaderResponse)response).Kv, call.CancellationToken).ConfigureAwait(false);

@@ -12,7 +12,7 @@ internal readonly struct PrintableKey(ReadOnlyMemory<byte> key, bool hashed = fa
 {
     private const int MaxShownBytes = 256;
 
-    public override string ToString() => hashed ? "sha256:" + Audit.KeyRedaction.Sha256Hex(key.Span) : Quote(key.Span);
+    public override string ToString() => hashed ? "sha256:" + Authorization.KeyRedaction.Sha256Hex(key.Span) : Quote(key.Span);
 
     public static string Quote(ReadOnlySpan<byte> key)
     {

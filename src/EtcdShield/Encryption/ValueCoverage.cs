@@ -15,10 +15,10 @@ internal static class ValueCoverage
     private const string KeyValueMessage = "mvccpb.KeyValue";
 
     /// <summary>Throws, naming them, when some method that can carry a value has no handler.</summary>
-    /// <param name="handled">Whether a short method name (<c>KV/Put</c>) has a value handler.</param>
-    public static void Require(IEnumerable<MethodDescriptor> methods, Func<string, bool> handled)
+    /// <param name="handled">Whether a method has a value handler.</param>
+    public static void Require(IEnumerable<MethodDescriptor> methods, Func<MethodDescriptor, bool> handled)
     {
-        var missing = CarryingValues(methods).Where(name => !handled(name)).ToList();
+        var missing = CarryingValues(methods).Where(m => !handled(m)).Select(m => $"{m.Service.Name}/{m.Name}").ToList();
         if (missing.Count > 0)
         {
             throw new ConfigurationException(
@@ -27,9 +27,9 @@ internal static class ValueCoverage
         }
     }
 
-    /// <summary>The short names of the methods whose request or response can carry a value.</summary>
-    public static IEnumerable<string> CarryingValues(IEnumerable<MethodDescriptor> methods) =>
-        methods.Where(m => CanCarryValue(m.InputType) || CanCarryValue(m.OutputType)).Select(m => $"{m.Service.Name}/{m.Name}");
+    /// <summary>The methods whose request or response can carry a value.</summary>
+    public static IEnumerable<MethodDescriptor> CarryingValues(IEnumerable<MethodDescriptor> methods) =>
+        methods.Where(m => CanCarryValue(m.InputType) || CanCarryValue(m.OutputType));
 
     /// <summary>Whether a value can appear anywhere inside <paramref name="message"/> (a walk over every message type it can contain).</summary>
     public static bool CanCarryValue(MessageDescriptor message)

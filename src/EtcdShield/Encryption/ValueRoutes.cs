@@ -1,7 +1,10 @@
 using System.Diagnostics.Metrics;
 using EtcdShield.Locking;
+using EtcdShield.Protocol.Etcdserverpb;
+using EtcdShield.Protocol.V3electionpb;
 using EtcdShield.Relay;
 using Microsoft.Extensions.Logging;
+using EtcdLock = EtcdShield.Protocol.V3lockpb.Lock;
 
 namespace EtcdShield.Encryption;
 
@@ -26,19 +29,19 @@ internal static class ValueRoutes
         var limit = new ValueRequestLimit(limits.MaxRequestBytes);
         var guarded = new GuardedTxn(new ValueCompares(opener), limits.MaxTxnOps, time, meters, loggers.CreateLogger<GuardedTxn>());
         routes
-            .Handle("KV/Put", new PutHandler(txnValues, opener, limit))
-            .Handle("KV/Range", new RangeHandler(ranges))
-            .Handle("KV/DeleteRange", new DeleteRangeHandler(opener))
-            .Handle("KV/Txn", new TxnHandler(txnValues, guarded, limit, limits.MaxTxnOps))
-            .Rewrite("Watch/Watch", new WatchValueRewriter(opener))
-            .Handle("Election/Campaign", new CampaignHandler(protector, limit))
-            .Handle("Election/Proclaim", new ProclaimHandler(protector, limit))
-            .Handle("Election/Leader", new LeaderHandler(opener))
-            .Handle("Election/Resign", new ResignHandler())
-            .Rewrite("Election/Observe", new ObserveValueRewriter(opener))
+            .Handle(KV.Descriptor.FindMethodByName("Put"), new PutHandler(txnValues, opener, limit))
+            .Handle(KV.Descriptor.FindMethodByName("Range"), new RangeHandler(ranges))
+            .Handle(KV.Descriptor.FindMethodByName("DeleteRange"), new DeleteRangeHandler(opener))
+            .Handle(KV.Descriptor.FindMethodByName("Txn"), new TxnHandler(txnValues, guarded, limit, limits.MaxTxnOps))
+            .Rewrite(Watch.Descriptor.FindMethodByName("Watch"), new WatchValueRewriter(opener))
+            .Handle(Election.Descriptor.FindMethodByName("Campaign"), new CampaignHandler(protector, limit))
+            .Handle(Election.Descriptor.FindMethodByName("Proclaim"), new ProclaimHandler(protector, limit))
+            .Handle(Election.Descriptor.FindMethodByName("Leader"), new LeaderHandler(opener))
+            .Handle(Election.Descriptor.FindMethodByName("Resign"), new ResignHandler())
+            .Rewrite(Election.Descriptor.FindMethodByName("Observe"), new ObserveValueRewriter(opener))
             // etcd's own Lock server would write owner keys with plaintext values; the proxy takes its place.
-            .Handle("Lock/Lock", new LockHandler(protector, limit))
-            .Handle("Lock/Unlock", new UnlockHandler());
+            .Handle(EtcdLock.Descriptor.FindMethodByName("Lock"), new LockHandler(protector, limit))
+            .Handle(EtcdLock.Descriptor.FindMethodByName("Unlock"), new UnlockHandler());
         ValueCoverage.Require(EtcdApi.Services.SelectMany(s => s.Methods), routes.Covers);
     }
 }

@@ -14,8 +14,6 @@ internal sealed class WatchValueRewriter : IStreamRewriter
 
     public WatchValueRewriter(KeyValueOpener opener) => _opener = opener;
 
-    public ValueTask<IMessage> RewriteRequestAsync(IMessage request, RelayCall call) => ValueTask.FromResult(request);
-
     public async ValueTask<IMessage> RewriteResponseAsync(IMessage response, RelayCall call)
     {
         var watch = (WatchResponse)response;

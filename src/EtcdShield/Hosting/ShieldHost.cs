@@ -4,7 +4,9 @@ using EtcdShield.Authorization;
 using EtcdShield.Configuration;
 using EtcdShield.Encryption;
 using EtcdShield.Keys;
+using EtcdShield.Leases;
 using EtcdShield.Locking;
+using EtcdShield.Protocol.Etcdserverpb;
 using EtcdShield.Relay;
 using EtcdShield.Reload;
 using EtcdShield.Telemetry;
@@ -121,6 +123,9 @@ internal static class ShieldHost
         services.AddHostedService(sp => sp.GetRequiredService<ConfigurationReloader>());
         services.AddSingleton<AuditLog>();
         services.AddHostedService(sp => sp.GetRequiredService<AuditLog>());
+        services.AddSingleton(KeyRedaction.For(options.AuditHashKeys));
+        services.AddSingleton<AuthorizationMetrics>();
+        services.AddSingleton<CallerLookup>();
         services.AddSingleton<AccessGate>();
         services.AddSingleton<Streams.OpenStreams>();
         services.AddSingleton<UpstreamChannel>();
@@ -129,6 +134,7 @@ internal static class ShieldHost
         services.AddSingleton<EncryptionMetrics>();
         AddValueProtection(services, options);
         services.AddSingleton(sp => RelayRoutesFor(options, sp));
+        services.AddSingleton<CallScopes>();
         services.AddSingleton<RequestRelay>();
         services.AddSingleton<RelayService>();
         services.AddSingleton<IServiceMethodProvider<RelayService>, RelayMethodProvider>();
@@ -140,7 +146,7 @@ internal static class ShieldHost
             grpc.EnableDetailedErrors = false;
         });
         services.AddOpenTelemetry().WithMetrics(metrics => metrics
-            .AddMeter(RelayMetrics.MeterName)
+            .AddMeter(RelayMetrics.MeterName, AuthorizationMetrics.MeterName)
             .AddPrometheusExporter());
     }
 
@@ -216,10 +222,10 @@ internal static class ShieldHost
         }
 
         // Leases belong to the identity that granted them: the proxy chooses their IDs and lists only the caller's.
-        var gate = services.GetRequiredService<AccessGate>();
+        var callers = services.GetRequiredService<CallerLookup>();
         routes
-            .Handle("Lease/LeaseGrant", new LeaseGrantHandler(gate))
-            .Handle("Lease/LeaseLeases", new LeaseListHandler(gate));
+            .Handle(Lease.Descriptor.FindMethodByName("LeaseGrant"), new LeaseGrantHandler(callers))
+            .Handle(Lease.Descriptor.FindMethodByName("LeaseLeases"), new LeaseListHandler(callers));
 
         var protector = services.GetRequiredService<IValueProtector>();
         if (protector.Enabled)

@@ -1,6 +1,7 @@
 using EtcdShield.Protocol.Etcdserverpb;
 using Google.Protobuf;
 using Google.Protobuf.Collections;
+using Google.Protobuf.Reflection;
 
 namespace EtcdShield.Relay;
 
@@ -11,8 +12,8 @@ namespace EtcdShield.Relay;
 /// </summary>
 internal sealed class MemberUrlHandler : IUnaryHandler
 {
-    public static readonly IReadOnlyList<string> Methods =
-        ["Cluster/MemberList", "Cluster/MemberAdd", "Cluster/MemberRemove", "Cluster/MemberUpdate", "Cluster/MemberPromote"];
+    public static readonly IReadOnlyList<MethodDescriptor> Methods =
+        [.. new[] { "MemberList", "MemberAdd", "MemberRemove", "MemberUpdate", "MemberPromote" }.Select(Cluster.Descriptor.FindMethodByName)];
 
     private readonly IReadOnlyList<string> _advertised;
 

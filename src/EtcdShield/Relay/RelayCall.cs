@@ -50,9 +50,18 @@ internal sealed class RelayCall
     public async Task<IMessage> ForwardUnaryAsync(IMessage request) =>
         await _upstream.AsyncUnaryCall(Method.Method, null, Options, request).ResponseAsync.ConfigureAwait(false);
 
-    public AsyncServerStreamingCall<IMessage> ForwardServerStreaming(IMessage request) =>
-        _upstream.AsyncServerStreamingCall(Method.Method, null, Options, request);
+    public async Task<byte[]> ForwardUnaryAsync(byte[] request) =>
+        await _upstream.AsyncUnaryCall(Method.Bytes, null, Options, request).ResponseAsync.ConfigureAwait(false);
 
-    public AsyncDuplexStreamingCall<IMessage, IMessage> ForwardDuplex(CallOptions options) =>
-        _upstream.AsyncDuplexStreamingCall(Method.Method, null, options);
+    public AsyncServerStreamingCall<T> ForwardServerStreaming<T>(T request)
+        where T : class =>
+        _upstream.AsyncServerStreamingCall(Method.As<T>(), null, Options, request);
+
+    public AsyncDuplexStreamingCall<T, T> ForwardDuplex<T>()
+        where T : class =>
+        _upstream.AsyncDuplexStreamingCall(Method.As<T>(), null, Options);
+
+    /// <summary>The keys attached to a lease, as etcd lists them.</summary>
+    public async Task<IReadOnlyList<ByteString>> LeaseKeysAsync(long leaseId) =>
+        (await Lease.LeaseTimeToLiveAsync(new LeaseTimeToLiveRequest { ID = leaseId, Keys = true }, Options).ConfigureAwait(false)).Keys;
 }

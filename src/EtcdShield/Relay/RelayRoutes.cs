@@ -1,33 +1,42 @@
+using EtcdShield.Authorization;
+using Google.Protobuf.Reflection;
+
 namespace EtcdShield.Relay;
 
 /// <summary>
-/// Which methods need more than forwarding, and what handles them. Methods not listed here are relayed
-/// exactly as they are; with encryption on, <see cref="Encryption.ValueCoverage"/> makes sure none of those
-/// can carry a value.
+/// Which methods need more than forwarding, and what handles them, keyed by the method's descriptor. Methods not
+/// listed here are relayed exactly as they are, and those whose authorization needs only their name as bytes;
+/// with encryption on, <see cref="Encryption.ValueCoverage"/> makes sure none of those can carry a value.
 /// </summary>
 internal sealed class RelayRoutes
 {
-    private readonly Dictionary<string, IUnaryHandler> _unary = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, IStreamRewriter> _streams = new(StringComparer.Ordinal);
+    private readonly Dictionary<MethodDescriptor, IUnaryHandler> _unary = [];
+    private readonly Dictionary<MethodDescriptor, IStreamRewriter> _streams = [];
 
-    /// <param name="method">Short method name, e.g. <c>KV/Put</c>.</param>
-    public RelayRoutes Handle(string method, IUnaryHandler handler)
+    public RelayRoutes Handle(MethodDescriptor method, IUnaryHandler handler)
     {
+        ArgumentNullException.ThrowIfNull(method);
         _unary.Add(method, handler);
         return this;
     }
 
-    /// <param name="method">Short method name, e.g. <c>Watch/Watch</c>.</param>
-    public RelayRoutes Rewrite(string method, IStreamRewriter rewriter)
+    public RelayRoutes Rewrite(MethodDescriptor method, IStreamRewriter rewriter)
     {
+        ArgumentNullException.ThrowIfNull(method);
         _streams.Add(method, rewriter);
         return this;
     }
 
-    /// <summary>Whether <paramref name="method"/> (a short name) has a handler or a stream rewriter.</summary>
-    public bool Covers(string method) => _unary.ContainsKey(method) || _streams.ContainsKey(method);
+    /// <summary>Whether <paramref name="method"/> has a handler or a stream rewriter.</summary>
+    public bool Covers(MethodDescriptor method) => _unary.ContainsKey(method) || _streams.ContainsKey(method);
 
-    public IUnaryHandler? UnaryHandler(RelayedMethod method) => _unary.GetValueOrDefault(method.Name);
+    /// <summary>
+    /// Whether the proxy relays <paramref name="method"/> as the bytes on the wire: nothing rewrites its messages and
+    /// its authorization needs only its name (Snapshot, Status, Alarm, Hash, Defragment, the Auth service, ...).
+    /// </summary>
+    public bool PassesBytes(RelayedMethod method) => !Covers(method.Descriptor) && !AccessGate.ReadsRequest(method.Name);
 
-    public IStreamRewriter? StreamRewriter(RelayedMethod method) => _streams.GetValueOrDefault(method.Name);
+    public IUnaryHandler? UnaryHandler(RelayedMethod method) => _unary.GetValueOrDefault(method.Descriptor);
+
+    public IStreamRewriter? StreamRewriter(RelayedMethod method) => _streams.GetValueOrDefault(method.Descriptor);
 }

@@ -6,15 +6,16 @@ using Grpc.Core;
 namespace EtcdShield.Relay;
 
 /// <summary>
-/// One etcd RPC the proxy relays, described once from the generated protobuf descriptors. The same
-/// <see cref="Method"/> serves both sides: it is registered with the server and invoked on the upstream channel.
+/// One etcd RPC the proxy relays, described once from the generated protobuf descriptors. The same method
+/// definitions serve both sides: they are registered with the server and invoked on the upstream channel, either
+/// with parsed messages (<see cref="Method"/>) or as the bytes on the wire (<see cref="Bytes"/>).
 /// </summary>
 internal sealed class RelayedMethod
 {
     public RelayedMethod(MethodDescriptor descriptor)
     {
         Descriptor = descriptor;
-        var type = (descriptor.IsClientStreaming, descriptor.IsServerStreaming) switch
+        Type = (descriptor.IsClientStreaming, descriptor.IsServerStreaming) switch
         {
             (false, false) => MethodType.Unary,
             (false, true) => MethodType.ServerStreaming,
@@ -22,20 +23,47 @@ internal sealed class RelayedMethod
             (true, true) => MethodType.DuplexStreaming,
         };
         Method = new Method<IMessage, IMessage>(
-            type,
+            Type,
             descriptor.Service.FullName,
             descriptor.Name,
             MarshallerFor(descriptor.InputType, ClientRequest),
             MarshallerFor(descriptor.OutputType, EtcdResponse));
+        Bytes = new Method<byte[], byte[]>(Type, descriptor.Service.FullName, descriptor.Name, RawBytes, RawBytes);
         Name = $"{descriptor.Service.Name}/{descriptor.Name}";
     }
 
     public MethodDescriptor Descriptor { get; }
 
+    public MethodType Type { get; }
+
     public Method<IMessage, IMessage> Method { get; }
 
-    /// <summary>Short name used in metrics and logs, e.g. <c>KV/Range</c>.</summary>
+    /// <summary>The method with its messages left as bytes, for methods no part of the proxy needs to read.</summary>
+    public Method<byte[], byte[]> Bytes { get; }
+
+    /// <summary>Short name used in policies, metrics and logs, e.g. <c>KV/Range</c>.</summary>
     public string Name { get; }
+
+    /// <summary>
+    /// A stream on which the proxy itself answers (a refused watch, a keep-alive of a lease the caller does not
+    /// own) besides relaying etcd, so that writes to the client take turns; and a watch stream, where the proxy
+    /// also writes to etcd (the cancellation of a watch no longer allowed).
+    /// </summary>
+    public bool AnswersOnStream => IsWatch || Name == "Lease/LeaseKeepAlive";
+
+    /// <summary>A watch stream: its client may add and cancel watches on ranges while it is open.</summary>
+    public bool IsWatch => Name == "Watch/Watch";
+
+    /// <summary>The method definition for <typeparamref name="T"/>: parsed messages (<see cref="IMessage"/>) or bytes.</summary>
+    public Method<T, T> As<T>()
+        where T : class =>
+        typeof(T) == typeof(byte[]) ? (Method<T, T>)(object)Bytes
+        : typeof(T) == typeof(IMessage) ? (Method<T, T>)(object)Method
+        : throw new InvalidOperationException($"{Name} is relayed as parsed messages or as bytes, not as {typeof(T).Name}");
+
+    private static readonly Marshaller<byte[]> RawBytes = Marshallers.Create(
+        (byte[] message, SerializationContext context) => context.Complete(message),
+        context => context.PayloadAsNewBuffer());
 
     /// <summary>
     /// Parses a client's request (the server side is the only one that deserializes requests). A message that

@@ -1,327 +1,152 @@
-using System.Diagnostics;
-using System.Net.Sockets;
-using System.Security.Authentication;
-using EtcdShield.Authorization;
-using EtcdShield.Protocol.Etcdserverpb;
-using EtcdShield.Streams;
-using EtcdShield.Telemetry;
 using Google.Protobuf;
 using Grpc.Core;
-using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
 
 namespace EtcdShield.Relay;
 
 /// <summary>
-/// The path of every call through the proxy, in one place: accept, hand to the method's handler or forward
-/// as is, relay the answer, and pass etcd's status code and message through unchanged (clientv3 rebuilds
-/// its typed errors from the exact text).
+/// The path of every call through the proxy, in one place. Every call, of every kind, takes these steps in this
+/// order, each one call on its <see cref="CallScope"/>:
+/// <list type="number">
+/// <item><description>Begin: who is calling (the certificate admitted on the connection, under the policy and
+/// client trust in force now), the clock, and a cancellation that fires when the client goes or the proxy stops.</description></item>
+/// <item><description>Authorize: whether the caller may make exactly this request (<see cref="Authorization.AccessGate"/>);
+/// a stream is authorized as it opens and judged again on every reload and before every message.</description></item>
+/// <item><description>Hold: streams, and calls that wait on etcd for as long as others hold a lock, count against
+/// the caller's and the connection's stream limits.</description></item>
+/// <item><description>Handle or forward: the method's handler from <see cref="RelayRoutes"/> (values sealed and
+/// opened, lease IDs chosen, member URLs hidden), or etcd's call as is, with the client's deadline and metadata;
+/// a method no handler rewrites and whose authorization needs only its name is relayed as bytes, never parsed.</description></item>
+/// <item><description>Authorize the answer: an answer that lists keys is withheld unless the caller may read them.</description></item>
+/// <item><description>Fail: etcd's status code and message pass through unchanged (clientv3 rebuilds its typed
+/// errors from the exact text); the proxy's own failures become UNAVAILABLE, CANCELLED or INTERNAL (<see cref="ClientStatus"/>).</description></item>
+/// <item><description>Record: the request metrics and the audit record, once, when the scope is disposed.</description></item>
+/// </list>
 /// </summary>
-internal sealed partial class RequestRelay
+internal sealed class RequestRelay
 {
-    private readonly CallInvoker _upstream;
+    private readonly CallScopes _scopes;
     private readonly RelayRoutes _routes;
-    private readonly AccessGate _gate;
-    private readonly OpenStreams _streams;
-    private readonly RelayMetrics _metrics;
-    private readonly ILogger _logger;
-    private readonly CancellationToken _stopping;
 
-    /// <param name="lifetime">When the host starts stopping, calls still in flight (watches, lease keep-alives,
-    /// blocked Lock calls) are ended with UNAVAILABLE, as etcd ends them when it stops, so that clients reconnect
-    /// elsewhere at once and shutdown does not wait for them until the host's timeout.</param>
-    public RequestRelay(UpstreamChannel upstream, RelayRoutes routes, AccessGate gate, OpenStreams streams, RelayMetrics metrics, ILogger<RequestRelay> logger, IHostApplicationLifetime? lifetime = null)
+    public RequestRelay(CallScopes scopes, RelayRoutes routes)
     {
-        _upstream = upstream.Invoker;
+        _scopes = scopes;
         _routes = routes;
-        _gate = gate;
-        _streams = streams;
-        _metrics = metrics;
-        _logger = logger;
-        _stopping = lifetime?.ApplicationStopping ?? CancellationToken.None;
     }
 
     public async Task<IMessage> UnaryAsync(RelayedMethod method, IMessage request, ServerCallContext context)
     {
-        var started = Stopwatch.GetTimestamp();
-        var status = StatusCode.OK;
-        var caller = _gate.CallerOf(context);
-        var denied = false;
-        RpcException? failure = null;
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, _stopping);
+        using var scope = _scopes.Begin(method, context);
         try
         {
-            var call = new RelayCall(method, context, _upstream, stop.Token);
-            if (await _gate.AuthorizeAsync(caller, method, request, call).ConfigureAwait(false) is { } refused)
-            {
-                denied = true;
-                throw refused;
-            }
-
-            // A Lock, and a Campaign, wait for their turn on an etcd watch for as long as others hold the lock or the
-            // leadership: they count against the stream limits like a stream.
-            using var waiting = method.Name is "Lock/Lock" or "Election/Campaign" ? _streams.Open(caller, context.GetHttpContext().Connection.Id) : null;
+            await scope.AuthorizeAsync(request).ConfigureAwait(false);
+            using var waiting = WaitsOnEtcd(method) ? scope.HoldStream() : null;
             var response = _routes.UnaryHandler(method) is { } handler
-                ? await handler.HandleAsync(request, call).ConfigureAwait(false)
-                : await call.ForwardUnaryAsync(request).ConfigureAwait(false);
-            if (_gate.AuthorizeResponse(caller, method, response) is { } withheld)
-            {
-                denied = true;
-                throw withheld;
-            }
-
+                ? await handler.HandleAsync(request, scope.Call).ConfigureAwait(false)
+                : await scope.Call.ForwardUnaryAsync(request).ConfigureAwait(false);
+            scope.AuthorizeResponse(response);
             return response;
         }
         catch (Exception e)
         {
-            failure = AsClientStatus(method, e, context);
-            status = failure.StatusCode;
-            throw failure;
-        }
-        finally
-        {
-            var elapsed = Stopwatch.GetElapsedTime(started);
-            _metrics.RequestCompleted(method.Name, status, elapsed);
-            _gate.Completed(caller, method, request, denied, failure, status, elapsed);
+            throw scope.Fail(e);
         }
     }
 
-    public async Task ServerStreamingAsync(RelayedMethod method, IMessage request, IServerStreamWriter<IMessage> responses, ServerCallContext context)
+    /// <summary>A unary method relayed as bytes: decided by its name, forwarded untouched.</summary>
+    public async Task<byte[]> PassUnaryAsync(RelayedMethod method, byte[] request, ServerCallContext context)
     {
-        var started = Stopwatch.GetTimestamp();
-        var status = StatusCode.OK;
-        var caller = _gate.CallerOf(context);
-        var denied = false;
-        RpcException? failure = null;
-        _metrics.StreamOpened(method.Name);
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, _stopping);
-        using var client = new SerializedStreamWriter(responses, shared: false);
-        StreamJudge? judge = null;
+        using var scope = _scopes.Begin(method, context);
+        try
+        {
+            scope.AuthorizeMethod();
+            return await scope.Call.ForwardUnaryAsync(request).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            throw scope.Fail(e);
+        }
+    }
+
+    /// <summary>Observe, and Snapshot (as bytes): one request, then etcd's answers as they come, each judged and opened on the way.</summary>
+    public async Task ServerStreamingAsync<T>(RelayedMethod method, T request, IServerStreamWriter<T> responses, ServerCallContext context)
+        where T : class
+    {
+        using var scope = _scopes.Begin(method, context);
+        using var client = new SerializedStreamWriter<T>(responses, shared: false);
+        StreamJudge<T>? judge = null;
         Task? judging = null;
         try
         {
-            var call = new RelayCall(method, context, _upstream, stop.Token);
-            if (await _gate.AuthorizeAsync(caller, method, request, call).ConfigureAwait(false) is { } refused)
-            {
-                denied = true;
-                throw refused;
-            }
-
-            using var open = _streams.Open(caller, context.GetHttpContext().Connection.Id);
-            judge = new StreamJudge(_gate, call, caller, request, client, toEtcd: null, stop);
+            scope.AuthorizeStream(request as IMessage);
+            using var open = scope.HoldStream();
+            judge = new StreamJudge<T>(scope, request as IMessage, client, toEtcd: null, _routes.StreamRewriter(method));
             judging = judge.JudgeOnChangesAsync(open);
-            var rewriter = _routes.StreamRewriter(method);
-            var forwarded = rewriter is null ? request : await rewriter.RewriteRequestAsync(request, call).ConfigureAwait(false);
-            using var upstream = call.ForwardServerStreaming(forwarded);
-            while (await upstream.ResponseStream.MoveNext(stop.Token).ConfigureAwait(false))
+            using var upstream = scope.Call.ForwardServerStreaming(request);
+            while (await upstream.ResponseStream.MoveNext(scope.Stopping).ConfigureAwait(false))
             {
-                await judge.ForwardAsync(upstream.ResponseStream.Current, rewriter, stop.Token).ConfigureAwait(false);
+                await judge.ForwardAsync(upstream.ResponseStream.Current, scope.Stopping).ConfigureAwait(false);
             }
         }
         catch (Exception e)
         {
-            failure = AsClientStatus(method, judge?.Failure ?? e, context);
-            status = failure.StatusCode;
-            denied |= judge?.Failure is RpcException { StatusCode: StatusCode.PermissionDenied };
-            throw failure;
+            throw scope.Fail(judge?.Failure ?? e);
         }
         finally
         {
-            await stop.CancelAsync().ConfigureAwait(false);
-            if (judging is not null)
-            {
-                await judging.ConfigureAwait(false);
-            }
-
+            await scope.EndAsync().ConfigureAwait(false);
+            await (judging ?? Task.CompletedTask).ConfigureAwait(false);
             judge?.Dispose();
-            var elapsed = Stopwatch.GetElapsedTime(started);
-            _metrics.StreamClosed(method.Name);
-            _metrics.RequestCompleted(method.Name, status, elapsed);
-            _gate.Completed(caller, method, request, denied, failure, status, elapsed);
         }
     }
 
-    public async Task DuplexStreamingAsync(RelayedMethod method, IAsyncStreamReader<IMessage> requests, IServerStreamWriter<IMessage> responses, ServerCallContext context)
+    /// <summary>Watch and LeaseKeepAlive: a one-to-one relay of the client's stream, both halves judged.</summary>
+    public async Task DuplexStreamingAsync<T>(RelayedMethod method, IAsyncStreamReader<T> requests, IServerStreamWriter<T> responses, ServerCallContext context)
+        where T : class
     {
-        var started = Stopwatch.GetTimestamp();
-        var status = StatusCode.OK;
-        var caller = _gate.CallerOf(context);
-        var denied = false;
-        RpcException? failure = null;
-        _metrics.StreamOpened(method.Name);
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, _stopping);
-        var call = new RelayCall(method, context, _upstream, stop.Token);
-        var rewriter = _routes.StreamRewriter(method);
+        using var scope = _scopes.Begin(method, context);
         // On a watch stream both directions may answer the client (the pump refuses a forbidden watch itself, the
         // judge cancels one no longer allowed) and both write to etcd, so writes take turns there; a keep-alive
         // stream's pump answers keep-alives for foreign leases itself; other streams write from one side only.
-        var watch = AccessGate.IsWatch(method);
-        using var client = new SerializedStreamWriter(responses, AccessGate.AnswersOnStream(method));
-        Exception? requestFailure = null;
-        SerializedStreamWriter? toEtcd = null;
-        StreamJudge? judge = null;
-        Task? pump = null;
+        using var client = new SerializedStreamWriter<T>(responses, method.AnswersOnStream);
+        SerializedStreamWriter<T>? toEtcd = null;
+        StreamJudge<T>? judge = null;
+        ClientRequestPump<T>? pump = null;
+        Task? pumping = null;
         Task? judging = null;
         try
         {
-            if (_gate.AuthorizeStream(caller, method) is { } refused)
-            {
-                denied = true;
-                throw refused;
-            }
-
-            using var open = _streams.Open(caller, context.GetHttpContext().Connection.Id);
-            using var upstream = call.ForwardDuplex(call.Options.WithCancellationToken(stop.Token));
-            toEtcd = new SerializedStreamWriter(upstream.RequestStream, watch);
-            judge = new StreamJudge(_gate, call, caller, null, client, watch ? toEtcd : null, stop);
+            scope.AuthorizeStream(null);
+            using var open = scope.HoldStream();
+            using var upstream = scope.Call.ForwardDuplex<T>();
+            toEtcd = new SerializedStreamWriter<T>(upstream.RequestStream, method.IsWatch);
+            judge = new StreamJudge<T>(scope, null, client, method.IsWatch ? toEtcd : null, _routes.StreamRewriter(method));
             judging = judge.JudgeOnChangesAsync(open);
-            var stream = new StreamRelay(requests, upstream.RequestStream, toEtcd, client, rewriter, call, _gate, judge, stop, e => requestFailure = e);
-            pump = stream.PumpRequestsAsync();
-            while (await upstream.ResponseStream.MoveNext(stop.Token).ConfigureAwait(false))
+            pump = new ClientRequestPump<T>(scope, requests, upstream.RequestStream, toEtcd, client, judge);
+            pumping = pump.RunAsync();
+            while (await upstream.ResponseStream.MoveNext(scope.Stopping).ConfigureAwait(false))
             {
-                await judge.ForwardAsync(upstream.ResponseStream.Current, rewriter, stop.Token).ConfigureAwait(false);
+                await judge.ForwardAsync(upstream.ResponseStream.Current, scope.Stopping).ConfigureAwait(false);
             }
         }
         catch (Exception e)
         {
             // A failure on the client's side of the stream (a request we refused), or the judge ending the stream,
             // explains the cancellation that the upstream side then saw, so it is the one the client hears about.
-            failure = AsClientStatus(method, judge?.Failure ?? requestFailure ?? e, context);
-            status = failure.StatusCode;
-            denied |= judge?.Failure is RpcException { StatusCode: StatusCode.PermissionDenied };
-            throw failure;
+            throw scope.Fail(judge?.Failure ?? pump?.Failure ?? e);
         }
         finally
         {
-            await stop.CancelAsync().ConfigureAwait(false);
-            if (pump is not null)
-            {
-                await pump.ConfigureAwait(false);
-            }
-
-            if (judging is not null)
-            {
-                await judging.ConfigureAwait(false);
-            }
-
+            await scope.EndAsync().ConfigureAwait(false);
+            await (pumping ?? Task.CompletedTask).ConfigureAwait(false);
+            await (judging ?? Task.CompletedTask).ConfigureAwait(false);
             judge?.Dispose();
             toEtcd?.Dispose();
-            var elapsed = Stopwatch.GetElapsedTime(started);
-            _metrics.StreamClosed(method.Name);
-            _metrics.RequestCompleted(method.Name, status, elapsed);
-            _gate.Completed(caller, method, null, denied, failure, status, elapsed);
-        }
-    }
-
-    /// <summary>The client-to-etcd half of a bidirectional stream.</summary>
-    private sealed class StreamRelay(
-        IAsyncStreamReader<IMessage> requests,
-        IClientStreamWriter<IMessage> upstream,
-        SerializedStreamWriter toEtcd,
-        SerializedStreamWriter client,
-        IStreamRewriter? rewriter,
-        RelayCall call,
-        AccessGate gate,
-        StreamJudge judge,
-        CancellationTokenSource stop,
-        Action<Exception> fail)
-    {
-        public async Task PumpRequestsAsync()
-        {
-            try
-            {
-                while (await ReadFromClientAsync(requests, stop.Token).ConfigureAwait(false))
-                {
-                    var request = requests.Current;
-                    await judge.JudgeNowAsync(stop.Token).ConfigureAwait(false);
-                    // The caller is looked up per message, so a policy or CRL reloaded while the stream is open
-                    // applies to the watches created after it.
-                    if (gate.RefuseOnStream(gate.CallerOf(call.Context), call.Method, request) is { } refusal)
-                    {
-                        await client.WriteAsync(refusal, stop.Token).ConfigureAwait(false);
-                        continue;
-                    }
-
-                    if (request is WatchRequest { CreateRequest: { } create } && await judge.CreatingAsync(create, stop.Token).ConfigureAwait(false) is { } full)
-                    {
-                        await client.WriteAsync(full, stop.Token).ConfigureAwait(false);
-                        continue;
-                    }
-
-                    if (rewriter is not null)
-                    {
-                        request = await rewriter.RewriteRequestAsync(request, call).ConfigureAwait(false);
-                    }
-
-                    await toEtcd.WriteAsync(request, stop.Token).ConfigureAwait(false);
-                }
-
-                // The client closed its side; etcd keeps answering on the other side until it is done.
-                await toEtcd.CompleteAsync(upstream.CompleteAsync, stop.Token).ConfigureAwait(false);
-            }
-            catch (Exception e) when (stop.IsCancellationRequested)
-            {
-                // The call is ending for another reason; nothing to report from this side.
-                _ = e;
-            }
-            catch (Exception e)
-            {
-                fail(e);
-                await stop.CancelAsync().ConfigureAwait(false);
-            }
         }
     }
 
     /// <summary>
-    /// The next message of the client's stream. A client that resets its stream or drops its connection (a
-    /// killed <c>etcdctl watch</c>) ends the call as cancelled, as a client cancellation does: Kestrel reports it as
-    /// an IOException from the request body, possibly before it cancels the call's token.
+    /// A Lock, and a Campaign, wait for their turn on an etcd watch for as long as others hold the lock or the
+    /// leadership: they count against the stream limits like a stream.
     /// </summary>
-    private static async Task<bool> ReadFromClientAsync(IAsyncStreamReader<IMessage> requests, CancellationToken cancellationToken)
-    {
-        try
-        {
-            return await requests.MoveNext(cancellationToken).ConfigureAwait(false);
-        }
-        catch (IOException)
-        {
-            throw new RpcException(new Status(StatusCode.Cancelled, "context canceled"));
-        }
-    }
-
-    private RpcException AsClientStatus(RelayedMethod method, Exception e, ServerCallContext context)
-    {
-        switch (e)
-        {
-            // Ended because the proxy is stopping while the client still waits: tell it to go elsewhere.
-            case RpcException { StatusCode: StatusCode.Cancelled } or OperationCanceledException or IOException
-                when _stopping.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested:
-                return new RpcException(new Status(StatusCode.Unavailable, "etcdshield: shutting down"));
-            // The upstream channel could not reach etcd or lost it (connection refused or dropped, a TLS handshake
-            // refused either way). Grpc.Net.Client reports that as UNAVAILABLE or INTERNAL with .NET exception text;
-            // the operator needs the reason, the client only that etcd is out of reach, which it may retry.
-            case RpcException { StatusCode: StatusCode.Unavailable or StatusCode.Internal, Status.DebugException: HttpRequestException or IOException or AuthenticationException or SocketException } transport
-                when !context.CancellationToken.IsCancellationRequested:
-                Log.UpstreamUnreachable(_logger, method.Name, transport.Status.StatusCode, transport.Status.DebugException);
-                return new RpcException(new Status(StatusCode.Unavailable, "etcdshield: etcd is unreachable"));
-            case RpcException rpc:
-                return rpc;
-            // The client has gone (or its deadline passed): whatever failed after that, nobody is listening for
-            // the answer, and nothing went wrong in the proxy.
-            case OperationCanceledException or IOException or InvalidOperationException when context.CancellationToken.IsCancellationRequested:
-                return new RpcException(new Status(StatusCode.Cancelled, "context canceled"));
-            default:
-                Log.UnexpectedFailure(_logger, method.Name, e);
-                return new RpcException(new Status(StatusCode.Internal, "etcdshield: internal error"));
-        }
-    }
-
-    private static partial class Log
-    {
-        [LoggerMessage(EventId = 200, Level = LogLevel.Error, Message = "Unexpected failure relaying {Method}")]
-        public static partial void UnexpectedFailure(ILogger logger, string method, Exception exception);
-
-        [LoggerMessage(EventId = 201, Level = LogLevel.Warning, Message = "etcd is unreachable: {Method} failed with {Code} on the connection to etcd; the client is told UNAVAILABLE")]
-        public static partial void UpstreamUnreachable(ILogger logger, string method, StatusCode code, Exception exception);
-    }
+    private static bool WaitsOnEtcd(RelayedMethod method) => method.Name is "Lock/Lock" or "Election/Campaign";
 }

@@ -1,4 +1,3 @@
-using Google.Protobuf;
 using Grpc.Core;
 
 namespace EtcdShield.Relay;
@@ -8,20 +7,20 @@ namespace EtcdShield.Relay;
 /// answers and the refusal of a forbidden watch write to the client, and both the client's requests and the
 /// proxy's cancellation of a watch no longer allowed go to etcd.
 /// </summary>
-internal sealed class SerializedStreamWriter : IDisposable
+internal sealed class SerializedStreamWriter<T> : IDisposable
 {
-    private readonly IAsyncStreamWriter<IMessage> _inner;
+    private readonly IAsyncStreamWriter<T> _inner;
     private readonly SemaphoreSlim? _turn;
     private bool _completed;
 
     /// <param name="shared">False when only one task ever writes: then writes go straight through.</param>
-    public SerializedStreamWriter(IAsyncStreamWriter<IMessage> inner, bool shared)
+    public SerializedStreamWriter(IAsyncStreamWriter<T> inner, bool shared)
     {
         _inner = inner;
         _turn = shared ? new SemaphoreSlim(1, 1) : null;
     }
 
-    public async Task WriteAsync(IMessage message, CancellationToken cancellationToken)
+    public async Task WriteAsync(T message, CancellationToken cancellationToken)
     {
         if (_turn is null)
         {
@@ -41,7 +40,7 @@ internal sealed class SerializedStreamWriter : IDisposable
     }
 
     /// <summary>Writes a message the proxy adds to the stream, unless the stream was completed before it.</summary>
-    public Task WriteUnlessCompletedAsync(IMessage message, CancellationToken cancellationToken) =>
+    public Task WriteUnlessCompletedAsync(T message, CancellationToken cancellationToken) =>
         InTurnAsync(() => _completed ? Task.CompletedTask : _inner.WriteAsync(message, cancellationToken), cancellationToken);
 
     /// <summary>Completes the stream (<paramref name="complete"/>) once no write is under way; later additions are skipped.</summary>

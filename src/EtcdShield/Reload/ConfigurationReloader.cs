@@ -28,7 +28,7 @@ internal sealed partial class ConfigurationReloader : BackgroundService
         _expiry = expiry;
         _interval = options.ReloadInterval;
         _logger = logger;
-        _reloads = meters.Create(RelayMetrics.MeterName).CreateCounter<long>(
+        _reloads = meters.Create("EtcdShield").CreateCounter<long>(
             "etcdshield.config.reloads", unit: "{reload}", description: "Reloads of certificates, CAs, CRLs and the policy after their files changed, by source and result (reloaded or failed).");
     }
 

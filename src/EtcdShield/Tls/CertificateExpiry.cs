@@ -39,7 +39,7 @@ internal sealed partial class CertificateExpiry
         _warnBefore = options.CertExpiryWarning;
         _time = time;
         _logger = logger;
-        meters.Create(RelayMetrics.MeterName).CreateObservableGauge(
+        meters.Create("EtcdShield").CreateObservableGauge(
             "etcdshield.certificate.expiry",
             Observe,
             unit: "s",

@@ -1,7 +1,7 @@
 using EtcdShield.EndToEnd.Infrastructure;
 using EtcdShield.EndToEnd.Relay.Support;
 using EtcdShield.Protocol.Etcdserverpb;
-using EtcdShield.Streams;
+using EtcdShield.Relay;
 using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Net.Client;

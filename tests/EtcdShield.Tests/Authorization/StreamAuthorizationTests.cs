@@ -34,13 +34,7 @@ public sealed class StreamAuthorizationTests : IDisposable
     public StreamAuthorizationTests()
     {
         _audit = new AuditLog(new ShieldOptions(), _meters, NullLogger<AuditLog>.Instance);
-        _gate = new AccessGate(
-            new ReloadableFiles<AccessPolicy>("policy", [], () => Policy),
-            new ReloadableFiles<ClientTrust>("client trust", [], () => new ClientTrust([], [])),
-            _audit,
-            TimeProvider.System,
-            _meters,
-            NullLogger<AccessGate>.Instance);
+        _gate = new AccessGate(KeyRedaction.None, new AuthorizationMetrics(_meters), NullLogger<AccessGate>.Instance);
     }
 
     public void Dispose()
@@ -49,8 +43,6 @@ public sealed class StreamAuthorizationTests : IDisposable
         _meters.Dispose();
     }
 
-    private static RelayedMethod Method(string name) => EtcdApi.Methods().Single(m => m.Name == name);
-
     private static Caller As(string name) => new(ClientIdentity.Unknown, Policy.Identities.Single(i => i.Name == name), Policy, "127.0.0.1:1");
 
     private static KeyRange Prefix(string prefix) => KeyRange.Prefix(Encoding.UTF8.GetBytes(prefix));
@@ -58,9 +50,9 @@ public sealed class StreamAuthorizationTests : IDisposable
     [Fact]
     public void A_watch_stream_needs_a_key_to_read()
     {
-        Assert.Null(_gate.AuthorizeStream(As("reader"), Method("Watch/Watch")));
+        Assert.Null(_gate.AuthorizeStream(As("reader"), "Watch/Watch", null, null));
 
-        var refused = _gate.AuthorizeStream(As("writer"), Method("Watch/Watch"));
+        var refused = _gate.AuthorizeStream(As("writer"), "Watch/Watch", null, null);
 
         Assert.Equal(StatusCode.PermissionDenied, refused?.StatusCode);
         Assert.Equal("etcdshield: permission denied: identity \"writer\" may not watch: it may read no key", refused?.Status.Detail);
@@ -69,23 +61,27 @@ public sealed class StreamAuthorizationTests : IDisposable
     [Fact]
     public void Other_streams_need_their_method_or_the_keys_of_their_request()
     {
-        Assert.Null(_gate.AuthorizeStream(As("reader"), Method("Lease/LeaseKeepAlive")));
-        Assert.NotNull(_gate.AuthorizeStream(As("writer"), Method("Lease/LeaseKeepAlive")));
-        Assert.NotNull(_gate.AuthorizeStream(As("reader"), Method("Maintenance/Snapshot"), new Protocol.Etcdserverpb.SnapshotRequest()));
-        Assert.Null(_gate.AuthorizeStream(As("reader"), Method("Election/Observe"), new LeaderRequest { Name = ByteString.CopyFromUtf8("/election/e") }));
-        Assert.NotNull(_gate.AuthorizeStream(As("reader"), Method("Election/Observe"), new LeaderRequest { Name = ByteString.CopyFromUtf8("/elsewhere/e") }));
+        Assert.Null(_gate.AuthorizeStream(As("reader"), "Lease/LeaseKeepAlive", null, null));
+        Assert.NotNull(_gate.AuthorizeStream(As("writer"), "Lease/LeaseKeepAlive", null, null));
+        Assert.NotNull(_gate.AuthorizeStream(As("reader"), "Maintenance/Snapshot", new Protocol.Etcdserverpb.SnapshotRequest(), null));
+        Assert.Null(_gate.AuthorizeStream(As("reader"), "Election/Observe", new LeaderRequest { Name = ByteString.CopyFromUtf8("/election/e") }, null));
+        Assert.NotNull(_gate.AuthorizeStream(As("reader"), "Election/Observe", new LeaderRequest { Name = ByteString.CopyFromUtf8("/elsewhere/e") }, null));
         var revoked = As("reader") with { Identity = null, Revoked = true };
-        Assert.Contains("revoked", _gate.AuthorizeStream(revoked, Method("Lease/LeaseKeepAlive"))?.Status.Detail, StringComparison.Ordinal);
+        Assert.Contains("revoked", _gate.AuthorizeStream(revoked, "Lease/LeaseKeepAlive", null, null)?.Status.Detail, StringComparison.Ordinal);
     }
 
     [Fact]
     public void A_watch_no_longer_readable_gets_the_cancel_reason_of_a_refused_one()
     {
-        Assert.Null(_gate.RefuseWatch(As("reader"), Method("Watch/Watch"), Prefix("/a/b/")));
+        Assert.Null(_gate.AuthorizeWatch(As("reader"), "Watch/Watch", Prefix("/a/b/")));
 
+        var denial = _gate.AuthorizeWatch(As("reader"), "Watch/Watch", Prefix("/b/"));
+        Assert.NotNull(denial);
         Assert.Equal(
             "rpc error: code = PermissionDenied desc = etcdshield: permission denied: identity \"reader\" may not read prefix \"/b/\" (Watch/Watch watch)",
-            _gate.RefuseWatch(As("reader"), Method("Watch/Watch"), Prefix("/b/")));
-        Assert.NotNull(_gate.RefuseWatch(As("reader") with { Identity = null }, Method("Watch/Watch"), Prefix("/a/")));
+            StreamJudge<IMessage>.CancelReason(denial));
+        Assert.Equal(
+            "etcdshield: permission denied: identity \"sha256:0000000000000000\" matches no identity of the policy",
+            _gate.AuthorizeWatch(As("reader") with { Identity = null }, "Watch/Watch", Prefix("/a/"))?.Status.Detail);
     }
 }

@@ -13,7 +13,7 @@ public sealed class ValueCoverageTests
     [Fact]
     public void The_methods_that_can_carry_values_are_found_by_walking_the_descriptors()
     {
-        var carrying = ValueCoverage.CarryingValues(EtcdApi.Services.SelectMany(s => s.Methods)).ToHashSet();
+        var carrying = ValueCoverage.CarryingValues(EtcdApi.Services.SelectMany(s => s.Methods)).Select(m => $"{m.Service.Name}/{m.Name}").ToHashSet();
 
         Assert.Equal(
             new HashSet<string>
@@ -33,7 +33,7 @@ public sealed class ValueCoverageTests
         // AddTo runs the coverage check itself; it would throw naming any method left out.
         ValueRoutes.AddTo(routes, PassthroughValueProtector.Instance, new ValueLimits(1_572_864, 128), TimeProvider.System, meters, NullLoggerFactory.Instance);
 
-        Assert.All(ValueCoverage.CarryingValues(EtcdApi.Services.SelectMany(s => s.Methods)), m => Assert.True(routes.Covers(m), m));
+        Assert.All(ValueCoverage.CarryingValues(EtcdApi.Services.SelectMany(s => s.Methods)), m => Assert.True(routes.Covers(m), m.FullName));
     }
 
     [Fact]
@@ -46,7 +46,7 @@ public sealed class ValueCoverageTests
         Assert.Contains("Future/Stash", refusal.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("Future/Ping", refusal.Message, StringComparison.Ordinal);
         Assert.Contains("refusing to start", refusal.Message, StringComparison.Ordinal);
-        ValueCoverage.Require(service.Methods, name => name == "Future/Stash");
+        ValueCoverage.Require(service.Methods, m => m.Name == "Stash");
     }
 
     [Fact]

@@ -1,7 +1,8 @@
 using System.Diagnostics.Metrics;
+using EtcdShield.Telemetry;
 using Grpc.Core;
 
-namespace EtcdShield.Telemetry;
+namespace EtcdShield.Relay;
 
 /// <summary>Requests by method and status code, their latency, and the streams open right now.</summary>
 internal sealed class RelayMetrics

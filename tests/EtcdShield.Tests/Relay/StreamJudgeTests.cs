@@ -7,6 +7,7 @@ using EtcdShield.Protocol.Etcdserverpb;
 using EtcdShield.Relay;
 using EtcdShield.Reload;
 using EtcdShield.Streams;
+using Microsoft.Extensions.Logging;
 using EtcdShield.Tests.Encryption;
 using EtcdShield.Tls;
 using Google.Protobuf;
@@ -16,7 +17,7 @@ using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging.Abstractions;
 
-namespace EtcdShield.Tests.Streams;
+namespace EtcdShield.Tests.Relay;
 
 /// <summary>
 /// The response path on its own, with no reload announced: a response that meets a policy newer than the one the
@@ -29,7 +30,8 @@ public sealed class StreamJudgeTests : IDisposable
     private readonly ReloadableFiles<AccessPolicy> _policy;
     private readonly MetricRecorder _meters = new();
     private readonly AuditLog _audit;
-    private readonly AccessGate _gate;
+    private readonly CallScopes _scopes;
+    private readonly List<CallScope> _open = [];
     private readonly X509Certificate2 _ca;
     private readonly TestCallContext _context = new();
     private readonly GrpcChannel _unused = GrpcChannel.ForAddress("http://127.0.0.1:1");
@@ -45,7 +47,9 @@ public sealed class StreamJudgeTests : IDisposable
         _ca = new CertificateRequest("CN=judge-ca", key, HashAlgorithmName.SHA256).CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
         var trust = new ReloadableFiles<ClientTrust>("client trust", [], () => new ClientTrust([_ca], []));
         _audit = new AuditLog(new ShieldOptions(), _meters, NullLogger<AuditLog>.Instance);
-        _gate = new AccessGate(_policy, trust, _audit, TimeProvider.System, _meters, NullLogger<AccessGate>.Instance);
+        var gate = new AccessGate(KeyRedaction.None, new AuthorizationMetrics(_meters), NullLogger<AccessGate>.Instance);
+        var streams = new OpenStreams(new ShieldOptions(), _policy, trust, NullLogger<OpenStreams>.Instance);
+        _scopes = new CallScopes(_unused.CreateCallInvoker(), new CallerLookup(_policy, trust), gate, streams, new RelayMetrics(_meters), _audit, TimeProvider.System, NullLogger.Instance, CancellationToken.None);
 
         var connection = new ConnectionCaller(null);
         connection.Admit(new ClientIdentity("watcher", [], [], [], Convert.ToHexString(SHA256.HashData(_ca.RawData))), [CertificateId.OfAnchor(_ca)]);
@@ -56,6 +60,7 @@ public sealed class StreamJudgeTests : IDisposable
 
     public void Dispose()
     {
+        _open.ForEach(scope => scope.Dispose());
         _unused.Dispose();
         _audit.Dispose();
         _meters.Dispose();
@@ -72,10 +77,11 @@ public sealed class StreamJudgeTests : IDisposable
 
     private static ByteString B(string text) => ByteString.CopyFromUtf8(text);
 
-    private StreamJudge Judge(CancellationTokenSource stop, SerializedStreamWriter client, SerializedStreamWriter etcd)
+    private StreamJudge<IMessage> Judge(SerializedStreamWriter<IMessage> client, SerializedStreamWriter<IMessage> etcd)
     {
-        var call = new RelayCall(EtcdApi.Methods().Single(m => m.Name == "Watch/Watch"), _context, _unused.CreateCallInvoker(), stop.Token);
-        return new StreamJudge(_gate, call, _gate.CallerOf(_context), null, client, etcd, stop);
+        var scope = _scopes.Begin(EtcdApi.Methods().Single(m => m.Name == "Watch/Watch"), _context);
+        _open.Add(scope);
+        return new StreamJudge<IMessage>(scope, null, client, etcd, rewriter: null);
     }
 
     private void Narrow(string keys)
@@ -88,17 +94,17 @@ public sealed class StreamJudgeTests : IDisposable
     public async Task An_event_that_meets_a_narrower_policy_cancels_its_watch_instead_of_passing()
     {
         using var stop = new CancellationTokenSource();
-        using var client = new SerializedStreamWriter(_client, shared: true);
-        using var etcd = new SerializedStreamWriter(_etcd, shared: true);
-        using var judge = Judge(stop, client, etcd);
+        using var client = new SerializedStreamWriter<IMessage>(_client, shared: true);
+        using var etcd = new SerializedStreamWriter<IMessage>(_etcd, shared: true);
+        using var judge = Judge(client, etcd);
         Assert.Null(await judge.CreatingAsync(new WatchCreateRequest { Key = B("/secret/"), RangeEnd = B("/secret0") }, stop.Token));
         Assert.Null(await judge.CreatingAsync(new WatchCreateRequest { Key = B("/open/"), RangeEnd = B("/open0"), WatchId = 9 }, stop.Token));
-        await judge.ForwardAsync(new WatchResponse { WatchId = 0, Created = true }, null, stop.Token);
-        await judge.ForwardAsync(new WatchResponse { WatchId = 9, Created = true }, null, stop.Token);
+        await judge.ForwardAsync(new WatchResponse { WatchId = 0, Created = true }, stop.Token);
+        await judge.ForwardAsync(new WatchResponse { WatchId = 9, Created = true }, stop.Token);
 
         Narrow("{ prefix: /open/, permission: read }");
-        await judge.ForwardAsync(new WatchResponse { WatchId = 0, Events = { new Protocol.Mvccpb.Event { Kv = new() { Key = B("/secret/x") } } } }, null, stop.Token);
-        await judge.ForwardAsync(new WatchResponse { WatchId = 9, Events = { new Protocol.Mvccpb.Event { Kv = new() { Key = B("/open/x") } } } }, null, stop.Token);
+        await judge.ForwardAsync(new WatchResponse { WatchId = 0, Events = { new Protocol.Mvccpb.Event { Kv = new() { Key = B("/secret/x") } } } }, stop.Token);
+        await judge.ForwardAsync(new WatchResponse { WatchId = 9, Events = { new Protocol.Mvccpb.Event { Kv = new() { Key = B("/open/x") } } } }, stop.Token);
 
         var told = _client.Written.Cast<WatchResponse>().ToList();
         Assert.Equal(4, told.Count);
@@ -113,9 +119,9 @@ public sealed class StreamJudgeTests : IDisposable
     public async Task A_response_for_a_caller_no_longer_admitted_ends_the_stream_and_is_not_written()
     {
         using var stop = new CancellationTokenSource();
-        using var client = new SerializedStreamWriter(_client, shared: true);
-        using var etcd = new SerializedStreamWriter(_etcd, shared: true);
-        using var judge = Judge(stop, client, etcd);
+        using var client = new SerializedStreamWriter<IMessage>(_client, shared: true);
+        using var etcd = new SerializedStreamWriter<IMessage>(_etcd, shared: true);
+        using var judge = Judge(client, etcd);
 
         File.WriteAllText(_policyFile, """
             identities:
@@ -124,7 +130,7 @@ public sealed class StreamJudgeTests : IDisposable
                 keys: [{ prefix: /open/, permission: read }]
             """);
         Assert.Equal(ReloadOutcome.Reloaded, _policy.ReloadIfChanged());
-        var ended = await Assert.ThrowsAnyAsync<RpcException>(() => judge.ForwardAsync(new WatchResponse { WatchId = 9 }, null, stop.Token));
+        var ended = await Assert.ThrowsAnyAsync<RpcException>(() => judge.ForwardAsync(new WatchResponse { WatchId = 9 }, stop.Token));
 
         Assert.Equal(StatusCode.PermissionDenied, ended.StatusCode);
         Assert.Same(ended, judge.Failure);

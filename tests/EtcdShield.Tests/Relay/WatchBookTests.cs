@@ -1,9 +1,9 @@
 using System.Text;
 using EtcdShield.Authorization;
 using EtcdShield.Protocol.Etcdserverpb;
-using EtcdShield.Streams;
+using EtcdShield.Relay;
 
-namespace EtcdShield.Tests.Streams;
+namespace EtcdShield.Tests.Relay;
 
 public sealed class WatchBookTests
 {

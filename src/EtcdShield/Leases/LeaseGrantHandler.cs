@@ -1,15 +1,16 @@
+using EtcdShield.Authorization;
 using EtcdShield.Protocol.Etcdserverpb;
 using EtcdShield.Relay;
 using Grpc.Core;
 
-namespace EtcdShield.Authorization;
+namespace EtcdShield.Leases;
 
 /// <summary>
 /// Grants every lease under an ID carrying the caller's <see cref="LeaseTag"/> when the client leaves the choice
 /// to the server (ID 0), so that the lease is the caller's on every sidecar. An ID the client chose itself has
 /// been checked by the gate and goes to etcd as it is, with etcd's own answer.
 /// </summary>
-internal sealed class LeaseGrantHandler(AccessGate gate) : UnaryHandler<LeaseGrantRequest, LeaseGrantResponse>
+internal sealed class LeaseGrantHandler(CallerLookup callers) : UnaryHandler<LeaseGrantRequest, LeaseGrantResponse>
 {
     /// <summary>Forty random bits make a taken ID a near impossibility; the bound is for a store full of them.</summary>
     public const int Attempts = 4;
@@ -25,7 +26,7 @@ internal sealed class LeaseGrantHandler(AccessGate gate) : UnaryHandler<LeaseGra
         }
 
         // Admitted by the gate a moment ago; a policy reloaded since then may have removed the identity.
-        var identity = gate.CallerOf(call.Context).Identity
+        var identity = callers.Of(call.Context).Identity
             ?? throw new RpcException(new Status(StatusCode.PermissionDenied, "etcdshield: permission denied: the caller's identity left the policy"));
         return await GrantUnderTagAsync(request, identity.LeaseTag, chosen => ForwardAsync(chosen, call)).ConfigureAwait(false);
     }

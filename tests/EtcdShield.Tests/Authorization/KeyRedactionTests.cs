@@ -1,9 +1,8 @@
 using System.Security.Cryptography;
-using EtcdShield.Audit;
 using EtcdShield.Authorization;
 using EtcdShield.Encryption;
 
-namespace EtcdShield.Tests.Audit;
+namespace EtcdShield.Tests.Authorization;
 
 public sealed class KeyRedactionTests
 {

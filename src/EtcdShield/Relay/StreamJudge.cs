@@ -1,10 +1,9 @@
 using EtcdShield.Authorization;
 using EtcdShield.Protocol.Etcdserverpb;
-using EtcdShield.Relay;
+using EtcdShield.Streams;
 using Google.Protobuf;
-using Grpc.Core;
 
-namespace EtcdShield.Streams;
+namespace EtcdShield.Relay;
 
 /// <summary>
 /// Judges one open stream again whenever the policy or the client trust it was last judged under is no longer the
@@ -13,15 +12,16 @@ namespace EtcdShield.Streams;
 /// stream ends it with PERMISSION_DENIED; on a watch stream, each watch the caller may no longer read is cancelled
 /// as etcd cancels one (in etcd, and to the client with the reason), and the others go on.
 /// </summary>
-internal sealed class StreamJudge : IDisposable
+/// <typeparam name="T">The stream's messages: parsed (<see cref="IMessage"/>) or, for a stream no handler rewrites, bytes.</typeparam>
+internal sealed class StreamJudge<T> : IDisposable
+    where T : class
 {
-    private readonly AccessGate _gate;
-    private readonly RelayCall _call;
+    private readonly CallScope _scope;
     private readonly IMessage? _request;
-    private readonly SerializedStreamWriter _client;
-    private readonly SerializedStreamWriter? _toEtcd;
+    private readonly SerializedStreamWriter<T> _client;
+    private readonly SerializedStreamWriter<T>? _toEtcd;
+    private readonly IStreamRewriter? _rewriter;
     private readonly WatchBook? _watches;
-    private readonly CancellationTokenSource _stop;
     private readonly Func<KeyRange, string?> _refuseWatch;
 
     // Judging, and forwarding what was judged, take turns, so a cancellation is never overtaken by an event of
@@ -29,25 +29,26 @@ internal sealed class StreamJudge : IDisposable
     private readonly SemaphoreSlim _turn = new(1, 1);
     private Caller _judged;
 
-    /// <param name="caller">The caller as the stream was admitted.</param>
     /// <param name="request">The request of a server-streaming call (Observe's election), judged again with the caller.</param>
     /// <param name="toEtcd">On a watch stream, the stream's requests to etcd, where cancellations go; null on others.</param>
-    /// <param name="stop">Cancelled to end the stream when the caller is no longer admitted.</param>
-    public StreamJudge(AccessGate gate, RelayCall call, Caller caller, IMessage? request, SerializedStreamWriter client, SerializedStreamWriter? toEtcd, CancellationTokenSource stop)
+    /// <param name="rewriter">What opens the values of etcd's responses, for a stream that carries values.</param>
+    public StreamJudge(CallScope scope, IMessage? request, SerializedStreamWriter<T> client, SerializedStreamWriter<T>? toEtcd, IStreamRewriter? rewriter)
     {
-        _gate = gate;
-        _call = call;
-        _judged = caller;
+        _scope = scope;
+        _judged = scope.Caller;
         _request = request;
         _client = client;
         _toEtcd = toEtcd;
+        _rewriter = rewriter;
         _watches = toEtcd is null ? null : new WatchBook();
-        _stop = stop;
-        _refuseWatch = range => _gate.RefuseWatch(_judged, _call.Method, range);
+        _refuseWatch = range => _scope.AuthorizeWatch(_judged, range) is { } denial ? CancelReason(denial) : null;
     }
 
     /// <summary>Why the judge ended the stream: PERMISSION_DENIED for a caller no longer admitted, or what failed.</summary>
     public Exception? Failure { get; private set; }
+
+    /// <summary>The cancel_reason etcd gives a watch it refuses; clientv3 turns this text into the error its watch channel reports.</summary>
+    public static string CancelReason(AccessDenial denial) => $"rpc error: code = PermissionDenied desc = {denial.Status.Detail}";
 
     /// <summary>Judges the stream again each time <paramref name="stream"/> hears of a change, until the stream ends.</summary>
     public async Task JudgeOnChangesAsync(OpenStream stream)
@@ -56,11 +57,11 @@ internal sealed class StreamJudge : IDisposable
         {
             while (true)
             {
-                await stream.WaitForChangeAsync(_stop.Token).ConfigureAwait(false);
-                await JudgeNowAsync(_stop.Token).ConfigureAwait(false);
+                await stream.WaitForChangeAsync(_scope.Stopping).ConfigureAwait(false);
+                await JudgeNowAsync(_scope.Stopping).ConfigureAwait(false);
             }
         }
-        catch (Exception e) when (_stop.IsCancellationRequested && Failure is null)
+        catch (Exception e) when (_scope.Stopping.IsCancellationRequested && Failure is null)
         {
             // The stream ended for another reason.
             _ = e;
@@ -68,7 +69,7 @@ internal sealed class StreamJudge : IDisposable
         catch (Exception e)
         {
             Failure ??= e;
-            await _stop.CancelAsync().ConfigureAwait(false);
+            await _scope.EndAsync().ConfigureAwait(false);
         }
     }
 
@@ -94,7 +95,7 @@ internal sealed class StreamJudge : IDisposable
     /// A watch create on its way to etcd: recorded, so that it can be judged again once etcd names it. Returns
     /// what to answer the client instead when the stream already holds as many watches as it may.
     /// </summary>
-    public async Task<WatchResponse?> CreatingAsync(WatchCreateRequest create, CancellationToken cancellationToken)
+    public async Task<T?> CreatingAsync(WatchCreateRequest create, CancellationToken cancellationToken)
     {
         if (_watches is null)
         {
@@ -115,7 +116,7 @@ internal sealed class StreamJudge : IDisposable
     }
 
     /// <summary>Passes one of etcd's responses to the client, rewritten, unless the current judgement withholds it.</summary>
-    public async Task ForwardAsync(IMessage response, IStreamRewriter? rewriter, CancellationToken cancellationToken)
+    public async Task ForwardAsync(T response, CancellationToken cancellationToken)
     {
         await _turn.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
@@ -135,9 +136,9 @@ internal sealed class StreamJudge : IDisposable
                 }
             }
 
-            if (rewriter is not null)
+            if (_rewriter is not null && response is IMessage message)
             {
-                response = await rewriter.RewriteResponseAsync(response, _call).ConfigureAwait(false);
+                response = (T)await _rewriter.RewriteResponseAsync(message, _scope.Call).ConfigureAwait(false);
             }
 
             await _client.WriteAsync(response, cancellationToken).ConfigureAwait(false);
@@ -153,14 +154,14 @@ internal sealed class StreamJudge : IDisposable
     /// <summary>Judges the stream under the current policy and trust, unless it already was. Throws when the caller is no longer admitted.</summary>
     private async Task JudgeAsync(CancellationToken cancellationToken)
     {
-        var current = _gate.CallerOf(_call.Context);
+        var current = _scope.CurrentCaller();
         if (ReferenceEquals(current.Policy, _judged.Policy) && ReferenceEquals(current.Trust, _judged.Trust))
         {
             return;
         }
 
         _judged = current;
-        if (_gate.AuthorizeStream(current, _call.Method, _request) is { } refused)
+        if (_scope.AuthorizeStreamAgain(current, _request) is { } refused)
         {
             Failure = refused;
             throw refused;
@@ -181,12 +182,12 @@ internal sealed class StreamJudge : IDisposable
     private async Task CancelAsync(long watchId, bool created, string reason, CancellationToken cancellationToken)
     {
         // A client that closed its side of the stream can send etcd nothing more; the proxy drops the watch's
-        // events all the same.
-        await _toEtcd!.WriteUnlessCompletedAsync(new WatchRequest { CancelRequest = new WatchCancelRequest { WatchId = watchId } }, cancellationToken).ConfigureAwait(false);
+        // events all the same. Only watch streams, whose messages are parsed, have a book of watches to cancel.
+        await _toEtcd!.WriteUnlessCompletedAsync((T)(object)new WatchRequest { CancelRequest = new WatchCancelRequest { WatchId = watchId } }, cancellationToken).ConfigureAwait(false);
         await _client.WriteAsync(Cancelled(watchId, created, reason), cancellationToken).ConfigureAwait(false);
     }
 
-    private static WatchResponse Cancelled(long watchId, bool created, string reason) => new()
+    private static T Cancelled(long watchId, bool created, string reason) => (T)(object)new WatchResponse
     {
         Header = new ResponseHeader(),
         WatchId = watchId,

@@ -1,8 +1,9 @@
 using EtcdShield.Authorization;
+using EtcdShield.Leases;
 using EtcdShield.Protocol.Etcdserverpb;
 using Grpc.Core;
 
-namespace EtcdShield.Tests.Authorization;
+namespace EtcdShield.Tests.Leases;
 
 public sealed class LeaseGrantHandlerTests
 {

@@ -1,18 +1,19 @@
+using EtcdShield.Authorization;
 using EtcdShield.Protocol.Etcdserverpb;
 using EtcdShield.Relay;
 
-namespace EtcdShield.Authorization;
+namespace EtcdShield.Leases;
 
 /// <summary>
 /// LeaseLeases lists every lease in etcd; each caller sees only those it owns (all of them when it manages every
 /// lease), as if the others did not exist.
 /// </summary>
-internal sealed class LeaseListHandler(AccessGate gate) : UnaryHandler<LeaseLeasesRequest, LeaseLeasesResponse>
+internal sealed class LeaseListHandler(CallerLookup callers) : UnaryHandler<LeaseLeasesRequest, LeaseLeasesResponse>
 {
     protected override async Task<LeaseLeasesResponse> HandleAsync(LeaseLeasesRequest request, RelayCall call)
     {
         var response = await ForwardAsync(request, call).ConfigureAwait(false);
-        var identity = gate.CallerOf(call.Context).Identity;
+        var identity = callers.Of(call.Context).Identity;
         if (identity is { ManagesEveryLease: true })
         {
             return response;

@@ -1,7 +1,6 @@
 using System.Security.Cryptography;
-using EtcdShield.Authorization;
 
-namespace EtcdShield.Audit;
+namespace EtcdShield.Authorization;
 
 /// <summary>
 /// How a key is named in what the proxy writes about a request (audit records, log lines): as itself, or with

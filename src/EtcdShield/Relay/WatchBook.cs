@@ -1,7 +1,7 @@
 using EtcdShield.Authorization;
 using EtcdShield.Protocol.Etcdserverpb;
 
-namespace EtcdShield.Streams;
+namespace EtcdShield.Relay;
 
 /// <summary>What to do with a response etcd sent on a watch stream.</summary>
 internal enum WatchOutcome
