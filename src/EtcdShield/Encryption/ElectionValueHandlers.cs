@@ -24,10 +24,11 @@ internal sealed class CampaignHandler : UnaryHandler<CampaignRequest, CampaignRe
 
     protected override async Task<CampaignResponse> HandleAsync(CampaignRequest request, RelayCall call)
     {
-        _limit.CheckPlaintext(request);
-        SessionKey.RequireGrantedLease(request.Lease, "campaign");
-        request.Value = await _protector.ProtectAsync(SessionKey.For(request.Name, request.Lease), request.Value, call.CancellationToken).ConfigureAwait(false);
-        _limit.CheckSealed(request);
+        await _limit.SealWithinAsync(request, async campaign =>
+        {
+            SessionKey.RequireGrantedLease(campaign.Lease, "campaign");
+            campaign.Value = await _protector.ProtectAsync(SessionKey.For(campaign.Name, campaign.Lease), campaign.Value, call.CancellationToken).ConfigureAwait(false);
+        }).ConfigureAwait(false);
         return await ForwardAsync(request, call).ConfigureAwait(false);
     }
 }
@@ -51,15 +52,15 @@ internal sealed class ProclaimHandler : UnaryHandler<ProclaimRequest, ProclaimRe
 
     protected override async Task<ProclaimResponse> HandleAsync(ProclaimRequest request, RelayCall call)
     {
-        _limit.CheckPlaintext(request);
-        if (request.Leader is not { } leader)
+        await _limit.SealWithinAsync(request, async proclaim =>
         {
-            return await ForwardAsync(request, call).ConfigureAwait(false);
-        }
-
-        SessionKey.RequireLeaderKey(leader.Name, leader.Key, leader.Lease, "proclaim");
-        request.Value = await _protector.ProtectAsync(leader.Key, request.Value, call.CancellationToken).ConfigureAwait(false);
-        _limit.CheckSealed(request);
+            // Without a leader etcd refuses the request itself, and there is no key to seal the value to.
+            if (proclaim.Leader is { } leader)
+            {
+                SessionKey.RequireLeaderKey(leader.Name, leader.Key, leader.Lease, "proclaim");
+                proclaim.Value = await _protector.ProtectAsync(leader.Key, proclaim.Value, call.CancellationToken).ConfigureAwait(false);
+            }
+        }).ConfigureAwait(false);
         return await ForwardAsync(request, call).ConfigureAwait(false);
     }
 }

@@ -20,9 +20,7 @@ internal sealed class PutHandler : UnaryHandler<PutRequest, PutResponse>
 
     protected override async Task<PutResponse> HandleAsync(PutRequest request, RelayCall call)
     {
-        _limit.CheckPlaintext(request);
-        await _values.SealPutAsync(request, call.CancellationToken).ConfigureAwait(false);
-        _limit.CheckSealed(request);
+        await _limit.SealWithinAsync(request, put => _values.SealPutAsync(put, call.CancellationToken)).ConfigureAwait(false);
         var response = await ForwardAsync(request, call).ConfigureAwait(false);
         await _opener.OpenAsync(response.PrevKv, call.CancellationToken).ConfigureAwait(false);
         return response;

@@ -57,7 +57,14 @@ internal static class ValueEnvelope
 
     /// <summary>Validates the structure (not the authenticity) of an envelope and slices its header.</summary>
     /// <exception cref="EnvelopeFormatException">Not a structurally valid v1 envelope.</exception>
-    public static EnvelopeHeader Parse(ReadOnlySpan<byte> value)
+    public static EnvelopeHeader Parse(ReadOnlySpan<byte> value) => Read(value).Over(value);
+
+    /// <summary>
+    /// Validates the structure (not the authenticity) of an envelope once, for a reader that looks up its key
+    /// (an await) before it opens it: the layout outlives the span, so the header is not parsed twice.
+    /// </summary>
+    /// <exception cref="EnvelopeFormatException">Not a structurally valid v1 envelope.</exception>
+    public static EnvelopeLayout Read(ReadOnlySpan<byte> value)
     {
         // Messages name the structural problem only: the offending bytes may be someone's plaintext.
         if (!HasEnvelopePrefix(value))
@@ -116,15 +123,7 @@ internal static class ValueEnvelope
             throw Malformed("the envelope is truncated");
         }
 
-        int headerLength = offset + wrappedKeyLength + NonceSize;
-        return new EnvelopeHeader(
-            value[..headerLength],
-            version,
-            value.Slice(MagicLength + 2, KeyIdLength),
-            kekId,
-            value.Slice(offset, wrappedKeyLength),
-            value.Slice(offset + wrappedKeyLength, NonceSize),
-            value.Length - headerLength - TagSize);
+        return new EnvelopeLayout(version, kekIdLength, wrappedKeyLength, value.Length);
     }
 
     /// <summary>Seals <paramref name="plaintext"/> for <paramref name="etcdKey"/>.</summary>
@@ -169,10 +168,15 @@ internal static class ValueEnvelope
     /// <exception cref="EnvelopeFormatException">Not a structurally valid v1 envelope.</exception>
     /// <exception cref="EnvelopeAuthenticationException">Sealed under another key, for another etcd key, or modified.</exception>
     /// <exception cref="ObjectDisposedException">The key was evicted and disposed; look it up again.</exception>
-    public static byte[] Open(DataKey key, ReadOnlySpan<byte> etcdKey, ReadOnlySpan<byte> value)
+    public static byte[] Open(DataKey key, ReadOnlySpan<byte> etcdKey, ReadOnlySpan<byte> value) => Open(key, etcdKey, value, Read(value));
+
+    /// <summary>Authenticates and decrypts an envelope whose structure <see cref="Read"/> validated into <paramref name="layout"/>.</summary>
+    /// <exception cref="EnvelopeAuthenticationException">Sealed under another key, for another etcd key, or modified.</exception>
+    /// <exception cref="ObjectDisposedException">The key was evicted and disposed; look it up again.</exception>
+    public static byte[] Open(DataKey key, ReadOnlySpan<byte> etcdKey, ReadOnlySpan<byte> value, EnvelopeLayout layout)
     {
         ArgumentNullException.ThrowIfNull(key);
-        EnvelopeHeader header = Parse(value);
+        EnvelopeHeader header = layout.Over(value);
         if (!CryptographicOperations.FixedTimeEquals(header.KeyId, key.IdBytes))
         {
             throw new EnvelopeAuthenticationException("the value was sealed under a different data key");

@@ -95,15 +95,16 @@ internal sealed partial class ValueProtector : IValueProtector
 
         try
         {
-            ValueTask<DataKey> pending = LookUp(stored, cancellationToken);
+            EnvelopeLayout layout = ValueEnvelope.Read(stored.Span);
+            ValueTask<DataKey> pending = LookUp(stored, layout, cancellationToken);
             if (!pending.IsCompletedSuccessfully)
             {
-                return UnprotectSlowAsync(pending, etcdKey, stored, cancellationToken);
+                return UnprotectSlowAsync(pending, etcdKey, stored, layout, cancellationToken);
             }
 
-            return TryOpen(pending.Result, key, stored.Span, out ByteString? plaintext)
+            return TryOpen(pending.Result, key, stored.Span, layout, out ByteString? plaintext)
                 ? new ValueTask<ByteString>(plaintext)
-                : UnprotectSlowAsync(null, etcdKey, stored, cancellationToken);
+                : UnprotectSlowAsync(null, etcdKey, stored, layout, cancellationToken);
         }
         catch (EnvelopeException ex)
         {
@@ -152,6 +153,7 @@ internal sealed partial class ValueProtector : IValueProtector
         ValueTask<DataKey>? pending,
         ByteString etcdKey,
         ByteString stored,
+        EnvelopeLayout layout,
         CancellationToken cancellationToken)
     {
         for (int attempt = 1; ; attempt++)
@@ -160,9 +162,9 @@ internal sealed partial class ValueProtector : IValueProtector
             {
                 DataKey key = pending is { } first
                     ? await first.ConfigureAwait(false)
-                    : await LookUp(stored, cancellationToken).ConfigureAwait(false);
+                    : await LookUp(stored, layout, cancellationToken).ConfigureAwait(false);
                 pending = null;
-                if (TryOpen(key, etcdKey.Span, stored.Span, out ByteString? plaintext))
+                if (TryOpen(key, etcdKey.Span, stored.Span, layout, out ByteString? plaintext))
                 {
                     return plaintext;
                 }
@@ -183,8 +185,8 @@ internal sealed partial class ValueProtector : IValueProtector
         }
     }
 
-    private ValueTask<DataKey> LookUp(ByteString stored, CancellationToken cancellationToken) =>
-        _keys.GetDecryptionKeyAsync(ValueEnvelope.Parse(stored.Span), cancellationToken);
+    private ValueTask<DataKey> LookUp(ByteString stored, EnvelopeLayout layout, CancellationToken cancellationToken) =>
+        _keys.GetDecryptionKeyAsync(layout.Over(stored.Span), cancellationToken);
 
     /// <returns>False when the key was retired or evicted (disposed) between lookup and use: look it up again.</returns>
     private bool TrySeal(EncryptionKey key, ByteString etcdKey, ByteString plaintext, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out ByteString? envelope)
@@ -211,11 +213,11 @@ internal sealed partial class ValueProtector : IValueProtector
         return false;
     }
 
-    private static bool TryOpen(DataKey key, ReadOnlySpan<byte> etcdKey, ReadOnlySpan<byte> stored, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out ByteString? plaintext)
+    private static bool TryOpen(DataKey key, ReadOnlySpan<byte> etcdKey, ReadOnlySpan<byte> stored, EnvelopeLayout layout, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out ByteString? plaintext)
     {
         try
         {
-            plaintext = UnsafeByteOperations.UnsafeWrap(ValueEnvelope.Open(key, etcdKey, stored));
+            plaintext = UnsafeByteOperations.UnsafeWrap(ValueEnvelope.Open(key, etcdKey, stored, layout));
             return true;
         }
         catch (ObjectDisposedException)

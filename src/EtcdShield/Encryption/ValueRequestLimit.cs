@@ -13,6 +13,19 @@ internal sealed class ValueRequestLimit
 
     public ValueRequestLimit(int maxRequestBytes) => _maxRequestBytes = maxRequestBytes;
 
+    /// <summary>
+    /// Seals the value of a request that writes one (Put, Campaign, Proclaim) within etcd's limit: the plaintext
+    /// request is checked first, as etcd would check it, then <paramref name="seal"/> seals it in place, then the
+    /// sealed request is checked before anything is sent.
+    /// </summary>
+    public async ValueTask SealWithinAsync<T>(T request, Func<T, ValueTask> seal)
+        where T : IMessage
+    {
+        CheckPlaintext(request);
+        await seal(request).ConfigureAwait(false);
+        CheckSealed(request);
+    }
+
     /// <summary>Checked on the client's request, before encryption: the answer etcd itself would give.</summary>
     public void CheckPlaintext(IMessage request)
     {
