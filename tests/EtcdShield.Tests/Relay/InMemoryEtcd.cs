@@ -44,9 +44,12 @@ internal sealed class InMemoryEtcd : CallInvoker
     /// <summary>The next call of <paramref name="method"/> runs <paramref name="step"/>; queued steps run one per call, in order.</summary>
     public void OnNext(string method, Step step) => _next.GetOrAdd(Known(method), _ => new()).Enqueue(step);
 
+    /// <summary>Every call of <paramref name="method"/> without a queued step runs <paramref name="step"/>.</summary>
+    public void OnEvery(string method, Step step) => _every[Known(method)] = step;
+
     /// <summary>Every call of <paramref name="method"/> without a queued step is answered by <paramref name="answer"/>.</summary>
     public void OnEvery(string method, Func<IMessage, IMessage> answer) =>
-        _every[Known(method)] = (request, _, _) => Task.FromResult(answer(request));
+        OnEvery(method, (request, _, _) => Task.FromResult(answer(request)));
 
     /// <summary>The next call of <paramref name="method"/> fails as etcd would fail it, without reaching the store.</summary>
     public void FailNext(string method, StatusCode code, string detail) =>
