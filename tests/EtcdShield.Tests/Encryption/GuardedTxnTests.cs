@@ -1,53 +1,171 @@
 using EtcdShield.Encryption;
 using EtcdShield.Protocol.Etcdserverpb;
-using EtcdShield.Protocol.Mvccpb;
-using EtcdShield.Tests.Keys;
 using Google.Protobuf;
 using Grpc.Core;
+using Microsoft.Extensions.Diagnostics.Metrics.Testing;
+using Microsoft.Extensions.Logging;
 using static EtcdShield.Protocol.Etcdserverpb.Compare.Types;
+using static EtcdShield.Tests.Encryption.ValueHandlerBed;
 
 namespace EtcdShield.Tests.Encryption;
 
 /// <summary>
-/// The guard-retry loop against a scripted etcd: every read answers the key at a fresh revision, and each
-/// guarded commit fails as many times as the script says, as it does while a writer keeps changing the key.
+/// Value-compare txns through the Txn handler against the in-memory etcd, with other clients' writes landing
+/// between the proxy's read and its guarded commit: the guards catch every change that could alter the outcome,
+/// the proxy decides again, and a key that never stops changing ends in ABORTED.
 /// </summary>
 public sealed class GuardedTxnTests : IDisposable
 {
-    private readonly MetricRecorder _meters = new();
-    private readonly PausingClock _clock = new();
-    private readonly RecordingLogger<GuardedTxn> _logger = new();
+    private readonly ValueHandlerBed _bed = new();
+
+    private EtcdShield.Tests.Relay.InMemoryEtcd Etcd => _bed.Etcd;
+
+    public void Dispose() => _bed.Dispose();
+
+    [Fact]
+    public async Task A_write_between_the_read_and_the_commit_is_caught_and_the_txn_decided_again_on_the_new_value()
+    {
+        var read = _bed.Store("/k", "v");
+        // Another client changes /k right after the proxy has read it.
+        Etcd.ThenNext("KV/Txn", _ => _bed.Store("/k", "changed"));
+
+        var pending = TxnAsync(SwapTxn("/k", "v", "mine"));
+        var pause = await _bed.PassPauseAsync();
+        var response = await pending;
+
+        // etcd would have compared "changed" with "v" at commit time: the failure branch, and /k keeps the other write.
+        Assert.False(response.Succeeded);
+        Assert.Equal("changed", _bed.Stored("/k"));
+        var txns = Etcd.SentTo<TxnRequest>("KV/Txn");
+        Assert.Equal(4, txns.Count);
+        // The first commit was guarded on /k's mod_revision as read, which the other write moved.
+        Assert.Equal(ModEquals("/k", read), Assert.Single(txns[1].Compare));
+        Assert.DoesNotContain(txns[1].Success[0].RequestTxn.Compare, c => c.Target == CompareTarget.Value);
+        Assert.InRange(pause, GuardedTxn.Pause(1, 0.0), GuardedTxn.Pause(1, 1.0));
+        Assert.Equal(1, _bed.GuardRetries.GetMeasurementSnapshot().EvaluateAsCounter());
+        Assert.Empty(_bed.GuardsExhausted.GetMeasurementSnapshot());
+    }
+
+    [Fact]
+    public async Task A_write_of_the_same_plaintext_in_between_still_costs_a_retry_and_then_the_swap_succeeds()
+    {
+        _bed.Store("/k", "v");
+        Etcd.ThenNext("KV/Txn", _ => _bed.Store("/k", "v"));
+
+        var pending = TxnAsync(SwapTxn("/k", "v", "mine"));
+        await _bed.PassPauseAsync();
+        var response = await pending;
+
+        Assert.True(response.Succeeded);
+        Assert.Equal("mine", _bed.Stored("/k"));
+        Assert.Equal(4, Etcd.SentTo<TxnRequest>("KV/Txn").Count);
+    }
+
+    [Fact]
+    public async Task Deleting_the_only_key_that_failed_a_range_compare_is_caught_by_its_witness_guard()
+    {
+        // LESS "c" over /r/: /r/2 = "d" makes it false, and is the witness pinned by the guard.
+        _bed.Store("/r/1", "b");
+        var witness = _bed.Store("/r/2", "d");
+        Etcd.ThenNext("KV/Txn", store => store.Delete("/r/2"));
+        var txn = new TxnRequest
+        {
+            Compare = { ValueCompare("/r/", "/r0", CompareResult.Less, "c") },
+            Success = { PutOp("/done", "less") },
+            Failure = { PutOp("/done", "not less") },
+        };
+
+        var pending = TxnAsync(txn);
+        await _bed.PassPauseAsync();
+        var response = await pending;
+
+        // Without /r/2 every key is below "c": etcd would take the success branch, and so does the proxy.
+        Assert.True(response.Succeeded);
+        Assert.Equal("less", _bed.Stored("/done"));
+        var firstCommit = Etcd.SentTo<TxnRequest>("KV/Txn")[1];
+        Assert.Contains(ModEquals("/r/2", witness), firstCommit.Compare);
+        Assert.Contains(
+            new Compare { Key = Utf8("/r/"), RangeEnd = Utf8("/r0"), Target = CompareTarget.Mod, Result = CompareResult.Less, ModRevision = witness + 1 },
+            firstCommit.Compare);
+    }
+
+    [Fact]
+    public async Task Emptying_a_range_that_held_a_compare_makes_it_false_as_etcd_would()
+    {
+        _bed.Store("/r/1", "b");
+        Etcd.ThenNext("KV/Txn", store => store.Delete("/r/1"));
+        var txn = new TxnRequest
+        {
+            Compare = { ValueCompare("/r/", "/r0", CompareResult.Greater, "a") },
+            Success = { PutOp("/done", "greater") },
+            Failure = { PutOp("/done", "not greater") },
+        };
+
+        var pending = TxnAsync(txn);
+        await _bed.PassPauseAsync();
+        var response = await pending;
+
+        Assert.False(response.Succeeded);
+        Assert.Equal("not greater", _bed.Stored("/done"));
+    }
+
+    [Fact]
+    public async Task A_new_key_in_a_compared_range_is_caught_by_the_range_guard()
+    {
+        _bed.Store("/r/1", "b");
+        Etcd.ThenNext("KV/Txn", _ => _bed.Store("/r/0", "a"));
+        var txn = new TxnRequest
+        {
+            Compare = { ValueCompare("/r/", "/r0", CompareResult.Greater, "a") },
+            Success = { PutOp("/done", "greater") },
+            Failure = { PutOp("/done", "not greater") },
+        };
+
+        var pending = TxnAsync(txn);
+        await _bed.PassPauseAsync();
+        var response = await pending;
+
+        // "/r/0" = "a" is not greater than "a".
+        Assert.False(response.Succeeded);
+        Assert.Equal("not greater", _bed.Stored("/done"));
+    }
 
     [Fact]
     public async Task A_compared_key_that_never_stops_changing_costs_ten_attempts_then_aborted()
     {
-        var etcd = new ScriptedKv(guardFailures: int.MaxValue);
+        _bed.Store("/k", "v");
+        // After every read (a txn without compares) another client rewrites /k with the same plaintext.
+        Etcd.OnEvery("KV/Txn", async (request, next, _) =>
+        {
+            var answer = await next(request);
+            if (((TxnRequest)request).Compare.Count == 0)
+            {
+                _bed.Store("/k", "v");
+            }
 
-        var refusal = await Assert.ThrowsAsync<RpcException>(() => CommitAsync(etcd, ValueCompareTxn()));
+            return answer;
+        });
+
+        var pending = TxnAsync(SwapTxn("/k", "v", "mine"));
+        var pauses = new List<TimeSpan>();
+        for (var i = 1; i < GuardedTxn.MaxAttempts; i++)
+        {
+            pauses.Add(await _bed.PassPauseAsync());
+        }
+
+        var refusal = await Assert.ThrowsAsync<RpcException>(() => pending);
 
         Assert.Equal(StatusCode.Aborted, refusal.StatusCode);
         Assert.Equal("etcdshield: compared keys kept changing, retry", refusal.Status.Detail);
-        Assert.Equal(GuardedTxn.MaxAttempts, etcd.Reads);
-        Assert.Equal(GuardedTxn.MaxAttempts, etcd.Commits);
-        Assert.Equal(GuardedTxn.MaxAttempts - 1, _clock.Pauses.Count);
-        Assert.All(_clock.Pauses.Select((pause, i) => (pause, i)), p => Assert.InRange(p.pause, GuardedTxn.Pause(p.i + 1, 0.0), GuardedTxn.Pause(p.i + 1, 1.0)));
-        Assert.Equal(GuardedTxn.MaxAttempts - 1, _meters.Sum("etcdshield.txn.guard_retries"));
-        Assert.Equal(1, _meters.Sum("etcdshield.txn.guard_exhausted"));
-        Assert.Contains(_logger.Entries, e => e.EventId.Id == 2300 && !e.Message.Contains("/k", StringComparison.Ordinal));
-    }
-
-    [Fact]
-    public async Task A_commit_that_loses_twice_is_answered_on_the_third_attempt()
-    {
-        var etcd = new ScriptedKv(guardFailures: 2);
-
-        var response = await CommitAsync(etcd, ValueCompareTxn());
-
-        Assert.True(response.Succeeded);
-        Assert.Equal(3, etcd.Commits);
-        Assert.Equal(2, _clock.Pauses.Count);
-        Assert.Equal(2, _meters.Sum("etcdshield.txn.guard_retries"));
-        Assert.Equal(0, _meters.Sum("etcdshield.txn.guard_exhausted"));
+        Assert.Equal("v", _bed.Stored("/k"));
+        Assert.Equal(2 * GuardedTxn.MaxAttempts, Etcd.SentTo<TxnRequest>("KV/Txn").Count);
+        Assert.All(pauses.Select((pause, i) => (pause, attempt: i + 1)), p => Assert.InRange(p.pause, GuardedTxn.Pause(p.attempt, 0.0), GuardedTxn.Pause(p.attempt, 1.0)));
+        Assert.False(_bed.Clock.Timers.TryRead(out _));
+        Assert.Equal(GuardedTxn.MaxAttempts - 1, _bed.GuardRetries.GetMeasurementSnapshot().EvaluateAsCounter());
+        Assert.Equal(1, _bed.GuardsExhausted.GetMeasurementSnapshot().EvaluateAsCounter());
+        var warning = Assert.Single(_bed.Logs.GetSnapshot(), r => r.Category == typeof(GuardedTxn).FullName && r.Id.Name == "TxnGuardExhausted");
+        Assert.Equal(LogLevel.Warning, warning.Level);
+        Assert.DoesNotContain("/k", warning.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -64,120 +182,42 @@ public sealed class GuardedTxnTests : IDisposable
     [Fact]
     public async Task More_compared_ranges_than_etcd_takes_guards_for_are_refused_without_reading()
     {
-        var etcd = new ScriptedKv(guardFailures: 0);
         // 40 compares on distinct keys, and two nested txns of 60 more each: within etcd's budget for the txn
         // itself (the nested ones get 128 - 40), but 160 compared keys need more guards than etcd takes.
         var txn = new TxnRequest();
-        txn.Compare.Add(Enumerable.Range(0, 40).Select(i => ValueEquals($"/k/top/{i}", "v")));
+        txn.Compare.Add(Enumerable.Range(0, 40).Select(i => ValueCompare($"/k/top/{i}", "", CompareResult.Equal, "v")));
         foreach (var branch in new[] { "a", "b" })
         {
             var nested = new TxnRequest();
-            nested.Compare.Add(Enumerable.Range(0, 60).Select(i => ValueEquals($"/k/{branch}/{i}", "v")));
+            nested.Compare.Add(Enumerable.Range(0, 60).Select(i => ValueCompare($"/k/{branch}/{i}", "", CompareResult.Equal, "v")));
             txn.Success.Add(new RequestOp { RequestTxn = nested });
         }
 
-        Assert.True(TxnRequestCheck.FitsOpBudget(txn, 128));
+        Assert.True(TxnRequestCheck.FitsOpBudget(txn, MaxTxnOps));
 
-        var refusal = await Assert.ThrowsAsync<RpcException>(() => CommitAsync(etcd, txn));
+        var refusal = await Assert.ThrowsAsync<RpcException>(() => TxnAsync(txn));
 
         Assert.Equal(StatusCode.InvalidArgument, refusal.StatusCode);
-        Assert.StartsWith("etcdshield: too many operations in txn request", refusal.Status.Detail, StringComparison.Ordinal);
-        Assert.Equal(0, etcd.Reads + etcd.Commits);
+        Assert.Equal(
+            "etcdshield: too many operations in txn request once its value compares are guarded (160 guard compares; etcd allows --max-txn-ops 128 for the txn and its guards)",
+            refusal.Status.Detail);
+        Assert.Empty(Etcd.Requests);
     }
 
-    public void Dispose() => _meters.Dispose();
+    private Task<TxnResponse> TxnAsync(TxnRequest txn) => _bed.CallAsync<TxnResponse>(_bed.Txn, "KV/Txn", txn);
 
-    private async Task<TxnResponse> CommitAsync(ScriptedKv etcd, TxnRequest txn)
+    private static TxnRequest SwapTxn(string key, string expected, string value) => new()
     {
-        var guarded = new GuardedTxn(new ValueCompares(new KeyValueOpener(PassthroughValueProtector.Instance)), 128, _clock, _meters, _logger);
-        return await guarded.CommitAsync(txn, txn.Clone(), new ValueRequestLimit(1_572_864), new KV.KVClient(etcd), new CallOptions());
-    }
-
-    private static TxnRequest ValueCompareTxn() => new()
-    {
-        Compare = { ValueEquals("/k", "v") },
-        Success = { new RequestOp { RequestPut = new PutRequest { Key = ByteString.CopyFromUtf8("/k"), Value = ByteString.CopyFromUtf8("w") } } },
+        Compare = { ValueCompare(key, "", CompareResult.Equal, expected) },
+        Success = { PutOp(key, value) },
     };
 
-    private static Compare ValueEquals(string key, string value) =>
-        new() { Key = ByteString.CopyFromUtf8(key), Target = CompareTarget.Value, Result = CompareResult.Equal, Value = ByteString.CopyFromUtf8(value) };
+    internal static RequestOp PutOp(string key, string value) =>
+        new() { RequestPut = new PutRequest { Key = Utf8(key), Value = Utf8(value) } };
 
-    /// <summary>etcd's KV.Txn, scripted: reads (no compares) see "/k" = "v" at a new revision each time; guarded commits fail the first N times.</summary>
-    private sealed class ScriptedKv(int guardFailures) : CallInvoker
-    {
-        private long _revision = 100;
+    internal static Compare ValueCompare(string key, string rangeEnd, CompareResult result, string value) =>
+        new() { Key = Utf8(key), RangeEnd = Utf8(rangeEnd), Target = CompareTarget.Value, Result = result, Value = Utf8(value) };
 
-        public int Reads { get; private set; }
-
-        public int Commits { get; private set; }
-
-        public override AsyncUnaryCall<TResponse> AsyncUnaryCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request)
-        {
-            var txn = Assert.IsType<TxnRequest>(request);
-            _revision++;
-            TxnResponse response;
-            if (txn.Compare.Count == 0)
-            {
-                Reads++;
-                response = new TxnResponse { Header = new ResponseHeader { Revision = _revision }, Succeeded = true };
-                response.Responses.Add(txn.Success.Select(_ => new ResponseOp
-                {
-                    ResponseRange = new RangeResponse { Kvs = { new KeyValue { Key = ByteString.CopyFromUtf8("/k"), Value = ByteString.CopyFromUtf8("v"), ModRevision = _revision, Version = 1 } } },
-                }));
-            }
-            else
-            {
-                Commits++;
-                var succeeded = Commits > guardFailures;
-                response = new TxnResponse { Header = new ResponseHeader { Revision = _revision }, Succeeded = succeeded };
-                if (succeeded)
-                {
-                    response.Responses.Add(new ResponseOp { ResponseTxn = new TxnResponse { Succeeded = true } });
-                }
-            }
-
-            return new AsyncUnaryCall<TResponse>(
-                Task.FromResult((TResponse)(object)response), Task.FromResult(new Metadata()), () => Status.DefaultSuccess, () => [], () => { });
-        }
-
-        public override TResponse BlockingUnaryCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request) =>
-            throw new NotSupportedException();
-
-        public override AsyncServerStreamingCall<TResponse> AsyncServerStreamingCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request) =>
-            throw new NotSupportedException();
-
-        public override AsyncClientStreamingCall<TRequest, TResponse> AsyncClientStreamingCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options) =>
-            throw new NotSupportedException();
-
-        public override AsyncDuplexStreamingCall<TRequest, TResponse> AsyncDuplexStreamingCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options) =>
-            throw new NotSupportedException();
-    }
-
-    /// <summary>A clock whose timers record the pause asked for and fire at once, so retries run without waiting.</summary>
-    private sealed class PausingClock : TimeProvider
-    {
-        public List<TimeSpan> Pauses { get; } = [];
-
-        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
-        {
-            lock (Pauses)
-            {
-                Pauses.Add(dueTime);
-            }
-
-            ThreadPool.QueueUserWorkItem(_ => callback(state));
-            return new FiredTimer();
-        }
-
-        private sealed class FiredTimer : ITimer
-        {
-            public bool Change(TimeSpan dueTime, TimeSpan period) => false;
-
-            public void Dispose()
-            {
-            }
-
-            public ValueTask DisposeAsync() => ValueTask.CompletedTask;
-        }
-    }
+    private static Compare ModEquals(string key, long revision) =>
+        new() { Key = ByteString.CopyFromUtf8(key), Target = CompareTarget.Mod, Result = CompareResult.Equal, ModRevision = revision };
 }

@@ -1,0 +1,118 @@
+using System.Threading.Channels;
+using Google.Protobuf;
+using Grpc.Core;
+
+namespace EtcdShield.Tests.Relay;
+
+/// <summary>
+/// One streaming call to the in-memory etcd, played by the test: it sends etcd's messages with <see cref="Respond"/>,
+/// ends the stream with <see cref="Complete"/> or <see cref="Fail"/>, and reads what the caller wrote from
+/// <see cref="Requests"/> (copies, parsed as etcd would parse them). Nothing happens until the test says so.
+/// </summary>
+internal sealed class ScriptedStream
+{
+    private readonly Channel<IMessage> _responses = Channel.CreateUnbounded<IMessage>();
+    private readonly Channel<IMessage> _requests = Channel.CreateUnbounded<IMessage>();
+    private readonly TaskCompletionSource<CallOptions> _opened = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _disposed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private Status _status = Status.DefaultSuccess;
+
+    /// <summary>Completes, with the call's options, when the caller opens the stream.</summary>
+    public Task<CallOptions> Opened => _opened.Task;
+
+    /// <summary>Completes when the caller disposes of the call, as the relay does when it is done with it.</summary>
+    public Task Disposed => _disposed.Task;
+
+    /// <summary>What the caller sent: a server-streaming call's one request, or each message of a duplex call.</summary>
+    public ChannelReader<IMessage> Requests => _requests.Reader;
+
+    /// <summary>Whether the caller said it has no more to send (duplex only).</summary>
+    public bool RequestsCompleted => _requests.Reader.Completion.IsCompleted;
+
+    public void Respond(IMessage response) =>
+        Require(_responses.Writer.TryWrite(response), "the stream has already ended");
+
+    public void Complete() => End(Status.DefaultSuccess);
+
+    public void Fail(StatusCode code, string detail) => End(new Status(code, detail));
+
+    internal void Open(CallOptions options) => _opened.TrySetResult(options);
+
+    internal void Received(IMessage request)
+    {
+        _requests.Writer.TryWrite(request);
+        _requests.Writer.TryComplete();
+    }
+
+    internal Status GetStatus() => _status;
+
+    internal void Dispose()
+    {
+        _disposed.TrySetResult();
+        _responses.Writer.TryComplete(new RpcException(new Status(StatusCode.Cancelled, "Call canceled by the client.")));
+    }
+
+    internal IAsyncStreamReader<T> Reader<T>(Marshaller<T> marshaller, CancellationToken cancellationToken) =>
+        new ResponseReader<T>(this, marshaller, cancellationToken);
+
+    internal IClientStreamWriter<T> Writer<T>(Marshaller<T> marshaller, MessageParser parser) =>
+        new RequestWriter<T>(this, marshaller, parser);
+
+    private static void Require(bool condition, string message)
+    {
+        if (!condition)
+        {
+            throw new InvalidOperationException(message);
+        }
+    }
+
+    private void End(Status status)
+    {
+        _status = status;
+        Require(
+            status.StatusCode == StatusCode.OK ? _responses.Writer.TryComplete() : _responses.Writer.TryComplete(new RpcException(status)),
+            "the stream has already ended");
+    }
+
+    private sealed class ResponseReader<T>(ScriptedStream stream, Marshaller<T> marshaller, CancellationToken callToken) : IAsyncStreamReader<T>
+    {
+        public T Current { get; private set; } = default!;
+
+        public async Task<bool> MoveNext(CancellationToken cancellationToken)
+        {
+            using var both = CancellationTokenSource.CreateLinkedTokenSource(callToken, cancellationToken);
+            try
+            {
+                if (!await stream._responses.Reader.WaitToReadAsync(both.Token))
+                {
+                    return false;
+                }
+            }
+            catch (OperationCanceledException) when (both.IsCancellationRequested)
+            {
+                throw new RpcException(new Status(StatusCode.Cancelled, "Call canceled by the client."));
+            }
+
+            var message = await stream._responses.Reader.ReadAsync(both.Token);
+            Current = Wire.Deserialize(marshaller, message.ToByteArray());
+            return true;
+        }
+    }
+
+    private sealed class RequestWriter<T>(ScriptedStream stream, Marshaller<T> marshaller, MessageParser parser) : IClientStreamWriter<T>
+    {
+        public WriteOptions? WriteOptions { get; set; }
+
+        public Task WriteAsync(T message)
+        {
+            Require(stream._requests.Writer.TryWrite(parser.ParseFrom(Wire.Serialize(marshaller, message))), "the request stream is already complete");
+            return Task.CompletedTask;
+        }
+
+        public Task CompleteAsync()
+        {
+            stream._requests.Writer.TryComplete();
+            return Task.CompletedTask;
+        }
+    }
+}
