@@ -109,6 +109,8 @@ internal sealed class ScriptedStream
             return Task.CompletedTask;
         }
 
+        public Task WriteAsync(T message, CancellationToken cancellationToken) => WriteAsync(message);
+
         public Task CompleteAsync()
         {
             stream._requests.Writer.TryComplete();

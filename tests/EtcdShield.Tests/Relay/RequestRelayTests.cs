@@ -1,0 +1,252 @@
+using EtcdShield.Authorization;
+using EtcdShield.Protocol.Etcdserverpb;
+using EtcdShield.Protocol.Mvccpb;
+using Google.Protobuf;
+using Grpc.Core;
+
+namespace EtcdShield.Tests.Relay;
+
+/// <summary>
+/// The call path of <see cref="EtcdShield.Relay.RequestRelay"/> against an in-memory etcd: authorization before
+/// anything reaches etcd, status mapping, shutdown, pass-through as bytes, and refusals on streams while etcd's
+/// events are still being written.
+/// </summary>
+public sealed class RequestRelayTests : IDisposable
+{
+    private readonly RelayBed _bed = new();
+
+    public void Dispose() => _bed.Dispose();
+
+    private static ByteString B(string text) => ByteString.CopyFromUtf8(text);
+
+    [Fact]
+    public async Task An_allowed_request_reaches_etcd_with_the_clients_headers_and_its_answer_comes_back()
+    {
+        var context = _bed.Context();
+        context.RequestHeaders.Add("hasleader", "true");
+
+        var response = (PutResponse)await _bed.Relay.UnaryAsync(RelayBed.Method("KV/Put"), new PutRequest { Key = B("/app/a"), Value = B("v") }, context);
+
+        Assert.True(response.Header.Revision > 0);
+        var sent = Assert.Single(_bed.Etcd.Requests);
+        Assert.Equal("v", ((PutRequest)sent.Request!).Value.ToStringUtf8());
+        Assert.Equal("true", sent.Headers?.GetValue("hasleader"));
+        Assert.Equal("OK", _bed.LastCode("KV/Put"));
+    }
+
+    [Fact]
+    public async Task A_denied_request_never_reaches_etcd_and_is_counted_as_denied()
+    {
+        var denied = await Assert.ThrowsAsync<AccessDenial>(
+            () => _bed.Relay.UnaryAsync(RelayBed.Method("KV/Put"), new PutRequest { Key = B("/other/a"), Value = B("v") }, _bed.Context()));
+
+        Assert.Equal(StatusCode.PermissionDenied, denied.StatusCode);
+        Assert.Equal("etcdshield: permission denied: identity \"app\" may not write key \"/other/a\" (KV/Put put)", denied.Status.Detail);
+        Assert.Empty(_bed.Etcd.Requests);
+        Assert.Equal("PERMISSION_DENIED", _bed.LastCode("KV/Put"));
+        Assert.Equal("KV/Put", Assert.Single(_bed.Denied.GetMeasurementSnapshot()).Tags["method"]);
+    }
+
+    [Fact]
+    public async Task Etcds_error_reaches_the_client_with_its_exact_code_and_text()
+    {
+        _bed.Etcd.FailNext("KV/Put", StatusCode.InvalidArgument, "etcdserver: key is not provided");
+
+        var failed = await Assert.ThrowsAsync<RpcException>(
+            () => _bed.Relay.UnaryAsync(RelayBed.Method("KV/Put"), new PutRequest { Key = B("/app/a") }, _bed.Context()));
+
+        Assert.Equal(StatusCode.InvalidArgument, failed.StatusCode);
+        Assert.Equal("etcdserver: key is not provided", failed.Status.Detail);
+        Assert.Equal("INVALID_ARGUMENT", _bed.LastCode("KV/Put"));
+    }
+
+    [Fact]
+    public async Task A_method_decided_by_name_passes_as_bytes_unparsed()
+    {
+        var answer = new StatusResponse { Version = "3.4.23", DbSize = 20480, Leader = 7 };
+        _bed.Etcd.OnEvery("Maintenance/Status", _ => answer);
+
+        var bytes = await _bed.Relay.PassUnaryAsync(RelayBed.Method("Maintenance/Status"), new StatusRequest().ToByteArray(), _bed.Context());
+
+        Assert.Equal(answer.ToByteArray(), bytes);
+    }
+
+    [Fact]
+    public async Task A_method_decided_by_name_is_refused_to_a_caller_without_it()
+    {
+        var denied = await Assert.ThrowsAsync<AccessDenial>(
+            () => _bed.Relay.PassUnaryAsync(RelayBed.Method("Maintenance/Defragment"), [], _bed.Context()));
+
+        Assert.Equal("etcdshield: permission denied: identity \"app\" may not call Maintenance/Defragment", denied.Status.Detail);
+        Assert.Empty(_bed.Etcd.Requests);
+    }
+
+    [Fact]
+    public async Task A_call_waiting_on_etcd_when_the_proxy_stops_is_told_to_go_elsewhere()
+    {
+        var held = _bed.Etcd.HoldNext("KV/Range");
+        var call = _bed.Relay.UnaryAsync(RelayBed.Method("KV/Range"), new RangeRequest { Key = B("/app/a") }, _bed.Context());
+        await held.Reached;
+
+        _bed.StopProxy();
+
+        var ended = await Assert.ThrowsAsync<RpcException>(() => call);
+        Assert.Equal(StatusCode.Unavailable, ended.StatusCode);
+        Assert.Equal("etcdshield: shutting down", ended.Status.Detail);
+        Assert.Equal("UNAVAILABLE", _bed.LastCode("KV/Range"));
+    }
+
+    [Fact]
+    public async Task A_call_whose_client_goes_away_ends_cancelled()
+    {
+        using var client = new CancellationTokenSource();
+        var held = _bed.Etcd.HoldNext("KV/Range");
+        var call = _bed.Relay.UnaryAsync(RelayBed.Method("KV/Range"), new RangeRequest { Key = B("/app/a") }, _bed.Context(client.Token));
+        await held.Reached;
+
+        await client.CancelAsync();
+
+        var ended = await Assert.ThrowsAsync<RpcException>(() => call);
+        Assert.Equal(StatusCode.Cancelled, ended.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_forbidden_watch_is_refused_on_the_stream_while_etcd_keeps_sending_the_allowed_ones_events()
+    {
+        var etcd = _bed.Etcd.NextStream("Watch/Watch");
+        var client = new ClientStream<IMessage>();
+        var relay = _bed.Relay.DuplexStreamingAsync(RelayBed.Method("Watch/Watch"), client, client, _bed.Context());
+        await etcd.Opened;
+
+        client.Send(new WatchRequest { CreateRequest = new WatchCreateRequest { Key = B("/app/"), RangeEnd = B("/app0"), WatchId = 1 } });
+        var create = (WatchRequest)await etcd.Requests.ReadAsync();
+        Assert.Equal(1, create.CreateRequest.WatchId);
+        etcd.Respond(new WatchResponse { WatchId = 1, Created = true });
+        etcd.Respond(PutEvent(1, "/app/x", 10));
+
+        client.Send(new WatchRequest { CreateRequest = new WatchCreateRequest { Key = B("/secret/"), RangeEnd = B("/secret0"), WatchId = 2 } });
+        etcd.Respond(PutEvent(1, "/app/y", 11));
+
+        var told = new List<WatchResponse>();
+        while (told.Count < 4)
+        {
+            told.Add((WatchResponse)await client.Received.ReadAsync());
+        }
+
+        var refusal = Assert.Single(told, r => r.WatchId == 2);
+        Assert.True(refusal is { Created: true, Canceled: true });
+        Assert.StartsWith("rpc error: code = PermissionDenied desc = etcdshield: permission denied: identity \"app\" may not read prefix \"/secret/\"", refusal.CancelReason, StringComparison.Ordinal);
+        Assert.Equal(["/app/x", "/app/y"], told.Where(r => r.WatchId == 1).SelectMany(r => r.Events).Select(e => e.Kv.Key.ToStringUtf8()));
+        Assert.False(etcd.Requests.TryRead(out _), "the forbidden watch reached etcd");
+
+        client.CloseSending();
+        etcd.Complete();
+        await relay;
+        Assert.Equal("OK", _bed.LastCode("Watch/Watch"));
+    }
+
+    [Fact]
+    public async Task A_watch_no_longer_readable_after_a_reload_is_cancelled_in_etcd_and_its_later_events_are_not_written()
+    {
+        var etcd = _bed.Etcd.NextStream("Watch/Watch");
+        var client = new ClientStream<IMessage>();
+        var relay = _bed.Relay.DuplexStreamingAsync(RelayBed.Method("Watch/Watch"), client, client, _bed.Context());
+        client.Send(new WatchRequest { CreateRequest = new WatchCreateRequest { Key = B("/app/"), RangeEnd = B("/app0"), WatchId = 1 } });
+        await etcd.Requests.ReadAsync();
+        etcd.Respond(new WatchResponse { WatchId = 1, Created = true });
+        Assert.True(((WatchResponse)await client.Received.ReadAsync()).Created);
+
+        _bed.ChangePolicy("{ prefix: /elsewhere/, permission: read }");
+        etcd.Respond(PutEvent(1, "/app/after", 12));
+
+        var cancelled = (WatchResponse)await client.Received.ReadAsync();
+        Assert.True(cancelled is { WatchId: 1, Canceled: true, Events.Count: 0 });
+        var cancel = (WatchRequest)await etcd.Requests.ReadAsync();
+        Assert.Equal(1, cancel.CancelRequest.WatchId);
+
+        client.CloseSending();
+        etcd.Complete();
+        await relay;
+        Assert.False(client.Received.TryRead(out var more), $"written after the cancellation: {more}");
+    }
+
+    [Fact]
+    public async Task A_keep_alive_of_a_lease_the_caller_does_not_own_is_answered_as_an_unknown_lease_and_never_forwarded()
+    {
+        var etcd = _bed.Etcd.NextStream("Lease/LeaseKeepAlive");
+        var client = new ClientStream<IMessage>();
+        var relay = _bed.Relay.DuplexStreamingAsync(RelayBed.Method("Lease/LeaseKeepAlive"), client, client, _bed.Context());
+        await etcd.Opened;
+
+        client.Send(new LeaseKeepAliveRequest { ID = 0x0123_4567_89ab });
+
+        var answer = (LeaseKeepAliveResponse)await client.Received.ReadAsync();
+        Assert.Equal(0x0123_4567_89ab, answer.ID);
+        Assert.Equal(0, answer.TTL);
+        client.CloseSending();
+        etcd.Complete();
+        await relay;
+        Assert.True(etcd.RequestsCompleted);
+        Assert.False(etcd.Requests.TryRead(out _), "the foreign keep-alive reached etcd");
+    }
+
+    [Fact]
+    public async Task A_snapshot_passes_as_bytes_and_ends_permission_denied_when_the_reload_takes_the_method_away()
+    {
+        var etcd = _bed.Etcd.NextStream("Maintenance/Snapshot");
+        var client = new ClientStream<byte[]>();
+        var relay = _bed.Relay.ServerStreamingAsync(RelayBed.Method("Maintenance/Snapshot"), new SnapshotRequest().ToByteArray(), client, _bed.Context());
+        var chunk = new SnapshotResponse { RemainingBytes = 1, Blob = B("first") };
+        etcd.Respond(chunk);
+        Assert.Equal(chunk.ToByteArray(), await client.Received.ReadAsync());
+
+        _bed.ChangePolicy("{ prefix: /app/, permission: readwrite }", methods: "[Maintenance/Status]");
+        etcd.Respond(new SnapshotResponse { RemainingBytes = 0, Blob = B("second") });
+
+        var ended = await Assert.ThrowsAsync<AccessDenial>(() => relay);
+        Assert.Equal("etcdshield: permission denied: identity \"app\" may not call Maintenance/Snapshot", ended.Status.Detail);
+        Assert.False(client.Received.TryRead(out _), "a chunk passed after the method was taken away");
+        Assert.Equal("PERMISSION_DENIED", _bed.LastCode("Maintenance/Snapshot"));
+    }
+
+    [Fact]
+    public async Task A_stream_over_the_callers_limit_is_refused_before_etcd_is_asked()
+    {
+        using var bed = new RelayBed(maxStreams: 1);
+        var first = bed.Etcd.NextStream("Watch/Watch");
+        var client = new ClientStream<IMessage>();
+        var open = bed.Relay.DuplexStreamingAsync(RelayBed.Method("Watch/Watch"), client, client, bed.Context());
+        await first.Opened;
+
+        var second = new ClientStream<IMessage>();
+        var refused = await Assert.ThrowsAsync<RpcException>(() => bed.Relay.DuplexStreamingAsync(RelayBed.Method("Watch/Watch"), second, second, bed.Context()));
+
+        Assert.Equal(StatusCode.ResourceExhausted, refused.StatusCode);
+        Assert.Single(bed.Etcd.Requests);
+        client.CloseSending();
+        first.Complete();
+        await open;
+    }
+
+    [Fact]
+    public async Task Streams_open_while_the_proxy_stops_end_unavailable()
+    {
+        var etcd = _bed.Etcd.NextStream("Watch/Watch");
+        var client = new ClientStream<IMessage>();
+        var relay = _bed.Relay.DuplexStreamingAsync(RelayBed.Method("Watch/Watch"), client, client, _bed.Context());
+        await etcd.Opened;
+
+        _bed.StopProxy();
+
+        var ended = await Assert.ThrowsAsync<RpcException>(() => relay);
+        Assert.Equal(StatusCode.Unavailable, ended.StatusCode);
+        Assert.Equal("etcdshield: shutting down", ended.Status.Detail);
+        await etcd.Disposed;
+    }
+
+    private static WatchResponse PutEvent(long watchId, string key, long revision) => new()
+    {
+        WatchId = watchId,
+        Events = { new Event { Type = Event.Types.EventType.Put, Kv = new KeyValue { Key = B(key), Value = B("v"), ModRevision = revision } } },
+    };
+}
