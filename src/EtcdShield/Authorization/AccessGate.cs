@@ -1,9 +1,7 @@
-using System.Diagnostics.Metrics;
 using EtcdShield.Audit;
 using EtcdShield.Protocol.Etcdserverpb;
 using EtcdShield.Relay;
 using EtcdShield.Reload;
-using EtcdShield.Telemetry;
 using Google.Protobuf;
 using Grpc.AspNetCore.Server;
 using Grpc.Core;
@@ -23,17 +21,16 @@ internal sealed partial class AccessGate
     private readonly AuditLog _audit;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
-    private readonly Counter<long> _denied;
+    private readonly AuthorizationMetrics _metrics;
 
-    public AccessGate(ReloadableFiles<AccessPolicy> policy, ReloadableFiles<Tls.ClientTrust> trust, AuditLog audit, TimeProvider time, IMeterFactory meters, ILogger<AccessGate> logger)
+    public AccessGate(ReloadableFiles<AccessPolicy> policy, ReloadableFiles<Tls.ClientTrust> trust, AuditLog audit, TimeProvider time, AuthorizationMetrics metrics, ILogger<AccessGate> logger)
     {
         _policy = policy;
         _trust = trust;
         _audit = audit;
         _time = time;
         _logger = logger;
-        _denied = meters.Create(RelayMetrics.MeterName).CreateCounter<long>(
-            "etcdshield.requests.denied", unit: "{request}", description: "Requests (and watches) the policy refused, by method and identity.");
+        _metrics = metrics;
     }
 
     public Caller CallerOf(ServerCallContext context)
@@ -278,7 +275,7 @@ internal sealed partial class AccessGate
     /// <param name="recorded">The reason again with keys named as the audit and the log name them; only called when they differ.</param>
     private AccessDenial Deny(Caller caller, string method, string reason, Func<KeyRedaction, string?> recorded)
     {
-        _denied.Add(1, new KeyValuePair<string, object?>("method", method), new KeyValuePair<string, object?>("identity", caller.Identity?.Name ?? "(none)"));
+        _metrics.Denied(method, caller.Identity?.Name ?? "(none)");
         // The same decision made twice gives a reason twice; should it not, the clear one must still not be logged.
         var logged = _audit.Keys.HashesKeys ? recorded(_audit.Keys) ?? "(reason withheld)" : reason;
         Log.Denied(_logger, caller.Peer, caller.Name, method, logged);

@@ -1,3 +1,4 @@
+using EtcdShield.Api;
 using EtcdShield.Configuration;
 using Google.Protobuf.Reflection;
 
@@ -29,7 +30,7 @@ internal static class ValueCoverage
 
     /// <summary>The short names of the methods whose request or response can carry a value.</summary>
     public static IEnumerable<string> CarryingValues(IEnumerable<MethodDescriptor> methods) =>
-        methods.Where(m => CanCarryValue(m.InputType) || CanCarryValue(m.OutputType)).Select(m => $"{m.Service.Name}/{m.Name}");
+        methods.Where(m => CanCarryValue(m.InputType) || CanCarryValue(m.OutputType)).Select(EtcdApi.NameOf);
 
     /// <summary>Whether a value can appear anywhere inside <paramref name="message"/> (a walk over every message type it can contain).</summary>
     public static bool CanCarryValue(MessageDescriptor message)

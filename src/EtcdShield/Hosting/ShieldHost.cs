@@ -1,13 +1,13 @@
 using System.Net;
+using EtcdShield.Api;
 using EtcdShield.Audit;
 using EtcdShield.Authorization;
+using EtcdShield.Concurrency;
 using EtcdShield.Configuration;
 using EtcdShield.Encryption;
 using EtcdShield.Keys;
-using EtcdShield.Locking;
 using EtcdShield.Relay;
 using EtcdShield.Reload;
-using EtcdShield.Telemetry;
 using EtcdShield.Tls;
 using Grpc.AspNetCore.Server.Model;
 using Microsoft.AspNetCore.Builder;
@@ -121,12 +121,14 @@ internal static class ShieldHost
         services.AddHostedService(sp => sp.GetRequiredService<ConfigurationReloader>());
         services.AddSingleton<AuditLog>();
         services.AddHostedService(sp => sp.GetRequiredService<AuditLog>());
+        services.AddSingleton<AuthorizationMetrics>();
         services.AddSingleton<AccessGate>();
         services.AddSingleton<Streams.OpenStreams>();
         services.AddSingleton<UpstreamChannel>();
         services.AddSingleton<RelayMetrics>();
         services.AddSingleton<HealthEndpoint>();
         services.AddSingleton<EncryptionMetrics>();
+        services.AddSingleton<KeyMetrics>();
         AddValueProtection(services, options);
         services.AddSingleton(sp => RelayRoutesFor(options, sp));
         services.AddSingleton<RequestRelay>();
@@ -140,7 +142,8 @@ internal static class ShieldHost
             grpc.EnableDetailedErrors = false;
         });
         services.AddOpenTelemetry().WithMetrics(metrics => metrics
-            .AddMeter(RelayMetrics.MeterName)
+            // Every feature's meter is "EtcdShield.<Feature>" (Relay, Encryption, Keys, Authorization, Audit, Tls, Reload).
+            .AddMeter("EtcdShield.*")
             .AddPrometheusExporter());
     }
 
@@ -224,16 +227,27 @@ internal static class ShieldHost
         var protector = services.GetRequiredService<IValueProtector>();
         if (protector.Enabled)
         {
-            ValueRoutes.AddTo(
+            AddValueRoutes(
                 routes,
                 protector,
                 new ValueLimits(options.MaxRequestBytes, options.MaxTxnOps),
                 services.GetRequiredService<TimeProvider>(),
-                services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(),
+                services.GetRequiredService<EncryptionMetrics>(),
                 services.GetRequiredService<ILoggerFactory>());
         }
 
         return routes;
+    }
+
+    /// <summary>
+    /// Every handler that seals and opens values: KV and Watch (Encryption), Lock and Election (Concurrency). Only
+    /// the composed table is checked, so a method is refused at start-up unless one of them handles it.
+    /// </summary>
+    internal static void AddValueRoutes(RelayRoutes routes, IValueProtector protector, ValueLimits limits, TimeProvider time, EncryptionMetrics metrics, ILoggerFactory loggers)
+    {
+        ValueRoutes.AddTo(routes, protector, limits, time, metrics, loggers);
+        ConcurrencyRoutes.AddTo(routes, protector, limits);
+        ValueCoverage.Require(EtcdApi.Methods, routes.Covers);
     }
 
     private static void MapEndpoints(WebApplication app, ShieldOptions options)

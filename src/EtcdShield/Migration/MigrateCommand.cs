@@ -102,6 +102,7 @@ internal static class MigrateCommand
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton<UpstreamChannel>();
         services.AddSingleton<EncryptionMetrics>();
+        services.AddSingleton<KeyMetrics>();
         KeyProviders.AddKeyRing(services, options, followRotation: false);
         services.AddSingleton(DataKeyOptions.Default);
         services.AddSingleton<DataKeyManager>();

@@ -1,6 +1,5 @@
 using System.Diagnostics.Metrics;
 using System.Runtime.InteropServices;
-using EtcdShield.Telemetry;
 using EtcdShield.Tls;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -14,6 +13,9 @@ namespace EtcdShield.Reload;
 /// </summary>
 internal sealed partial class ConfigurationReloader : BackgroundService
 {
+    /// <summary>The "Reload" feature's meter; this class is its only owner.</summary>
+    public const string MeterName = "EtcdShield.Reload";
+
     private readonly IReadOnlyList<IReloadable> _sources;
     private readonly CertificateExpiry _expiry;
     private readonly TimeSpan _interval;
@@ -28,7 +30,7 @@ internal sealed partial class ConfigurationReloader : BackgroundService
         _expiry = expiry;
         _interval = options.ReloadInterval;
         _logger = logger;
-        _reloads = meters.Create(RelayMetrics.MeterName).CreateCounter<long>(
+        _reloads = meters.Create(MeterName).CreateCounter<long>(
             "etcdshield.config.reloads", unit: "{reload}", description: "Reloads of certificates, CAs, CRLs and the policy after their files changed, by source and result (reloaded or failed).");
     }
 

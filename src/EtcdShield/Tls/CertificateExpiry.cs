@@ -3,7 +3,6 @@ using System.Globalization;
 using System.Security.Cryptography.X509Certificates;
 using EtcdShield.Configuration;
 using EtcdShield.Reload;
-using EtcdShield.Telemetry;
 using Microsoft.Extensions.Logging;
 
 namespace EtcdShield.Tls;
@@ -15,6 +14,9 @@ namespace EtcdShield.Tls;
 /// </summary>
 internal sealed partial class CertificateExpiry
 {
+    /// <summary>The "Tls" feature's meter; this class is its only owner.</summary>
+    public const string MeterName = "EtcdShield.Tls";
+
     private readonly ReloadableFiles<ServerCertificate> _server;
     private readonly ReloadableFiles<ClientTrust> _trust;
     private readonly IReadOnlyList<X509Certificate2> _upstreamClient;
@@ -39,7 +41,7 @@ internal sealed partial class CertificateExpiry
         _warnBefore = options.CertExpiryWarning;
         _time = time;
         _logger = logger;
-        meters.Create(RelayMetrics.MeterName).CreateObservableGauge(
+        meters.Create(MeterName).CreateObservableGauge(
             "etcdshield.certificate.expiry",
             Observe,
             unit: "s",

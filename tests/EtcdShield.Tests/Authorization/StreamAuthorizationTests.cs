@@ -39,7 +39,7 @@ public sealed class StreamAuthorizationTests : IDisposable
             new ReloadableFiles<ClientTrust>("client trust", [], () => new ClientTrust([], [])),
             _audit,
             TimeProvider.System,
-            _meters,
+            new AuthorizationMetrics(_meters),
             NullLogger<AccessGate>.Instance);
     }
 
@@ -49,7 +49,7 @@ public sealed class StreamAuthorizationTests : IDisposable
         _meters.Dispose();
     }
 
-    private static RelayedMethod Method(string name) => EtcdApi.Methods().Single(m => m.Name == name);
+    private static RelayedMethod Method(string name) => RelayedMethod.All().Single(m => m.Name == name);
 
     private static Caller As(string name) => new(ClientIdentity.Unknown, Policy.Identities.Single(i => i.Name == name), Policy, "127.0.0.1:1");
 

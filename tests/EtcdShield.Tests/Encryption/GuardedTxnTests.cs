@@ -89,7 +89,7 @@ public sealed class GuardedTxnTests : IDisposable
 
     private async Task<TxnResponse> CommitAsync(ScriptedKv etcd, TxnRequest txn)
     {
-        var guarded = new GuardedTxn(new ValueCompares(new KeyValueOpener(PassthroughValueProtector.Instance)), 128, _clock, _meters, _logger);
+        var guarded = new GuardedTxn(new ValueCompares(new KeyValueOpener(PassthroughValueProtector.Instance)), 128, _clock, _meters.Metrics, _logger);
         return await guarded.CommitAsync(txn, txn.Clone(), new ValueRequestLimit(1_572_864), new KV.KVClient(etcd), new CallOptions());
     }
 

@@ -27,7 +27,7 @@ public sealed class DataKeyManagerTests : IDisposable
 
     private DataKeyManager NewManager(DataKeyOptions? options = null, KeyRing? ring = null)
     {
-        var manager = new DataKeyManager(ring ?? new KeyRing(_kek), options ?? DataKeyOptions.Default, _time, _metrics.Metrics, _logger);
+        var manager = new DataKeyManager(ring ?? new KeyRing(_kek), options ?? DataKeyOptions.Default, _time, _metrics.KeyMetrics, _logger);
         _disposables.Add(manager);
         return manager;
     }

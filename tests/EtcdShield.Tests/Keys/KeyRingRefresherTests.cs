@@ -14,7 +14,7 @@ public sealed class KeyRingRefresherTests : IDisposable
 
     public KeyRingRefresherTests()
     {
-        _manager = new DataKeyManager(new KeyRing(_v1), DataKeyOptions.Default, TimeProvider.System, _metrics.Metrics, new RecordingLogger<DataKeyManager>());
+        _manager = new DataKeyManager(new KeyRing(_v1), DataKeyOptions.Default, TimeProvider.System, _metrics.KeyMetrics, new RecordingLogger<DataKeyManager>());
         _source.Ring = new KeyRing(_v1);
     }
 

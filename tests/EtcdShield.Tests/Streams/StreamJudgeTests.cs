@@ -45,7 +45,7 @@ public sealed class StreamJudgeTests : IDisposable
         _ca = new CertificateRequest("CN=judge-ca", key, HashAlgorithmName.SHA256).CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
         var trust = new ReloadableFiles<ClientTrust>("client trust", [], () => new ClientTrust([_ca], []));
         _audit = new AuditLog(new ShieldOptions(), _meters, NullLogger<AuditLog>.Instance);
-        _gate = new AccessGate(_policy, trust, _audit, TimeProvider.System, _meters, NullLogger<AccessGate>.Instance);
+        _gate = new AccessGate(_policy, trust, _audit, TimeProvider.System, new AuthorizationMetrics(_meters), NullLogger<AccessGate>.Instance);
 
         var connection = new ConnectionCaller(null);
         connection.Admit(new ClientIdentity("watcher", [], [], [], Convert.ToHexString(SHA256.HashData(_ca.RawData))), [CertificateId.OfAnchor(_ca)]);
@@ -74,7 +74,7 @@ public sealed class StreamJudgeTests : IDisposable
 
     private StreamJudge Judge(CancellationTokenSource stop, SerializedStreamWriter client, SerializedStreamWriter etcd)
     {
-        var call = new RelayCall(EtcdApi.Methods().Single(m => m.Name == "Watch/Watch"), _context, _unused.CreateCallInvoker(), stop.Token);
+        var call = new RelayCall(RelayedMethod.All().Single(m => m.Name == "Watch/Watch"), _context, _unused.CreateCallInvoker(), stop.Token);
         return new StreamJudge(_gate, call, _gate.CallerOf(_context), null, client, etcd, stop);
     }
 
