@@ -3,9 +3,7 @@ using EtcdShield.Protocol.Etcdserverpb;
 using EtcdShield.Relay;
 using EtcdShield.Reload;
 using Google.Protobuf;
-using Grpc.AspNetCore.Server;
 using Grpc.Core;
-using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.Extensions.Logging;
 
 namespace EtcdShield.Authorization;
@@ -16,37 +14,22 @@ namespace EtcdShield.Authorization;
 /// </summary>
 internal sealed partial class AccessGate
 {
-    private readonly ReloadableFiles<AccessPolicy> _policy;
-    private readonly ReloadableFiles<Tls.ClientTrust> _trust;
     private readonly AuditLog _audit;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly AuthorizationMetrics _metrics;
+    private readonly CallerLookup _callers;
 
     public AccessGate(ReloadableFiles<AccessPolicy> policy, ReloadableFiles<Tls.ClientTrust> trust, AuditLog audit, TimeProvider time, AuthorizationMetrics metrics, ILogger<AccessGate> logger)
     {
-        _policy = policy;
-        _trust = trust;
         _audit = audit;
         _time = time;
         _logger = logger;
         _metrics = metrics;
+        _callers = new CallerLookup(policy, trust);
     }
 
-    public Caller CallerOf(ServerCallContext context)
-    {
-        var http = context.GetHttpContext();
-        var policy = _policy.Current;
-        if (http.Features.Get<IConnectionItemsFeature>()?.Items.TryGetValue(ConnectionCaller.ItemKey, out var item) == true && item is ConnectionCaller connection)
-        {
-            return connection.Under(policy, _trust.Current);
-        }
-
-        // Only reached if the TLS layer did not leave the caller on the connection; the certificate still decides.
-        var certificate = http.Connection.ClientCertificate;
-        var identity = certificate is null ? Tls.ClientIdentity.Unknown : Tls.ClientIdentity.FromCertificate(certificate);
-        return new Caller(identity, policy.Resolve(identity), policy, http.Connection.RemoteIpAddress + ":" + http.Connection.RemotePort);
-    }
+    public Caller CallerOf(ServerCallContext context) => _callers.Of(context);
 
     /// <summary>
     /// The reason the request may not go to etcd, or null when the caller's grants cover all of it. Without a

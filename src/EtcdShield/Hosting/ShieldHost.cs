@@ -114,9 +114,11 @@ internal static class ShieldHost
         services.AddSingleton(options);
         services.AddSingleton(TimeProvider.System);
         AddReloadableFiles(services, options);
+        services.AddSingleton<IClientAdmission, PolicyAdmission>();
         services.AddSingleton<ClientCertificateValidator>();
         services.AddSingleton<ServerTls>();
         services.AddSingleton<CertificateExpiry>();
+        services.AddSingleton<IReloadObserver>(sp => sp.GetRequiredService<CertificateExpiry>());
         services.AddSingleton<ConfigurationReloader>();
         services.AddHostedService(sp => sp.GetRequiredService<ConfigurationReloader>());
         services.AddSingleton<AuditLog>();

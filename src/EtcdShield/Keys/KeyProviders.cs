@@ -1,4 +1,5 @@
 using EtcdShield.Configuration;
+using EtcdShield.Encryption;
 using EtcdShield.Keys.KmsV2;
 using EtcdShield.Keys.Pkcs11;
 using Microsoft.Extensions.DependencyInjection;

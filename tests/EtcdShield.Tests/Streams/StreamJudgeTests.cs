@@ -47,7 +47,7 @@ public sealed class StreamJudgeTests : IDisposable
         _audit = new AuditLog(new ShieldOptions(), _meters, NullLogger<AuditLog>.Instance);
         _gate = new AccessGate(_policy, trust, _audit, TimeProvider.System, new AuthorizationMetrics(_meters), NullLogger<AccessGate>.Instance);
 
-        var connection = new ConnectionCaller(null);
+        var connection = new AdmittedClient(null);
         connection.Admit(new ClientIdentity("watcher", [], [], [], Convert.ToHexString(SHA256.HashData(_ca.RawData))), [CertificateId.OfAnchor(_ca)]);
         var http = new DefaultHttpContext();
         http.Features.Set<IConnectionItemsFeature>(new ConnectionItems(connection));
@@ -146,9 +146,9 @@ public sealed class StreamJudgeTests : IDisposable
         }
     }
 
-    private sealed class ConnectionItems(ConnectionCaller caller) : IConnectionItemsFeature
+    private sealed class ConnectionItems(AdmittedClient client) : IConnectionItemsFeature
     {
-        public IDictionary<object, object?> Items { get; set; } = new Dictionary<object, object?> { [ConnectionCaller.ItemKey] = caller };
+        public IDictionary<object, object?> Items { get; set; } = new Dictionary<object, object?> { [AdmittedClient.ItemKey] = client };
     }
 
     private sealed class TestCallContext : ServerCallContext
