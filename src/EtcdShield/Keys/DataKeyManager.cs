@@ -54,11 +54,6 @@ internal sealed partial class DataKeyManager : IDataKeyProvider, IDisposable
 
     public KeyRing KeyRing => _keyRing;
 
-    /// <summary>The data key currently used for sealing, if one has been created.</summary>
-    public EncryptionKey? CurrentEncryptionKey => _current;
-
-    internal int CachedKeyCount => _cache.Count;
-
     public ValueTask<EncryptionKey> GetEncryptionKeyAsync(CancellationToken cancellationToken)
     {
         EncryptionKey? current = _current;
