@@ -18,8 +18,9 @@ internal sealed class BenchKeys : IDisposable
     public BenchKeys()
     {
         _kek = FileKeyEncryptionKey.FromKey(RandomNumberGenerator.GetBytes(FileKeyEncryptionKey.KeySize));
-        var metrics = new EncryptionMetrics(new BenchMeterFactory());
-        _manager = new DataKeyManager(new KeyRing(_kek), DataKeyOptions.Default, TimeProvider.System, metrics, NullLogger<DataKeyManager>.Instance);
+        var meters = new BenchMeterFactory();
+        var metrics = new EncryptionMetrics(meters);
+        _manager = new DataKeyManager(new KeyRing(_kek), DataKeyOptions.Default, TimeProvider.System, new KeyMetrics(meters), NullLogger<DataKeyManager>.Instance);
         Protector = new ValueProtector(EncryptionOptions.Default, _manager, metrics, NullLogger<ValueProtector>.Instance);
 
         // A standalone key for the bare envelope benchmarks: no manager, no cache lookup, just seal and open.

@@ -70,5 +70,5 @@ internal sealed class BenchServerCallContext : ServerCallContext
 internal static class Relayed
 {
     public static RelayedMethod Method(string service, string name) =>
-        EtcdApi.Methods().Single(m => m.Name == service + "/" + name);
+        RelayedMethod.All().Single(m => m.Name == service + "/" + name);
 }

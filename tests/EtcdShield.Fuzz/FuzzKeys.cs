@@ -15,8 +15,9 @@ internal sealed class FuzzKeys
     public FuzzKeys()
     {
         var kek = FileKeyEncryptionKey.FromKey(SHA256.HashData("EtcdShield fuzzing KEK, not a secret"u8));
-        var metrics = new EncryptionMetrics(new NoMeters());
-        var manager = new DataKeyManager(new KeyRing(kek), DataKeyOptions.Default, TimeProvider.System, metrics, NullLogger<DataKeyManager>.Instance);
+        var meters = new NoMeters();
+        var metrics = new EncryptionMetrics(meters);
+        var manager = new DataKeyManager(new KeyRing(kek), DataKeyOptions.Default, TimeProvider.System, new KeyMetrics(meters), NullLogger<DataKeyManager>.Instance);
         Protector = new ValueProtector(EncryptionOptions.Default, manager, metrics, NullLogger<ValueProtector>.Instance);
     }
 

@@ -19,6 +19,9 @@ namespace EtcdShield.Audit;
 /// </summary>
 internal sealed partial class AuditLog : BackgroundService
 {
+    /// <summary>The "Audit" feature's meter; this class is its only owner.</summary>
+    public const string MeterName = "EtcdShield.Audit";
+
     private const int QueueCapacity = 65_536;
     private const int MaxKeysPerLine = 32;
 
@@ -46,7 +49,7 @@ internal sealed partial class AuditLog : BackgroundService
             SingleReader = true,
             FullMode = BoundedChannelFullMode.DropWrite,
         });
-        _dropped = meters.Create("EtcdShield").CreateCounter<long>(
+        _dropped = meters.Create(MeterName).CreateCounter<long>(
             "etcdshield.audit.dropped", unit: "{record}", description: "Audit records lost because the audit log could not keep up.");
     }
 

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using EtcdShield.Reload;
 using EtcdShield.Tls;
 using Grpc.AspNetCore.Server;
@@ -16,6 +17,10 @@ internal sealed class CallerLookup
     private readonly ReloadableFiles<AccessPolicy> _policy;
     private readonly ReloadableFiles<ClientTrust> _trust;
 
+    // One cache per open connection, dropped with the connection's AdmittedClient. The table is thread-safe: the
+    // HTTP/2 streams of one connection ask for their caller concurrently.
+    private readonly ConditionalWeakTable<AdmittedClient, ConnectionCaller> _connections = new();
+
     public CallerLookup(ReloadableFiles<AccessPolicy> policy, ReloadableFiles<ClientTrust> trust)
     {
         _policy = policy;
@@ -27,9 +32,9 @@ internal sealed class CallerLookup
     public Caller Of(HttpContext http)
     {
         var policy = _policy.Current;
-        if (http.Features.Get<IConnectionItemsFeature>()?.Items.TryGetValue(ConnectionCaller.ItemKey, out var item) == true && item is ConnectionCaller connection)
+        if (http.Features.Get<IConnectionItemsFeature>()?.Items.TryGetValue(AdmittedClient.ItemKey, out var item) == true && item is AdmittedClient client)
         {
-            return connection.Under(policy, _trust.Current);
+            return _connections.GetValue(client, static c => new ConnectionCaller(c)).Under(policy, _trust.Current);
         }
 
         // Every connection the TLS layer accepts carries its admitted caller; one that does not is not admitted.

@@ -1,4 +1,4 @@
-using EtcdShield.Relay;
+using EtcdShield.Api;
 
 namespace EtcdShield.Authorization;
 
@@ -8,7 +8,7 @@ namespace EtcdShield.Authorization;
 /// </summary>
 internal static class MethodNames
 {
-    public static readonly IReadOnlyList<string> All = EtcdApi.Methods().Select(m => m.Name).ToList();
+    public static readonly IReadOnlyList<string> All = EtcdApi.ShortNames;
 
     /// <summary>
     /// Methods whose permission comes from key grants alone: each names keys, and the keys decide. Listing them

@@ -206,19 +206,6 @@ internal static class ServeCommandLine
             throw new ConfigurationException("--pkcs11-retired-key-label goes with --pkcs11-module");
         }
 
-        foreach (var retired in options.Pkcs11RetiredKeyLabels)
-        {
-            if (Keys.Pkcs11.Pkcs11KeyLabel.ToKekId(retired).Length > Encryption.ValueEnvelope.MaxKekIdLength)
-            {
-                throw new ConfigurationException($"--pkcs11-retired-key-label '{retired}' is too long: its KEK id must fit in {Encryption.ValueEnvelope.MaxKekIdLength} characters");
-            }
-
-            if (options.Pkcs11KeyLabel is { } family && Keys.Pkcs11.Pkcs11KeyLabel.TryGetVersion(family, retired, out _))
-            {
-                throw new ConfigurationException($"--pkcs11-retired-key-label '{retired}' is a version of --pkcs11-key-label {family}, which unwraps anyway; remove it");
-            }
-        }
-
         if (options.KmsPluginEndpoint is { } kms && !kms.StartsWith("unix://", StringComparison.Ordinal))
         {
             throw new ConfigurationException($"--kms-plugin-endpoint {kms} must be a unix socket URL, e.g. unix:///var/run/kms.sock");

@@ -57,8 +57,6 @@ internal sealed record ShieldOptions
     public string? KmsPluginEndpoint { get; init; }
     public IReadOnlyList<string> EncryptPrefixes { get; init; } = [];
 
-    /// <summary>True when some key provider (not the dev key file) is configured.</summary>
-    public bool HasKeyProvider => EncryptionKeyFile is not null || Pkcs11Module is not null || KmsPluginEndpoint is not null;
     public IReadOnlyList<string> LegacyPlaintextPrefixes { get; init; } = [];
 
     public int MaxRequestBytes { get; init; } = DefaultMaxRequestBytes;

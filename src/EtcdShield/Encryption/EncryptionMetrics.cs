@@ -2,16 +2,16 @@ using System.Diagnostics.Metrics;
 
 namespace EtcdShield.Encryption;
 
-/// <summary>The value-encryption counters, on the "EtcdShield" meter. Tags carry reasons, never keys or values.</summary>
+/// <summary>The value-encryption counters, the "EtcdShield.Encryption" meter. Tags carry reasons, never keys or values.</summary>
 internal sealed class EncryptionMetrics
 {
-    public const string MeterName = "EtcdShield";
+    public const string MeterName = "EtcdShield.Encryption";
 
     private readonly Counter<long> _decryptFailures;
     private readonly Counter<long> _encryptFailures;
     private readonly Counter<long> _legacyPlaintextReads;
-    private readonly Counter<long> _dekRotations;
-    private readonly Counter<long> _kekUnwraps;
+    private readonly Counter<long> _guardRetries;
+    private readonly Counter<long> _guardExhausted;
 
     public EncryptionMetrics(IMeterFactory meterFactory)
     {
@@ -23,10 +23,10 @@ internal sealed class EncryptionMetrics
             "etcdshield.encryption.encrypt_failures", "{value}", "Writes refused because the value could not be encrypted, by reason.");
         _legacyPlaintextReads = meter.CreateCounter<long>(
             "etcdshield.encryption.legacy_plaintext_reads", "{value}", "Unencrypted values returned as is inside a legacy-plaintext migration window.");
-        _dekRotations = meter.CreateCounter<long>(
-            "etcdshield.keys.dek_rotations", "{key}", "Data keys created for encryption, by reason.");
-        _kekUnwraps = meter.CreateCounter<long>(
-            "etcdshield.keys.kek_unwraps", "{call}", "Calls to a key-encryption key to unwrap a data key, by outcome.");
+        _guardRetries = meter.CreateCounter<long>(
+            "etcdshield.txn.guard_retries", "{attempt}", "Value-compare txns decided again because a compared key changed before etcd committed.");
+        _guardExhausted = meter.CreateCounter<long>(
+            "etcdshield.txn.guard_exhausted", "{request}", "Value-compare txns answered ABORTED because the compared keys kept changing.");
     }
 
     public void DecryptFailed(EnvelopeErrorReason reason) => _decryptFailures.Add(1, Reason(ReasonTag(reason)));
@@ -38,9 +38,11 @@ internal sealed class EncryptionMetrics
 
     public void LegacyPlaintextRead() => _legacyPlaintextReads.Add(1);
 
-    public void DataKeyRotated(string reason) => _dekRotations.Add(1, Reason(reason));
+    /// <summary>A value-compare txn is decided again: a compared key changed before etcd committed it.</summary>
+    public void GuardRetried() => _guardRetries.Add(1);
 
-    public void KekUnwrapped(string outcome) => _kekUnwraps.Add(1, new KeyValuePair<string, object?>("outcome", outcome));
+    /// <summary>A value-compare txn is answered ABORTED: the compared keys kept changing.</summary>
+    public void GuardExhausted() => _guardExhausted.Add(1);
 
     public static string ReasonTag(EnvelopeErrorReason reason) => reason switch
     {

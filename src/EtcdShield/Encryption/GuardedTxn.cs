@@ -29,21 +29,16 @@ internal sealed partial class GuardedTxn
     private readonly ValueCompares _compares;
     private readonly int _maxTxnOps;
     private readonly TimeProvider _time;
-    private readonly Counter<long> _retries;
-    private readonly Counter<long> _exhausted;
+    private readonly EncryptionMetrics _metrics;
     private readonly ILogger _logger;
 
-    public GuardedTxn(ValueCompares compares, int maxTxnOps, TimeProvider time, IMeterFactory meters, ILogger<GuardedTxn> logger)
+    public GuardedTxn(ValueCompares compares, int maxTxnOps, TimeProvider time, EncryptionMetrics metrics, ILogger<GuardedTxn> logger)
     {
         _compares = compares;
         _maxTxnOps = maxTxnOps;
         _time = time;
         _logger = logger;
-        var meter = meters.Create(EncryptionMetrics.MeterName);
-        _retries = meter.CreateCounter<long>(
-            "etcdshield.txn.guard_retries", "{attempt}", "Value-compare txns decided again because a compared key changed before etcd committed.");
-        _exhausted = meter.CreateCounter<long>(
-            "etcdshield.txn.guard_exhausted", "{request}", "Value-compare txns answered ABORTED because the compared keys kept changing.");
+        _metrics = metrics;
     }
 
     /// <summary>
@@ -79,12 +74,12 @@ internal sealed partial class GuardedTxn
 
             if (attempt == MaxAttempts)
             {
-                _exhausted.Add(1);
+                _metrics.GuardExhausted();
                 Log.Exhausted(_logger, MaxAttempts);
                 throw new RpcException(new Status(StatusCode.Aborted, ExhaustedMessage));
             }
 
-            _retries.Add(1);
+            _metrics.GuardRetried();
             await Task.Delay(Pause(attempt, Random.Shared.NextDouble()), _time, options.CancellationToken).ConfigureAwait(false);
         }
     }

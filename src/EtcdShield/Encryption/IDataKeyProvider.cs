@@ -4,7 +4,7 @@ namespace EtcdShield.Encryption;
 internal interface IDataKeyProvider
 {
     /// <summary>The data key to seal new values with; creates and wraps a new one when due.</summary>
-    /// <exception cref="Keys.KeyProviderUnavailableException">No usable key and the KEK cannot make one.</exception>
+    /// <exception cref="KeyProviderUnavailableException">No usable key and the KEK cannot make one.</exception>
     ValueTask<EncryptionKey> GetEncryptionKeyAsync(CancellationToken cancellationToken);
 
     /// <summary>The data key an envelope names, unwrapped with the KEK the envelope names if not cached.</summary>

@@ -1,3 +1,4 @@
+using EtcdShield.Api;
 using EtcdShield.Configuration;
 using Google.Protobuf.Reflection;
 

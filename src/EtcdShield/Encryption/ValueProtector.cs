@@ -1,4 +1,3 @@
-using EtcdShield.Keys;
 using Google.Protobuf;
 using Grpc.Core;
 using Microsoft.Extensions.Logging;

@@ -1,5 +1,6 @@
 using System.Globalization;
 using EtcdShield.Configuration;
+using EtcdShield.Encryption;
 using EtcdShield.Keys;
 using EtcdShield.Keys.Pkcs11;
 using EtcdShield.Relay;

@@ -1,15 +1,15 @@
 using System.Net;
+using EtcdShield.Api;
 using EtcdShield.Audit;
 using EtcdShield.Authorization;
+using EtcdShield.Concurrency;
 using EtcdShield.Configuration;
 using EtcdShield.Encryption;
 using EtcdShield.Keys;
 using EtcdShield.Leases;
-using EtcdShield.Locking;
 using EtcdShield.Protocol.Etcdserverpb;
 using EtcdShield.Relay;
 using EtcdShield.Reload;
-using EtcdShield.Telemetry;
 using EtcdShield.Tls;
 using Grpc.AspNetCore.Server.Model;
 using Microsoft.AspNetCore.Builder;
@@ -116,9 +116,11 @@ internal static class ShieldHost
         services.AddSingleton(options);
         services.AddSingleton(TimeProvider.System);
         AddReloadableFiles(services, options);
+        services.AddSingleton<IClientAdmission, PolicyAdmission>();
         services.AddSingleton<ClientCertificateValidator>();
         services.AddSingleton<ServerTls>();
         services.AddSingleton<CertificateExpiry>();
+        services.AddSingleton<IReloadObserver>(sp => sp.GetRequiredService<CertificateExpiry>());
         services.AddSingleton<ConfigurationReloader>();
         services.AddHostedService(sp => sp.GetRequiredService<ConfigurationReloader>());
         services.AddSingleton<AuditLog>();
@@ -132,6 +134,7 @@ internal static class ShieldHost
         services.AddSingleton<RelayMetrics>();
         services.AddSingleton<HealthEndpoint>();
         services.AddSingleton<EncryptionMetrics>();
+        services.AddSingleton<KeyMetrics>();
         AddValueProtection(services, options);
         services.AddSingleton(sp => RelayRoutesFor(options, sp));
         services.AddSingleton<CallScopes>();
@@ -146,7 +149,8 @@ internal static class ShieldHost
             grpc.EnableDetailedErrors = false;
         });
         services.AddOpenTelemetry().WithMetrics(metrics => metrics
-            .AddMeter(RelayMetrics.MeterName, AuthorizationMetrics.MeterName)
+            // Every feature's meter is "EtcdShield.<Feature>" (Relay, Encryption, Keys, Authorization, Audit, Tls, Reload).
+            .AddMeter("EtcdShield.*")
             .AddPrometheusExporter());
     }
 
@@ -230,16 +234,27 @@ internal static class ShieldHost
         var protector = services.GetRequiredService<IValueProtector>();
         if (protector.Enabled)
         {
-            ValueRoutes.AddTo(
+            AddValueRoutes(
                 routes,
                 protector,
                 new ValueLimits(options.MaxRequestBytes, options.MaxTxnOps),
                 services.GetRequiredService<TimeProvider>(),
-                services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(),
+                services.GetRequiredService<EncryptionMetrics>(),
                 services.GetRequiredService<ILoggerFactory>());
         }
 
         return routes;
+    }
+
+    /// <summary>
+    /// Every handler that seals and opens values: KV and Watch (Encryption), Lock and Election (Concurrency). Only
+    /// the composed table is checked, so a method is refused at start-up unless one of them handles it.
+    /// </summary>
+    internal static void AddValueRoutes(RelayRoutes routes, IValueProtector protector, ValueLimits limits, TimeProvider time, EncryptionMetrics metrics, ILoggerFactory loggers)
+    {
+        ValueRoutes.AddTo(routes, protector, limits, time, metrics, loggers);
+        ConcurrencyRoutes.AddTo(routes, protector, limits);
+        ValueCoverage.Require(EtcdApi.Methods, routes.Covers);
     }
 
     private static void MapEndpoints(WebApplication app, ShieldOptions options)

@@ -30,8 +30,6 @@ internal sealed class DataKeyCache : IDisposable
         _byEnvelope = _entries.GetAlternateLookup<DataKeyWrapping.Lookup>();
     }
 
-    public int Count => _entries.Count;
-
     /// <summary>The data key unwrapped from exactly this KEK id and wrapped key, if cached.</summary>
     public bool TryGet(DataKeyId id, ReadOnlySpan<byte> kekId, ReadOnlySpan<byte> wrappedKey, [NotNullWhen(true)] out DataKey? key)
     {

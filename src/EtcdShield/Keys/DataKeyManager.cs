@@ -19,7 +19,7 @@ internal sealed partial class DataKeyManager : IDataKeyProvider, IDisposable
 
     private readonly DataKeyOptions _options;
     private readonly TimeProvider _time;
-    private readonly EncryptionMetrics _metrics;
+    private readonly KeyMetrics _metrics;
     private readonly ILogger _logger;
     private readonly DataKeyCache _cache;
     private readonly RefusedWrappings _refused;
@@ -35,7 +35,7 @@ internal sealed partial class DataKeyManager : IDataKeyProvider, IDisposable
         KeyRing keyRing,
         DataKeyOptions options,
         TimeProvider timeProvider,
-        EncryptionMetrics metrics,
+        KeyMetrics metrics,
         ILogger<DataKeyManager> logger)
     {
         ArgumentNullException.ThrowIfNull(keyRing);
@@ -53,11 +53,6 @@ internal sealed partial class DataKeyManager : IDataKeyProvider, IDisposable
     }
 
     public KeyRing KeyRing => _keyRing;
-
-    /// <summary>The data key currently used for sealing, if one has been created.</summary>
-    public EncryptionKey? CurrentEncryptionKey => _current;
-
-    internal int CachedKeyCount => _cache.Count;
 
     public ValueTask<EncryptionKey> GetEncryptionKeyAsync(CancellationToken cancellationToken)
     {

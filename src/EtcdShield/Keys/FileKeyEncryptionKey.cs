@@ -1,5 +1,6 @@
 using System.Buffers.Text;
 using System.Security.Cryptography;
+using EtcdShield.Encryption;
 using Microsoft.Extensions.Logging;
 
 namespace EtcdShield.Keys;

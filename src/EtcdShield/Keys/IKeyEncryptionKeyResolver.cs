@@ -1,4 +1,5 @@
 using System.Diagnostics.CodeAnalysis;
+using EtcdShield.Encryption;
 
 namespace EtcdShield.Keys;
 

@@ -1,4 +1,5 @@
 using EtcdShield.Configuration;
+using EtcdShield.Encryption;
 using EtcdShield.Keys.KmsV2;
 using EtcdShield.Keys.Pkcs11;
 using Microsoft.Extensions.DependencyInjection;
@@ -17,8 +18,6 @@ internal static class KeyProviders
     /// </summary>
     public static void AddKeyRing(IServiceCollection services, ShieldOptions options, bool followRotation = true)
     {
-        ArgumentNullException.ThrowIfNull(services);
-        ArgumentNullException.ThrowIfNull(options);
         if (options.Pkcs11Module is not null)
         {
             Pkcs11Settings settings = Pkcs11Settings.FromOptions(options);
@@ -45,7 +44,9 @@ internal static class KeyProviders
             return;
         }
 
-        services.AddSingleton(sp => CreateFileKeyRing(options, sp.GetRequiredService<ILoggerFactory>()));
+        // The options admit exactly one provider (ServeCommandLine.UpstreamAndKeys), and this is the last.
+        var keyFile = options.EncryptionKeyFile!;
+        services.AddSingleton(sp => CreateFileKeyRing(keyFile, options.RetiredEncryptionKeyFiles, sp.GetRequiredService<ILoggerFactory>()));
     }
 
     private static void AddRefresher(IServiceCollection services, Func<IServiceProvider, Func<CancellationToken, Task<KeyRing>>> load, TimeSpan interval)
@@ -59,14 +60,12 @@ internal static class KeyProviders
         services.AddHostedService(sp => sp.GetRequiredService<KeyRingRefresher>());
     }
 
-    private static KeyRing CreateFileKeyRing(ShieldOptions options, ILoggerFactory loggerFactory)
+    private static KeyRing CreateFileKeyRing(string path, IEnumerable<string> retiredFiles, ILoggerFactory loggerFactory)
     {
         var logger = loggerFactory.CreateLogger("EtcdShield.Keys");
-        var path = options.EncryptionKeyFile
-            ?? throw new ConfigurationException("no key provider is configured; use --pkcs11-module, --kms-plugin-endpoint, --encryption-key-file or --no-encryption");
         return new KeyRing(
             LoadFile("--encryption-key-file", path, logger),
-            options.RetiredEncryptionKeyFiles.Select(retired => LoadFile("--retired-encryption-key-file", retired, logger)));
+            retiredFiles.Select(retired => LoadFile("--retired-encryption-key-file", retired, logger)));
     }
 
     private static FileKeyEncryptionKey LoadFile(string flag, string path, ILogger logger)

@@ -27,8 +27,6 @@ internal sealed class KeyRing
 
     public IKeyEncryptionKey Current { get; }
 
-    public IReadOnlyCollection<string> Ids => _byId.Keys;
-
     /// <summary>Asked for ids the ring does not hold (e.g. KEKs created in an HSM after the ring was built).</summary>
     public IKeyEncryptionKeyResolver? Resolver { get; init; }
 

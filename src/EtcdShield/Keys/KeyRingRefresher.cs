@@ -1,3 +1,4 @@
+using EtcdShield.Encryption;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 

@@ -24,8 +24,6 @@ internal sealed class RefusedWrappings
         _time = timeProvider;
     }
 
-    public int Count => _entries.Count;
-
     /// <summary>The refusal <paramref name="wrapping"/> got, if it is recent.</summary>
     public bool TryGet(DataKeyWrapping wrapping, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Exception? refusal)
     {

@@ -34,9 +34,8 @@ internal static class MigrateCommand
 
     public static async Task<int> RunAsync(IReadOnlyList<string> args)
     {
-        ShieldOptions options;
-        EncryptionOptions encryption;
         ParsedFlags flags;
+        ServiceProvider services;
         try
         {
             flags = ParsedFlags.Parse(args, Flags);
@@ -46,13 +45,9 @@ internal static class MigrateCommand
                 return 0;
             }
 
-            options = ServeCommandLine.UpstreamAndKeys(flags);
-            if (options.NoEncryption || !options.HasKeyProvider)
-            {
-                throw new ConfigurationException("migrate needs the key provider the proxy uses (--pkcs11-*, --kms-plugin-endpoint or --encryption-key-file)");
-            }
-
-            encryption = EncryptionOptionsFor(options);
+            // Without --no-encryption among migrate's flags, the options always name exactly one key provider.
+            var options = ServeCommandLine.UpstreamAndKeys(flags);
+            services = BuildServices(options, EncryptionOptionsFor(options), flags.Single("log-level") ?? "Warning");
         }
         catch (ConfigurationException e)
         {
@@ -60,7 +55,7 @@ internal static class MigrateCommand
             return 2;
         }
 
-        await using var services = BuildServices(options, encryption, flags.Single("log-level") ?? "Warning");
+        await using var disposeServices = services;
         try
         {
             var migrator = services.GetRequiredService<StorageMigrator>();
@@ -102,6 +97,7 @@ internal static class MigrateCommand
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton<UpstreamChannel>();
         services.AddSingleton<EncryptionMetrics>();
+        services.AddSingleton<KeyMetrics>();
         KeyProviders.AddKeyRing(services, options, followRotation: false);
         services.AddSingleton(DataKeyOptions.Default);
         services.AddSingleton<DataKeyManager>();

@@ -38,8 +38,6 @@ internal sealed class MigrationReport
     /// <summary>Whether every value is now current: what the exit code reports.</summary>
     public bool Complete => Failed.Count == 0 && Refused.Count == 0;
 
-    public long Changed => Rewrapped.Values.Sum() + PlaintextEncrypted;
-
     public override string ToString()
     {
         var text = new StringBuilder();

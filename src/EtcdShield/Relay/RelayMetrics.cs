@@ -4,10 +4,10 @@ using Grpc.Core;
 
 namespace EtcdShield.Relay;
 
-/// <summary>Requests by method and status code, their latency, and the streams open right now.</summary>
+/// <summary>Requests by method and status code, their latency, and the streams open right now: the relay's meter.</summary>
 internal sealed class RelayMetrics
 {
-    public const string MeterName = "EtcdShield";
+    public const string MeterName = "EtcdShield.Relay";
 
     private readonly Counter<long> _requests;
     private readonly Histogram<double> _duration;

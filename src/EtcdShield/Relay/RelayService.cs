@@ -5,7 +5,7 @@ namespace EtcdShield.Relay;
 
 /// <summary>
 /// The gRPC service the server hosts. It has no methods of its own: <see cref="RelayMethodProvider"/>
-/// registers every etcd method from <see cref="EtcdApi"/> and binds it to <see cref="RequestRelay"/>.
+/// registers every etcd method from <see cref="Api.EtcdApi"/> and binds it to <see cref="RequestRelay"/>.
 /// </summary>
 internal sealed class RelayService
 {
@@ -24,7 +24,7 @@ internal sealed class RelayMethodProvider : IServiceMethodProvider<RelayService>
 
     public void OnServiceMethodDiscovery(ServiceMethodProviderContext<RelayService> context)
     {
-        foreach (var method in EtcdApi.Methods())
+        foreach (var method in RelayedMethod.All())
         {
             var bytes = _routes.PassesBytes(method);
             switch (method.Type)

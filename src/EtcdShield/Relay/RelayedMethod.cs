@@ -1,4 +1,5 @@
 using System.Buffers;
+using EtcdShield.Api;
 using Google.Protobuf;
 using Google.Protobuf.Reflection;
 using Grpc.Core;
@@ -29,8 +30,11 @@ internal sealed class RelayedMethod
             MarshallerFor(descriptor.InputType, ClientRequest),
             MarshallerFor(descriptor.OutputType, EtcdResponse));
         Bytes = new Method<byte[], byte[]>(Type, descriptor.Service.FullName, descriptor.Name, RawBytes, RawBytes);
-        Name = $"{descriptor.Service.Name}/{descriptor.Name}";
+        Name = EtcdApi.NameOf(descriptor);
     }
+
+    /// <summary>Every method of <see cref="EtcdApi"/>, as the relay registers and forwards it.</summary>
+    public static IEnumerable<RelayedMethod> All() => EtcdApi.Methods.Select(m => new RelayedMethod(m));
 
     public MethodDescriptor Descriptor { get; }
 

@@ -1,7 +1,5 @@
 using System.Diagnostics.Metrics;
 using System.Runtime.InteropServices;
-using EtcdShield.Telemetry;
-using EtcdShield.Tls;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -14,21 +12,24 @@ namespace EtcdShield.Reload;
 /// </summary>
 internal sealed partial class ConfigurationReloader : BackgroundService
 {
+    /// <summary>The "Reload" feature's meter; this class is its only owner.</summary>
+    public const string MeterName = "EtcdShield.Reload";
+
     private readonly IReadOnlyList<IReloadable> _sources;
-    private readonly CertificateExpiry _expiry;
+    private readonly IReadOnlyList<IReloadObserver> _observers;
     private readonly TimeSpan _interval;
     private readonly ILogger _logger;
     private readonly Counter<long> _reloads;
     private readonly SemaphoreSlim _signal = new(0);
     private PosixSignalRegistration? _hangup;
 
-    public ConfigurationReloader(IEnumerable<IReloadable> sources, CertificateExpiry expiry, Configuration.ShieldOptions options, IMeterFactory meters, ILogger<ConfigurationReloader> logger)
+    public ConfigurationReloader(IEnumerable<IReloadable> sources, IEnumerable<IReloadObserver> observers, Configuration.ShieldOptions options, IMeterFactory meters, ILogger<ConfigurationReloader> logger)
     {
         _sources = sources.ToList();
-        _expiry = expiry;
+        _observers = observers.ToList();
         _interval = options.ReloadInterval;
         _logger = logger;
-        _reloads = meters.Create("EtcdShield").CreateCounter<long>(
+        _reloads = meters.Create(MeterName).CreateCounter<long>(
             "etcdshield.config.reloads", unit: "{reload}", description: "Reloads of certificates, CAs, CRLs and the policy after their files changed, by source and result (reloaded or failed).");
     }
 
@@ -55,8 +56,16 @@ internal sealed partial class ConfigurationReloader : BackgroundService
             }
         }
 
-        _expiry.WarnIfExpiring();
+        NotifyObservers();
         return outcomes;
+    }
+
+    private void NotifyObservers()
+    {
+        foreach (var observer in _observers)
+        {
+            observer.FilesChecked();
+        }
     }
 
     /// <summary>
@@ -76,7 +85,7 @@ internal sealed partial class ConfigurationReloader : BackgroundService
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        _expiry.WarnIfExpiring();
+        NotifyObservers();
         while (!stoppingToken.IsCancellationRequested)
         {
             try

@@ -3,7 +3,6 @@ using System.Globalization;
 using System.Security.Cryptography.X509Certificates;
 using EtcdShield.Configuration;
 using EtcdShield.Reload;
-using EtcdShield.Telemetry;
 using Microsoft.Extensions.Logging;
 
 namespace EtcdShield.Tls;
@@ -13,8 +12,11 @@ namespace EtcdShield.Tls;
 /// the upstream client certificate and the upstream CAs. Exported as seconds left, warned about in the log from
 /// <c>--cert-expiry-warning</c> on, and reported by /health as degraded, so nobody learns of it from an outage.
 /// </summary>
-internal sealed partial class CertificateExpiry
+internal sealed partial class CertificateExpiry : IReloadObserver
 {
+    /// <summary>The "Tls" feature's meter; this class is its only owner.</summary>
+    public const string MeterName = "EtcdShield.Tls";
+
     private readonly ReloadableFiles<ServerCertificate> _server;
     private readonly ReloadableFiles<ClientTrust> _trust;
     private readonly IReadOnlyList<X509Certificate2> _upstreamClient;
@@ -39,7 +41,7 @@ internal sealed partial class CertificateExpiry
         _warnBefore = options.CertExpiryWarning;
         _time = time;
         _logger = logger;
-        meters.Create("EtcdShield").CreateObservableGauge(
+        meters.Create(MeterName).CreateObservableGauge(
             "etcdshield.certificate.expiry",
             Observe,
             unit: "s",
@@ -63,8 +65,11 @@ internal sealed partial class CertificateExpiry
         return warnings;
     }
 
+    /// <summary>After each look at the files: a reloaded certificate may be close to expiry, or time has passed.</summary>
+    void IReloadObserver.FilesChecked() => WarnIfExpiring();
+
     /// <summary>Logs a warning once per certificate (per process) when it enters the warning window.</summary>
-    public void WarnIfExpiring()
+    private void WarnIfExpiring()
     {
         var now = _time.GetUtcNow();
         foreach (var (role, certificate) in Watched())

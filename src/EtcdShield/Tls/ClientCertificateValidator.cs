@@ -1,7 +1,6 @@
 using System.Net;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
-using EtcdShield.Authorization;
 using EtcdShield.Reload;
 using Microsoft.Extensions.Logging;
 
@@ -10,7 +9,8 @@ namespace EtcdShield.Tls;
 /// <summary>
 /// Decides, during the TLS handshake, whether a client may connect at all: its certificate must chain to
 /// one of our trusted CAs (not the machine's roots), be valid now, be meant for client authentication, not be
-/// revoked by <c>--client-crl-file</c>, name its holder unambiguously, and match an identity of the policy. A
+/// revoked by <c>--client-crl-file</c>, name its holder unambiguously, and be admitted by <see cref="IClientAdmission"/>
+/// (the policy). A
 /// refused client never gets to send a request. Trust and policy are read afresh for every handshake, so reloads
 /// apply to the next client. Nothing of the certificate is read for an identity before its chain is valid: until
 /// then it is an attacker's input.
@@ -20,20 +20,20 @@ internal sealed partial class ClientCertificateValidator
     private static readonly Oid ClientAuthentication = new("1.3.6.1.5.5.7.3.2");
 
     private readonly ReloadableFiles<ClientTrust> _trust;
-    private readonly ReloadableFiles<AccessPolicy> _policy;
+    private readonly IClientAdmission _admission;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
 
-    public ClientCertificateValidator(ReloadableFiles<ClientTrust> trust, ReloadableFiles<AccessPolicy> policy, TimeProvider time, ILogger<ClientCertificateValidator> logger)
+    public ClientCertificateValidator(ReloadableFiles<ClientTrust> trust, IClientAdmission admission, TimeProvider time, ILogger<ClientCertificateValidator> logger)
     {
         _trust = trust;
-        _policy = policy;
+        _admission = admission;
         _time = time;
         _logger = logger;
     }
 
     /// <param name="connection">Receives the admitted client's identity, for the requests on this connection.</param>
-    public bool Validate(EndPoint? peer, X509Certificate? certificate, X509Chain? presentedChain, ConnectionCaller? connection = null)
+    public bool Validate(EndPoint? peer, X509Certificate? certificate, X509Chain? presentedChain, AdmittedClient? connection = null)
     {
         if (certificate is null)
         {
@@ -80,7 +80,7 @@ internal sealed partial class ClientCertificateValidator
             return false;
         }
 
-        if (_policy.Current.Resolve(identity) is null)
+        if (!_admission.Admits(identity))
         {
             Log.NotAllowed(_logger, peer, identity);
             return false;

@@ -53,10 +53,6 @@ internal sealed class RevocationList
     /// <summary>SHA-256 of the signed part: two CRLs with one number must be the same CRL.</summary>
     public string ContentHash { get; }
 
-    public int Count => _revokedSerials.Count;
-
-    public bool Revokes(X509Certificate2 certificate) => Revokes(NormalizeSerial(certificate.SerialNumber));
-
     /// <param name="serial">As <see cref="NormalizeSerial"/> gives it.</param>
     public bool Revokes(string serial) => _revokedSerials.Contains(serial);
 

@@ -1,7 +1,6 @@
 using System.Net.Security;
 using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
-using EtcdShield.Authorization;
 using EtcdShield.Configuration;
 using EtcdShield.Reload;
 using Microsoft.AspNetCore.Connections;
@@ -44,14 +43,14 @@ internal sealed class ServerTls
 
     /// <summary>
     /// Called for every new connection, so a reloaded certificate is what the next client sees while open
-    /// connections keep theirs. The connection's <see cref="ConnectionCaller"/> is where the handshake leaves the
+    /// connections keep theirs. The connection's <see cref="AdmittedClient"/> is where the handshake leaves the
     /// client's identity for the requests that follow.
     /// </summary>
     public SslServerAuthenticationOptions ForConnection(ConnectionContext connection)
     {
         var peer = connection.RemoteEndPoint;
-        var caller = new ConnectionCaller(peer);
-        connection.Items[ConnectionCaller.ItemKey] = caller;
+        var client = new AdmittedClient(peer);
+        connection.Items[AdmittedClient.ItemKey] = client;
         return new SslServerAuthenticationOptions
         {
             ServerCertificateContext = _certificate.Current.Context,
@@ -60,7 +59,7 @@ internal sealed class ServerTls
             ApplicationProtocols = [SslApplicationProtocol.Http2, SslApplicationProtocol.Http11],
             ClientCertificateRequired = true,
             CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
-            RemoteCertificateValidationCallback = (_, certificate, chain, _) => _validator.Validate(peer, certificate, chain, caller),
+            RemoteCertificateValidationCallback = (_, certificate, chain, _) => _validator.Validate(peer, certificate, chain, client),
         };
     }
 

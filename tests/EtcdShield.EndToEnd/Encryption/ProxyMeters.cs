@@ -11,7 +11,7 @@ namespace EtcdShield.EndToEnd.Encryption;
 /// </summary>
 /// <remarks>
 /// The Prometheus endpoint cannot give per-proxy counts while several proxies share the test process: the
-/// exporter subscribes to meters by name, so it adds up every proxy's "EtcdShield" counters, and once any
+/// exporter subscribes to meters by name, so it adds up every proxy's EtcdShield.* counters, and once any
 /// other proxy is disposed its instruments' end also ends the shared streams (they read 0 from then on).
 /// <see cref="MetricsEndpointTests"/> checks the endpoint itself, alone in the process.
 /// </remarks>

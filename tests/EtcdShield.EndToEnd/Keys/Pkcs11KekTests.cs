@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
+using EtcdShield.Encryption;
 using EtcdShield.EndToEnd.Infrastructure;
 using EtcdShield.Keys;
 using EtcdShield.Keys.Pkcs11;

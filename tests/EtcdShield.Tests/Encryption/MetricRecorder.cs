@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using EtcdShield.Encryption;
+using EtcdShield.Keys;
 
 namespace EtcdShield.Tests.Encryption;
 
@@ -27,9 +28,12 @@ internal sealed class MetricRecorder : IMeterFactory
             _measurements.Enqueue((instrument.Name, value, tags.ToArray())));
         _listener.Start();
         Metrics = new EncryptionMetrics(this);
+        KeyMetrics = new KeyMetrics(this);
     }
 
     public EncryptionMetrics Metrics { get; }
+
+    public KeyMetrics KeyMetrics { get; }
 
     public Meter Create(MeterOptions options)
     {

@@ -49,7 +49,7 @@ public sealed partial class TestVectorTests
     {
         using var kek = FileKeyEncryptionKey.FromKey(Convert.FromHexString(KekHex));
         using var metrics = new MetricRecorder();
-        using var keys = new DataKeyManager(new KeyRing(kek), DataKeyOptions.Default, TimeProvider.System, metrics.Metrics, new RecordingLogger<DataKeyManager>());
+        using var keys = new DataKeyManager(new KeyRing(kek), DataKeyOptions.Default, TimeProvider.System, metrics.KeyMetrics, new RecordingLogger<DataKeyManager>());
         var protector = new ValueProtector(EncryptionOptions.Default, keys, metrics.Metrics, new RecordingLogger<ValueProtector>());
 
         ByteString plaintext = await protector.UnprotectAsync(

@@ -376,7 +376,7 @@ public sealed class ValueEnvelopeTests : IDisposable
     {
         _kek.CorruptWraps = true;
 
-        await Assert.ThrowsAsync<EtcdShield.Keys.KeyProviderUnavailableException>(() => NewKeyAsync());
+        await Assert.ThrowsAsync<KeyProviderUnavailableException>(() => NewKeyAsync());
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using EtcdShield.Concurrency;
 using System.Diagnostics.Metrics;
 using System.Threading.Channels;
 using EtcdShield.Encryption;
@@ -33,7 +34,7 @@ internal sealed class ValueHandlerBed : IDisposable
     {
         var meters = _services.GetRequiredService<IMeterFactory>();
         var metrics = new EncryptionMetrics(meters);
-        _keys = new DataKeyManager(new KeyRing(_kek), DataKeyOptions.Default, new FakeTimeProvider(), metrics, new FakeLogger<DataKeyManager>(Logs));
+        _keys = new DataKeyManager(new KeyRing(_kek), DataKeyOptions.Default, new FakeTimeProvider(), new KeyMetrics(meters), new FakeLogger<DataKeyManager>(Logs));
         Protector = new ValueProtector(new EncryptionOptions(maxValueBytes: MaxRequestBytes), _keys, metrics, new FakeLogger<ValueProtector>(Logs));
         GuardRetries = new MetricCollector<long>(meters, EncryptionMetrics.MeterName, "etcdshield.txn.guard_retries");
         GuardsExhausted = new MetricCollector<long>(meters, EncryptionMetrics.MeterName, "etcdshield.txn.guard_exhausted");
@@ -42,7 +43,7 @@ internal sealed class ValueHandlerBed : IDisposable
         var ranges = new RangeValues(opener);
         var txnValues = new TxnValues(Protector, opener, ranges);
         var limit = new ValueRequestLimit(MaxRequestBytes);
-        var guarded = new GuardedTxn(new ValueCompares(opener), MaxTxnOps, Clock, meters, new FakeLogger<GuardedTxn>(Logs));
+        var guarded = new GuardedTxn(new ValueCompares(opener), MaxTxnOps, Clock, metrics, new FakeLogger<GuardedTxn>(Logs));
         Put = new PutHandler(txnValues, opener, limit);
         Range = new RangeHandler(ranges);
         DeleteRange = new DeleteRangeHandler(opener);

@@ -31,7 +31,7 @@ public sealed class ValueProtectorTests : IDisposable
 
     private ValueProtector NewProtector(EncryptionOptions? options = null, KeyRing? ring = null, DataKeyOptions? keyOptions = null)
     {
-        var keys = new DataKeyManager(ring ?? new KeyRing(_kek), keyOptions ?? DataKeyOptions.Default, _time, _metrics.Metrics, new RecordingLogger<DataKeyManager>());
+        var keys = new DataKeyManager(ring ?? new KeyRing(_kek), keyOptions ?? DataKeyOptions.Default, _time, _metrics.KeyMetrics, new RecordingLogger<DataKeyManager>());
         _disposables.Add(keys);
         return new ValueProtector(options ?? EncryptionOptions.Default, keys, _metrics.Metrics, _logger);
     }

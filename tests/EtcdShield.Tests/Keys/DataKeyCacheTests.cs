@@ -38,9 +38,10 @@ public sealed class DataKeyCacheTests : IDisposable
 
         Assert.NotSame(genuine, forged);
         Assert.False(genuine.IsDisposed);
-        Assert.Equal(2, _cache.Count);
         Assert.True(_cache.TryGet(genuine.Id, Encoding.ASCII.GetBytes("kms:real"), Wrapped, out DataKey? found));
         Assert.Same(genuine, found);
+        Assert.True(_cache.TryGet(forged.Id, Encoding.ASCII.GetBytes("kms:forged"), Wrapped, out DataKey? other));
+        Assert.Same(forged, other);
     }
 
     [Fact]
@@ -51,6 +52,7 @@ public sealed class DataKeyCacheTests : IDisposable
 
         Assert.Same(first, _cache.Add(second));
         Assert.True(second.IsDisposed);
-        Assert.Equal(1, _cache.Count);
+        Assert.True(_cache.TryGet(first.Id, "fake:a"u8, Wrapped, out DataKey? found));
+        Assert.Same(first, found);
     }
 }

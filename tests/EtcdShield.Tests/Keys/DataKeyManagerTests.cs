@@ -27,7 +27,7 @@ public sealed class DataKeyManagerTests : IDisposable
 
     private DataKeyManager NewManager(DataKeyOptions? options = null, KeyRing? ring = null)
     {
-        var manager = new DataKeyManager(ring ?? new KeyRing(_kek), options ?? DataKeyOptions.Default, _time, _metrics.Metrics, _logger);
+        var manager = new DataKeyManager(ring ?? new KeyRing(_kek), options ?? DataKeyOptions.Default, _time, _metrics.KeyMetrics, _logger);
         _disposables.Add(manager);
         return manager;
     }
@@ -149,7 +149,6 @@ public sealed class DataKeyManagerTests : IDisposable
         var ex = await Assert.ThrowsAsync<KeyProviderUnavailableException>(() => manager.GetEncryptionKeyAsync(CancellationToken.None).AsTask());
 
         Assert.Contains("fake:current", ex.Message, StringComparison.Ordinal);
-        Assert.Null(manager.CurrentEncryptionKey);
         Assert.Contains(_logger.Entries, e => e.EventId.Id == 1202);
 
         _kek.Down = false;
@@ -301,7 +300,11 @@ public sealed class DataKeyManagerTests : IDisposable
         var ex = await Assert.ThrowsAsync<EnvelopeAuthenticationException>(() => Lookup(cold, forged).AsTask());
 
         Assert.Equal(EnvelopeErrorReason.AuthenticationFailed, ex.Reason);
-        Assert.Equal(0, cold.CachedKeyCount);
+        // Neither key id kept what the forgery unwrapped: each genuine envelope needs its own unwrap.
+        _kek.ResetCounts();
+        await Lookup(cold, first);
+        await Lookup(cold, second);
+        Assert.Equal(2, _kek.UnwrapCalls);
     }
 
     [Fact]
@@ -377,7 +380,6 @@ public sealed class DataKeyManagerTests : IDisposable
         _time.Advance(TimeSpan.FromSeconds(1));
         await Lookup(reader, envelopes[2]);
 
-        Assert.Equal(2, reader.CachedKeyCount);
         Assert.True(first.IsDisposed);
         Assert.Equal(3, _kek.UnwrapCalls);
         Assert.Equal("s3cr3t"u8.ToArray(), ValueEnvelope.Open(await Lookup(reader, envelopes[0]), EtcdKey, envelopes[0]));
@@ -398,7 +400,6 @@ public sealed class DataKeyManagerTests : IDisposable
 
         Assert.Same(genuine, await Lookup(reader, envelope));
         Assert.Equal(1, _kek.UnwrapCalls);
-        Assert.Equal(1, reader.CachedKeyCount);
     }
 
     [Fact]
@@ -416,7 +417,7 @@ public sealed class DataKeyManagerTests : IDisposable
         Assert.NotSame(forgedKey, genuineKey);
         Assert.Equal("s3cr3t"u8.ToArray(), ValueEnvelope.Open(genuineKey, EtcdKey, envelope));
         Assert.Same(forgedKey, await Lookup(cold, forged));
-        Assert.Equal(2, cold.CachedKeyCount);
+        Assert.Same(genuineKey, await Lookup(cold, envelope));
     }
 
     [Fact]
@@ -429,10 +430,12 @@ public sealed class DataKeyManagerTests : IDisposable
         _kek.ResetCounts();
 
         DataKey forgedKey = await Lookup(manager, forged);
+        DataKey sealing = (await manager.GetEncryptionKeyAsync(CancellationToken.None)).DataKey;
 
-        Assert.NotSame(manager.CurrentEncryptionKey!.DataKey, forgedKey);
+        Assert.NotSame(sealing, forgedKey);
         Assert.Equal(1, _kek.UnwrapCalls);
-        Assert.Same(manager.CurrentEncryptionKey!.DataKey, await Lookup(manager, envelope));
+        Assert.Equal(0, _kek.WrapCalls);
+        Assert.Same(sealing, await Lookup(manager, envelope));
     }
 
     [Fact]

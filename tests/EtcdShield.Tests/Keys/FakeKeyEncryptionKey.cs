@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using EtcdShield.Encryption;
 using EtcdShield.Keys;
 
 namespace EtcdShield.Tests.Keys;

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using EtcdShield.Encryption;
 using EtcdShield.Keys;
 using Microsoft.Extensions.Logging;
 

@@ -1,3 +1,4 @@
+using EtcdShield.Encryption;
 using EtcdShield.Keys;
 using EtcdShield.Tests.Encryption;
 
@@ -14,7 +15,7 @@ public sealed class KeyRingRefresherTests : IDisposable
 
     public KeyRingRefresherTests()
     {
-        _manager = new DataKeyManager(new KeyRing(_v1), DataKeyOptions.Default, TimeProvider.System, _metrics.Metrics, new RecordingLogger<DataKeyManager>());
+        _manager = new DataKeyManager(new KeyRing(_v1), DataKeyOptions.Default, TimeProvider.System, _metrics.KeyMetrics, new RecordingLogger<DataKeyManager>());
         _source.Ring = new KeyRing(_v1);
     }
 
@@ -33,7 +34,7 @@ public sealed class KeyRingRefresherTests : IDisposable
         var key = await _manager.GetEncryptionKeyAsync(default);
 
         Assert.False(await refresher.CheckNowAsync(default));
-        Assert.Same(key, _manager.CurrentEncryptionKey);
+        Assert.Same(key, await _manager.GetEncryptionKeyAsync(default));
         Assert.Equal(1, _v1.WrapCalls);
     }
 
@@ -47,8 +48,11 @@ public sealed class KeyRingRefresherTests : IDisposable
         Assert.True(await refresher.CheckNowAsync(default));
 
         Assert.Equal("pkcs11:kek#2", _manager.KeyRing.Current.Id);
-        Assert.Equal("pkcs11:kek#2", _manager.CurrentEncryptionKey!.DataKey.KekId);
-        Assert.NotSame(before, _manager.CurrentEncryptionKey);
+        Assert.Equal(1, _v2.WrapCalls);
+        var after = await _manager.GetEncryptionKeyAsync(default);
+        Assert.Equal("pkcs11:kek#2", after.DataKey.KekId);
+        Assert.NotSame(before, after);
+        Assert.Equal(1, _v2.WrapCalls);
         Assert.True(_manager.KeyRing.TryGet("pkcs11:kek", out _));
     }
 

@@ -23,7 +23,6 @@ public sealed class RefusedWrappingsTests
         Assert.False(refused.TryGet(Wrapping(1), out _));
         _time.Advance(TimeSpan.FromMinutes(1));
         Assert.False(refused.TryGet(Wrapping(0), out _));
-        Assert.Equal(0, refused.Count);
     }
 
     [Fact]
@@ -37,7 +36,6 @@ public sealed class RefusedWrappingsTests
         _time.Advance(TimeSpan.FromSeconds(1));
         refused.Add(Wrapping(2), new KeyUnwrapException("no"));
 
-        Assert.Equal(2, refused.Count);
         Assert.False(refused.TryGet(Wrapping(0), out _));
         Assert.True(refused.TryGet(Wrapping(1), out _));
         Assert.True(refused.TryGet(Wrapping(2), out _));

@@ -20,7 +20,7 @@ public sealed class StorageMigratorTests : IDisposable
 
     public StorageMigratorTests()
     {
-        _keys = new DataKeyManager(new KeyRing(_kek), DataKeyOptions.Default, new ManualTimeProvider(), _metrics.Metrics, new RecordingLogger<DataKeyManager>());
+        _keys = new DataKeyManager(new KeyRing(_kek), DataKeyOptions.Default, new ManualTimeProvider(), _metrics.KeyMetrics, new RecordingLogger<DataKeyManager>());
     }
 
     public void Dispose()

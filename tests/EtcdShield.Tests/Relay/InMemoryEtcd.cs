@@ -1,3 +1,4 @@
+using EtcdShield.Api;
 using System.Collections.Concurrent;
 using EtcdShield.Protocol.Etcdserverpb;
 using EtcdShield.Relay;
@@ -90,7 +91,7 @@ internal sealed class InMemoryEtcd : CallInvoker
 
     /// <summary>A relay call of <paramref name="method"/> from <paramref name="context"/>'s client, to this etcd.</summary>
     public RelayCall CallFor(string method, TestServerCallContext? context = null, CancellationToken? cancellationToken = null) =>
-        new(EtcdApi.Methods().Single(m => m.Name == Known(method)), context ?? new TestServerCallContext(), this, cancellationToken);
+        new(RelayedMethod.All().Single(m => m.Name == Known(method)), context ?? new TestServerCallContext(), this, cancellationToken);
 
     public override AsyncUnaryCall<TResponse> AsyncUnaryCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request)
     {

@@ -34,7 +34,7 @@ internal sealed class RelayBed : IDisposable
     private readonly X509Certificate2 _ca;
     private readonly AuditLog _audit;
     private readonly CancellationTokenSource _stopping = new();
-    private readonly ConnectionCaller _connection = new(null);
+    private readonly AdmittedClient _connection = new(null);
 
     public RelayBed(string keys = "{ prefix: /app/, permission: readwrite }", string methods = "[Maintenance/Status, Maintenance/Snapshot, Lease/LeaseKeepAlive]", int maxStreams = 1000)
     {
@@ -83,7 +83,7 @@ internal sealed class RelayBed : IDisposable
 
     public MetricCollector<long> Denied { get; }
 
-    public static RelayedMethod Method(string name) => EtcdApi.Methods().Single(m => m.Name == name);
+    public static RelayedMethod Method(string name) => RelayedMethod.All().Single(m => m.Name == name);
 
     /// <summary>A call context from the bed's client, on its one connection.</summary>
     public TestServerCallContext Context(CancellationToken cancellationToken = default)
@@ -129,9 +129,9 @@ internal sealed class RelayBed : IDisposable
             keys: [{{keys}}]
         """;
 
-    private sealed class ConnectionItems(ConnectionCaller caller) : IConnectionItemsFeature
+    private sealed class ConnectionItems(AdmittedClient client) : IConnectionItemsFeature
     {
-        public IDictionary<object, object?> Items { get; set; } = new Dictionary<object, object?> { [ConnectionCaller.ItemKey] = caller };
+        public IDictionary<object, object?> Items { get; set; } = new Dictionary<object, object?> { [AdmittedClient.ItemKey] = client };
     }
 }
 

@@ -51,7 +51,7 @@ public sealed class StreamJudgeTests : IDisposable
         var streams = new OpenStreams(new ShieldOptions(), _policy, trust, NullLogger<OpenStreams>.Instance);
         _scopes = new CallScopes(_unused.CreateCallInvoker(), new CallerLookup(_policy, trust), gate, streams, new RelayMetrics(_meters), _audit, TimeProvider.System, NullLogger.Instance, CancellationToken.None);
 
-        var connection = new ConnectionCaller(null);
+        var connection = new AdmittedClient(null);
         connection.Admit(new ClientIdentity("watcher", [], [], [], Convert.ToHexString(SHA256.HashData(_ca.RawData))), [CertificateId.OfAnchor(_ca)]);
         var http = new DefaultHttpContext();
         http.Features.Set<IConnectionItemsFeature>(new ConnectionItems(connection));
@@ -79,7 +79,7 @@ public sealed class StreamJudgeTests : IDisposable
 
     private StreamJudge<IMessage> Judge(SerializedStreamWriter<IMessage> client, SerializedStreamWriter<IMessage> etcd)
     {
-        var scope = _scopes.Begin(EtcdApi.Methods().Single(m => m.Name == "Watch/Watch"), _context);
+        var scope = _scopes.Begin(RelayedMethod.All().Single(m => m.Name == "Watch/Watch"), _context);
         _open.Add(scope);
         return new StreamJudge<IMessage>(scope, null, client, etcd, rewriter: null);
     }
@@ -152,9 +152,9 @@ public sealed class StreamJudgeTests : IDisposable
         }
     }
 
-    private sealed class ConnectionItems(ConnectionCaller caller) : IConnectionItemsFeature
+    private sealed class ConnectionItems(AdmittedClient client) : IConnectionItemsFeature
     {
-        public IDictionary<object, object?> Items { get; set; } = new Dictionary<object, object?> { [ConnectionCaller.ItemKey] = caller };
+        public IDictionary<object, object?> Items { get; set; } = new Dictionary<object, object?> { [AdmittedClient.ItemKey] = client };
     }
 
     private sealed class TestCallContext : ServerCallContext

@@ -80,9 +80,8 @@ public sealed class RevocationListTests : IDisposable
 
         var list = Assert.Single(RevocationList.LoadFile(path, [ca]));
 
-        Assert.True(list.Revokes(revoked));
-        Assert.False(list.Revokes(kept));
-        Assert.Equal(1, list.Count);
+        Assert.True(list.Revokes(Serial(revoked)));
+        Assert.False(list.Revokes(Serial(kept)));
     }
 
     [Fact]
@@ -93,7 +92,7 @@ public sealed class RevocationListTests : IDisposable
         var path = Path.Combine(_dir, "crl.der");
         File.WriteAllBytes(path, Crl(ca, revoked));
 
-        Assert.True(Assert.Single(RevocationList.LoadFile(path, [ca])).Revokes(revoked));
+        Assert.True(Assert.Single(RevocationList.LoadFile(path, [ca])).Revokes(Serial(revoked)));
     }
 
     [Fact]
@@ -232,7 +231,7 @@ public sealed class RevocationListTests : IDisposable
 
         Assert.Contains("entry with a critical extension", unknown, StringComparison.Ordinal);
         Assert.Contains("indirect CRL", indirect, StringComparison.Ordinal);
-        Assert.True(lenient.Revokes(client));
+        Assert.True(lenient.Revokes(Serial(client)));
     }
 
     [Fact]
@@ -297,4 +296,6 @@ public sealed class RevocationListTests : IDisposable
         var e = Assert.Throws<ConfigurationException>(() => RevocationList.Parse(writer.Encode(), [ca], "test.crl"));
         Assert.Contains("is not from a CA in --trusted-ca-file", e.Message, StringComparison.Ordinal);
     }
+
+    private static string Serial(X509Certificate2 certificate) => RevocationList.NormalizeSerial(certificate.SerialNumber);
 }

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using EtcdShield.Encryption;
 using EtcdShield.Protocol.KmsV2;
 using Google.Protobuf;
 using Grpc.Core;

@@ -1,6 +1,7 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Net.Sockets;
 using EtcdShield.Configuration;
+using EtcdShield.Encryption;
 using EtcdShield.Protocol.KmsV2;
 
 using Grpc.Core;

@@ -1,3 +1,4 @@
+using EtcdShield.Encryption;
 using EtcdShield.Protocol.KmsV2;
 using Google.Protobuf;
 

@@ -1,3 +1,5 @@
+using EtcdShield.Encryption;
+
 namespace EtcdShield.Keys.Pkcs11;
 
 /// <summary>

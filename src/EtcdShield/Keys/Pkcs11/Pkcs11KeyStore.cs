@@ -1,6 +1,7 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.ExceptionServices;
 using System.Security.Cryptography;
+using EtcdShield.Encryption;
 using Microsoft.Extensions.Logging;
 using Net.Pkcs11Interop.Common;
 

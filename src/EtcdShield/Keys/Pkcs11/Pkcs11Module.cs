@@ -1,5 +1,6 @@
 using System.Reflection;
 using System.Runtime.InteropServices;
+using EtcdShield.Encryption;
 using Net.Pkcs11Interop.Common;
 using Net.Pkcs11Interop.HighLevelAPI;
 using LowLevel = Net.Pkcs11Interop.LowLevelAPI80;

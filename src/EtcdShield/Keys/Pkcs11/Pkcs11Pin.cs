@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using EtcdShield.Encryption;
 
 namespace EtcdShield.Keys.Pkcs11;
 

@@ -1,4 +1,5 @@
 using EtcdShield.Configuration;
+using EtcdShield.Encryption;
 
 namespace EtcdShield.Keys.Pkcs11;
 
@@ -40,16 +41,34 @@ internal sealed record Pkcs11Settings
     /// <summary>"token \"label\"" or "slot N", for messages.</summary>
     public string TokenDescription => TokenLabel is not null ? $"token \"{TokenLabel}\"" : $"slot {Slot}";
 
+    /// <summary>
+    /// The settings of options that name a PKCS#11 module; <see cref="ServeCommandLine.UpstreamAndKeys"/> has made
+    /// sure the module comes with its pin file and key label. Retired labels are checked here, where KEK ids are
+    /// known: each must fit in an envelope and must not be a version of the family, which unwraps anyway.
+    /// </summary>
     public static Pkcs11Settings FromOptions(ShieldOptions options)
     {
-        ArgumentNullException.ThrowIfNull(options);
+        var family = options.Pkcs11KeyLabel!;
+        foreach (var retired in options.Pkcs11RetiredKeyLabels)
+        {
+            if (Pkcs11KeyLabel.ToKekId(retired).Length > ValueEnvelope.MaxKekIdLength)
+            {
+                throw new ConfigurationException($"--pkcs11-retired-key-label '{retired}' is too long: its KEK id must fit in {ValueEnvelope.MaxKekIdLength} characters");
+            }
+
+            if (Pkcs11KeyLabel.TryGetVersion(family, retired, out _))
+            {
+                throw new ConfigurationException($"--pkcs11-retired-key-label '{retired}' is a version of --pkcs11-key-label {family}, which unwraps anyway; remove it");
+            }
+        }
+
         return new Pkcs11Settings
         {
-            ModulePath = options.Pkcs11Module ?? throw new ConfigurationException("--pkcs11-module is required"),
+            ModulePath = options.Pkcs11Module!,
             TokenLabel = options.Pkcs11TokenLabel,
             Slot = options.Pkcs11Slot,
-            PinFile = options.Pkcs11PinFile ?? throw new ConfigurationException("--pkcs11-module needs --pkcs11-pin-file"),
-            KeyLabel = options.Pkcs11KeyLabel ?? throw new ConfigurationException("--pkcs11-module needs --pkcs11-key-label"),
+            PinFile = options.Pkcs11PinFile!,
+            KeyLabel = family,
             RetiredKeyLabels = options.Pkcs11RetiredKeyLabels,
         };
     }

@@ -1,4 +1,5 @@
 using System.Diagnostics.CodeAnalysis;
+using EtcdShield.Encryption;
 using EtcdShield.Keys;
 
 namespace EtcdShield.Tests.Keys.Pkcs11;

@@ -51,7 +51,9 @@ public sealed class Pkcs11TrustedLabelsTests : IDisposable
     public void Unusable_retired_labels_are_refused_with_the_flag_named(bool tooLong, string reason)
     {
         var label = tooLong ? new string('x', 249) : "kek#3";
-        var e = Assert.Throws<ConfigurationException>(() => ServeCommandLine.UpstreamAndKeys(Parse(Pkcs11("--pkcs11-retired-key-label", label))));
+        var options = ServeCommandLine.UpstreamAndKeys(Parse(Pkcs11("--pkcs11-retired-key-label", label)));
+
+        var e = Assert.Throws<ConfigurationException>(() => Pkcs11Settings.FromOptions(options));
 
         Assert.Contains("--pkcs11-retired-key-label", e.Message, StringComparison.Ordinal);
         Assert.Contains(reason, e.Message, StringComparison.Ordinal);

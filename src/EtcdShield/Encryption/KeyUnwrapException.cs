@@ -1,6 +1,4 @@
-using EtcdShield.Encryption;
-
-namespace EtcdShield.Keys;
+namespace EtcdShield.Encryption;
 
 /// <summary>
 /// The wrapped bytes are not a data key wrapped by this KEK: the stored value was tampered with, or a different

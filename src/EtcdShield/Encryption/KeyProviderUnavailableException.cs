@@ -1,6 +1,4 @@
-using EtcdShield.Encryption;
-
-namespace EtcdShield.Keys;
+namespace EtcdShield.Encryption;
 
 /// <summary>The KEK provider is down or refused the operation; retrying later may succeed (gRPC UNAVAILABLE).</summary>
 internal sealed class KeyProviderUnavailableException : EnvelopeException

@@ -3,7 +3,7 @@ using EtcdShield.Protocol.Etcdserverpb;
 using Google.Protobuf;
 using static EtcdShield.Protocol.Etcdserverpb.RangeRequest.Types;
 
-namespace EtcdShield.Locking;
+namespace EtcdShield.Concurrency;
 
 /// <summary>
 /// The requests of etcd's concurrency mutex (what etcd's own Lock server runs), for a lock named <c>name</c>:

@@ -2,7 +2,7 @@ using EtcdShield.Protocol.Etcdserverpb;
 using EtcdShield.Protocol.V3lockpb;
 using EtcdShield.Relay;
 
-namespace EtcdShield.Locking;
+namespace EtcdShield.Concurrency;
 
 /// <summary>Unlock, served with <see cref="LockHandler"/>: as in etcd's lock server, it deletes the owner key.</summary>
 internal sealed class UnlockHandler : UnaryHandler<UnlockRequest, UnlockResponse>

@@ -2,12 +2,12 @@ using EtcdShield.Relay;
 
 namespace EtcdShield.Tests.Relay;
 
-public sealed class EtcdApiTests
+public sealed class RelayedMethodTests
 {
     [Fact]
     public void Relays_every_etcd_service_and_only_known_methods()
     {
-        var names = EtcdApi.Methods().Select(m => m.Method.FullName).ToHashSet();
+        var names = RelayedMethod.All().Select(m => m.Method.FullName).ToHashSet();
 
         Assert.Contains("/etcdserverpb.KV/Range", names);
         Assert.Contains("/etcdserverpb.Watch/Watch", names);
@@ -17,13 +17,13 @@ public sealed class EtcdApiTests
         Assert.Contains("/etcdserverpb.Auth/Authenticate", names);
         Assert.Contains("/v3lockpb.Lock/Lock", names);
         Assert.Contains("/v3electionpb.Election/Observe", names);
-        Assert.DoesNotContain(EtcdApi.Methods(), m => m.Method.Type == Grpc.Core.MethodType.ClientStreaming);
+        Assert.DoesNotContain(RelayedMethod.All(), m => m.Method.Type == Grpc.Core.MethodType.ClientStreaming);
     }
 
     [Fact]
     public void Streaming_shapes_follow_the_etcd_protos()
     {
-        var byName = EtcdApi.Methods().ToDictionary(m => m.Name);
+        var byName = RelayedMethod.All().ToDictionary(m => m.Name);
 
         Assert.Equal(Grpc.Core.MethodType.DuplexStreaming, byName["Watch/Watch"].Method.Type);
         Assert.Equal(Grpc.Core.MethodType.DuplexStreaming, byName["Lease/LeaseKeepAlive"].Method.Type);

@@ -1,4 +1,4 @@
-namespace EtcdShield.Keys;
+namespace EtcdShield.Encryption;
 
 /// <summary>
 /// A key-encryption key (KEK): wraps and unwraps data keys. It may live in a file (development), an HSM via

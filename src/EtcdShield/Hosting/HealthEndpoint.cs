@@ -5,7 +5,7 @@ using EtcdShield.Tls;
 using Grpc.Core;
 using Microsoft.AspNetCore.Http;
 
-namespace EtcdShield.Telemetry;
+namespace EtcdShield.Hosting;
 
 /// <summary>
 /// <c>/health</c> in etcd's own shape: 200 with <c>{"health":"true"}</c> when an etcd member answers a status

@@ -1,9 +1,9 @@
-using EtcdShield.Locking;
+using EtcdShield.Encryption;
 using EtcdShield.Protocol.V3electionpb;
 using EtcdShield.Relay;
 using Google.Protobuf;
 
-namespace EtcdShield.Encryption;
+namespace EtcdShield.Concurrency;
 
 /// <summary>
 /// Campaign: etcd stores the candidate's value at <c>name + "/" + lease id in hex</c>, so the value is sealed

@@ -1,8 +1,8 @@
-using EtcdShield.Locking;
+using EtcdShield.Concurrency;
 using Google.Protobuf;
 using Grpc.Core;
 
-namespace EtcdShield.Tests.Locking;
+namespace EtcdShield.Tests.Concurrency;
 
 public sealed class SessionKeyTests
 {

@@ -1,10 +1,10 @@
-using EtcdShield.Locking;
+using EtcdShield.Concurrency;
 using EtcdShield.Protocol.Etcdserverpb;
 using Google.Protobuf;
 using static EtcdShield.Protocol.Etcdserverpb.Compare.Types;
 using static EtcdShield.Protocol.Etcdserverpb.RangeRequest.Types;
 
-namespace EtcdShield.Tests.Locking;
+namespace EtcdShield.Tests.Concurrency;
 
 public sealed class MutexRequestsTests
 {

@@ -3,7 +3,7 @@ using System.Text;
 using Google.Protobuf;
 using Grpc.Core;
 
-namespace EtcdShield.Locking;
+namespace EtcdShield.Concurrency;
 
 /// <summary>
 /// The key etcd's concurrency package (behind the Lock and Election services) gives a session in a lock or

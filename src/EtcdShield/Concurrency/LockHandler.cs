@@ -6,7 +6,7 @@ using EtcdShield.Relay;
 using Google.Protobuf;
 using Grpc.Core;
 
-namespace EtcdShield.Locking;
+namespace EtcdShield.Concurrency;
 
 /// <summary>
 /// Lock, served by the proxy as etcd's own lock server serves it (a session on the caller's lease and a concurrency
