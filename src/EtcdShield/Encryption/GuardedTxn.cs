@@ -80,7 +80,7 @@ internal sealed partial class GuardedTxn
             if (attempt == MaxAttempts)
             {
                 _exhausted.Add(1);
-                Log.Exhausted(_logger, MaxAttempts);
+                Log.TxnGuardExhausted(_logger, MaxAttempts);
                 throw new RpcException(new Status(StatusCode.Aborted, ExhaustedMessage));
             }
 
@@ -102,8 +102,8 @@ internal sealed partial class GuardedTxn
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 2300, EventName = "TxnGuardExhausted", Level = LogLevel.Warning,
+        [LoggerMessage(EventId = EventIds.TxnGuardExhausted, EventName = nameof(EventIds.TxnGuardExhausted), Level = LogLevel.Warning,
             Message = "A txn's value-compared keys changed before each of {Attempts} commits; answered ABORTED")]
-        public static partial void Exhausted(ILogger logger, int attempts);
+        public static partial void TxnGuardExhausted(ILogger logger, int attempts);
     }
 }

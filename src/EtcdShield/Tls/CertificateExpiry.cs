@@ -133,7 +133,7 @@ internal sealed partial class CertificateExpiry
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 110, Level = LogLevel.Warning, Message = "Certificate expiry: {Description}")]
+        [LoggerMessage(EventId = EventIds.Expiring, EventName = nameof(EventIds.Expiring), Level = LogLevel.Warning, Message = "Certificate expiry: {Description}")]
         public static partial void Expiring(ILogger logger, string description);
     }
 }

@@ -33,7 +33,7 @@ public sealed class GuardedTxnTests : IDisposable
         Assert.All(_clock.Pauses.Select((pause, i) => (pause, i)), p => Assert.InRange(p.pause, GuardedTxn.Pause(p.i + 1, 0.0), GuardedTxn.Pause(p.i + 1, 1.0)));
         Assert.Equal(GuardedTxn.MaxAttempts - 1, _meters.Sum("etcdshield.txn.guard_retries"));
         Assert.Equal(1, _meters.Sum("etcdshield.txn.guard_exhausted"));
-        Assert.Contains(_logger.Entries, e => e.EventId.Id == 2300 && !e.Message.Contains("/k", StringComparison.Ordinal));
+        Assert.Contains(_logger.Entries, e => e.EventId.Name == "TxnGuardExhausted" && !e.Message.Contains("/k", StringComparison.Ordinal));
     }
 
     [Fact]
