@@ -6,8 +6,6 @@ using System.Threading.Channels;
 using EtcdShield.Authorization;
 using EtcdShield.Configuration;
 using EtcdShield.Telemetry;
-using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
 
 namespace EtcdShield.Audit;
 

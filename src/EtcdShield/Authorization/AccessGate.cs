@@ -5,10 +5,8 @@ using EtcdShield.Relay;
 using EtcdShield.Reload;
 using EtcdShield.Telemetry;
 using Google.Protobuf;
-using Grpc.AspNetCore.Server;
 using Grpc.Core;
 using Microsoft.AspNetCore.Connections.Features;
-using Microsoft.Extensions.Logging;
 
 namespace EtcdShield.Authorization;
 

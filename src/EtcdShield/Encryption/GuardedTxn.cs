@@ -1,7 +1,6 @@
 using System.Diagnostics.Metrics;
 using EtcdShield.Protocol.Etcdserverpb;
 using Grpc.Core;
-using Microsoft.Extensions.Logging;
 
 namespace EtcdShield.Encryption;
 

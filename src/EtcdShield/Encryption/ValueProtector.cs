@@ -1,7 +1,6 @@
 using EtcdShield.Keys;
 using Google.Protobuf;
 using Grpc.Core;
-using Microsoft.Extensions.Logging;
 
 namespace EtcdShield.Encryption;
 

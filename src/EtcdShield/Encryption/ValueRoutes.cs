@@ -1,7 +1,6 @@
 using System.Diagnostics.Metrics;
 using EtcdShield.Locking;
 using EtcdShield.Relay;
-using Microsoft.Extensions.Logging;
 
 namespace EtcdShield.Encryption;
 

@@ -4,18 +4,13 @@ using EtcdShield.Authorization;
 using EtcdShield.Configuration;
 using EtcdShield.Encryption;
 using EtcdShield.Keys;
-using EtcdShield.Locking;
 using EtcdShield.Relay;
 using EtcdShield.Reload;
 using EtcdShield.Telemetry;
 using EtcdShield.Tls;
 using Grpc.AspNetCore.Server.Model;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using OpenTelemetry.Metrics;
 
 namespace EtcdShield.Hosting;

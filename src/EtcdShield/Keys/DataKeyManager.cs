@@ -1,6 +1,5 @@
 using System.Security.Cryptography;
 using EtcdShield.Encryption;
-using Microsoft.Extensions.Logging;
 
 namespace EtcdShield.Keys;
 

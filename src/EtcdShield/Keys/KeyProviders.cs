@@ -1,8 +1,6 @@
 using EtcdShield.Configuration;
 using EtcdShield.Keys.KmsV2;
 using EtcdShield.Keys.Pkcs11;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace EtcdShield.Keys;
 

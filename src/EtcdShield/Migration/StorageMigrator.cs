@@ -3,7 +3,6 @@ using EtcdShield.Protocol.Etcdserverpb;
 using EtcdShield.Protocol.Mvccpb;
 using Google.Protobuf;
 using Grpc.Core;
-using Microsoft.Extensions.Logging;
 using static EtcdShield.Protocol.Etcdserverpb.Compare.Types;
 
 namespace EtcdShield.Migration;

@@ -1,4 +1,3 @@
-using Google.Protobuf;
 using Grpc.AspNetCore.Server.Model;
 
 namespace EtcdShield.Relay;

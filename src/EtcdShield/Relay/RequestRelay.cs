@@ -7,8 +7,6 @@ using EtcdShield.Streams;
 using EtcdShield.Telemetry;
 using Google.Protobuf;
 using Grpc.Core;
-using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
 
 namespace EtcdShield.Relay;
 

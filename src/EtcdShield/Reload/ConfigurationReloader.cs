@@ -2,8 +2,6 @@ using System.Diagnostics.Metrics;
 using System.Runtime.InteropServices;
 using EtcdShield.Telemetry;
 using EtcdShield.Tls;
-using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
 
 namespace EtcdShield.Reload;
 

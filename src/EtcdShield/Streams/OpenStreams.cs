@@ -3,7 +3,6 @@ using EtcdShield.Configuration;
 using EtcdShield.Reload;
 using EtcdShield.Tls;
 using Grpc.Core;
-using Microsoft.Extensions.Logging;
 
 namespace EtcdShield.Streams;
 

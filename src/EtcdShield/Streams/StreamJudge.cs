@@ -2,7 +2,6 @@ using EtcdShield.Authorization;
 using EtcdShield.Protocol.Etcdserverpb;
 using EtcdShield.Relay;
 using Google.Protobuf;
-using Grpc.Core;
 
 namespace EtcdShield.Streams;
 

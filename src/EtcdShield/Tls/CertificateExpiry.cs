@@ -4,7 +4,6 @@ using System.Security.Cryptography.X509Certificates;
 using EtcdShield.Configuration;
 using EtcdShield.Reload;
 using EtcdShield.Telemetry;
-using Microsoft.Extensions.Logging;
 
 namespace EtcdShield.Tls;
 

@@ -3,7 +3,6 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using EtcdShield.Authorization;
 using EtcdShield.Reload;
-using Microsoft.Extensions.Logging;
 
 namespace EtcdShield.Tls;
 

@@ -55,7 +55,7 @@ public sealed class TamperTests(TamperTests.Proxies etcd) : IClassFixture<Tamper
 
         var refusal = await Assert.ThrowsAsync<RpcException>(() => etcd.ProxyKv.RangeAsync(new RangeRequest { Key = Utf8(key) }).ResponseAsync);
         var prefixRange = await Assert.ThrowsAsync<RpcException>(() => etcd.ProxyKv.RangeAsync(new RangeRequest { Key = Utf8(prefix), RangeEnd = Utf8(WritePathTests.PrefixEnd(prefix)) }).ResponseAsync);
-        var logged = await etcd.Shield.Logs.WaitForAsync(e => (e.Category == "EtcdShield.Encryption.ValueProtector" && e.EventId.Name is "DecryptFailed" or "PlaintextRefused") && e.Message.Contains(key, StringComparison.Ordinal), TimeSpan.FromSeconds(5));
+        var logged = await etcd.Shield.Logs.WaitForAsync(e => e.Category == "EtcdShield.Encryption.ValueProtector" && e.EventId.Name is "DecryptFailed" or "PlaintextRefused" && e.Message.Contains(key, StringComparison.Ordinal), TimeSpan.FromSeconds(5));
 
         Assert.Equal(failuresBefore + 2, etcd.Meters.Total(ProxyMeters.DecryptFailures, reason));
         AssertDataLoss(refusal, key, plaintext, "planted plaintext");

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using EtcdShield.Configuration;
-using EtcdShield.EndToEnd.Infrastructure;
 using EtcdShield.Encryption;
+using EtcdShield.EndToEnd.Infrastructure;
 using EtcdShield.Keys;
 using EtcdShield.Keys.Pkcs11;
 using Microsoft.Extensions.DependencyInjection;

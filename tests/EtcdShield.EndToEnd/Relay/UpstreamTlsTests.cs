@@ -1,5 +1,4 @@
 using EtcdShield.EndToEnd.Infrastructure;
-using EtcdShield.EndToEnd.Relay.Support;
 using Microsoft.Extensions.Logging;
 using Xunit.Abstractions;
 

@@ -91,7 +91,8 @@ public sealed class KeyRingRefresherTests : IDisposable
 
         public Exception? Failure { get; set; }
 
-        public Task<KeyRing> LoadAsync(CancellationToken cancellationToken) =>
+        // The refresher passes its token; this source answers at once and has nothing to cancel.
+        public Task<KeyRing> LoadAsync(CancellationToken _) =>
             Failure is not null ? Task.FromException<KeyRing>(Failure) : Task.FromResult(Ring!);
     }
 }

@@ -1,5 +1,4 @@
 using EtcdShield.Locking;
-using EtcdShield.Protocol.Etcdserverpb;
 using Google.Protobuf;
 using static EtcdShield.Protocol.Etcdserverpb.Compare.Types;
 using static EtcdShield.Protocol.Etcdserverpb.RangeRequest.Types;

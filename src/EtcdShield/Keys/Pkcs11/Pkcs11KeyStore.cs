@@ -1,7 +1,6 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.ExceptionServices;
 using System.Security.Cryptography;
-using Microsoft.Extensions.Logging;
 using Net.Pkcs11Interop.Common;
 
 namespace EtcdShield.Keys.Pkcs11;

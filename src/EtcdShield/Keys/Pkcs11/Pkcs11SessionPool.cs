@@ -1,6 +1,5 @@
 using System.Security.Cryptography;
 using EtcdShield.Encryption;
-using Microsoft.Extensions.Logging;
 using Net.Pkcs11Interop.Common;
 using Net.Pkcs11Interop.HighLevelAPI;
 
