@@ -6,8 +6,6 @@ using System.Threading.Channels;
 using EtcdShield.Authorization;
 using EtcdShield.Configuration;
 using EtcdShield.Telemetry;
-using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
 
 namespace EtcdShield.Audit;
 
@@ -114,7 +112,7 @@ internal sealed partial class AuditLog : BackgroundService
             if (_writeError is not null)
             {
                 _writeError = null;
-                Log.Recovered(_logger);
+                Log.AuditWriteRecovered(_logger);
             }
         }
         catch (Exception e) when (e is not OutOfMemoryException)
@@ -122,7 +120,7 @@ internal sealed partial class AuditLog : BackgroundService
             _dropped.Add(1, new KeyValuePair<string, object?>("reason", "write_failed"));
             if (_writeError is null)
             {
-                Log.WriteFailed(_logger, e);
+                Log.AuditWriteFailed(_logger, e);
             }
 
             _writeError = $"{e.GetType().Name}: {e.Message}";
@@ -140,7 +138,7 @@ internal sealed partial class AuditLog : BackgroundService
         }
         catch (Exception e) when (e is IOException or ObjectDisposedException or UnauthorizedAccessException)
         {
-            Log.WriteFailed(_logger, e);
+            Log.AuditWriteFailed(_logger, e);
         }
     }
 
@@ -230,13 +228,13 @@ internal sealed partial class AuditLog : BackgroundService
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 700, Level = LogLevel.Error, Message = "The audit log cannot keep up; records are being dropped (see etcdshield_audit_dropped)")]
+        [LoggerMessage(EventId = EventIds.Dropping, EventName = nameof(EventIds.Dropping), Level = LogLevel.Error, Message = "The audit log cannot keep up; records are being dropped (see etcdshield_audit_dropped)")]
         public static partial void Dropping(ILogger logger);
 
-        [LoggerMessage(EventId = 701, EventName = "AuditWriteFailed", Level = LogLevel.Error, Message = "Could not write the audit log; records are dropped (see etcdshield_audit_dropped, reason write_failed) until it can be written again")]
-        public static partial void WriteFailed(ILogger logger, Exception exception);
+        [LoggerMessage(EventId = EventIds.AuditWriteFailed, EventName = nameof(EventIds.AuditWriteFailed), Level = LogLevel.Error, Message = "Could not write the audit log; records are dropped (see etcdshield_audit_dropped, reason write_failed) until it can be written again")]
+        public static partial void AuditWriteFailed(ILogger logger, Exception exception);
 
-        [LoggerMessage(EventId = 2600, EventName = "AuditWriteRecovered", Level = LogLevel.Information, Message = "The audit log is written again")]
-        public static partial void Recovered(ILogger logger);
+        [LoggerMessage(EventId = EventIds.AuditWriteRecovered, EventName = nameof(EventIds.AuditWriteRecovered), Level = LogLevel.Information, Message = "The audit log is written again")]
+        public static partial void AuditWriteRecovered(ILogger logger);
     }
 }

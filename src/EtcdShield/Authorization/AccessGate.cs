@@ -1,7 +1,6 @@
 using EtcdShield.Protocol.Etcdserverpb;
 using Google.Protobuf;
 using Grpc.Core;
-using Microsoft.Extensions.Logging;
 
 namespace EtcdShield.Authorization;
 
@@ -182,7 +181,7 @@ internal sealed partial class AccessGate
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 500, Level = LogLevel.Warning, Message = "Denied {Peer} ({Identity}) {Method}: {Reason}")]
+        [LoggerMessage(EventId = EventIds.Denied, EventName = nameof(EventIds.Denied), Level = LogLevel.Warning, Message = "Denied {Peer} ({Identity}) {Method}: {Reason}")]
         public static partial void Denied(ILogger logger, string peer, string identity, string method, string reason);
     }
 }

@@ -1,5 +1,4 @@
 using EtcdShield.Configuration;
-using EtcdShield.Relay;
 using EtcdShield.Tls;
 
 namespace EtcdShield.Authorization;

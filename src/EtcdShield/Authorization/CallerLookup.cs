@@ -1,10 +1,8 @@
 using System.Runtime.CompilerServices;
 using EtcdShield.Reload;
 using EtcdShield.Tls;
-using Grpc.AspNetCore.Server;
 using Grpc.Core;
 using Microsoft.AspNetCore.Connections.Features;
-using Microsoft.AspNetCore.Http;
 
 namespace EtcdShield.Authorization;
 

@@ -1,7 +1,5 @@
-using System.Diagnostics.Metrics;
 using EtcdShield.Protocol.Etcdserverpb;
 using Grpc.Core;
-using Microsoft.Extensions.Logging;
 
 namespace EtcdShield.Encryption;
 
@@ -75,7 +73,7 @@ internal sealed partial class GuardedTxn
             if (attempt == MaxAttempts)
             {
                 _metrics.GuardExhausted();
-                Log.Exhausted(_logger, MaxAttempts);
+                Log.TxnGuardExhausted(_logger, MaxAttempts);
                 throw new RpcException(new Status(StatusCode.Aborted, ExhaustedMessage));
             }
 
@@ -97,8 +95,8 @@ internal sealed partial class GuardedTxn
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 2300, EventName = "TxnGuardExhausted", Level = LogLevel.Warning,
+        [LoggerMessage(EventId = EventIds.TxnGuardExhausted, EventName = nameof(EventIds.TxnGuardExhausted), Level = LogLevel.Warning,
             Message = "A txn's value-compared keys changed before each of {Attempts} commits; answered ABORTED")]
-        public static partial void Exhausted(ILogger logger, int attempts);
+        public static partial void TxnGuardExhausted(ILogger logger, int attempts);
     }
 }

@@ -1,6 +1,5 @@
 using EtcdShield.Protocol.Etcdserverpb;
 using EtcdShield.Relay;
-using Grpc.Core;
 
 namespace EtcdShield.Encryption;
 

@@ -1,4 +1,3 @@
-using EtcdShield.Api;
 using EtcdShield.Configuration;
 using Google.Protobuf.Reflection;
 

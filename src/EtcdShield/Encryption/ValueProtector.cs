@@ -1,6 +1,5 @@
 using Google.Protobuf;
 using Grpc.Core;
-using Microsoft.Extensions.Logging;
 
 namespace EtcdShield.Encryption;
 
@@ -270,16 +269,16 @@ internal sealed partial class ValueProtector : IValueProtector
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 1301, Level = LogLevel.Warning, Message = "Cannot decrypt value of key {EtcdKey}: {Reason}")]
+        [LoggerMessage(EventId = EventIds.DecryptFailed, EventName = nameof(EventIds.DecryptFailed), Level = LogLevel.Warning, Message = "Cannot decrypt value of key {EtcdKey}: {Reason}")]
         public static partial void DecryptFailed(ILogger logger, PrintableKey etcdKey, string reason, Exception exception);
 
-        [LoggerMessage(EventId = 1302, Level = LogLevel.Warning, Message = "Refused unencrypted value of key {EtcdKey}: it is under an encrypted prefix and outside any legacy plaintext window")]
+        [LoggerMessage(EventId = EventIds.PlaintextRefused, EventName = nameof(EventIds.PlaintextRefused), Level = LogLevel.Warning, Message = "Refused unencrypted value of key {EtcdKey}: it is under an encrypted prefix and outside any legacy plaintext window")]
         public static partial void PlaintextRefused(ILogger logger, PrintableKey etcdKey);
 
-        [LoggerMessage(EventId = 1303, Level = LogLevel.Debug, Message = "Returned legacy plaintext value of key {EtcdKey} (migration window)")]
+        [LoggerMessage(EventId = EventIds.LegacyPlaintextRead, EventName = nameof(EventIds.LegacyPlaintextRead), Level = LogLevel.Debug, Message = "Returned legacy plaintext value of key {EtcdKey} (migration window)")]
         public static partial void LegacyPlaintextRead(ILogger logger, PrintableKey etcdKey);
 
-        [LoggerMessage(EventId = 1304, Level = LogLevel.Warning, Message = "Cannot encrypt value of key {EtcdKey}: {Reason}; the write was refused")]
+        [LoggerMessage(EventId = EventIds.EncryptFailed, EventName = nameof(EventIds.EncryptFailed), Level = LogLevel.Warning, Message = "Cannot encrypt value of key {EtcdKey}: {Reason}; the write was refused")]
         public static partial void EncryptFailed(ILogger logger, PrintableKey etcdKey, string reason, Exception exception);
     }
 }

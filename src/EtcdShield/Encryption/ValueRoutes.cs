@@ -1,6 +1,5 @@
 using EtcdShield.Protocol.Etcdserverpb;
 using EtcdShield.Relay;
-using Microsoft.Extensions.Logging;
 
 namespace EtcdShield.Encryption;
 

@@ -1,9 +1,9 @@
+using System.Text.Json.Serialization;
 using EtcdShield.Protocol.Etcdserverpb;
 using EtcdShield.Relay;
 using EtcdShield.Reload;
 using EtcdShield.Tls;
 using Grpc.Core;
-using Microsoft.AspNetCore.Http;
 
 namespace EtcdShield.Hosting;
 
@@ -56,5 +56,10 @@ internal sealed class HealthEndpoint
         await context.Response.WriteAsJsonAsync(new HealthReport(reason is null ? "true" : "false", reason ?? "", status, warnings)).ConfigureAwait(false);
     }
 
-    private sealed record HealthReport(string health, string reason, string status, IReadOnlyList<string> warnings);
+    // The names are etcd's /health JSON fields, spelled out so no serializer option can change them.
+    private sealed record HealthReport(
+        [property: JsonPropertyName("health")] string Health,
+        [property: JsonPropertyName("reason")] string Reason,
+        [property: JsonPropertyName("status")] string Status,
+        [property: JsonPropertyName("warnings")] IReadOnlyList<string> Warnings);
 }

@@ -5,7 +5,6 @@ using EtcdShield.Keys;
 using EtcdShield.Keys.Pkcs11;
 using EtcdShield.Relay;
 using Grpc.Core;
-using Microsoft.Extensions.Logging;
 
 namespace EtcdShield.Hosting;
 

@@ -1,7 +1,4 @@
 using EtcdShield.Configuration;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace EtcdShield.Hosting;
 
@@ -63,13 +60,13 @@ internal static partial class ServeCommand
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "EtcdShield ready: serving clients on {ListenUrls}, relaying to etcd at {Upstream}")]
+        [LoggerMessage(EventId = EventIds.Listening, EventName = nameof(EventIds.Listening), Level = LogLevel.Information, Message = "EtcdShield ready: serving clients on {ListenUrls}, relaying to etcd at {Upstream}")]
         public static partial void Listening(ILogger logger, IReadOnlyList<Uri> listenUrls, IReadOnlyList<Uri> upstream);
 
-        [LoggerMessage(EventId = 3, Level = LogLevel.Information, Message = "Policy from {Source}: {Identities} identities")]
+        [LoggerMessage(EventId = EventIds.PolicyLoaded, EventName = nameof(EventIds.PolicyLoaded), Level = LogLevel.Information, Message = "Policy from {Source}: {Identities} identities")]
         public static partial void PolicyLoaded(ILogger logger, string source, int identities);
 
-        [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "--no-encryption: values are relayed and stored in etcd exactly as clients send them, unencrypted")]
+        [LoggerMessage(EventId = EventIds.EncryptionDisabled, EventName = nameof(EventIds.EncryptionDisabled), Level = LogLevel.Warning, Message = "--no-encryption: values are relayed and stored in etcd exactly as clients send them, unencrypted")]
         public static partial void EncryptionDisabled(ILogger logger);
     }
 }

@@ -12,12 +12,8 @@ using EtcdShield.Relay;
 using EtcdShield.Reload;
 using EtcdShield.Tls;
 using Grpc.AspNetCore.Server.Model;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using OpenTelemetry.Metrics;
 
 namespace EtcdShield.Hosting;

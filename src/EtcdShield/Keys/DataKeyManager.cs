@@ -1,6 +1,5 @@
 using System.Security.Cryptography;
 using EtcdShield.Encryption;
-using Microsoft.Extensions.Logging;
 
 namespace EtcdShield.Keys;
 
@@ -397,23 +396,23 @@ internal sealed partial class DataKeyManager : IDataKeyProvider, IDisposable
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 1201, Level = LogLevel.Information,
+        [LoggerMessage(EventId = EventIds.DataKeyCreated, EventName = nameof(EventIds.DataKeyCreated), Level = LogLevel.Information,
             Message = "Created data key {KeyId} wrapped by key encryption key {KekId} (reason: {Reason})")]
         public static partial void DataKeyCreated(ILogger logger, DataKeyId keyId, string kekId, string reason);
 
-        [LoggerMessage(EventId = 1202, Level = LogLevel.Error,
+        [LoggerMessage(EventId = EventIds.DataKeyCreationFailed, EventName = nameof(EventIds.DataKeyCreationFailed), Level = LogLevel.Error,
             Message = "Could not create a data key with key encryption key {KekId} (reason: {Reason}); writes to encrypted keys fail until it succeeds")]
         public static partial void DataKeyCreationFailed(ILogger logger, string kekId, string reason, Exception? exception);
 
-        [LoggerMessage(EventId = 1203, Level = LogLevel.Debug,
+        [LoggerMessage(EventId = EventIds.DataKeyUnwrapped, EventName = nameof(EventIds.DataKeyUnwrapped), Level = LogLevel.Debug,
             Message = "Unwrapped data key {KeyId} with key encryption key {KekId}")]
         public static partial void DataKeyUnwrapped(ILogger logger, DataKeyId keyId, string kekId);
 
-        [LoggerMessage(EventId = 1204, Level = LogLevel.Warning,
+        [LoggerMessage(EventId = EventIds.DataKeyUnwrapFailed, EventName = nameof(EventIds.DataKeyUnwrapFailed), Level = LogLevel.Warning,
             Message = "Could not unwrap data key {KeyId} with key encryption key {KekId}")]
         public static partial void DataKeyUnwrapFailed(ILogger logger, DataKeyId keyId, string kekId, Exception? exception);
 
-        [LoggerMessage(EventId = 1205, Level = LogLevel.Information,
+        [LoggerMessage(EventId = EventIds.KeyRingReplaced, EventName = nameof(EventIds.KeyRingReplaced), Level = LogLevel.Information,
             Message = "Key encryption key changed from {PreviousKekId} to {KekId}; the next write creates a data key under the new one")]
         public static partial void KeyRingReplaced(ILogger logger, string previousKekId, string kekId);
     }

@@ -1,7 +1,6 @@
 using System.Buffers.Text;
 using System.Security.Cryptography;
 using EtcdShield.Encryption;
-using Microsoft.Extensions.Logging;
 
 namespace EtcdShield.Keys;
 
@@ -171,11 +170,11 @@ internal sealed partial class FileKeyEncryptionKey : IKeyEncryptionKey, IDisposa
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 1101, Level = LogLevel.Warning,
+        [LoggerMessage(EventId = EventIds.DevelopmentOnly, EventName = nameof(EventIds.DevelopmentOnly), Level = LogLevel.Warning,
             Message = "Using encryption key file {Path} as key encryption key {KekId}. This is for DEVELOPMENT ONLY: the key sits unprotected on disk. Use an HSM (PKCS#11) or a KMS in production.")]
         public static partial void DevelopmentOnly(ILogger logger, string path, string kekId);
 
-        [LoggerMessage(EventId = 1102, Level = LogLevel.Warning,
+        [LoggerMessage(EventId = EventIds.ReadableByOthers, EventName = nameof(EventIds.ReadableByOthers), Level = LogLevel.Warning,
             Message = "Encryption key file {Path} is readable by group or others; restrict it with: chmod 600")]
         public static partial void ReadableByOthers(ILogger logger, string path);
     }

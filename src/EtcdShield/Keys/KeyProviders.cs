@@ -2,8 +2,6 @@ using EtcdShield.Configuration;
 using EtcdShield.Encryption;
 using EtcdShield.Keys.KmsV2;
 using EtcdShield.Keys.Pkcs11;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace EtcdShield.Keys;
 

@@ -1,6 +1,4 @@
 using EtcdShield.Encryption;
-using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
 
 namespace EtcdShield.Keys;
 
@@ -120,15 +118,15 @@ internal sealed partial class KeyRingRefresher : BackgroundService
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 1210, Level = LogLevel.Warning,
+        [LoggerMessage(EventId = EventIds.CheckFailed, EventName = nameof(EventIds.CheckFailed), Level = LogLevel.Warning,
             Message = "Could not check the key provider for a newer key encryption key; {KekId} stays current until it answers")]
         public static partial void CheckFailed(ILogger logger, string kekId, Exception exception);
 
-        [LoggerMessage(EventId = 1211, Level = LogLevel.Warning,
+        [LoggerMessage(EventId = EventIds.RotationDeferred, EventName = nameof(EventIds.RotationDeferred), Level = LogLevel.Warning,
             Message = "Switched to key encryption key {KekId}, but could not create a data key under it yet; the next write tries again")]
         public static partial void RotationDeferred(ILogger logger, string kekId, Exception exception);
 
-        [LoggerMessage(EventId = 1212, Level = LogLevel.Error,
+        [LoggerMessage(EventId = EventIds.CheckCrashed, EventName = nameof(EventIds.CheckCrashed), Level = LogLevel.Error,
             Message = "Checking the key provider for a newer key encryption key failed unexpectedly; the next check tries again")]
         public static partial void CheckCrashed(ILogger logger, Exception exception);
     }

@@ -4,8 +4,6 @@ using EtcdShield.Keys;
 using EtcdShield.Protocol.Etcdserverpb;
 using EtcdShield.Relay;
 using Google.Protobuf;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace EtcdShield.Migration;
 

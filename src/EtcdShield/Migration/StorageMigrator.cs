@@ -3,7 +3,6 @@ using EtcdShield.Protocol.Etcdserverpb;
 using EtcdShield.Protocol.Mvccpb;
 using Google.Protobuf;
 using Grpc.Core;
-using Microsoft.Extensions.Logging;
 using static EtcdShield.Protocol.Etcdserverpb.Compare.Types;
 
 namespace EtcdShield.Migration;
@@ -86,7 +85,7 @@ internal sealed partial class StorageMigrator
             if (state == StoredState.RefusedPlaintext)
             {
                 var printable = PrintableKey.Quote(kv.Key.Span);
-                Log.RefusedPlaintext(_logger, printable);
+                Log.MigrateRefusedPlaintext(_logger, printable);
                 report.Refused.Add(printable);
                 return;
             }
@@ -245,14 +244,14 @@ internal sealed partial class StorageMigrator
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 1500, Level = LogLevel.Warning, Message = "migrate: cannot decrypt the value of {Key}, left as it is: {Reason}")]
+        [LoggerMessage(EventId = EventIds.CannotDecrypt, EventName = nameof(EventIds.CannotDecrypt), Level = LogLevel.Warning, Message = "migrate: cannot decrypt the value of {Key}, left as it is: {Reason}")]
         public static partial void CannotDecrypt(ILogger logger, string key, string reason);
 
-        [LoggerMessage(EventId = 1501, Level = LogLevel.Warning, Message = "migrate: {Key} kept changing under concurrent writers; left for a later run")]
+        [LoggerMessage(EventId = EventIds.KeptChanging, EventName = nameof(EventIds.KeptChanging), Level = LogLevel.Warning, Message = "migrate: {Key} kept changing under concurrent writers; left for a later run")]
         public static partial void KeptChanging(ILogger logger, string key);
 
-        [LoggerMessage(EventId = 2400, EventName = "MigrateRefusedPlaintext", Level = LogLevel.Warning,
+        [LoggerMessage(EventId = EventIds.MigrateRefusedPlaintext, EventName = nameof(EventIds.MigrateRefusedPlaintext), Level = LogLevel.Warning,
             Message = "migrate: the value of {Key} is not encrypted and outside every --legacy-plaintext-prefix given to migrate; refused and left as it is (was it written around the proxy?)")]
-        public static partial void RefusedPlaintext(ILogger logger, string key);
+        public static partial void MigrateRefusedPlaintext(ILogger logger, string key);
     }
 }

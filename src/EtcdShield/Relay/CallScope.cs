@@ -3,10 +3,7 @@ using EtcdShield.Authorization;
 using EtcdShield.Protocol.Etcdserverpb;
 using EtcdShield.Streams;
 using Google.Protobuf;
-using Grpc.AspNetCore.Server;
 using Grpc.Core;
-using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
 
 namespace EtcdShield.Relay;
 

@@ -1,7 +1,6 @@
 using System.Net.Sockets;
 using System.Security.Authentication;
 using Grpc.Core;
-using Microsoft.Extensions.Logging;
 
 namespace EtcdShield.Relay;
 
@@ -43,10 +42,10 @@ internal static partial class ClientStatus
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 200, Level = LogLevel.Error, Message = "Unexpected failure relaying {Method}")]
+        [LoggerMessage(EventId = EventIds.UnexpectedFailure, EventName = nameof(EventIds.UnexpectedFailure), Level = LogLevel.Error, Message = "Unexpected failure relaying {Method}")]
         public static partial void UnexpectedFailure(ILogger logger, string method, Exception exception);
 
-        [LoggerMessage(EventId = 201, Level = LogLevel.Warning, Message = "etcd is unreachable: {Method} failed with {Code} on the connection to etcd; the client is told UNAVAILABLE")]
+        [LoggerMessage(EventId = EventIds.UpstreamUnreachable, EventName = nameof(EventIds.UpstreamUnreachable), Level = LogLevel.Warning, Message = "etcd is unreachable: {Method} failed with {Code} on the connection to etcd; the client is told UNAVAILABLE")]
         public static partial void UpstreamUnreachable(ILogger logger, string method, StatusCode code, Exception exception);
     }
 }

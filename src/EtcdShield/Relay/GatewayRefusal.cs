@@ -1,4 +1,4 @@
-using Microsoft.AspNetCore.Http;
+using System.Text.Json.Serialization;
 
 namespace EtcdShield.Relay;
 
@@ -19,5 +19,9 @@ internal static class GatewayRefusal
         return context.Response.WriteAsJsonAsync(new GatewayError(Message, 12, Message));
     }
 
-    private sealed record GatewayError(string error, int code, string message);
+    // The names are the gateway's JSON fields, spelled out so no serializer option can change them.
+    private sealed record GatewayError(
+        [property: JsonPropertyName("error")] string Error,
+        [property: JsonPropertyName("code")] int Code,
+        [property: JsonPropertyName("message")] string Message);
 }

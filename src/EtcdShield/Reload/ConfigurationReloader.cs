@@ -1,7 +1,5 @@
 using System.Diagnostics.Metrics;
 using System.Runtime.InteropServices;
-using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
 
 namespace EtcdShield.Reload;
 
@@ -118,13 +116,13 @@ internal sealed partial class ConfigurationReloader : BackgroundService
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 600, Level = LogLevel.Information, Message = "Reloaded the {Source} from {Files}")]
+        [LoggerMessage(EventId = EventIds.Reloaded, EventName = nameof(EventIds.Reloaded), Level = LogLevel.Information, Message = "Reloaded the {Source} from {Files}")]
         public static partial void Reloaded(ILogger logger, string source, IReadOnlyList<string> files);
 
-        [LoggerMessage(EventId = 601, Level = LogLevel.Error, Message = "Could not reload the {Source}; still using the last good version: {Reason}")]
+        [LoggerMessage(EventId = EventIds.ReloadFailed, EventName = nameof(EventIds.ReloadFailed), Level = LogLevel.Error, Message = "Could not reload the {Source}; still using the last good version: {Reason}")]
         public static partial void ReloadFailed(ILogger logger, string source, string reason);
 
-        [LoggerMessage(EventId = 2601, EventName = "ReloadLoopFailed", Level = LogLevel.Error, Message = "Checking the reloadable files failed; the current configuration stays and the next check tries again")]
+        [LoggerMessage(EventId = EventIds.ReloadLoopFailed, EventName = nameof(EventIds.ReloadLoopFailed), Level = LogLevel.Error, Message = "Checking the reloadable files failed; the current configuration stays and the next check tries again")]
         public static partial void ReloadLoopFailed(ILogger logger, Exception exception);
     }
 }

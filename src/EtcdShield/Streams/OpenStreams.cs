@@ -3,7 +3,6 @@ using EtcdShield.Configuration;
 using EtcdShield.Reload;
 using EtcdShield.Tls;
 using Grpc.Core;
-using Microsoft.Extensions.Logging;
 
 namespace EtcdShield.Streams;
 
@@ -101,13 +100,13 @@ internal sealed partial class OpenStreams
 
     private RpcException Exhausted(Caller caller, string reason)
     {
-        Log.StreamRefused(_logger, caller.Peer, caller.Name, reason);
+        Log.StreamLimitReached(_logger, caller.Peer, caller.Name, reason);
         return new RpcException(new Status(StatusCode.ResourceExhausted, $"etcdshield: too many open streams: {reason}"));
     }
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 2100, EventName = "StreamLimitReached", Level = LogLevel.Warning, Message = "Refused a stream of {Peer} ({Identity}): {Reason}")]
-        public static partial void StreamRefused(ILogger logger, string peer, string identity, string reason);
+        [LoggerMessage(EventId = EventIds.StreamLimitReached, EventName = nameof(EventIds.StreamLimitReached), Level = LogLevel.Warning, Message = "Refused a stream of {Peer} ({Identity}): {Reason}")]
+        public static partial void StreamLimitReached(ILogger logger, string peer, string identity, string reason);
     }
 }

@@ -3,7 +3,6 @@ using System.Globalization;
 using System.Security.Cryptography.X509Certificates;
 using EtcdShield.Configuration;
 using EtcdShield.Reload;
-using Microsoft.Extensions.Logging;
 
 namespace EtcdShield.Tls;
 
@@ -138,7 +137,7 @@ internal sealed partial class CertificateExpiry : IReloadObserver
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 110, Level = LogLevel.Warning, Message = "Certificate expiry: {Description}")]
+        [LoggerMessage(EventId = EventIds.Expiring, EventName = nameof(EventIds.Expiring), Level = LogLevel.Warning, Message = "Certificate expiry: {Description}")]
         public static partial void Expiring(ILogger logger, string description);
     }
 }

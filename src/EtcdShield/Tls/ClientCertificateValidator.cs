@@ -2,7 +2,6 @@ using System.Net;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using EtcdShield.Reload;
-using Microsoft.Extensions.Logging;
 
 namespace EtcdShield.Tls;
 
@@ -69,7 +68,7 @@ internal sealed partial class ClientCertificateValidator
         var identity = ClientIdentity.FromCertificate(leaf);
         if (identity.Refusal is { } refusal)
         {
-            Log.AmbiguousIdentity(_logger, peer, Describe(leaf), refusal);
+            Log.AmbiguousClientIdentity(_logger, peer, Describe(leaf), refusal);
             return false;
         }
 
@@ -96,19 +95,19 @@ internal sealed partial class ClientCertificateValidator
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 100, Level = LogLevel.Warning, Message = "Refused client {Peer}: no client certificate")]
+        [LoggerMessage(EventId = EventIds.NoCertificate, EventName = nameof(EventIds.NoCertificate), Level = LogLevel.Warning, Message = "Refused client {Peer}: no client certificate")]
         public static partial void NoCertificate(ILogger logger, EndPoint? peer);
 
-        [LoggerMessage(EventId = 101, Level = LogLevel.Warning, Message = "Refused client {Peer} ({Certificate}): certificate not accepted: {Reasons}")]
+        [LoggerMessage(EventId = EventIds.UntrustedCertificate, EventName = nameof(EventIds.UntrustedCertificate), Level = LogLevel.Warning, Message = "Refused client {Peer} ({Certificate}): certificate not accepted: {Reasons}")]
         public static partial void UntrustedCertificate(ILogger logger, EndPoint? peer, string certificate, string reasons);
 
-        [LoggerMessage(EventId = 102, Level = LogLevel.Warning, Message = "Refused client {Peer} ({Identity}): identity is not on the allowlist or in the policy")]
+        [LoggerMessage(EventId = EventIds.NotAllowed, EventName = nameof(EventIds.NotAllowed), Level = LogLevel.Warning, Message = "Refused client {Peer} ({Identity}): identity is not on the allowlist or in the policy")]
         public static partial void NotAllowed(ILogger logger, EndPoint? peer, ClientIdentity identity);
 
-        [LoggerMessage(EventId = 103, Level = LogLevel.Warning, Message = "Refused client {Peer} ({Identity}): a certificate of its chain (serial {Serial}) is revoked by --client-crl-file")]
+        [LoggerMessage(EventId = EventIds.Revoked, EventName = nameof(EventIds.Revoked), Level = LogLevel.Warning, Message = "Refused client {Peer} ({Identity}): a certificate of its chain (serial {Serial}) is revoked by --client-crl-file")]
         public static partial void Revoked(ILogger logger, EndPoint? peer, ClientIdentity identity, string serial);
 
-        [LoggerMessage(EventId = 2500, EventName = "AmbiguousClientIdentity", Level = LogLevel.Warning, Message = "Refused client {Peer} ({Certificate}): its certificate does not name it unambiguously: {Reason}")]
-        public static partial void AmbiguousIdentity(ILogger logger, EndPoint? peer, string certificate, string reason);
+        [LoggerMessage(EventId = EventIds.AmbiguousClientIdentity, EventName = nameof(EventIds.AmbiguousClientIdentity), Level = LogLevel.Warning, Message = "Refused client {Peer} ({Certificate}): its certificate does not name it unambiguously: {Reason}")]
+        public static partial void AmbiguousClientIdentity(ILogger logger, EndPoint? peer, string certificate, string reason);
     }
 }

@@ -203,6 +203,6 @@ public sealed class PolicyEnforcementTests(PolicyFixture fixture)
 
         Assert.False(put.Succeeded, put.ToString());
         Assert.Null(await StoredAsync("/tenant/stranger"));
-        await fixture.Shield.Logs.WaitForAsync(e => e.EventId.Id == 102 && e.Message.Contains("CN=stranger", StringComparison.Ordinal), TimeSpan.FromSeconds(10));
+        await fixture.Shield.Logs.WaitForAsync(e => e.Is("EtcdShield.Tls.ClientCertificateValidator", "NotAllowed") && e.Message.Contains("CN=stranger", StringComparison.Ordinal), TimeSpan.FromSeconds(10));
     }
 }

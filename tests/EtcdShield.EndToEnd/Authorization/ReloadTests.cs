@@ -86,7 +86,7 @@ public sealed class ReloadTests : IAsyncLifetime
         using var before = Pki.ServerCert.LoadCertificate();
         Assert.Equal(before.SerialNumber, await PresentedSerialAsync(shield));
         (await shield.Etcdctl(Pki).RunAsync("put", "reload/half", "still served")).EnsureSuccess();
-        await shield.Logs.WaitForAsync(e => e.EventId.Id == 601 && e.Message.Contains("server certificate", StringComparison.Ordinal), TimeSpan.FromSeconds(5));
+        await shield.Logs.WaitForAsync(e => e.Is("EtcdShield.Reload.ConfigurationReloader", "ReloadFailed") && e.Message.Contains("server certificate", StringComparison.Ordinal), TimeSpan.FromSeconds(5));
         using var http = new HttpClient();
         Assert.Contains("server certificate not reloaded", await http.GetStringAsync(new Uri(shield.MetricsUrl + "/health")), StringComparison.Ordinal);
 
@@ -122,7 +122,7 @@ public sealed class ReloadTests : IAsyncLifetime
 
         var refused = await shield.Etcdctl(Pki, victim, TimeSpan.FromSeconds(1)).RunAsync("put", "reload/crl/after", "no");
         Assert.False(refused.Succeeded, refused.ToString());
-        await shield.Logs.WaitForAsync(e => e.EventId.Id == 103 && e.Message.Contains("victim.etcdshield.test", StringComparison.Ordinal), TimeSpan.FromSeconds(10));
+        await shield.Logs.WaitForAsync(e => e.Is("EtcdShield.Tls.ClientCertificateValidator", "Revoked") && e.Message.Contains("victim.etcdshield.test", StringComparison.Ordinal), TimeSpan.FromSeconds(10));
         (await shield.Etcdctl(Pki).RunAsync("put", "reload/crl/others", "fine")).EnsureSuccess();
         await traffic.WaitForRequestsAsync(traffic.Completed + 20);
         Assert.Empty(await traffic.StopAsync());
@@ -157,7 +157,7 @@ public sealed class ReloadTests : IAsyncLifetime
         var put = await shield.Etcdctl(Pki, revoked, TimeSpan.FromSeconds(1)).RunAsync("put", "reload/startup", "no");
 
         Assert.False(put.Succeeded, put.ToString());
-        await shield.Logs.WaitForAsync(e => e.EventId.Id == 103, TimeSpan.FromSeconds(10));
+        await shield.Logs.WaitForAsync(e => e.Is("EtcdShield.Tls.ClientCertificateValidator", "Revoked"), TimeSpan.FromSeconds(10));
         (await shield.Etcdctl(Pki).RunAsync("put", "reload/startup-other", "yes")).EnsureSuccess();
     }
 
@@ -229,7 +229,7 @@ public sealed class ReloadTests : IAsyncLifetime
         Assert.Equal(ReloadOutcome.Failed, ReloadNow(shield)["policy"]);
 
         await kv.PutAsync(new PutRequest { Key = B("/reload/policy/kept"), Value = B("1") });
-        var error = await shield.Logs.WaitForAsync(e => e.EventId.Id == 601, TimeSpan.FromSeconds(5));
+        var error = await shield.Logs.WaitForAsync(e => e.Is("EtcdShield.Reload.ConfigurationReloader", "ReloadFailed"), TimeSpan.FromSeconds(5));
         Assert.Contains("unknown field 'mehtods'", error.Message, StringComparison.Ordinal);
         using var http = new HttpClient();
         var health = await http.GetStringAsync(new Uri(shield.MetricsUrl + "/health"));

@@ -37,7 +37,7 @@ public sealed class TlsPolicyTests : IAsyncLifetime
 
         using var http = new HttpClient();
         using var health = JsonDocument.Parse(await http.GetStringAsync(new Uri(shield.MetricsUrl + "/health")));
-        var warning = await shield.Logs.WaitForAsync(e => e.EventId.Id == 110, TimeSpan.FromSeconds(10));
+        var warning = await shield.Logs.WaitForAsync(e => e.Is("EtcdShield.Tls.CertificateExpiry", "Expiring"), TimeSpan.FromSeconds(10));
         var metrics = await http.GetStringAsync(new Uri(shield.MetricsUrl + "/metrics"));
 
         Assert.Equal("true", health.RootElement.GetProperty("health").GetString());

@@ -157,7 +157,7 @@ public sealed class CompareByValueTests(EncryptingProxy etcd) : IClassFixture<En
         // etcd allows 128 compares per txn level; the proxy guards every key of a compared range.
         var keys = Enumerable.Range(0, 150).Select(i => $"big/{i:D3}").ToArray();
         var reference = await Reference.SeedManyAsync(etcd, "many", keys.Select(k => (k, "same")).ToArray());
-        TxnRequest All(string prefix, CompareResult result, string value) => Txn(prefix, new Compare
+        static TxnRequest All(string prefix, CompareResult result, string value) => Txn(prefix, new Compare
         {
             Key = Key(prefix + "big/"),
             RangeEnd = Key(prefix + "big0"),

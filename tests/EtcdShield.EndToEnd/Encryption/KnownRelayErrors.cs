@@ -17,7 +17,7 @@ internal static class KnownRelayErrors
     /// is gone. Reported to the owners of src/EtcdShield/Relay; remove this once fixed there.
     /// </summary>
     public static bool IsClientGoneMidStream(LogEntry entry) =>
-        entry.EventId.Id == 200 &&
+        entry.Is("EtcdShield.Relay.RequestRelay", "UnexpectedFailure") &&
         entry.Exception is IOException { StackTrace: { } trace } &&
         trace.Contains("RequestRelay.PumpRequestsAsync", StringComparison.Ordinal);
 

@@ -1,6 +1,5 @@
 using EtcdShield.Protocol.Etcdserverpb;
 using EtcdShield.Protocol.V3electionpb;
-using Google.Protobuf;
 using Grpc.Core;
 using static EtcdShield.EndToEnd.Encryption.StoredValue;
 
@@ -94,7 +93,7 @@ public sealed class RequestSizeTests(RequestSizeTests.SmallRequests etcd) : ICla
     public async Task A_request_too_large_even_as_plaintext_gets_the_answer_etcd_gives()
     {
         var prefix = ShieldedEtcd.NewPrefix("size-plain");
-        PutRequest Request(string key) => new() { Key = Utf8(key), Value = Utf8(new string('p', 5000)) };
+        static PutRequest Request(string key) => new() { Key = Utf8(key), Value = Utf8(new string('p', 5000)) };
 
         var fromEtcd = await Assert.ThrowsAsync<RpcException>(() => etcd.EtcdKv.PutAsync(Request(prefix + "k")).ResponseAsync);
         var fromProxy = await Assert.ThrowsAsync<RpcException>(() => etcd.ProxyKv.PutAsync(Request(prefix + "k")).ResponseAsync);

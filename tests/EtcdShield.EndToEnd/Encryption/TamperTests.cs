@@ -55,14 +55,14 @@ public sealed class TamperTests(TamperTests.Proxies etcd) : IClassFixture<Tamper
 
         var refusal = await Assert.ThrowsAsync<RpcException>(() => etcd.ProxyKv.RangeAsync(new RangeRequest { Key = Utf8(key) }).ResponseAsync);
         var prefixRange = await Assert.ThrowsAsync<RpcException>(() => etcd.ProxyKv.RangeAsync(new RangeRequest { Key = Utf8(prefix), RangeEnd = Utf8(WritePathTests.PrefixEnd(prefix)) }).ResponseAsync);
-        var logged = await etcd.Shield.Logs.WaitForAsync(e => e.EventId.Id is 1301 or 1302 && e.Message.Contains(key, StringComparison.Ordinal), TimeSpan.FromSeconds(5));
+        var logged = await etcd.Shield.Logs.WaitForAsync(e => e.Category == "EtcdShield.Encryption.ValueProtector" && e.EventId.Name is "DecryptFailed" or "PlaintextRefused" && e.Message.Contains(key, StringComparison.Ordinal), TimeSpan.FromSeconds(5));
 
         Assert.Equal(failuresBefore + 2, etcd.Meters.Total(ProxyMeters.DecryptFailures, reason));
         AssertDataLoss(refusal, key, plaintext, "planted plaintext");
         AssertDataLoss(prefixRange, key, plaintext, "planted plaintext");
-        Assert.Equal(reason == "not_encrypted" ? 1302 : 1301, logged.EventId.Id);
+        Assert.Equal(reason == "not_encrypted" ? "PlaintextRefused" : "DecryptFailed", logged.EventId.Name);
         Assert.Equal(LogLevel.Warning, logged.Level);
-        if (logged.EventId.Id == 1301)
+        if (logged.EventId.Name == "DecryptFailed")
         {
             Assert.Contains(new KeyValuePair<string, object?>("Reason", reason), logged.Properties);
         }

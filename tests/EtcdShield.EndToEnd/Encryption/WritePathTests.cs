@@ -1,6 +1,5 @@
 using EtcdShield.Protocol.Etcdserverpb;
 using EtcdShield.Protocol.Mvccpb;
-using Google.Protobuf;
 using static EtcdShield.EndToEnd.Encryption.StoredValue;
 
 namespace EtcdShield.EndToEnd.Encryption;
@@ -282,7 +281,7 @@ public sealed class WritePathTests(EncryptingProxy etcd) : IClassFixture<Encrypt
     public async Task A_put_with_ignore_value_on_a_missing_key_gets_etcds_answer()
     {
         var prefix = NewPrefix("ignore-missing");
-        PutRequest Request(string key) => new() { Key = Utf8(key), IgnoreValue = true };
+        static PutRequest Request(string key) => new() { Key = Utf8(key), IgnoreValue = true };
 
         var fromProxy = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => etcd.ProxyKv.PutAsync(Request(prefix + "a")).ResponseAsync);
         var fromEtcd = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => etcd.EtcdKv.PutAsync(Request(prefix + "b")).ResponseAsync);

@@ -31,7 +31,7 @@ public sealed class AmbiguousSubjectTests(AmbiguousSubjectTests.Fixture fixture)
 
         await AssertRefusedAsync(client, $"hostile/{name}");
 
-        var refusal = await fixture.Shield.Logs.WaitForAsync(e => e.EventId.Id == 2500 && e.Message.Contains(Fingerprint(client), StringComparison.Ordinal), LogDeadline);
+        var refusal = await fixture.Shield.Logs.WaitForAsync(e => e.Is("EtcdShield.Tls.ClientCertificateValidator", "AmbiguousClientIdentity") && e.Message.Contains(Fingerprint(client), StringComparison.Ordinal), LogDeadline);
         Assert.Equal(LogLevel.Warning, refusal.Level);
         Assert.Contains("more than one CN", refusal.Message, StringComparison.Ordinal);
         await AssertStillServingAsync(name);
@@ -45,7 +45,7 @@ public sealed class AmbiguousSubjectTests(AmbiguousSubjectTests.Fixture fixture)
 
         await AssertRefusedAsync(client, "hostile/ambiguous-multi-valued");
 
-        var refusal = await fixture.Shield.Logs.WaitForAsync(e => e.EventId.Id == 2500 && e.Message.Contains(Fingerprint(client), StringComparison.Ordinal), LogDeadline);
+        var refusal = await fixture.Shield.Logs.WaitForAsync(e => e.Is("EtcdShield.Tls.ClientCertificateValidator", "AmbiguousClientIdentity") && e.Message.Contains(Fingerprint(client), StringComparison.Ordinal), LogDeadline);
         Assert.Contains("multi-valued", refusal.Message, StringComparison.Ordinal);
         await AssertStillServingAsync("ambiguous-multi-valued");
     }
@@ -57,10 +57,10 @@ public sealed class AmbiguousSubjectTests(AmbiguousSubjectTests.Fixture fixture)
 
         await AssertRefusedAsync(client, "hostile/ambiguous-self-signed");
 
-        var refusal = await fixture.Shield.Logs.WaitForAsync(e => e.EventId.Id == 101 && e.Message.Contains(Fingerprint(client), StringComparison.Ordinal), LogDeadline);
+        var refusal = await fixture.Shield.Logs.WaitForAsync(e => e.Is("EtcdShield.Tls.ClientCertificateValidator", "UntrustedCertificate") && e.Message.Contains(Fingerprint(client), StringComparison.Ordinal), LogDeadline);
         Assert.Contains("certificate not accepted", refusal.Message, StringComparison.Ordinal);
         // The chain decided; the subject was never parsed for an identity.
-        Assert.DoesNotContain(fixture.Shield.Logs.Entries, e => e.EventId.Id == 2500 && e.Message.Contains(Fingerprint(client), StringComparison.Ordinal));
+        Assert.DoesNotContain(fixture.Shield.Logs.Entries, e => e.Is("EtcdShield.Tls.ClientCertificateValidator", "AmbiguousClientIdentity") && e.Message.Contains(Fingerprint(client), StringComparison.Ordinal));
         await AssertStillServingAsync("ambiguous-self-signed");
     }
 

@@ -47,7 +47,7 @@ public sealed class AuditRotationFailureTests(EtcdWithPki fixture) : IClassFixtu
             }
 
             var read = await kv.RangeAsync(new RangeRequest { Key = ByteString.CopyFromUtf8("audit/rotation/19") });
-            var logged = await shield.Logs.WaitForAsync(e => e.EventId.Id == 701, TimeSpan.FromSeconds(10));
+            var logged = await shield.Logs.WaitForAsync(e => e.Is("EtcdShield.Audit.AuditLog", "AuditWriteFailed"), TimeSpan.FromSeconds(10));
 
             Assert.Equal("served", read.Kvs.Single().Value.ToStringUtf8());
             Assert.Contains("audit log", logged.Message, StringComparison.Ordinal);

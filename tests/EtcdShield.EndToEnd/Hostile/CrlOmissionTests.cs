@@ -110,7 +110,7 @@ public sealed class CrlOmissionTests(EtcdWithPki fixture) : IClassFixture<EtcdWi
     /// <summary>A new connection of <paramref name="client"/> is refused as revoked, and nothing of it reaches etcd.</summary>
     private async Task AssertRefusedAsync(ShieldServer shield, CertificatePaths client, string dnsName, string key)
     {
-        bool IsRevocation(LogEntry e) => e.EventId.Id == 103 && e.Message.Contains(dnsName, StringComparison.Ordinal);
+        bool IsRevocation(LogEntry e) => e.Is("EtcdShield.Tls.ClientCertificateValidator", "Revoked") && e.Message.Contains(dnsName, StringComparison.Ordinal);
         var before = shield.Logs.Entries.Count(IsRevocation);
         var put = await shield.Etcdctl(Pki, client, TimeSpan.FromSeconds(1)).RunAsync("put", key, "intruder");
 

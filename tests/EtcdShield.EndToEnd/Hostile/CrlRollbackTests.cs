@@ -48,7 +48,7 @@ public sealed class CrlRollbackTests(EtcdWithPki fixture) : IClassFixture<EtcdWi
         await AssertCutOffAsync(kv, "hostile/rollback/open");
         await AssertRefusedAsync(shield, victim, "rollback-victim.etcdshield.test", "hostile/rollback/new");
         Assert.Equal(ReloadOutcome.Failed, outcome);
-        var error = await shield.Logs.WaitForAsync(e => e.EventId.Id == 601 && e.Message.Contains(Trust, StringComparison.Ordinal), TimeSpan.FromSeconds(5));
+        var error = await shield.Logs.WaitForAsync(e => e.Is("EtcdShield.Reload.ConfigurationReloader", "ReloadFailed") && e.Message.Contains(Trust, StringComparison.Ordinal), TimeSpan.FromSeconds(5));
         Assert.Contains("older than CRL number", error.Message, StringComparison.Ordinal);
         Assert.Equal(1, failures.Of(Trust));
         await AssertHealthSaysNotReloadedAsync(shield);
@@ -153,7 +153,7 @@ public sealed class CrlRollbackTests(EtcdWithPki fixture) : IClassFixture<EtcdWi
         var put = await shield.Etcdctl(Pki, client, TimeSpan.FromSeconds(1)).RunAsync("put", key, "intruder");
 
         Assert.False(put.Succeeded, put.ToString());
-        await shield.Logs.WaitForAsync(e => e.EventId.Id == 103 && e.Message.Contains(dnsName, StringComparison.Ordinal), TimeSpan.FromSeconds(10));
+        await shield.Logs.WaitForAsync(e => e.Is("EtcdShield.Tls.ClientCertificateValidator", "Revoked") && e.Message.Contains(dnsName, StringComparison.Ordinal), TimeSpan.FromSeconds(10));
         Assert.Empty((await new Etcdctl(fixture.Etcd.ClientUrl).RunAsync("get", key)).EnsureSuccess().StdOut);
     }
 

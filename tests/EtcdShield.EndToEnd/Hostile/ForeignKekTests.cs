@@ -1,9 +1,7 @@
 using EtcdShield.EndToEnd.Encryption;
 using EtcdShield.EndToEnd.Infrastructure;
 using EtcdShield.EndToEnd.Keys;
-using EtcdShield.Encryption;
 using EtcdShield.Hosting;
-using EtcdShield.Keys.Pkcs11;
 using EtcdShield.Protocol.Etcdserverpb;
 using Google.Protobuf;
 using Grpc.Core;
@@ -39,7 +37,7 @@ public sealed class ForeignKekTests(SoftHsmInProcess hsm, TestPki pki) : IClassF
         StoredValue.AssertDataLoss(refusal, "/app/forged", "attacker-value");
         Assert.Contains("unknown key-encryption key \"pkcs11:app-key\"", refusal.Status.Detail, StringComparison.Ordinal);
 
-        var warning = Assert.Single(proxy.Logs.Entries, e => e.EventId.Id == 2401);
+        var warning = Assert.Single(proxy.Logs.Entries, e => e.Is("EtcdShield.Keys.Pkcs11", "ForeignUnwrapKey"));
         Assert.Equal(LogLevel.Warning, warning.Level);
         Assert.Contains("\"app-key\"", warning.Message, StringComparison.Ordinal);
     }
@@ -58,7 +56,7 @@ public sealed class ForeignKekTests(SoftHsmInProcess hsm, TestPki pki) : IClassF
         var read = await new KV.KVClient(proxyChannel).RangeAsync(new RangeRequest { Key = Bytes("/app/under-old-kek") });
 
         Assert.Equal("written-before-the-rename", read.Kvs[0].Value.ToStringUtf8());
-        Assert.DoesNotContain(proxy.Logs.Entries, e => e.EventId.Id == 2401);
+        Assert.DoesNotContain(proxy.Logs.Entries, e => e.Is("EtcdShield.Keys.Pkcs11", "ForeignUnwrapKey"));
     }
 
     /// <summary>A forgery under <paramref name="label"/> planted straight into etcd.</summary>

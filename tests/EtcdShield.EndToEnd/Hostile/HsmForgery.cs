@@ -1,5 +1,5 @@
-using EtcdShield.EndToEnd.Keys;
 using EtcdShield.Encryption;
+using EtcdShield.EndToEnd.Keys;
 using EtcdShield.Keys.Pkcs11;
 using Google.Protobuf;
 using Microsoft.Extensions.Logging.Abstractions;

@@ -1,6 +1,6 @@
+using EtcdShield.Encryption;
 using EtcdShield.EndToEnd.Encryption;
 using EtcdShield.EndToEnd.Infrastructure;
-using EtcdShield.Encryption;
 using EtcdShield.Keys.KmsV2;
 using EtcdShield.Protocol.Etcdserverpb;
 using EtcdShield.Protocol.KmsV2;

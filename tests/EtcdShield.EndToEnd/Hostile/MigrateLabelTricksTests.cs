@@ -1,9 +1,7 @@
 using EtcdShield.EndToEnd.Encryption;
 using EtcdShield.EndToEnd.Infrastructure;
 using EtcdShield.EndToEnd.Keys;
-using EtcdShield.Encryption;
 using EtcdShield.Hosting;
-using EtcdShield.Keys.Pkcs11;
 using EtcdShield.Protocol.Etcdserverpb;
 using Google.Protobuf;
 using Grpc.Core;

@@ -1,11 +1,8 @@
 using System.Globalization;
-using System.Text;
 using EtcdShield.EndToEnd.Encryption;
-using EtcdShield.EndToEnd.Infrastructure;
 using EtcdShield.Protocol.Etcdserverpb;
 using Google.Protobuf;
 using Grpc.Core;
-using Grpc.Net.Client;
 using static EtcdShield.Protocol.Etcdserverpb.Compare.Types;
 
 namespace EtcdShield.EndToEnd.Hostile;
@@ -114,7 +111,7 @@ public sealed class QuadraticTxnTests(QuadraticTxnTests.ReaderOfOneKey etcd) : I
     {
         // The reader holds thousands of single-key grants; a full txn touches 128 of them in compares and ops.
         var keys = Enumerable.Range(0, ReaderOfOneKey.MaxTxnOps).Select(i => ReaderOfOneKey.GrantedKey(i * 31)).ToList();
-        TxnRequest Touching(IReadOnlyList<string> touched)
+        static TxnRequest Touching(IReadOnlyList<string> touched)
         {
             var txn = new TxnRequest();
             txn.Compare.Add(touched.Select(k => new Compare { Key = Utf8(k), Target = CompareTarget.Version, Result = CompareResult.Greater, Version = -1 }));

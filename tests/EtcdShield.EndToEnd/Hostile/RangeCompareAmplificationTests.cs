@@ -1,10 +1,7 @@
 using System.Globalization;
-using System.Text;
 using EtcdShield.EndToEnd.Encryption;
-using EtcdShield.EndToEnd.Infrastructure;
 using EtcdShield.Protocol.Etcdserverpb;
 using Google.Protobuf;
-using Grpc.Net.Client;
 using static EtcdShield.Protocol.Etcdserverpb.Compare.Types;
 
 namespace EtcdShield.EndToEnd.Hostile;

@@ -47,7 +47,7 @@ public sealed class SameNameCaTests(EtcdWithPki fixture) : IClassFixture<EtcdWit
         Assert.Contains("revoked", cut.Status.Detail, StringComparison.Ordinal);
         var refused = await shield.Etcdctl(Pki, stolen, TimeSpan.FromSeconds(1)).RunAsync("put", "hostile/same-name/new", "intruder");
         Assert.False(refused.Succeeded, refused.ToString());
-        await shield.Logs.WaitForAsync(e => e.EventId.Id == 103 && e.Message.Contains("same-name-stolen.etcdshield.test", StringComparison.Ordinal), TimeSpan.FromSeconds(10));
+        await shield.Logs.WaitForAsync(e => e.Is("EtcdShield.Tls.ClientCertificateValidator", "Revoked") && e.Message.Contains("same-name-stolen.etcdshield.test", StringComparison.Ordinal), TimeSpan.FromSeconds(10));
         Assert.Empty((await new Etcdctl(fixture.Etcd.ClientUrl).RunAsync("get", "hostile/same-name/new")).EnsureSuccess().StdOut);
 
         Assert.Equal(ReloadOutcome.Reloaded, outcome);

@@ -1,5 +1,3 @@
-using EtcdShield.EndToEnd.Infrastructure;
-
 namespace EtcdShield.EndToEnd.Hostile;
 
 /// <summary>

@@ -180,7 +180,7 @@ public sealed partial class InfrastructureTests(TestPki pki) : IClassFixture<Tes
         Assert.Equal("request 7", Assert.Single(entry.Scopes)?.ToString());
         Assert.Contains(new KeyValuePair<string, object?>("Value", 2), entry.Properties);
         Assert.Equal(2, sink.Entries.Count);
-        sink.AssertNoErrors(e => e.EventId.Id == 2);
+        sink.AssertNoErrors(e => e.EventId.Name == nameof(LogSecond));
     }
 
     private Task<CommandResult> OpenSslVerifyAsync(params string[] arguments) =>

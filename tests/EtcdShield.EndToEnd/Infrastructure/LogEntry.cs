@@ -15,6 +15,13 @@ internal sealed record LogEntry(
     IReadOnlyList<KeyValuePair<string, object?>> Properties,
     IReadOnlyList<object?> Scopes)
 {
+    /// <summary>
+    /// Whether this is the event <paramref name="eventName"/> of the logger <paramref name="category"/>. Tests match
+    /// events as operators do, by category and name, never by a bare id that another feature might also use.
+    /// </summary>
+    public bool Is(string category, string eventName) =>
+        Category == category && EventId.Name == eventName;
+
     public override string ToString() =>
-        $"{Timestamp:HH:mm:ss.fff} {Level} {Category}[{EventId.Id}] {Message}{(Exception is null ? "" : System.Environment.NewLine + Exception)}";
+        $"{Timestamp:HH:mm:ss.fff} {Level} {Category}[{EventId.Id} {EventId.Name}] {Message}{(Exception is null ? "" : System.Environment.NewLine + Exception)}";
 }

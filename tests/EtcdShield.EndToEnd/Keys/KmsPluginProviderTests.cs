@@ -1,11 +1,10 @@
-using EtcdShield.EndToEnd.Infrastructure;
 using EtcdShield.Encryption;
+using EtcdShield.EndToEnd.Infrastructure;
 using EtcdShield.Keys;
 using EtcdShield.Keys.KmsV2;
 using EtcdShield.Protocol.Etcdserverpb;
 using Google.Protobuf;
 using Grpc.Core;
-using Grpc.Net.Client;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace EtcdShield.EndToEnd.Keys;

@@ -1,12 +1,10 @@
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using EtcdShield.Encryption;
-using EtcdShield.EndToEnd.Infrastructure;
 using EtcdShield.Keys;
 using EtcdShield.Keys.Pkcs11;
 using Microsoft.Extensions.Logging.Abstractions;
 using Net.Pkcs11Interop.Common;
-using Net.Pkcs11Interop.HighLevelAPI;
 using LowLevel = Net.Pkcs11Interop.LowLevelAPI80;
 
 namespace EtcdShield.EndToEnd.Keys;

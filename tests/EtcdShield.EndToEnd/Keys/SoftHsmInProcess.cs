@@ -126,8 +126,8 @@ public sealed class SoftHsmInProcess : IDisposable
     }
 }
 
-[CollectionDefinition(Name)]
 /// <summary>The in-process SoftHSM tests: one after another, sharing <see cref="SoftHsmInProcess"/>.</summary>
+[CollectionDefinition(Name)]
 public sealed class SoftHsmTests : ICollectionFixture<SoftHsmInProcess>
 {
     public const string Name = "SoftHSM in process";

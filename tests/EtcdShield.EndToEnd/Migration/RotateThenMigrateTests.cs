@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
-using EtcdShield.EndToEnd.Infrastructure;
 using EtcdShield.Encryption;
+using EtcdShield.EndToEnd.Infrastructure;
 using EtcdShield.Keys;
 using EtcdShield.Protocol.Etcdserverpb;
 using Google.Protobuf;

@@ -20,8 +20,6 @@ public sealed class CallHandlingTests(CallHandlingTests.Fixture fixture) : IClas
 
     public sealed class Fixture : ShieldFixture;
 
-    private KV.KVClient Kv => new(channel);
-
     [Fact]
     public async Task A_unary_deadline_is_honoured_and_ends_the_call_in_etcd()
     {

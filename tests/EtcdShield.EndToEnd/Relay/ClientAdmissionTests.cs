@@ -30,7 +30,7 @@ public sealed class ClientAdmissionTests(ClientAdmissionTests.Fixture fixture) :
     {
         await AssertRefusedAsync(client: null, "admission/none");
 
-        var refusal = await fixture.Shield.Logs.WaitForAsync(e => e.EventId.Id == 100, LogDeadline);
+        var refusal = await fixture.Shield.Logs.WaitForAsync(e => e.Is("EtcdShield.Tls.ClientCertificateValidator", "NoCertificate"), LogDeadline);
         Assert.Equal(LogLevel.Warning, refusal.Level);
         Assert.Contains("no client certificate", refusal.Message, StringComparison.Ordinal);
         Assert.Contains("127.0.0.1", refusal.Message, StringComparison.Ordinal);
@@ -46,7 +46,7 @@ public sealed class ClientAdmissionTests(ClientAdmissionTests.Fixture fixture) :
         await AssertRefusedAsync(client, "admission/other-ca");
 
         // Its names are not read before its chain is valid: it is recognised by its subject and fingerprint.
-        var refusal = await fixture.Shield.Logs.WaitForAsync(e => e.EventId.Id == 101 && e.Message.Contains(Fingerprint(client), StringComparison.Ordinal), LogDeadline);
+        var refusal = await fixture.Shield.Logs.WaitForAsync(e => e.Is("EtcdShield.Tls.ClientCertificateValidator", "UntrustedCertificate") && e.Message.Contains(Fingerprint(client), StringComparison.Ordinal), LogDeadline);
         Assert.Contains($"CN={ShieldServer.ClientName}", refusal.Message, StringComparison.Ordinal);
         Assert.Contains("certificate not accepted", refusal.Message, StringComparison.Ordinal);
     }
@@ -63,7 +63,7 @@ public sealed class ClientAdmissionTests(ClientAdmissionTests.Fixture fixture) :
 
         await AssertRefusedAsync(client, "admission/expired");
 
-        var refusal = await fixture.Shield.Logs.WaitForAsync(e => e.EventId.Id == 101 && e.Message.Contains(Fingerprint(client), StringComparison.Ordinal), LogDeadline);
+        var refusal = await fixture.Shield.Logs.WaitForAsync(e => e.Is("EtcdShield.Tls.ClientCertificateValidator", "UntrustedCertificate") && e.Message.Contains(Fingerprint(client), StringComparison.Ordinal), LogDeadline);
         Assert.Contains("NotTimeValid", refusal.Message, StringComparison.Ordinal);
     }
 
@@ -74,7 +74,7 @@ public sealed class ClientAdmissionTests(ClientAdmissionTests.Fixture fixture) :
 
         await AssertRefusedAsync(client, "admission/stranger");
 
-        var refusal = await fixture.Shield.Logs.WaitForAsync(e => e.EventId.Id == 102 && e.Message.Contains("CN=stranger", StringComparison.Ordinal), LogDeadline);
+        var refusal = await fixture.Shield.Logs.WaitForAsync(e => e.Is("EtcdShield.Tls.ClientCertificateValidator", "NotAllowed") && e.Message.Contains("CN=stranger", StringComparison.Ordinal), LogDeadline);
         Assert.Contains("DNS:stranger.etcdshield.test", refusal.Message, StringComparison.Ordinal);
         Assert.Contains("URI:spiffe://etcdshield.test/ns/default/sa/stranger", refusal.Message, StringComparison.Ordinal);
         Assert.Contains("not on the allowlist", refusal.Message, StringComparison.Ordinal);
@@ -107,7 +107,7 @@ public sealed class ClientAdmissionTests(ClientAdmissionTests.Fixture fixture) :
         await AssertAdmittedAsync(inside, "admission/spiffe");
         await AssertRefusedAsync(outside, "admission/spiffe-deeper");
 
-        await fixture.Shield.Logs.WaitForAsync(e => e.EventId.Id == 102 && e.Message.Contains("ns/kube-system/extra/sa", StringComparison.Ordinal), LogDeadline);
+        await fixture.Shield.Logs.WaitForAsync(e => e.Is("EtcdShield.Tls.ClientCertificateValidator", "NotAllowed") && e.Message.Contains("ns/kube-system/extra/sa", StringComparison.Ordinal), LogDeadline);
     }
 
     private static string Fingerprint(CertificatePaths client)

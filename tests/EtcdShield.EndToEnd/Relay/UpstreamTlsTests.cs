@@ -1,5 +1,4 @@
 using EtcdShield.EndToEnd.Infrastructure;
-using EtcdShield.EndToEnd.Relay.Support;
 using Microsoft.Extensions.Logging;
 using Xunit.Abstractions;
 
@@ -80,7 +79,7 @@ public sealed class UpstreamTlsTests(UpstreamTlsTests.Fixture fixture, ITestOutp
         Assert.True(put.StdErr.Contains("code = Unavailable desc = etcdshield: etcd is unreachable", StringComparison.Ordinal), put.ToString());
         Assert.False(put.StdErr.Contains("Exception", StringComparison.Ordinal), put.ToString());
         Assert.Empty((await fixture.EtcdDirectly.RunAsync("get", key)).EnsureSuccess().StdOut);
-        var logged = await shield.Logs.WaitForAsync(e => e.EventId.Id == 201, TimeSpan.FromSeconds(10));
+        var logged = await shield.Logs.WaitForAsync(e => e.Is("EtcdShield.Relay.RequestRelay", "UpstreamUnreachable"), TimeSpan.FromSeconds(10));
         Assert.Equal(LogLevel.Warning, logged.Level);
         Assert.Contains("KV/Put", logged.Message, StringComparison.Ordinal);
         Assert.NotNull(logged.Exception);

@@ -4,7 +4,6 @@ using EtcdShield.Authorization;
 using EtcdShield.Configuration;
 using EtcdShield.Protocol.V3electionpb;
 using EtcdShield.Relay;
-using EtcdShield.Reload;
 using EtcdShield.Tests.Encryption;
 using EtcdShield.Tls;
 using Google.Protobuf;

@@ -1,5 +1,4 @@
 using EtcdShield.Concurrency;
-using EtcdShield.Protocol.Etcdserverpb;
 using Google.Protobuf;
 using static EtcdShield.Protocol.Etcdserverpb.Compare.Types;
 using static EtcdShield.Protocol.Etcdserverpb.RangeRequest.Types;

@@ -1,6 +1,5 @@
 using EtcdShield.Protocol.Etcdserverpb;
 using EtcdShield.Tests.Relay;
-using Google.Protobuf;
 using static EtcdShield.Protocol.Etcdserverpb.RangeRequest.Types;
 using static EtcdShield.Tests.Encryption.ValueHandlerBed;
 

@@ -1,5 +1,4 @@
 using EtcdShield.Protocol.Etcdserverpb;
-using Google.Protobuf;
 using static EtcdShield.Protocol.Etcdserverpb.Compare.Types;
 using static EtcdShield.Tests.Encryption.GuardedTxnTests;
 using static EtcdShield.Tests.Encryption.ValueHandlerBed;

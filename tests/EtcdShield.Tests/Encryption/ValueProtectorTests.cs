@@ -102,7 +102,7 @@ public sealed class ValueProtectorTests : IDisposable
         Assert.StartsWith("etcdshield: key provider unavailable: ", ex.Status.Detail, StringComparison.Ordinal);
         Assert.DoesNotContain("s3cr3t", ex.Status.Detail, StringComparison.Ordinal);
         Assert.Equal(1, _metrics.Sum("etcdshield.encryption.encrypt_failures", "reason", "key_unavailable"));
-        Assert.Contains(_logger.Entries, e => e.EventId.Id == 1304 && e.Level == LogLevel.Warning);
+        Assert.Contains(_logger.Entries, e => e.EventId.Name == "EncryptFailed" && e.Level == LogLevel.Warning);
     }
 
     [Fact]
@@ -140,7 +140,7 @@ public sealed class ValueProtectorTests : IDisposable
 
         Assert.Equal("etcdshield: cannot decrypt value of key \"/registry/secrets/a\": authentication failed", ex.Status.Detail);
         Assert.Equal(1, _metrics.Sum("etcdshield.encryption.decrypt_failures", "reason", "authentication_failed"));
-        var warning = Assert.Single(_logger.Entries, e => e.EventId.Id == 1301);
+        var warning = Assert.Single(_logger.Entries, e => e.EventId.Name == "DecryptFailed");
         Assert.Equal(LogLevel.Warning, warning.Level);
         Assert.Contains("\"/registry/secrets/a\"", warning.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("s3cr3t", _logger.AllText(), StringComparison.Ordinal);
@@ -219,7 +219,7 @@ public sealed class ValueProtectorTests : IDisposable
 
         Assert.Equal("etcdshield: cannot decrypt value of key \"/registry/secrets/a\": value is not encrypted", ex.Status.Detail);
         Assert.Equal(1, _metrics.Sum("etcdshield.encryption.decrypt_failures", "reason", "not_encrypted"));
-        Assert.Contains(_logger.Entries, e => e.EventId.Id == 1302);
+        Assert.Contains(_logger.Entries, e => e.EventId.Name == "PlaintextRefused");
     }
 
     [Theory]

@@ -53,7 +53,7 @@ public sealed class DataKeyManagerTests : IDisposable
         Assert.Equal(_kek.Id, first.DataKey.KekId);
         Assert.Equal(1, _kek.WrapCalls);
         Assert.Equal(1, _metrics.Sum("etcdshield.keys.dek_rotations", "reason", "initial"));
-        Assert.Contains(_logger.Entries, e => e.EventId.Id == 1201 && e.Message.Contains(first.DataKey.Id.ToString(), StringComparison.Ordinal));
+        Assert.Contains(_logger.Entries, e => e.EventId.Name == "DataKeyCreated" && e.Message.Contains(first.DataKey.Id.ToString(), StringComparison.Ordinal));
     }
 
     [Fact]
@@ -149,7 +149,7 @@ public sealed class DataKeyManagerTests : IDisposable
         var ex = await Assert.ThrowsAsync<KeyProviderUnavailableException>(() => manager.GetEncryptionKeyAsync(CancellationToken.None).AsTask());
 
         Assert.Contains("fake:current", ex.Message, StringComparison.Ordinal);
-        Assert.Contains(_logger.Entries, e => e.EventId.Id == 1202);
+        Assert.Contains(_logger.Entries, e => e.EventId.Name == "DataKeyCreationFailed");
 
         _kek.Down = false;
         Assert.NotNull(await manager.GetEncryptionKeyAsync(CancellationToken.None));

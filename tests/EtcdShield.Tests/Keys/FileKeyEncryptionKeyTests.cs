@@ -38,7 +38,7 @@ public sealed class FileKeyEncryptionKeyTests : IDisposable
         Assert.Equal(expected.Id, kek.Id);
         var warning = Assert.Single(_logger.Entries);
         Assert.Equal(LogLevel.Warning, warning.Level);
-        Assert.Equal(1101, warning.EventId.Id);
+        Assert.Equal("DevelopmentOnly", warning.EventId.Name);
         Assert.Contains("DEVELOPMENT ONLY", warning.Message, StringComparison.Ordinal);
         Assert.DoesNotContain(Convert.ToBase64String(Key), _logger.AllText(), StringComparison.Ordinal);
     }
@@ -55,7 +55,7 @@ public sealed class FileKeyEncryptionKeyTests : IDisposable
 
         using var kek = FileKeyEncryptionKey.Load(path, _logger);
 
-        Assert.Contains(_logger.Entries, e => e.EventId.Id == 1102 && e.Message.Contains("chmod 600", StringComparison.Ordinal));
+        Assert.Contains(_logger.Entries, e => e.EventId.Name == "ReadableByOthers" && e.Message.Contains("chmod 600", StringComparison.Ordinal));
     }
 
     [Theory]

@@ -81,7 +81,7 @@ internal sealed class InMemoryEtcd : CallInvoker
             return answer;
         });
 
-    /// <summary>The next stream opened on <paramref name="method"/> is <paramref name="stream"/>; unscripted streams fail UNIMPLEMENTED.</summary>
+    /// <summary>The next stream opened on <paramref name="method"/> is the one returned; unscripted streams fail UNIMPLEMENTED.</summary>
     public ScriptedStream NextStream(string method)
     {
         var stream = new ScriptedStream();

@@ -9,7 +9,6 @@ using EtcdShield.Relay;
 using EtcdShield.Reload;
 using EtcdShield.Streams;
 using EtcdShield.Tls;
-using Google.Protobuf;
 using Grpc.Core;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http;

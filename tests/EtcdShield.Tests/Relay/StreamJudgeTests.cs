@@ -7,7 +7,6 @@ using EtcdShield.Protocol.Etcdserverpb;
 using EtcdShield.Relay;
 using EtcdShield.Reload;
 using EtcdShield.Streams;
-using Microsoft.Extensions.Logging;
 using EtcdShield.Tests.Encryption;
 using EtcdShield.Tls;
 using Google.Protobuf;

@@ -1,4 +1,3 @@
-using System.Security.Cryptography.X509Certificates;
 using EtcdShield.Authorization;
 using EtcdShield.Configuration;
 using EtcdShield.Reload;

@@ -2,7 +2,6 @@ using System.Diagnostics.CodeAnalysis;
 using System.Runtime.ExceptionServices;
 using System.Security.Cryptography;
 using EtcdShield.Encryption;
-using Microsoft.Extensions.Logging;
 using Net.Pkcs11Interop.Common;
 
 namespace EtcdShield.Keys.Pkcs11;
@@ -390,18 +389,18 @@ internal sealed partial class Pkcs11KeyStore : IKeyEncryptionKeyResolver, IDispo
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 1310, Level = LogLevel.Warning, Message = "Key-encryption key: {Weakness}")]
+        [LoggerMessage(EventId = EventIds.WeakKek, EventName = nameof(EventIds.WeakKek), Level = LogLevel.Warning, Message = "Key-encryption key: {Weakness}")]
         public static partial void WeakKek(ILogger logger, string weakness);
 
-        [LoggerMessage(EventId = 1311, Level = LogLevel.Information,
+        [LoggerMessage(EventId = EventIds.KekCreated, EventName = nameof(EventIds.KekCreated), Level = LogLevel.Information,
             Message = "Created key-encryption key \"{Label}\" (envelope id {KekId}) in {Where}")]
         public static partial void KekCreated(ILogger logger, string label, string kekId, string where);
 
-        [LoggerMessage(EventId = 1312, Level = LogLevel.Warning,
+        [LoggerMessage(EventId = EventIds.PinFileReadableByOthers, EventName = nameof(EventIds.PinFileReadableByOthers), Level = LogLevel.Warning,
             Message = "--pkcs11-pin-file {Path} is readable by group or others; restrict it with: chmod 600")]
         public static partial void PinFileReadableByOthers(ILogger logger, string path);
 
-        [LoggerMessage(EventId = 2401, EventName = "ForeignUnwrapKey", Level = LogLevel.Warning,
+        [LoggerMessage(EventId = EventIds.ForeignUnwrapKey, EventName = nameof(EventIds.ForeignUnwrapKey), Level = LogLevel.Warning,
             Message = "Secret key \"{Label}\" in {Where} can unwrap keys but is neither a version of --pkcs11-key-label {Family} nor a --pkcs11-retired-key-label: values naming it are refused as unknown; keep the token dedicated to EtcdShield, or retire the label if values still use it")]
         public static partial void ForeignUnwrapKey(ILogger logger, string label, string where, string family);
     }

@@ -1,6 +1,5 @@
 using System.Security.Cryptography;
 using EtcdShield.Encryption;
-using Microsoft.Extensions.Logging;
 using Net.Pkcs11Interop.Common;
 using Net.Pkcs11Interop.HighLevelAPI;
 
@@ -474,18 +473,18 @@ internal sealed partial class Pkcs11SessionPool : IDisposable
 
     private static partial class Log
     {
-        [LoggerMessage(EventId = 1301, Level = LogLevel.Warning,
+        [LoggerMessage(EventId = EventIds.TokenLost, EventName = nameof(EventIds.TokenLost), Level = LogLevel.Warning,
             Message = "Lost the HSM {Token} ({Reason}); dropping its sessions and reconnecting on the next key operation")]
         public static partial void TokenLost(ILogger logger, string token, string reason);
 
-        [LoggerMessage(EventId = 1302, Level = LogLevel.Warning,
+        [LoggerMessage(EventId = EventIds.ModuleReinitialized, EventName = nameof(EventIds.ModuleReinitialized), Level = LogLevel.Warning,
             Message = "Reinitialized PKCS#11 module {Module} (C_Finalize, C_Initialize) to find the token again")]
         public static partial void ModuleReinitialized(ILogger logger, string module);
 
-        [LoggerMessage(EventId = 1303, Level = LogLevel.Information, Message = "The HSM {Token} is available again")]
+        [LoggerMessage(EventId = EventIds.TokenRecovered, EventName = nameof(EventIds.TokenRecovered), Level = LogLevel.Information, Message = "The HSM {Token} is available again")]
         public static partial void TokenRecovered(ILogger logger, string token);
 
-        [LoggerMessage(EventId = 1304, Level = LogLevel.Debug, Message = "Logged in to the HSM {Token}")]
+        [LoggerMessage(EventId = EventIds.LoggedIn, EventName = nameof(EventIds.LoggedIn), Level = LogLevel.Debug, Message = "Logged in to the HSM {Token}")]
         public static partial void LoggedIn(ILogger logger, string token);
     }
 }

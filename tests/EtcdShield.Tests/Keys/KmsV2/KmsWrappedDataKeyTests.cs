@@ -1,5 +1,4 @@
 using EtcdShield.Encryption;
-using EtcdShield.Keys;
 using EtcdShield.Keys.KmsV2;
 using EtcdShield.Protocol.KmsV2;
 using Google.Protobuf;

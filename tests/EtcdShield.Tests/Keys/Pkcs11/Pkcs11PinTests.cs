@@ -1,5 +1,4 @@
 using EtcdShield.Encryption;
-using EtcdShield.Keys;
 using EtcdShield.Keys.Pkcs11;
 
 namespace EtcdShield.Tests.Keys.Pkcs11;
