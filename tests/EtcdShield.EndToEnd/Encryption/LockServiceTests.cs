@@ -160,7 +160,7 @@ public sealed class LockServiceTests(LockServiceTests.Proxies etcd) : IClassFixt
             _scopedChannel?.Dispose();
             if (Scoped is not null)
             {
-                await KnownRelayErrors.DisposeCheckingErrorsAsync(Scoped);
+                await Scoped.DisposeAsync();
             }
         }
     }

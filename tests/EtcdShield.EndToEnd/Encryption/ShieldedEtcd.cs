@@ -115,7 +115,7 @@ public abstract class ShieldedEtcd : IAsyncLifetime
             Meters?.Dispose();
             if (Shield is not null)
             {
-                await KnownRelayErrors.DisposeCheckingErrorsAsync(Shield);
+                await Shield.DisposeAsync();
             }
         }
         finally

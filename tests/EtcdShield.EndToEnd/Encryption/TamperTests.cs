@@ -280,7 +280,7 @@ public sealed class TamperTests(TamperTests.Proxies etcd) : IClassFixture<Tamper
             _foreignChannel?.Dispose();
             if (_foreign is not null)
             {
-                await KnownRelayErrors.DisposeCheckingErrorsAsync(_foreign);
+                await _foreign.DisposeAsync();
             }
         }
     }
