@@ -1,6 +1,6 @@
+using EtcdShield.EndToEnd.Infrastructure;
 using EtcdShield.Protocol.Etcdserverpb;
 using Google.Protobuf;
-using EtcdShield.EndToEnd.Relay.Support;
 using Grpc.Core;
 
 namespace EtcdShield.EndToEnd.Authorization;
