@@ -1,5 +1,6 @@
 using System.Text.Json;
 using EtcdShield.EndToEnd.Infrastructure;
+using EtcdShield.Telemetry;
 
 namespace EtcdShield.EndToEnd.Authorization;
 
@@ -8,7 +9,6 @@ namespace EtcdShield.EndToEnd.Authorization;
 /// certificate inside the warning window degrades /health, is logged and exported with its seconds left; with
 /// --tls-min-version 1.3 a TLS 1.2 client cannot complete a handshake.
 /// </summary>
-[Collection(RunsAlone.Name)]
 public sealed class TlsPolicyTests : IAsyncLifetime
 {
     private TestPki Pki { get; } = new();
@@ -34,18 +34,19 @@ public sealed class TlsPolicyTests : IAsyncLifetime
         var expiring = Pki.IssueServer("server-expiring", notAfter: DateTimeOffset.UtcNow.AddDays(3));
         await using var shield = await ShieldServer.StartAsync(Pki, Etcd.ClientUrl, flags:
             ["--cert-file", expiring.CertFile, "--key-file", expiring.KeyFile, "--cert-expiry-warning", "720h"]);
+        using var expiry = shield.Collect<double>(RelayMetrics.MeterName, "etcdshield.certificate.expiry");
 
         using var http = new HttpClient();
         using var health = JsonDocument.Parse(await http.GetStringAsync(new Uri(shield.MetricsUrl + "/health")));
         var warning = await shield.Logs.WaitForAsync(e => e.EventId.Id == 110, TimeSpan.FromSeconds(10));
-        var metrics = await http.GetStringAsync(new Uri(shield.MetricsUrl + "/metrics"));
+        expiry.RecordObservableInstruments();
 
         Assert.Equal("true", health.RootElement.GetProperty("health").GetString());
         Assert.Equal("degraded", health.RootElement.GetProperty("status").GetString());
         Assert.Contains(health.RootElement.GetProperty("warnings").EnumerateArray(), w => w.GetString()!.StartsWith("serving certificate", StringComparison.Ordinal));
         Assert.Contains("serving certificate", warning.Message, StringComparison.Ordinal);
-        Assert.Contains("etcdshield_certificate_expiry_seconds{", metrics, StringComparison.Ordinal);
-        Assert.Contains("role=\"serving\"", metrics, StringComparison.Ordinal);
+        var serving = Assert.Single(expiry.GetMeasurementSnapshot(), m => m.ContainsTags(new KeyValuePair<string, object?>("role", "serving")));
+        Assert.InRange(serving.Value, TimeSpan.FromDays(2).TotalSeconds, TimeSpan.FromDays(3).TotalSeconds);
     }
 
     [Fact]
