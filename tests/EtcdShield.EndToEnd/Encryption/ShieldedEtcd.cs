@@ -6,9 +6,10 @@ using Grpc.Net.Client;
 namespace EtcdShield.EndToEnd.Encryption;
 
 /// <summary>
-/// One real etcd with an encrypting EtcdShield in front of it, shared by the tests of one class: a channel to
-/// the proxy (what clients see) and a plain channel straight to etcd (what is stored). Subclasses choose the
-/// etcd and proxy flags. Tests give themselves their own key prefix with <see cref="NewPrefix"/>.
+/// A real etcd (the assembly's <see cref="SharedEtcd"/> unless the fixture needs its own) with an encrypting
+/// EtcdShield in front of it, shared by the tests of one class: a channel to the proxy (what clients see) and a
+/// plain channel straight to etcd (what is stored). Subclasses choose the etcd and proxy flags. Tests give
+/// themselves their own key prefix with <see cref="NewPrefix"/>: other classes use the same etcd.
 /// </summary>
 public abstract class ShieldedEtcd : IAsyncLifetime
 {
@@ -35,8 +36,14 @@ public abstract class ShieldedEtcd : IAsyncLifetime
 
     internal KV.KVClient EtcdKv => new(EtcdChannel);
 
-    /// <summary>Extra etcd flags, e.g. <c>--max-request-bytes</c>.</summary>
+    /// <summary>Extra etcd flags, e.g. <c>--max-request-bytes</c>; with any, the fixture starts an etcd of its own.</summary>
     protected virtual IReadOnlyList<string> EtcdArguments => [];
+
+    /// <summary>
+    /// Whether the fixture needs an etcd of its own rather than <see cref="SharedEtcd"/>: for flags of its own, or to
+    /// read etcd's server-wide counters.
+    /// </summary>
+    protected virtual bool OwnsEtcd => EtcdArguments.Count > 0;
 
     /// <summary>Extra proxy flags, appended after the defaults (which encrypt every key with a development key file).</summary>
     protected virtual IReadOnlyList<string> ShieldFlags => [];
@@ -83,7 +90,7 @@ public abstract class ShieldedEtcd : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        Etcd = await EtcdProcess.StartAsync(new EtcdOptions { ExtraArguments = EtcdArguments });
+        Etcd = OwnsEtcd ? await EtcdProcess.StartAsync(new EtcdOptions { ExtraArguments = EtcdArguments }) : await SharedEtcd.GetAsync();
         Shield = await ShieldServer.StartAsync(Pki, Etcd.ClientUrl, flags: ShieldFlags);
         Meters = new ProxyMeters(Shield);
         _proxy = GrpcChannels.ToProxy(Shield, Pki);
@@ -120,7 +127,7 @@ public abstract class ShieldedEtcd : IAsyncLifetime
         }
         finally
         {
-            if (Etcd is not null)
+            if (Etcd is not null && OwnsEtcd)
             {
                 await Etcd.DisposeAsync();
             }
