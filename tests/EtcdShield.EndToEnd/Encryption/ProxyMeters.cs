@@ -1,10 +1,9 @@
-using EtcdShield.Encryption;
 using EtcdShield.EndToEnd.Infrastructure;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 
 namespace EtcdShield.EndToEnd.Encryption;
 
-/// <summary>The encryption counters of one in-process proxy, by reason tag, counted since this was created.</summary>
+/// <summary>Counters of one in-process proxy, by reason tag, counted since this was created.</summary>
 internal sealed class ProxyMeters : IDisposable
 {
     public const string DecryptFailures = "etcdshield.encryption.decrypt_failures";
@@ -13,11 +12,9 @@ internal sealed class ProxyMeters : IDisposable
 
     private readonly Dictionary<string, MetricCollector<long>> _collectors;
 
-    public ProxyMeters(ShieldServer shield) =>
-        _collectors = new[] { DecryptFailures, LegacyPlaintextReads }.ToDictionary(
-            instrument => instrument,
-            instrument => shield.Collect<long>(EncryptionMetrics.MeterName, instrument),
-            StringComparer.Ordinal);
+    /// <param name="meter">The product's name of the meter the instruments are on (e.g. EncryptionMetrics.MeterName).</param>
+    public ProxyMeters(ShieldServer shield, string meter, params string[] instruments) =>
+        _collectors = instruments.ToDictionary(instrument => instrument, instrument => shield.Collect<long>(meter, instrument), StringComparer.Ordinal);
 
     /// <summary>What <paramref name="instrument"/> counted since this was created, for one reason or (null) all.</summary>
     public long Total(string instrument, string? reason = null) =>

@@ -49,7 +49,7 @@ public abstract class ShieldedEtcd : IAsyncLifetime
     protected virtual IReadOnlyList<string> ShieldFlags => [];
 
     /// <summary>A key prefix no other test of the fixture uses: <c>/name-1a2b3c4d/</c>.</summary>
-    internal static string NewPrefix(string name) => $"/{name}-{Guid.NewGuid().ToString("N")[..8]}/";
+    internal static string NewPrefix(string name) => SharedEtcd.NewPrefix(name);
 
     /// <summary>Another channel to the proxy, e.g. one per concurrent client. Disposed with the fixture.</summary>
     internal GrpcChannel NewProxyChannel()
@@ -92,7 +92,7 @@ public abstract class ShieldedEtcd : IAsyncLifetime
     {
         Etcd = OwnsEtcd ? await EtcdProcess.StartAsync(new EtcdOptions { ExtraArguments = EtcdArguments }) : await SharedEtcd.GetAsync();
         Shield = await ShieldServer.StartAsync(Pki, Etcd.ClientUrl, flags: ShieldFlags);
-        Meters = new ProxyMeters(Shield);
+        Meters = new ProxyMeters(Shield, EtcdShield.Encryption.EncryptionMetrics.MeterName, ProxyMeters.DecryptFailures, ProxyMeters.LegacyPlaintextReads);
         _proxy = GrpcChannels.ToProxy(Shield, Pki);
         _direct = GrpcChannels.ToEtcd(Etcd);
         await OnStartedAsync();

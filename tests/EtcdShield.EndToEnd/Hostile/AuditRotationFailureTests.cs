@@ -2,6 +2,7 @@ using EtcdShield.EndToEnd.Encryption;
 using EtcdShield.EndToEnd.Infrastructure;
 using EtcdShield.EndToEnd.Relay.Support;
 using EtcdShield.Protocol.Etcdserverpb;
+using EtcdShield.Telemetry;
 using Google.Protobuf;
 
 namespace EtcdShield.EndToEnd.Hostile;
@@ -27,7 +28,7 @@ public sealed class AuditRotationFailureTests(EtcdWithPki fixture) : IClassFixtu
         {
             await using var shield = await ShieldServer.StartAsync(Pki, fixture.Etcd.ClientUrl, flags: ["--audit-log", audit, "--audit-log-max-size", "1", "--audit-log-max-backups", "1"]);
             shield.ErrorsExpected = true;
-            using var meters = new ProxyMeters(shield);
+            using var meters = new ProxyMeters(shield, RelayMetrics.MeterName, Dropped);
             using var channel = GrpcClients.Channel(shield.ClientUrl, Pki);
             var kv = new KV.KVClient(channel);
 

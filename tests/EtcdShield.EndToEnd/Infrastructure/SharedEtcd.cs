@@ -13,6 +13,9 @@ internal static class SharedEtcd
 
     public static Task<EtcdProcess> GetAsync() => Instance.Value;
 
+    /// <summary>A key prefix no other test uses: <c>/name-1a2b3c4d/</c>.</summary>
+    public static string NewPrefix(string name) => $"/{name}-{Guid.NewGuid().ToString("N")[..8]}/";
+
     private static async Task<EtcdProcess> StartAsync()
     {
         var etcd = await EtcdProcess.StartAsync();

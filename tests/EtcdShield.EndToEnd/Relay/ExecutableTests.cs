@@ -51,7 +51,7 @@ public sealed class ExecutableTests(TestPki pki) : IClassFixture<TestPki>
     [Fact]
     public async Task Started_as_a_process_it_relays_etcdctl_to_etcd_and_stops_cleanly_on_sigterm()
     {
-        await using var etcd = await EtcdProcess.StartAsync();
+        var etcd = await SharedEtcd.GetAsync();
         var directory = Directory.CreateTempSubdirectory("etcdshield-exe-").FullName;
         try
         {
@@ -67,7 +67,7 @@ public sealed class ExecutableTests(TestPki pki) : IClassFixture<TestPki>
             await shield.WaitForStdOutAsync(line => line.Contains("EtcdShield ready", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
             var etcdctl = new Etcdctl(clientUrl, pki.CaFile, ShieldServer.DefaultClient(pki));
 
-            // From revision 1, so the put is seen however late the watch attaches (etcd here is fresh, nothing compacted).
+            // From revision 1, so the put is seen however late the watch attaches (no test compacts the shared etcd).
             await using var watch = new EtcdctlTarget(clientUrl, pki.CaFile, ShieldServer.DefaultClient(pki)).Start("watch", "exe/k", "--rev", "1");
 
             var put = await etcdctl.RunAsync("put", "exe/k", "through the executable");
@@ -98,7 +98,7 @@ public sealed class ExecutableTests(TestPki pki) : IClassFixture<TestPki>
     [Fact]
     public async Task Started_as_a_process_it_serves_well_formed_prometheus_text_with_its_metric_families_and_no_keys_or_values()
     {
-        await using var etcd = await EtcdProcess.StartAsync();
+        var etcd = await SharedEtcd.GetAsync();
         var directory = Directory.CreateTempSubdirectory("etcdshield-exe-").FullName;
         try
         {
@@ -149,7 +149,7 @@ public sealed class ExecutableTests(TestPki pki) : IClassFixture<TestPki>
     [Fact]
     public async Task Sighup_reloads_the_policy_and_keeps_the_process_serving()
     {
-        await using var etcd = await EtcdProcess.StartAsync();
+        var etcd = await SharedEtcd.GetAsync();
         var directory = Directory.CreateTempSubdirectory("etcdshield-exe-").FullName;
         try
         {
