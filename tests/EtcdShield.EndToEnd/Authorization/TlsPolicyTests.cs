@@ -16,16 +16,12 @@ public sealed class TlsPolicyTests : IAsyncLifetime
 
     private EtcdProcess Etcd => etcd ?? throw new InvalidOperationException("Not started.");
 
-    public async Task InitializeAsync() => etcd = await EtcdProcess.StartAsync();
+    public async Task InitializeAsync() => etcd = await SharedEtcd.GetAsync();
 
-    public async Task DisposeAsync()
+    public Task DisposeAsync()
     {
-        if (etcd is not null)
-        {
-            await etcd.DisposeAsync();
-        }
-
         Pki.Dispose();
+        return Task.CompletedTask;
     }
 
     [Fact]
