@@ -1,4 +1,4 @@
-using EtcdShield.EndToEnd.Relay.Support;
+using EtcdShield.EndToEnd.Infrastructure;
 using EtcdShield.Protocol.Etcdserverpb;
 using Google.Protobuf;
 using Grpc.Core;

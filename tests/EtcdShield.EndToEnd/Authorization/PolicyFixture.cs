@@ -11,6 +11,9 @@ namespace EtcdShield.EndToEnd.Authorization;
 /// </summary>
 public sealed class PolicyFixture : ShieldFixture
 {
+    /// <summary>Its tests range over every key and over /tenant/, which the known-attacks tests use too.</summary>
+    private protected override bool OwnsEtcd => true;
+
     public PolicyFixture()
     {
         ApiServer = Pki.IssueClient("policy-apiserver", "kube-apiserver-etcd-client");

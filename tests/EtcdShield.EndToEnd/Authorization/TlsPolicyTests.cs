@@ -8,7 +8,6 @@ namespace EtcdShield.EndToEnd.Authorization;
 /// certificate inside the warning window degrades /health, is logged and exported with its seconds left; with
 /// --tls-min-version 1.3 a TLS 1.2 client cannot complete a handshake.
 /// </summary>
-[Collection(RunsAlone.Name)]
 public sealed class TlsPolicyTests : IAsyncLifetime
 {
     private TestPki Pki { get; } = new();
@@ -16,16 +15,12 @@ public sealed class TlsPolicyTests : IAsyncLifetime
 
     private EtcdProcess Etcd => etcd ?? throw new InvalidOperationException("Not started.");
 
-    public async Task InitializeAsync() => etcd = await EtcdProcess.StartAsync();
+    public async Task InitializeAsync() => etcd = await SharedEtcd.GetAsync();
 
-    public async Task DisposeAsync()
+    public Task DisposeAsync()
     {
-        if (etcd is not null)
-        {
-            await etcd.DisposeAsync();
-        }
-
         Pki.Dispose();
+        return Task.CompletedTask;
     }
 
     [Fact]
@@ -34,18 +29,19 @@ public sealed class TlsPolicyTests : IAsyncLifetime
         var expiring = Pki.IssueServer("server-expiring", notAfter: DateTimeOffset.UtcNow.AddDays(3));
         await using var shield = await ShieldServer.StartAsync(Pki, Etcd.ClientUrl, flags:
             ["--cert-file", expiring.CertFile, "--key-file", expiring.KeyFile, "--cert-expiry-warning", "720h"]);
+        using var expiry = shield.Collect<double>(EtcdShield.Tls.CertificateExpiry.MeterName, "etcdshield.certificate.expiry");
 
         using var http = new HttpClient();
         using var health = JsonDocument.Parse(await http.GetStringAsync(new Uri(shield.MetricsUrl + "/health")));
         var warning = await shield.Logs.WaitForAsync(e => e.Is("EtcdShield.Tls.CertificateExpiry", "Expiring"), TimeSpan.FromSeconds(10));
-        var metrics = await http.GetStringAsync(new Uri(shield.MetricsUrl + "/metrics"));
+        expiry.RecordObservableInstruments();
 
         Assert.Equal("true", health.RootElement.GetProperty("health").GetString());
         Assert.Equal("degraded", health.RootElement.GetProperty("status").GetString());
         Assert.Contains(health.RootElement.GetProperty("warnings").EnumerateArray(), w => w.GetString()!.StartsWith("serving certificate", StringComparison.Ordinal));
         Assert.Contains("serving certificate", warning.Message, StringComparison.Ordinal);
-        Assert.Contains("etcdshield_certificate_expiry_seconds{", metrics, StringComparison.Ordinal);
-        Assert.Contains("role=\"serving\"", metrics, StringComparison.Ordinal);
+        var serving = Assert.Single(expiry.GetMeasurementSnapshot(), m => m.ContainsTags(new KeyValuePair<string, object?>("role", "serving")));
+        Assert.InRange(serving.Value, TimeSpan.FromDays(2).TotalSeconds, TimeSpan.FromDays(3).TotalSeconds);
     }
 
     [Fact]

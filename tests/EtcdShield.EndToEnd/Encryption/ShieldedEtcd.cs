@@ -6,9 +6,10 @@ using Grpc.Net.Client;
 namespace EtcdShield.EndToEnd.Encryption;
 
 /// <summary>
-/// One real etcd with an encrypting EtcdShield in front of it, shared by the tests of one class: a channel to
-/// the proxy (what clients see) and a plain channel straight to etcd (what is stored). Subclasses choose the
-/// etcd and proxy flags. Tests give themselves their own key prefix with <see cref="NewPrefix"/>.
+/// A real etcd (the assembly's <see cref="SharedEtcd"/> unless the fixture needs its own) with an encrypting
+/// EtcdShield in front of it, shared by the tests of one class: a channel to the proxy (what clients see) and a
+/// plain channel straight to etcd (what is stored). Subclasses choose the etcd and proxy flags. Tests give
+/// themselves their own key prefix with <see cref="NewPrefix"/>: other classes use the same etcd.
 /// </summary>
 public abstract class ShieldedEtcd : IAsyncLifetime
 {
@@ -35,14 +36,20 @@ public abstract class ShieldedEtcd : IAsyncLifetime
 
     internal KV.KVClient EtcdKv => new(EtcdChannel);
 
-    /// <summary>Extra etcd flags, e.g. <c>--max-request-bytes</c>.</summary>
+    /// <summary>Extra etcd flags, e.g. <c>--max-request-bytes</c>; with any, the fixture starts an etcd of its own.</summary>
     protected virtual IReadOnlyList<string> EtcdArguments => [];
+
+    /// <summary>
+    /// Whether the fixture needs an etcd of its own rather than <see cref="SharedEtcd"/>: for flags of its own, or to
+    /// read etcd's server-wide counters.
+    /// </summary>
+    protected virtual bool OwnsEtcd => EtcdArguments.Count > 0;
 
     /// <summary>Extra proxy flags, appended after the defaults (which encrypt every key with a development key file).</summary>
     protected virtual IReadOnlyList<string> ShieldFlags => [];
 
     /// <summary>A key prefix no other test of the fixture uses: <c>/name-1a2b3c4d/</c>.</summary>
-    internal static string NewPrefix(string name) => $"/{name}-{Guid.NewGuid().ToString("N")[..8]}/";
+    internal static string NewPrefix(string name) => SharedEtcd.NewPrefix(name);
 
     /// <summary>Another channel to the proxy, e.g. one per concurrent client. Disposed with the fixture.</summary>
     internal GrpcChannel NewProxyChannel()
@@ -83,9 +90,9 @@ public abstract class ShieldedEtcd : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        Etcd = await EtcdProcess.StartAsync(new EtcdOptions { ExtraArguments = EtcdArguments });
+        Etcd = OwnsEtcd ? await EtcdProcess.StartAsync(new EtcdOptions { ExtraArguments = EtcdArguments }) : await SharedEtcd.GetAsync();
         Shield = await ShieldServer.StartAsync(Pki, Etcd.ClientUrl, flags: ShieldFlags);
-        Meters = new ProxyMeters(Shield);
+        Meters = new ProxyMeters(Shield, EtcdShield.Encryption.EncryptionMetrics.MeterName, ProxyMeters.DecryptFailures, ProxyMeters.LegacyPlaintextReads);
         _proxy = GrpcChannels.ToProxy(Shield, Pki);
         _direct = GrpcChannels.ToEtcd(Etcd);
         await OnStartedAsync();
@@ -115,12 +122,12 @@ public abstract class ShieldedEtcd : IAsyncLifetime
             Meters?.Dispose();
             if (Shield is not null)
             {
-                await KnownRelayErrors.DisposeCheckingErrorsAsync(Shield);
+                await Shield.DisposeAsync();
             }
         }
         finally
         {
-            if (Etcd is not null)
+            if (Etcd is not null && OwnsEtcd)
             {
                 await Etcd.DisposeAsync();
             }

@@ -18,6 +18,8 @@ namespace EtcdShield.EndToEnd.Encryption;
 /// </summary>
 public sealed class TamperTests(TamperTests.Proxies etcd) : IClassFixture<TamperTests.Proxies>
 {
+    private static readonly string Protector = typeof(EtcdShield.Encryption.ValueProtector).FullName!;
+
     /// <summary>Each tampering, and the reason the proxy must give for it (the reason label of the metric).</summary>
     public static TheoryData<string, string> Tamperings() => new()
     {
@@ -55,7 +57,7 @@ public sealed class TamperTests(TamperTests.Proxies etcd) : IClassFixture<Tamper
 
         var refusal = await Assert.ThrowsAsync<RpcException>(() => etcd.ProxyKv.RangeAsync(new RangeRequest { Key = Utf8(key) }).ResponseAsync);
         var prefixRange = await Assert.ThrowsAsync<RpcException>(() => etcd.ProxyKv.RangeAsync(new RangeRequest { Key = Utf8(prefix), RangeEnd = Utf8(WritePathTests.PrefixEnd(prefix)) }).ResponseAsync);
-        var logged = await etcd.Shield.Logs.WaitForAsync(e => e.Category == "EtcdShield.Encryption.ValueProtector" && e.EventId.Name is "DecryptFailed" or "PlaintextRefused" && e.Message.Contains(key, StringComparison.Ordinal), TimeSpan.FromSeconds(5));
+        var logged = await etcd.Shield.Logs.WaitForAsync(e => (e.Is(Protector, "DecryptFailed") || e.Is(Protector, "PlaintextRefused")) && e.Message.Contains(key, StringComparison.Ordinal), TimeSpan.FromSeconds(5));
 
         Assert.Equal(failuresBefore + 2, etcd.Meters.Total(ProxyMeters.DecryptFailures, reason));
         AssertDataLoss(refusal, key, plaintext, "planted plaintext");
@@ -280,7 +282,7 @@ public sealed class TamperTests(TamperTests.Proxies etcd) : IClassFixture<Tamper
             _foreignChannel?.Dispose();
             if (_foreign is not null)
             {
-                await KnownRelayErrors.DisposeCheckingErrorsAsync(_foreign);
+                await _foreign.DisposeAsync();
             }
         }
     }

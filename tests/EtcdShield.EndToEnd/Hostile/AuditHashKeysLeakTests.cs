@@ -16,6 +16,8 @@ namespace EtcdShield.EndToEnd.Hostile;
 /// </summary>
 public sealed class AuditHashKeysLeakTests(EtcdWithPki fixture) : IClassFixture<EtcdWithPki>
 {
+    private static readonly string Protector = typeof(EtcdShield.Encryption.ValueProtector).FullName!;
+
     private const string DeniedKey = "/hk/secret/tenant-alpha-7f3e";
     private const string WatchedKey = "/hk/secret/tenant-gamma-51c0";
     private const string TamperedKey = "/hk/tampered/tenant-beta-9a2d";
@@ -50,7 +52,7 @@ public sealed class AuditHashKeysLeakTests(EtcdWithPki fixture) : IClassFixture<
             await new KV.KVClient(adminChannel).PutAsync(new PutRequest { Key = B(TamperedKey), Value = B("sealed") });
             await new KV.KVClient(etcdChannel).PutAsync(new PutRequest { Key = B(TamperedKey), Value = B("planted plaintext") });
             var tampered = await Assert.ThrowsAsync<RpcException>(() => new KV.KVClient(adminChannel).RangeAsync(new RangeRequest { Key = B(TamperedKey) }).ResponseAsync);
-            await shield.Logs.WaitForAsync(e => e.Is("EtcdShield.Encryption.ValueProtector", "DecryptFailed") || e.Is("EtcdShield.Encryption.ValueProtector", "PlaintextRefused"), TimeSpan.FromSeconds(5));
+            await shield.Logs.WaitForAsync(e => e.Is(Protector, "DecryptFailed") || e.Is(Protector, "PlaintextRefused"), TimeSpan.FromSeconds(5));
 
             // Every call above has its audit line (the denied range, the refused watch, the put, the tampered read).
             var lines = await Eventually.HoldsAsync(

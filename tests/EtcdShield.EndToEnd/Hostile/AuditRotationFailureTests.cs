@@ -27,7 +27,7 @@ public sealed class AuditRotationFailureTests(EtcdWithPki fixture) : IClassFixtu
         {
             await using var shield = await ShieldServer.StartAsync(Pki, fixture.Etcd.ClientUrl, flags: ["--audit-log", audit, "--audit-log-max-size", "1", "--audit-log-max-backups", "1"]);
             shield.ErrorsExpected = true;
-            using var meters = new ProxyMeters(shield);
+            using var meters = new ProxyMeters(shield, EtcdShield.Audit.AuditLog.MeterName, Dropped);
             using var channel = GrpcClients.Channel(shield.ClientUrl, Pki);
             var kv = new KV.KVClient(channel);
 

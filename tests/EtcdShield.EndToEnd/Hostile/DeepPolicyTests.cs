@@ -16,7 +16,7 @@ public sealed class DeepPolicyTests(TestPki pki) : IClassFixture<TestPki>
     [Fact]
     public async Task A_policy_nested_100000_deep_at_reload_is_refused_and_the_last_good_policy_keeps_serving()
     {
-        await using var etcd = await EtcdProcess.StartAsync();
+        var etcd = await SharedEtcd.GetAsync();
         var directory = Directory.CreateTempSubdirectory("etcdshield-deep-").FullName;
         try
         {

@@ -3,8 +3,8 @@ using EtcdShield.EndToEnd.Infrastructure;
 namespace EtcdShield.EndToEnd.Hostile;
 
 /// <summary>
-/// One etcd and one test PKI shared by the tests of a class that start their own proxies, each with the flags,
-/// CA bundles, CRL files or audit paths its attack needs.
+/// The shared etcd and one test PKI for the tests of a class that start their own proxies, each with the flags,
+/// CA bundles, CRL files or audit paths its attack needs. Each class keeps to its own keys under hostile/, /hk/ or audit/.
 /// </summary>
 public sealed class EtcdWithPki : IAsyncLifetime
 {
@@ -14,15 +14,11 @@ public sealed class EtcdWithPki : IAsyncLifetime
 
     internal EtcdProcess Etcd => etcd ?? throw new InvalidOperationException("Not started.");
 
-    public async Task InitializeAsync() => etcd = await EtcdProcess.StartAsync();
+    public async Task InitializeAsync() => etcd = await SharedEtcd.GetAsync();
 
-    public async Task DisposeAsync()
+    public Task DisposeAsync()
     {
-        if (etcd is not null)
-        {
-            await etcd.DisposeAsync();
-        }
-
         Pki.Dispose();
+        return Task.CompletedTask;
     }
 }

@@ -26,15 +26,16 @@ public sealed class ForeignKekTests(SoftHsmInProcess hsm, TestPki pki) : IClassF
         var token = hsm.CreateToken();
         Assert.Equal(0, await KeysAsync("create", token.Flags("kek")));
         token.GenerateAesKey("app-key", 32, sensitive: true, wrap: true, unwrap: true);
-        await using var etcd = await EtcdProcess.StartAsync();
+        var etcd = await SharedEtcd.GetAsync();
+        var p = SharedEtcd.NewPrefix("foreign-kek");
         await using var proxy = await ShieldServer.StartAsync(pki, etcd.ClientUrl, flags: token.Flags("kek"));
         using var proxyChannel = GrpcChannels.ToProxy(proxy, pki);
         var viaProxy = new KV.KVClient(proxyChannel);
 
-        await PlantForgeryAsync(token, etcd, "/app/forged", "app-key", "attacker-value");
+        await PlantForgeryAsync(token, etcd, p + "forged", "app-key", "attacker-value");
 
-        var refusal = await Assert.ThrowsAsync<RpcException>(() => viaProxy.RangeAsync(new RangeRequest { Key = Bytes("/app/forged") }).ResponseAsync);
-        StoredValue.AssertDataLoss(refusal, "/app/forged", "attacker-value");
+        var refusal = await Assert.ThrowsAsync<RpcException>(() => viaProxy.RangeAsync(new RangeRequest { Key = Bytes(p + "forged") }).ResponseAsync);
+        StoredValue.AssertDataLoss(refusal, p + "forged", "attacker-value");
         Assert.Contains("unknown key-encryption key \"pkcs11:app-key\"", refusal.Status.Detail, StringComparison.Ordinal);
 
         var warning = Assert.Single(proxy.Logs.Entries, e => e.Is("EtcdShield.Keys.Pkcs11", "ForeignUnwrapKey"));
@@ -48,12 +49,13 @@ public sealed class ForeignKekTests(SoftHsmInProcess hsm, TestPki pki) : IClassF
         var token = hsm.CreateToken();
         Assert.Equal(0, await KeysAsync("create", token.Flags("kek")));
         token.GenerateAesKey("old-kek", 32, sensitive: true, wrap: true, unwrap: true);
-        await using var etcd = await EtcdProcess.StartAsync();
-        await PlantForgeryAsync(token, etcd, "/app/under-old-kek", "old-kek", "written-before-the-rename");
+        var etcd = await SharedEtcd.GetAsync();
+        var p = SharedEtcd.NewPrefix("foreign-kek");
+        await PlantForgeryAsync(token, etcd, p + "under-old-kek", "old-kek", "written-before-the-rename");
         await using var proxy = await ShieldServer.StartAsync(pki, etcd.ClientUrl, flags: [.. token.Flags("kek"), "--pkcs11-retired-key-label", "old-kek"]);
         using var proxyChannel = GrpcChannels.ToProxy(proxy, pki);
 
-        var read = await new KV.KVClient(proxyChannel).RangeAsync(new RangeRequest { Key = Bytes("/app/under-old-kek") });
+        var read = await new KV.KVClient(proxyChannel).RangeAsync(new RangeRequest { Key = Bytes(p + "under-old-kek") });
 
         Assert.Equal("written-before-the-rename", read.Kvs[0].Value.ToStringUtf8());
         Assert.DoesNotContain(proxy.Logs.Entries, e => e.Is("EtcdShield.Keys.Pkcs11", "ForeignUnwrapKey"));

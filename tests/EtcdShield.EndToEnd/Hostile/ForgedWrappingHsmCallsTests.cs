@@ -1,4 +1,5 @@
 using EtcdShield.Encryption;
+using System.Text;
 using EtcdShield.EndToEnd.Encryption;
 using EtcdShield.EndToEnd.Infrastructure;
 using EtcdShield.EndToEnd.Keys;
@@ -27,29 +28,30 @@ public sealed class ForgedWrappingHsmCallsTests(SoftHsmInProcess hsm, TestPki pk
     {
         var token = hsm.CreateToken();
         Assert.Equal(0, await KeysCommand.RunAsync(["create", .. token.Flags("kek")], TextWriter.Null, TextWriter.Null, NullLoggerFactory.Instance));
-        await using var etcd = await EtcdProcess.StartAsync();
+        var etcd = await SharedEtcd.GetAsync();
+        var p = SharedEtcd.NewPrefix("forged-wrapping");
         await using var proxy = await ShieldServer.StartAsync(pki, etcd.ClientUrl, flags: token.Flags("kek"));
         using var proxyChannel = GrpcChannels.ToProxy(proxy, pki);
         var viaProxy = new KV.KVClient(proxyChannel);
         using var etcdChannel = GrpcChannels.ToEtcd(etcd);
         var raw = new KV.KVClient(etcdChannel);
-        await viaProxy.PutAsync(new PutRequest { Key = Bytes("/app/genuine"), Value = Bytes("genuine-value") });
-        var stored = (await raw.RangeAsync(new RangeRequest { Key = Bytes("/app/genuine") })).Kvs[0].Value.ToByteArray();
+        await viaProxy.PutAsync(new PutRequest { Key = Bytes(p + "genuine"), Value = Bytes("genuine-value") });
+        var stored = (await raw.RangeAsync(new RangeRequest { Key = Bytes(p + "genuine") })).Kvs[0].Value.ToByteArray();
         var forged = stored.ToArray();
         var wrappedAt = forged.AsSpan().IndexOf(ValueEnvelope.Parse(stored).WrappedKey);
         forged[wrappedAt + ValueEnvelope.Parse(stored).WrappedKey.Length - 1] ^= 1;
-        await raw.PutAsync(new PutRequest { Key = Bytes("/app/forged"), Value = ByteString.CopyFrom(forged) });
-        using var meters = new ProxyMeters(proxy);
+        await raw.PutAsync(new PutRequest { Key = Bytes(p + "forged"), Value = ByteString.CopyFrom(forged) });
+        using var meters = new ProxyMeters(proxy, EtcdShield.Keys.KeyMetrics.MeterName, KekUnwraps);
         proxy.ErrorsExpected = true;
 
         for (var i = 0; i < 20; i++)
         {
-            var refusal = await Assert.ThrowsAsync<RpcException>(() => viaProxy.RangeAsync(new RangeRequest { Key = Bytes("/app/forged") }).ResponseAsync);
+            var refusal = await Assert.ThrowsAsync<RpcException>(() => viaProxy.RangeAsync(new RangeRequest { Key = Bytes(p + "forged") }).ResponseAsync);
             Assert.Equal(StatusCode.DataLoss, refusal.StatusCode);
         }
 
         Assert.Equal(1, meters.Total(KekUnwraps));
-        var genuine = await viaProxy.RangeAsync(new RangeRequest { Key = Bytes("/app/genuine") });
+        var genuine = await viaProxy.RangeAsync(new RangeRequest { Key = Bytes(p + "genuine") });
         Assert.Equal("genuine-value", genuine.Kvs[0].Value.ToStringUtf8());
     }
 
@@ -58,7 +60,8 @@ public sealed class ForgedWrappingHsmCallsTests(SoftHsmInProcess hsm, TestPki pk
     {
         var token = hsm.CreateToken();
         Assert.Equal(0, await KeysCommand.RunAsync(["create", .. token.Flags("kek")], TextWriter.Null, TextWriter.Null, NullLoggerFactory.Instance));
-        await using var etcd = await EtcdProcess.StartAsync();
+        var etcd = await SharedEtcd.GetAsync();
+        var p = SharedEtcd.NewPrefix("forged-wrapping");
         await using var proxy = await ShieldServer.StartAsync(pki, etcd.ClientUrl, flags: token.Flags("kek"));
         using var proxyChannel = GrpcChannels.ToProxy(proxy, pki);
         var viaProxy = new KV.KVClient(proxyChannel);
@@ -69,17 +72,17 @@ public sealed class ForgedWrappingHsmCallsTests(SoftHsmInProcess hsm, TestPki pk
         using (var attacker = Pkcs11KeyStore.Open(elsewhere.Settings("kek#2"), readWrite: false, NullLogger.Instance))
         using (var dataKey = await EncryptionKey.CreateAsync(new Pkcs11KeyEncryptionKey(attacker, "kek#2"), 16, TimeProvider.System, CancellationToken.None))
         {
-            var forged = ValueEnvelope.Seal(dataKey, "/app/next-version"u8, "attacker-value"u8);
+            var forged = ValueEnvelope.Seal(dataKey, Encoding.UTF8.GetBytes(p + "next-version"), "attacker-value"u8);
             using var etcdChannel = GrpcChannels.ToEtcd(etcd);
-            await new KV.KVClient(etcdChannel).PutAsync(new PutRequest { Key = Bytes("/app/next-version"), Value = ByteString.CopyFrom(forged) });
+            await new KV.KVClient(etcdChannel).PutAsync(new PutRequest { Key = Bytes(p + "next-version"), Value = ByteString.CopyFrom(forged) });
         }
 
-        using var meters = new ProxyMeters(proxy);
+        using var meters = new ProxyMeters(proxy, EtcdShield.Keys.KeyMetrics.MeterName, KekUnwraps);
         proxy.ErrorsExpected = true;
 
         for (var i = 0; i < 20; i++)
         {
-            var refusal = await Assert.ThrowsAsync<RpcException>(() => viaProxy.RangeAsync(new RangeRequest { Key = Bytes("/app/next-version") }).ResponseAsync);
+            var refusal = await Assert.ThrowsAsync<RpcException>(() => viaProxy.RangeAsync(new RangeRequest { Key = Bytes(p + "next-version") }).ResponseAsync);
             Assert.Equal(StatusCode.DataLoss, refusal.StatusCode);
             Assert.Contains("unknown key-encryption key \"pkcs11:kek#2\"", refusal.Status.Detail, StringComparison.Ordinal);
         }

@@ -20,19 +20,16 @@ public sealed class KmsCachePoisoningTests : IAsyncLifetime, IDisposable
 {
     private readonly TestPki _pki = new();
     private TestKmsPlugin _kms = null!;
+    private readonly string _prefix = SharedEtcd.NewPrefix("kms-poisoning");
     private EtcdProcess _etcd = null!;
 
     public async Task InitializeAsync()
     {
         _kms = await TestKmsPlugin.StartAsync();
-        _etcd = await EtcdProcess.StartAsync();
+        _etcd = await SharedEtcd.GetAsync();
     }
 
-    public async Task DisposeAsync()
-    {
-        await _etcd.DisposeAsync();
-        await _kms.DisposeAsync();
-    }
+    public async Task DisposeAsync() => await _kms.DisposeAsync();
 
     public void Dispose() => _pki.Dispose();
 
@@ -45,28 +42,28 @@ public sealed class KmsCachePoisoningTests : IAsyncLifetime, IDisposable
         await using (var writer = await StartProxyAsync())
         {
             using var channel = GrpcChannels.ToProxy(writer, _pki);
-            await new KV.KVClient(channel).PutAsync(new PutRequest { Key = Bytes("/kms/genuine"), Value = Bytes("real-secret") });
+            await new KV.KVClient(channel).PutAsync(new PutRequest { Key = Bytes(_prefix + "genuine"), Value = Bytes("real-secret") });
         }
 
         using var etcdChannel = GrpcChannels.ToEtcd(_etcd);
         var direct = new KV.KVClient(etcdChannel);
-        var genuine = (await direct.RangeAsync(new RangeRequest { Key = Bytes("/kms/genuine") })).Kvs[0].Value.ToByteArray();
+        var genuine = (await direct.RangeAsync(new RangeRequest { Key = Bytes(_prefix + "genuine") })).Kvs[0].Value.ToByteArray();
         var forged = variant switch
         {
             "unknown-field" => WithUnknownField(genuine),
             "key-id" => WithKekId(genuine, KmsKeyEncryptionKey.IdFor("projects/test/keys/kek/versions/2")),
             _ => WithExtraAnnotation(genuine),
         };
-        await direct.PutAsync(new PutRequest { Key = Bytes("/kms/forged"), Value = ByteString.CopyFrom(forged) });
+        await direct.PutAsync(new PutRequest { Key = Bytes(_prefix + "forged"), Value = ByteString.CopyFrom(forged) });
 
         await using var reader = await StartProxyAsync();
         using var readerChannel = GrpcChannels.ToProxy(reader, _pki);
         var kv = new KV.KVClient(readerChannel);
         for (var round = 0; round < 2; round++)
         {
-            var refusal = await Assert.ThrowsAsync<RpcException>(() => kv.RangeAsync(new RangeRequest { Key = Bytes("/kms/forged") }).ResponseAsync);
-            StoredValue.AssertDataLoss(refusal, "/kms/forged", "real-secret");
-            Assert.Equal("real-secret", (await kv.RangeAsync(new RangeRequest { Key = Bytes("/kms/genuine") })).Kvs[0].Value.ToStringUtf8());
+            var refusal = await Assert.ThrowsAsync<RpcException>(() => kv.RangeAsync(new RangeRequest { Key = Bytes(_prefix + "forged") }).ResponseAsync);
+            StoredValue.AssertDataLoss(refusal, _prefix + "forged", "real-secret");
+            Assert.Equal("real-secret", (await kv.RangeAsync(new RangeRequest { Key = Bytes(_prefix + "genuine") })).Kvs[0].Value.ToStringUtf8());
         }
     }
 

@@ -11,6 +11,9 @@ namespace EtcdShield.EndToEnd.Hostile;
 /// </summary>
 public sealed class KnownAttacksFixture : ShieldFixture
 {
+    /// <summary>Its tests range from "/" and over /tenant/, which the policy tests use too.</summary>
+    private protected override bool OwnsEtcd => true;
+
     public KnownAttacksFixture()
     {
         Tenant = Pki.IssueClient("known-attacks-tenant", "tenant");

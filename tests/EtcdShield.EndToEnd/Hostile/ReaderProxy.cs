@@ -23,6 +23,9 @@ public abstract class ReaderProxy : ShieldedEtcd
 
     protected override IReadOnlyList<string> ShieldFlags => ["--policy-file", WritePolicy(), "--max-txn-ops", "128"];
 
+    /// <summary>Its tests count what etcd sent in all, which other tests' traffic would add to.</summary>
+    protected override bool OwnsEtcd => true;
+
     /// <summary>The reader's grants, as policy YAML entries: <c>key: /k</c> or <c>prefix: /p/</c>.</summary>
     protected abstract IEnumerable<string> ReadGrants { get; }
 

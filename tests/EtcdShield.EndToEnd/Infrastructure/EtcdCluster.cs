@@ -76,35 +76,40 @@ internal sealed class EtcdCluster : IAsyncDisposable
     public async Task WaitForLeaderAsync(TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {
         var limit = timeout ?? TimeSpan.FromSeconds(30);
-        var deadline = DateTimeOffset.UtcNow + limit;
-        CommandResult? last = null;
-        while (DateTimeOffset.UtcNow < deadline)
+        try
         {
-            var running = Members.Where(m => m.IsRunning).ToArray();
-            if (running.Length == 0)
-            {
-                throw new InvalidOperationException("No member is running, so none can lead.");
-            }
+            await Eventually.HoldsAsync(
+                () => StatusAsync(cancellationToken),
+                status => status.Result.Succeeded && HasAgreedLeader(status.Result.StdOut, status.Running),
+                limit,
+                cancellationToken);
+        }
+        catch (TimeoutException e)
+        {
+            throw new TimeoutException($"The running members did not agree on a leader within {limit.TotalSeconds:0} s. {e.Message}", e);
+        }
+    }
 
-            // The server certificate carries clientAuth, so it also serves as this check's client certificate.
-            var etcdctl = new Etcdctl(
-                string.Join(',', running.Select(m => m.ClientUrl)),
-                clientTls?.TrustedCaFile,
-                clientTls is null ? null : new CertificatePaths(clientTls.CertFile, clientTls.KeyFile));
-            last = await etcdctl.RunAsync(
-                ["endpoint", "status", "--write-out=json", "--command-timeout=1s"],
-                standardInput: null,
-                timeout: TimeSpan.FromSeconds(10),
-                cancellationToken: cancellationToken);
-            if (last.Succeeded && HasAgreedLeader(last.StdOut, running.Length))
-            {
-                return;
-            }
-
-            await Task.Delay(TimeSpan.FromMilliseconds(100), cancellationToken);
+    /// <summary>`etcdctl endpoint status` of the members running now, and how many they are.</summary>
+    private async Task<(CommandResult Result, int Running)> StatusAsync(CancellationToken cancellationToken)
+    {
+        var running = Members.Where(m => m.IsRunning).ToArray();
+        if (running.Length == 0)
+        {
+            throw new InvalidOperationException("No member is running, so none can lead.");
         }
 
-        throw new TimeoutException($"The running members did not agree on a leader within {limit.TotalSeconds:0} s. Last status: {last}");
+        // The server certificate carries clientAuth, so it also serves as this check's client certificate.
+        var etcdctl = new Etcdctl(
+            string.Join(',', running.Select(m => m.ClientUrl)),
+            clientTls?.TrustedCaFile,
+            clientTls is null ? null : new CertificatePaths(clientTls.CertFile, clientTls.KeyFile));
+        var result = await etcdctl.RunAsync(
+            ["endpoint", "status", "--write-out=json", "--command-timeout=1s"],
+            standardInput: null,
+            timeout: TimeSpan.FromSeconds(10),
+            cancellationToken: cancellationToken);
+        return (result, running.Length);
     }
 
     private static bool HasAgreedLeader(string statusJson, int runningCount)

@@ -1,6 +1,9 @@
 using EtcdShield.Configuration;
 using EtcdShield.Hosting;
+using System.Diagnostics.Metrics;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using Microsoft.Extensions.Logging;
 using Xunit.Abstractions;
 
@@ -97,6 +100,15 @@ internal sealed class ShieldServer : IAsyncDisposable
         }
         return path;
     }
+
+    /// <summary>
+    /// What this proxy alone records on <paramref name="instrument"/> of <paramref name="meter"/> from now on. Its own
+    /// meter factory tells its meters apart from those of other proxies in the test process; its Prometheus endpoint
+    /// cannot (the exporter takes every meter of the name, and another proxy's disposal retires the shared streams).
+    /// </summary>
+    public MetricCollector<T> Collect<T>(string meter, string instrument)
+        where T : struct =>
+        new(_app.Services.GetRequiredService<IMeterFactory>(), meter, instrument);
 
     /// <summary>etcdctl pointed at the proxy with the given (or the default allowed) client certificate.</summary>
     public Etcdctl Etcdctl(TestPki pki, CertificatePaths? client = null, TimeSpan? commandTimeout = null) =>

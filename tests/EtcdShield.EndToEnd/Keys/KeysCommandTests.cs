@@ -88,6 +88,7 @@ public sealed class KeysCommandTests(SoftHsmInProcess hsm, TestPki pki, ITestOut
     {
         var token = hsm.CreateToken();
         (await RunAsync(["create", .. token.Flags("kek")])).EnsureSuccess();
+        // Its own etcd: the status counts every value in it.
         await using var etcd = await EtcdProcess.StartAsync();
         await using (var proxy = await ShieldServer.StartAsync(pki, etcd.ClientUrl, flags: token.Flags("kek"), output: output))
         {
@@ -117,9 +118,10 @@ public sealed class KeysCommandTests(SoftHsmInProcess hsm, TestPki pki, ITestOut
     {
         var token = hsm.CreateToken();
         (await RunAsync(["create", .. token.Flags("kek")])).EnsureSuccess();
-        await using var etcd = await EtcdProcess.StartAsync();
+        var etcd = await SharedEtcd.GetAsync();
+        var p = SharedEtcd.NewPrefix("keys-rotate");
         await using var proxy = await ShieldServer.StartAsync(pki, etcd.ClientUrl, flags: token.Flags("kek"), output: output);
-        (await proxy.Etcdctl(pki).RunAsync("put", "before", "1")).EnsureSuccess();
+        (await proxy.Etcdctl(pki).RunAsync("put", p + "before", "1")).EnsureSuccess();
 
         // Another process, as an operator would run it: SoftHSM there sees the token on disk, and this process
         // sees the key that process creates.
@@ -128,13 +130,13 @@ public sealed class KeysCommandTests(SoftHsmInProcess hsm, TestPki pki, ITestOut
             [Path.Combine(AppContext.BaseDirectory, "EtcdShield.dll"), "keys", "rotate", .. token.Flags("kek")],
             environment: hsm.Environment);
         var switched = await proxy.Services.GetRequiredService<KeyRingRefresher>().CheckNowAsync(default);
-        (await proxy.Etcdctl(pki).RunAsync("put", "after", "2")).EnsureSuccess();
+        (await proxy.Etcdctl(pki).RunAsync("put", p + "after", "2")).EnsureSuccess();
 
         Assert.True(rotated.Succeeded, rotated.ToString());
         Assert.Contains("pkcs11:kek#2", rotated.StdOut, StringComparison.Ordinal);
         Assert.True(switched);
-        Assert.Equal("pkcs11:kek#2", (await Pkcs11ProxyTests.StoredEnvelopeAsync(etcd, "after")).KekId);
-        Assert.Equal(["1"], (await proxy.Etcdctl(pki).RunAsync("get", "before", "--print-value-only")).EnsureSuccess().StdOutLines);
+        Assert.Equal("pkcs11:kek#2", (await Pkcs11ProxyTests.StoredEnvelopeAsync(etcd, p + "after")).KekId);
+        Assert.Equal(["1"], (await proxy.Etcdctl(pki).RunAsync("get", p + "before", "--print-value-only")).EnsureSuccess().StdOutLines);
     }
 
     private static async Task<CommandResult> RunAsync(string[] args)

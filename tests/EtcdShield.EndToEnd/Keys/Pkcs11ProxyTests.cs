@@ -19,12 +19,13 @@ public sealed class Pkcs11ProxyTests(SoftHsmInProcess hsm, TestPki pki, ITestOut
     {
         var token = hsm.CreateToken();
         CreateKek(token, "kek");
-        await using var etcd = await EtcdProcess.StartAsync();
+        var etcd = await SharedEtcd.GetAsync();
+        var p = SharedEtcd.NewPrefix("pkcs11");
         await using var proxy = await StartProxyAsync(token, "kek", etcd);
 
-        (await proxy.Etcdctl(pki).RunAsync("put", "greeting", "hello")).EnsureSuccess();
-        var get = (await proxy.Etcdctl(pki).RunAsync("get", "greeting", "--print-value-only")).EnsureSuccess();
-        var stored = await StoredEnvelopeAsync(etcd, "greeting");
+        (await proxy.Etcdctl(pki).RunAsync("put", p + "greeting", "hello")).EnsureSuccess();
+        var get = (await proxy.Etcdctl(pki).RunAsync("get", p + "greeting", "--print-value-only")).EnsureSuccess();
+        var stored = await StoredEnvelopeAsync(etcd, p + "greeting");
 
         Assert.Equal(["hello"], get.StdOutLines);
         Assert.Equal("pkcs11:kek", stored.KekId);
@@ -36,7 +37,7 @@ public sealed class Pkcs11ProxyTests(SoftHsmInProcess hsm, TestPki pki, ITestOut
     {
         var token = hsm.CreateToken();
         token.GenerateAesKey("readable", 32, sensitive: false, wrap: true, unwrap: true);
-        await using var etcd = await EtcdProcess.StartAsync();
+        var etcd = await SharedEtcd.GetAsync();
 
         var refused = await Assert.ThrowsAsync<ConfigurationException>(() => StartProxyAsync(token, "readable", etcd));
 
@@ -49,21 +50,22 @@ public sealed class Pkcs11ProxyTests(SoftHsmInProcess hsm, TestPki pki, ITestOut
     {
         var token = hsm.CreateToken();
         CreateKek(token, "kek");
-        await using var etcd = await EtcdProcess.StartAsync();
+        var etcd = await SharedEtcd.GetAsync();
+        var p = SharedEtcd.NewPrefix("pkcs11");
         await using var first = await StartProxyAsync(token, "kek", etcd);
         await using var second = await StartProxyAsync(token, "kek", etcd);
 
-        (await first.Etcdctl(pki).RunAsync("put", "from-first", "1")).EnsureSuccess();
-        (await second.Etcdctl(pki).RunAsync("put", "from-second", "2")).EnsureSuccess();
-        var secondReads = (await second.Etcdctl(pki).RunAsync("get", "from-first", "--print-value-only")).EnsureSuccess();
-        var firstReads = (await first.Etcdctl(pki).RunAsync("get", "from-second", "--print-value-only")).EnsureSuccess();
+        (await first.Etcdctl(pki).RunAsync("put", p + "from-first", "1")).EnsureSuccess();
+        (await second.Etcdctl(pki).RunAsync("put", p + "from-second", "2")).EnsureSuccess();
+        var secondReads = (await second.Etcdctl(pki).RunAsync("get", p + "from-first", "--print-value-only")).EnsureSuccess();
+        var firstReads = (await first.Etcdctl(pki).RunAsync("get", p + "from-second", "--print-value-only")).EnsureSuccess();
 
         Assert.Equal(["1"], secondReads.StdOutLines);
         Assert.Equal(["2"], firstReads.StdOutLines);
 
         // Each proxy made its own data key; both are wrapped by the one KEK in the token.
-        var a = await StoredEnvelopeAsync(etcd, "from-first");
-        var b = await StoredEnvelopeAsync(etcd, "from-second");
+        var a = await StoredEnvelopeAsync(etcd, p + "from-first");
+        var b = await StoredEnvelopeAsync(etcd, p + "from-second");
         Assert.NotEqual(a.DataKeyId, b.DataKeyId);
         Assert.Equal("pkcs11:kek", a.KekId);
         Assert.Equal("pkcs11:kek", b.KekId);
@@ -74,10 +76,11 @@ public sealed class Pkcs11ProxyTests(SoftHsmInProcess hsm, TestPki pki, ITestOut
     {
         var token = hsm.CreateToken();
         CreateKek(token, "kek");
-        await using var etcd = await EtcdProcess.StartAsync();
+        var etcd = await SharedEtcd.GetAsync();
+        var p = SharedEtcd.NewPrefix("pkcs11");
         await using var proxy = await StartProxyAsync(token, "kek", etcd);
         await using var lagging = await StartProxyAsync(token, "kek", etcd);
-        (await proxy.Etcdctl(pki).RunAsync("put", "before", "old")).EnsureSuccess();
+        (await proxy.Etcdctl(pki).RunAsync("put", p + "before", "old")).EnsureSuccess();
 
         using (var store = Pkcs11KeyStore.Open(token.Settings("kek"), readWrite: true, NullLogger.Instance))
         {
@@ -86,23 +89,23 @@ public sealed class Pkcs11ProxyTests(SoftHsmInProcess hsm, TestPki pki, ITestOut
 
         var switched = await proxy.Services.GetRequiredService<KeyRingRefresher>().CheckNowAsync(default);
         var unchanged = await proxy.Services.GetRequiredService<KeyRingRefresher>().CheckNowAsync(default);
-        (await proxy.Etcdctl(pki).RunAsync("put", "after", "new")).EnsureSuccess();
+        (await proxy.Etcdctl(pki).RunAsync("put", p + "after", "new")).EnsureSuccess();
 
         Assert.True(switched);
         Assert.False(unchanged);
-        Assert.Equal("pkcs11:kek", (await StoredEnvelopeAsync(etcd, "before")).KekId);
-        Assert.Equal("pkcs11:kek#2", (await StoredEnvelopeAsync(etcd, "after")).KekId);
-        Assert.Equal(["old"], (await proxy.Etcdctl(pki).RunAsync("get", "before", "--print-value-only")).EnsureSuccess().StdOutLines);
-        Assert.Equal(["new"], (await proxy.Etcdctl(pki).RunAsync("get", "after", "--print-value-only")).EnsureSuccess().StdOutLines);
+        Assert.Equal("pkcs11:kek", (await StoredEnvelopeAsync(etcd, p + "before")).KekId);
+        Assert.Equal("pkcs11:kek#2", (await StoredEnvelopeAsync(etcd, p + "after")).KekId);
+        Assert.Equal(["old"], (await proxy.Etcdctl(pki).RunAsync("get", p + "before", "--print-value-only")).EnsureSuccess().StdOutLines);
+        Assert.Equal(["new"], (await proxy.Etcdctl(pki).RunAsync("get", p + "after", "--print-value-only")).EnsureSuccess().StdOutLines);
 
         // A proxy that has not looked at the token since still reads the new KEK's values (its ring resolves
         // any version of its family in the token), and keeps writing under the old KEK until its own check.
-        Assert.Equal(["new"], (await lagging.Etcdctl(pki).RunAsync("get", "after", "--print-value-only")).EnsureSuccess().StdOutLines);
-        (await lagging.Etcdctl(pki).RunAsync("put", "lagging", "x")).EnsureSuccess();
-        Assert.Equal("pkcs11:kek", (await StoredEnvelopeAsync(etcd, "lagging")).KekId);
+        Assert.Equal(["new"], (await lagging.Etcdctl(pki).RunAsync("get", p + "after", "--print-value-only")).EnsureSuccess().StdOutLines);
+        (await lagging.Etcdctl(pki).RunAsync("put", p + "lagging", "x")).EnsureSuccess();
+        Assert.Equal("pkcs11:kek", (await StoredEnvelopeAsync(etcd, p + "lagging")).KekId);
         Assert.True(await lagging.Services.GetRequiredService<KeyRingRefresher>().CheckNowAsync(default));
-        (await lagging.Etcdctl(pki).RunAsync("put", "lagging", "y")).EnsureSuccess();
-        Assert.Equal("pkcs11:kek#2", (await StoredEnvelopeAsync(etcd, "lagging")).KekId);
+        (await lagging.Etcdctl(pki).RunAsync("put", p + "lagging", "y")).EnsureSuccess();
+        Assert.Equal("pkcs11:kek#2", (await StoredEnvelopeAsync(etcd, p + "lagging")).KekId);
     }
 
     [Fact]
@@ -110,12 +113,13 @@ public sealed class Pkcs11ProxyTests(SoftHsmInProcess hsm, TestPki pki, ITestOut
     {
         var token = hsm.CreateToken();
         CreateKek(token, "kek");
-        await using var etcd = await EtcdProcess.StartAsync();
+        var etcd = await SharedEtcd.GetAsync();
+        var p = SharedEtcd.NewPrefix("pkcs11");
         await using var warm = await StartProxyAsync(token, "kek", etcd);
         await using var cold = await StartProxyAsync(token, "kek", etcd);
         warm.ErrorsExpected = true;
         cold.ErrorsExpected = true;
-        (await warm.Etcdctl(pki).RunAsync("put", "k1", "v1")).EnsureSuccess();
+        (await warm.Etcdctl(pki).RunAsync("put", p + "k1", "v1")).EnsureSuccess();
 
         // SoftHSM2 keeps each token in a directory; moving it away is what a pulled device looks like to the
         // module: the slot stays, C_GetTokenInfo fails with CKR_GENERAL_ERROR, finds come back empty and the
@@ -127,10 +131,10 @@ public sealed class Pkcs11ProxyTests(SoftHsmInProcess hsm, TestPki pki, ITestOut
         Directory.Move(directory, away);
         try
         {
-            var warmRead = await warm.Etcdctl(pki).RunAsync("get", "k1", "--print-value-only");
-            var warmWrite = await warm.Etcdctl(pki).RunAsync("put", "k2", "v2");
-            var coldWrite = await cold.Etcdctl(pki, commandTimeout: TimeSpan.FromSeconds(10)).RunAsync("put", "k3", "v3");
-            var coldRead = await cold.Etcdctl(pki, commandTimeout: TimeSpan.FromSeconds(10)).RunAsync("get", "k1", "--print-value-only");
+            var warmRead = await warm.Etcdctl(pki).RunAsync("get", p + "k1", "--print-value-only");
+            var warmWrite = await warm.Etcdctl(pki).RunAsync("put", p + "k2", "v2");
+            var coldWrite = await cold.Etcdctl(pki, commandTimeout: TimeSpan.FromSeconds(10)).RunAsync("put", p + "k3", "v3");
+            var coldRead = await cold.Etcdctl(pki, commandTimeout: TimeSpan.FromSeconds(10)).RunAsync("get", p + "k1", "--print-value-only");
             var rotate = await Assert.ThrowsAsync<KeyProviderUnavailableException>(
                 () => warm.Services.GetRequiredService<DataKeyManager>().RotateAsync(default));
             output.WriteLine($"cold write during the outage: {coldWrite}");
@@ -143,7 +147,7 @@ public sealed class Pkcs11ProxyTests(SoftHsmInProcess hsm, TestPki pki, ITestOut
             Assert.False(coldRead.Succeeded, coldRead.ToString());
             Assert.Contains("code = Unavailable", coldRead.StdErr, StringComparison.Ordinal);
             Assert.Contains(token.Label, rotate.Message, StringComparison.Ordinal);
-            Assert.DoesNotContain("k3", (await new Etcdctl(etcd.ClientUrl).RunAsync("get", "k3")).StdOut, StringComparison.Ordinal);
+            Assert.DoesNotContain("k3", (await new Etcdctl(etcd.ClientUrl).RunAsync("get", p + "k3")).StdOut, StringComparison.Ordinal);
         }
         finally
         {
@@ -151,9 +155,9 @@ public sealed class Pkcs11ProxyTests(SoftHsmInProcess hsm, TestPki pki, ITestOut
         }
 
         // Back: the very next calls reconnect, no restart.
-        await EventuallyAsync(async () => (await cold.Etcdctl(pki).RunAsync("put", "k3", "v3")).Succeeded);
-        Assert.Equal(["v1"], (await cold.Etcdctl(pki).RunAsync("get", "k1", "--print-value-only")).EnsureSuccess().StdOutLines);
-        Assert.Equal(["v3"], (await warm.Etcdctl(pki).RunAsync("get", "k3", "--print-value-only")).EnsureSuccess().StdOutLines);
+        await Eventually.HoldsAsync(() => cold.Etcdctl(pki).RunAsync("put", p + "k3", "v3"), put => put.Succeeded, TimeSpan.FromSeconds(30));
+        Assert.Equal(["v1"], (await cold.Etcdctl(pki).RunAsync("get", p + "k1", "--print-value-only")).EnsureSuccess().StdOutLines);
+        Assert.Equal(["v3"], (await warm.Etcdctl(pki).RunAsync("get", p + "k3", "--print-value-only")).EnsureSuccess().StdOutLines);
         await warm.Services.GetRequiredService<DataKeyManager>().RotateAsync(default);
         Assert.Contains(cold.Logs.Entries, e => e.Is("EtcdShield.Keys.Pkcs11", "TokenRecovered")); // "available again"
         Assert.DoesNotContain(cold.Logs.Entries.Concat(warm.Logs.Entries), e => e.ToString().Contains(SoftHsmInProcess.Pin, StringComparison.Ordinal));
@@ -164,16 +168,17 @@ public sealed class Pkcs11ProxyTests(SoftHsmInProcess hsm, TestPki pki, ITestOut
     {
         var token = hsm.CreateToken();
         CreateKek(token, "kek");
-        await using var etcd = await EtcdProcess.StartAsync();
+        var etcd = await SharedEtcd.GetAsync();
+        var p = SharedEtcd.NewPrefix("pkcs11");
         await using var proxy = await StartProxyAsync(token, "kek", etcd);
-        (await proxy.Etcdctl(pki).RunAsync("put", "a", "1")).EnsureSuccess();
+        (await proxy.Etcdctl(pki).RunAsync("put", p + "a", "1")).EnsureSuccess();
         token.GenerateAesKey("kek#2", 32, sensitive: false, wrap: true, unwrap: true);
 
         var switched = await proxy.Services.GetRequiredService<KeyRingRefresher>().CheckNowAsync(default);
-        (await proxy.Etcdctl(pki).RunAsync("put", "b", "2")).EnsureSuccess();
+        (await proxy.Etcdctl(pki).RunAsync("put", p + "b", "2")).EnsureSuccess();
 
         Assert.False(switched);
-        Assert.Equal("pkcs11:kek", (await StoredEnvelopeAsync(etcd, "b")).KekId);
+        Assert.Equal("pkcs11:kek", (await StoredEnvelopeAsync(etcd, p + "b")).KekId);
         var warning = Assert.Single(proxy.Logs.Entries, e => e.Is("EtcdShield.Keys.KeyRingRefresher", "CheckFailed"));
         Assert.Contains("CKA_SENSITIVE", warning.ToString(), StringComparison.Ordinal);
     }
@@ -192,16 +197,6 @@ public sealed class Pkcs11ProxyTests(SoftHsmInProcess hsm, TestPki pki, ITestOut
         var value = Convert.FromBase64String(document.RootElement.GetProperty("kvs")[0].GetProperty("value").GetString()!);
         var header = ValueEnvelope.Parse(value);
         return new StoredEnvelope(header.GetKekIdString(), header.DataKeyId.ToString(), header.WrappedKey.Length);
-    }
-
-    private static async Task EventuallyAsync(Func<Task<bool>> condition)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        while (!await condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "the condition did not hold within 30 s");
-            await Task.Delay(TimeSpan.FromMilliseconds(500));
-        }
     }
 
     private Task<ShieldServer> StartProxyAsync(InProcessToken token, string keyLabel, EtcdProcess etcd) =>

@@ -1,3 +1,4 @@
+using EtcdShield.EndToEnd.Infrastructure;
 using EtcdShield.EndToEnd.Relay.Support;
 using EtcdShield.Protocol.Etcdserverpb;
 using EtcdShield.Protocol.V3lockpb;

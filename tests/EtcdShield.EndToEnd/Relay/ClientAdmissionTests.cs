@@ -23,6 +23,9 @@ public sealed class ClientAdmissionTests(ClientAdmissionTests.Fixture fixture) :
     public sealed class Fixture : ShieldFixture
     {
         protected override IEnumerable<string> Flags => ["--allow-dns", AllowedDns, "--allow-uri", AllowedSpiffe];
+
+        /// <summary>A refusal must not move etcd's revision, which any other test's write would.</summary>
+        private protected override bool OwnsEtcd => true;
     }
 
     [Fact]

@@ -1,3 +1,5 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
 using EtcdShield.Configuration;
 using EtcdShield.EndToEnd.Infrastructure;
 using EtcdShield.EndToEnd.Relay.Support;
@@ -49,7 +51,7 @@ public sealed class ExecutableTests(TestPki pki) : IClassFixture<TestPki>
     [Fact]
     public async Task Started_as_a_process_it_relays_etcdctl_to_etcd_and_stops_cleanly_on_sigterm()
     {
-        await using var etcd = await EtcdProcess.StartAsync();
+        var etcd = await SharedEtcd.GetAsync();
         var directory = Directory.CreateTempSubdirectory("etcdshield-exe-").FullName;
         try
         {
@@ -65,7 +67,7 @@ public sealed class ExecutableTests(TestPki pki) : IClassFixture<TestPki>
             await shield.WaitForStdOutAsync(line => line.Contains("EtcdShield ready", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
             var etcdctl = new Etcdctl(clientUrl, pki.CaFile, ShieldServer.DefaultClient(pki));
 
-            // From revision 1, so the put is seen however late the watch attaches (etcd here is fresh, nothing compacted).
+            // From revision 1, so the put is seen however late the watch attaches (no test compacts the shared etcd).
             await using var watch = new EtcdctlTarget(clientUrl, pki.CaFile, ShieldServer.DefaultClient(pki)).Start("watch", "exe/k", "--rev", "1");
 
             var put = await etcdctl.RunAsync("put", "exe/k", "through the executable");
@@ -89,10 +91,65 @@ public sealed class ExecutableTests(TestPki pki) : IClassFixture<TestPki>
         }
     }
 
+    /// <remarks>
+    /// Alone in its process, the proxy's Prometheus endpoint shows its own meters and nothing else; proxies that share
+    /// the test process share the exporter's streams, so the in-process tests count on each proxy's own meters.
+    /// </remarks>
+    [Fact]
+    public async Task Started_as_a_process_it_serves_well_formed_prometheus_text_with_its_metric_families_and_no_keys_or_values()
+    {
+        var etcd = await SharedEtcd.GetAsync();
+        var directory = Directory.CreateTempSubdirectory("etcdshield-exe-").FullName;
+        try
+        {
+            var ports = FreePort.Allocate(2);
+            var clientUrl = $"https://127.0.0.1:{ports[0]}";
+            var metricsUrl = $"http://127.0.0.1:{ports[1]}";
+            await using var shield = BackgroundProcess.Start(DotnetHost(), [
+                Assembly,
+                .. ValidFlags(clientUrl),
+                "--upstream-endpoints", etcd.ClientUrl,
+                "--metrics-listen-url", metricsUrl,
+                "--encryption-key-file", ShieldServer.WriteDevelopmentKey(directory),
+            ]);
+            await shield.WaitForStdOutAsync(line => line.Contains("EtcdShield ready", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
+            var target = new EtcdctlTarget(clientUrl, pki.CaFile, ShieldServer.DefaultClient(pki));
+
+            (await target.RunAsync("put", "leak-check/sealed", "leak-check-sealed-value")).EnsureSuccess();
+            (await new Etcdctl(etcd.ClientUrl).RunAsync("put", "leak-check/plain", "leak-check-plaintext-value")).EnsureSuccess();
+            var refused = await target.RunAsync("get", "leak-check/plain");
+            await using var watch = target.Start("watch", "leak-check/watched");
+            using var http = new HttpClient();
+            var text = await Eventually.HoldsAsync(
+                () => http.GetStringAsync(new Uri(metricsUrl + "/metrics")),
+                t => Sample(t, "etcdshield_requests_total", "method=\"KV/Put\"", "code=\"OK\"") == 1 &&
+                     Sample(t, "etcdshield_encryption_decrypt_failures_total", "reason=\"not_encrypted\"") == 1 &&
+                     Sample(t, "etcdshield_streams_active", "method=\"Watch/Watch\"") == 1,
+                TimeSpan.FromSeconds(30));
+            await watch.KillAsync();
+            var stopped = await shield.TerminateAsync(TimeSpan.FromSeconds(20));
+
+            Assert.False(refused.Succeeded, refused.ToString());
+            Assert.Contains("code = DataLoss", refused.StdErr, StringComparison.Ordinal);
+            AssertWellFormedPrometheusText(text);
+            Assert.Contains("# TYPE etcdshield_requests_total counter", text, StringComparison.Ordinal);
+            Assert.Contains("# TYPE etcdshield_request_duration_seconds histogram", text, StringComparison.Ordinal);
+            Assert.Contains("# TYPE etcdshield_streams_active gauge", text, StringComparison.Ordinal);
+            Assert.Contains("# TYPE etcdshield_encryption_decrypt_failures_total counter", text, StringComparison.Ordinal);
+            Assert.Contains("etcdshield_request_duration_seconds_bucket{", text, StringComparison.Ordinal);
+            Assert.DoesNotContain("leak-check", text, StringComparison.Ordinal);
+            Assert.Equal(0, stopped.ExitCode);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
     [Fact]
     public async Task Sighup_reloads_the_policy_and_keeps_the_process_serving()
     {
-        await using var etcd = await EtcdProcess.StartAsync();
+        var etcd = await SharedEtcd.GetAsync();
         var directory = Directory.CreateTempSubdirectory("etcdshield-exe-").FullName;
         try
         {
@@ -151,6 +208,53 @@ public sealed class ExecutableTests(TestPki pki) : IClassFixture<TestPki>
             match: { cn: exe-reader }
             keys: [{ prefix: /exe/, permission: {{permission}} }]
         """;
+
+    /// <summary>
+    /// The sum of the samples of <paramref name="name"/> whose labels include every one of <paramref name="labels"/>,
+    /// or null if there is none.
+    /// </summary>
+    private static double? Sample(string exposition, string name, params string[] labels)
+    {
+        var values = exposition.Split('\n')
+            .Where(line => line.StartsWith(name + "{", StringComparison.Ordinal) || line.StartsWith(name + " ", StringComparison.Ordinal))
+            .Where(line => labels.All(label => line[..(line.IndexOf(' ', StringComparison.Ordinal) + 1)].Contains(label, StringComparison.Ordinal)))
+            .Select(line => double.Parse(line.Split(' ')[1], CultureInfo.InvariantCulture))
+            .ToList();
+        return values.Count == 0 ? null : values.Sum();
+    }
+
+    /// <summary>
+    /// Prometheus text format 0.0.4: HELP and TYPE comments, then samples <c>name{label="value",...} number</c>,
+    /// each of a family whose TYPE came first (histograms add _bucket, _sum and _count).
+    /// </summary>
+    private static void AssertWellFormedPrometheusText(string exposition)
+    {
+        var typed = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var line in exposition.Split('\n').Where(line => line.Length > 0))
+        {
+            if (Regex.Match(line, @"^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$") is { Success: true } type)
+            {
+                Assert.True(typed.Add(type.Groups[1].Value), $"a second TYPE for {type.Groups[1].Value}");
+                continue;
+            }
+
+            if (line.StartsWith("# HELP ", StringComparison.Ordinal) || line == "# EOF")
+            {
+                continue;
+            }
+
+            var sample = Regex.Match(line, @"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*=""(\\.|[^""\\])*""(,[a-zA-Z_][a-zA-Z0-9_]*=""(\\.|[^""\\])*"")*\})? (\S+)( -?\d+)?$");
+            Assert.True(sample.Success, $"not a Prometheus sample line: {line}");
+            var name = sample.Groups[1].Value;
+            Assert.True(
+                typed.Contains(name) || new[] { "_bucket", "_sum", "_count" }.Any(suffix => name.EndsWith(suffix, StringComparison.Ordinal) && typed.Contains(name[..^suffix.Length])),
+                $"a sample of a family without a TYPE line: {line}");
+            var value = sample.Groups[6].Value;
+            Assert.True(value is "+Inf" or "-Inf" or "NaN" || double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out _), $"not a number: {line}");
+        }
+
+        Assert.NotEmpty(typed);
+    }
 
     /// <summary>Everything the proxy needs except an upstream and a choice about encryption.</summary>
     private string[] ValidFlags(string listen = "https://127.0.0.1:1") =>

@@ -3,16 +3,17 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using EtcdShield.EndToEnd.Infrastructure;
 using EtcdShield.EndToEnd.Relay.Support;
+using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using Xunit.Abstractions;
 
 namespace EtcdShield.EndToEnd.Relay;
 
 /// <summary>
 /// What the proxy serves over plain HTTP semantics: the etcd JSON gateway refused with 501 (forwarding it would
-/// bypass encryption and policy), Prometheus metrics by method and status code, and /health in etcd's shape,
-/// following whether etcd answers.
+/// bypass encryption and policy), metrics by method and status code (counted on this proxy's own meters; the
+/// Prometheus text itself is checked on a proxy alone in its process, in <see cref="ExecutableTests"/>), and
+/// /health in etcd's shape, following whether etcd answers.
 /// </summary>
-[Collection(RunsAlone.Name)]
 public sealed class HttpSurfaceTests(HttpSurfaceTests.Fixture fixture, ITestOutputHelper output) : IClassFixture<HttpSurfaceTests.Fixture>
 {
     public sealed class Fixture : ShieldFixture;
@@ -38,32 +39,36 @@ public sealed class HttpSurfaceTests(HttpSurfaceTests.Fixture fixture, ITestOutp
     [Fact]
     public async Task Metrics_count_relayed_requests_by_method_and_status_code()
     {
+        using var requests = fixture.Shield.Collect<long>(EtcdShield.Relay.RelayMetrics.MeterName, "etcdshield.requests");
+        using var duration = fixture.Shield.Collect<double>(EtcdShield.Relay.RelayMetrics.MeterName, "etcdshield.request.duration");
+
         (await fixture.ThroughProxy.RunAsync("put", "metrics/k", "v")).EnsureSuccess();
         var future = await fixture.ThroughProxy.RunAsync("get", "metrics/k", "--rev=1000000");
         Assert.False(future.Succeeded);
 
-        var text = await ScrapeUntilAsync(text =>
-            Counter(text).Any(labels => labels.Contains("method=\"KV/Put\"", StringComparison.Ordinal) && labels.Contains("code=\"OK\"", StringComparison.Ordinal)) &&
-            Counter(text).Any(labels => labels.Contains("method=\"KV/Range\"", StringComparison.Ordinal) && labels.Contains("code=\"OUT_OF_RANGE\"", StringComparison.Ordinal)));
-        output.WriteLine(text);
-
-        Assert.Contains("etcdshield_request_duration_seconds_bucket{", text, StringComparison.Ordinal);
-        Assert.Contains("# TYPE etcdshield_requests_total counter", text, StringComparison.Ordinal);
+        // Counted once the answer is on its way, so possibly just after etcdctl has it.
+        await Eventually.HoldsAsync(
+            () => Task.FromResult(requests.GetMeasurementSnapshot()),
+            counted => Count(counted, "KV/Put", "OK") == 1 && Count(counted, "KV/Range", "OUT_OF_RANGE") == 1,
+            TimeSpan.FromSeconds(10));
+        Assert.Contains(duration.GetMeasurementSnapshot(), m => m.ContainsTags(Tag("method", "KV/Put")) && m.Value > 0);
+        Assert.Contains(duration.GetMeasurementSnapshot(), m => m.ContainsTags(Tag("method", "KV/Range")) && m.Value > 0);
     }
 
     [Fact]
     public async Task Metrics_show_an_open_watch_as_an_active_stream_until_it_closes()
     {
+        using var streams = fixture.Shield.Collect<long>(EtcdShield.Relay.RelayMetrics.MeterName, "etcdshield.streams.active");
         using var channel = GrpcClients.Channel(fixture.Shield.ClientUrl, fixture.Pki);
         await using (var watch = new WatchSession(channel))
         {
             await watch.CreateAsync(new Protocol.Etcdserverpb.WatchCreateRequest { Key = Google.Protobuf.ByteString.CopyFromUtf8("metrics/watched") });
             await watch.NextAsync(r => r.Created);
-            await ScrapeUntilAsync(text => ActiveWatches(text) == 1);
+            Assert.Equal(1, ActiveWatches(streams));
         }
 
         // The server notices the closed stream on its own time; nothing announces it but the gauge.
-        await ScrapeUntilAsync(text => ActiveWatches(text) == 0);
+        await Eventually.HoldsAsync(() => Task.FromResult(ActiveWatches(streams)), active => active == 0, TimeSpan.FromSeconds(30));
     }
 
     [Fact]
@@ -102,25 +107,12 @@ public sealed class HttpSurfaceTests(HttpSurfaceTests.Fixture fixture, ITestOutp
         Assert.Contains("Unavailable", unhealthyBody.GetProperty("reason").GetString(), StringComparison.Ordinal);
     }
 
-    /// <summary>
-    /// Scrapes /metrics until <paramref name="condition"/> holds. The exporter caches its answer for a moment
-    /// (300 ms by default), so a scrape right after another may not show the latest requests yet.
-    /// </summary>
-    private async Task<string> ScrapeUntilAsync(Func<string, bool> condition)
-    {
-        using var http = new HttpClient();
-        return await Eventually.HoldsAsync(() => http.GetStringAsync(fixture.Shield.MetricsUrl + "/metrics"), condition, TimeSpan.FromSeconds(30));
-    }
+    private static KeyValuePair<string, object?> Tag(string name, string value) => new(name, value);
 
-    private static double? ActiveWatches(string exposition) =>
-        exposition.Split('\n')
-            .Where(line => line.StartsWith("etcdshield_streams_active{", StringComparison.Ordinal) && line.Contains("method=\"Watch/Watch\"", StringComparison.Ordinal))
-            .Select(line => (double?)double.Parse(line.Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture))
-            .SingleOrDefault();
+    private static long Count(IEnumerable<CollectedMeasurement<long>> requests, string method, string code) =>
+        requests.Where(m => m.ContainsTags(Tag("method", method), Tag("code", code))).Sum(m => m.Value);
 
-    /// <summary>The label sets of every etcdshield_requests_total sample.</summary>
-    private static IEnumerable<string> Counter(string exposition) =>
-        exposition.Split('\n')
-            .Where(line => line.StartsWith("etcdshield_requests_total{", StringComparison.Ordinal))
-            .Select(line => line[..(line.IndexOf('}', StringComparison.Ordinal) + 1)]);
+    /// <summary>The watch streams open on the proxy, counted from when <paramref name="streams"/> was created.</summary>
+    private static long ActiveWatches(MetricCollector<long> streams) =>
+        streams.GetMeasurementSnapshot().Where(m => m.ContainsTags(Tag("method", "Watch/Watch"))).Sum(m => m.Value);
 }

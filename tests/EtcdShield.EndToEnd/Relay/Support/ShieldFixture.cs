@@ -3,8 +3,9 @@ using EtcdShield.EndToEnd.Infrastructure;
 namespace EtcdShield.EndToEnd.Relay.Support;
 
 /// <summary>
-/// One plain etcd and one EtcdShield in front of it, shared by the tests of a class (each test keeps to its
-/// own keys). Subclasses choose the proxy's extra flags.
+/// A plain etcd (the assembly's <see cref="SharedEtcd"/> unless the fixture needs its own) and one EtcdShield in
+/// front of it, shared by the tests of a class. Each test keeps to keys of its own, under a prefix no other class
+/// uses. Subclasses choose the proxy's extra flags.
 /// </summary>
 public abstract class ShieldFixture : IAsyncLifetime
 {
@@ -27,11 +28,15 @@ public abstract class ShieldFixture : IAsyncLifetime
 
     protected virtual IEnumerable<string> Flags => [];
 
-    private protected virtual EtcdOptions EtcdOptions => new();
+    /// <summary>etcd flags of the fixture's own; null runs on the shared etcd.</summary>
+    private protected virtual EtcdOptions? EtcdOptions => null;
+
+    /// <summary>Whether the fixture starts an etcd of its own: for flags of its own, or for tests over wide ranges.</summary>
+    private protected virtual bool OwnsEtcd => EtcdOptions is not null;
 
     public async Task InitializeAsync()
     {
-        etcd = await EtcdProcess.StartAsync(EtcdOptions);
+        etcd = OwnsEtcd ? await EtcdProcess.StartAsync(EtcdOptions) : await SharedEtcd.GetAsync();
         shield = await ShieldServer.StartAsync(Pki, etcd.ClientUrl, Encrypt, Flags);
     }
 
@@ -46,7 +51,7 @@ public abstract class ShieldFixture : IAsyncLifetime
         }
         finally
         {
-            if (etcd is not null)
+            if (etcd is not null && OwnsEtcd)
             {
                 await etcd.DisposeAsync();
             }

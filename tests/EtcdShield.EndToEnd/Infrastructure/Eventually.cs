@@ -1,4 +1,4 @@
-namespace EtcdShield.EndToEnd.Relay.Support;
+namespace EtcdShield.EndToEnd.Infrastructure;
 
 /// <summary>Polls a real condition until it holds or a deadline passes, for state that no event announces.</summary>
 internal static class Eventually
@@ -6,7 +6,7 @@ internal static class Eventually
     private static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(100);
 
     /// <returns>The value that satisfied <paramref name="condition"/>.</returns>
-    public static async Task<T> HoldsAsync<T>(Func<Task<T>> probe, Func<T, bool> condition, TimeSpan timeout)
+    public static async Task<T> HoldsAsync<T>(Func<Task<T>> probe, Func<T, bool> condition, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         var deadline = DateTimeOffset.UtcNow + timeout;
         while (true)
@@ -25,7 +25,7 @@ internal static class Eventually
                 throw new TimeoutException($"The condition did not hold within {timeout.TotalSeconds:0.#} s; last seen: {shown}");
             }
 
-            await Task.Delay(Interval);
+            await Task.Delay(Interval, cancellationToken);
         }
     }
 }
