@@ -66,7 +66,7 @@ if [ "$micro" = 1 ]; then
   micro_args=(--microbench "$out/microbench.json")
 fi
 
-echo "bench: load (${mode#--}, scenario $scenario)"
+echo "bench: load (${mode_args[0]:-default presets}, scenario $scenario)"
 status=0
 dotnet bench/EtcdShield.LoadGen/bin/Release/net10.0/EtcdShield.LoadGen.dll run "${mode_args[@]}" --out "$out" \
   --command "bash bench/run.sh $*" "${micro_args[@]}" "${loadgen_args[@]}" || status=$?
