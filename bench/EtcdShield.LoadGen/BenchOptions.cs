@@ -10,7 +10,8 @@ namespace EtcdShield.LoadGen;
 /// </summary>
 internal sealed record BenchOptions
 {
-    public string Mode { get; init; } = "quick";
+    /// <summary>"quick" or "full" when given; "default" otherwise: quick presets for the unary workloads, full size for the streaming ones.</summary>
+    public string Mode { get; init; } = "default";
 
     public string? OutputDirectory { get; init; }
 
@@ -172,6 +173,7 @@ internal sealed record BenchOptions
 
     private static BenchOptions Quick() => new()
     {
+        Mode = "quick",
         Snapshot = new SnapshotSettings(64L << 20, 1),
         KeepAlive = new BenchOptions().KeepAlive with
         {
