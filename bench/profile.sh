@@ -5,6 +5,7 @@
 #
 #   bash bench/profile.sh --target shield-encrypted --workload put --seconds 15
 #   bash bench/profile.sh --target grpc-proxy --workload range-lin
+#   bash bench/profile.sh --target shield-plain --workload snapshot --settle 30   # or --workload keepalive
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -43,8 +44,14 @@ dotnet build bench/EtcdShield.LoadGen -c Release --nologo -v q -warnaserror >/de
 # Inherited by the proxy the load generator starts: writes /tmp/perf-PID.map so perf can name JIT'd methods, and
 # keeps JIT'd code in ordinary memory (W^X double mapping would hide it from the map).
 export DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0
-dotnet bench/EtcdShield.LoadGen/bin/Release/net10.0/EtcdShield.LoadGen.dll run --quick --targets "$target" \
-  --workloads "$workload" --sizes 1024 --warmup 3 --duration $((seconds + settle + 5)) --out "$out" \
+# snapshot and keepalive are the streaming scenarios: enough warm 1 GiB snapshots (about 5 s each) or one long
+# keep-alive row over 10 streams to cover the settle time and the sampling.
+case "$workload" in
+  snapshot) load=(--scenario snapshot --warm-snapshots $(((seconds + settle) / 4 + 3))) ;;
+  keepalive) load=(--scenario keepalive --keepalive-streams 10 --keepalive-target-warmup 0 --keepalive-duration $((seconds + settle + 5))) ;;
+  *) load=(--quick --workloads "$workload" --sizes 1024 --warmup 3 --duration $((seconds + settle + 5))) ;;
+esac
+dotnet bench/EtcdShield.LoadGen/bin/Release/net10.0/EtcdShield.LoadGen.dll run --targets "$target" "${load[@]}" --out "$out" \
   --command "bash bench/profile.sh --target $target --workload $workload --seconds $seconds" >"$out/loadgen.log" 2>&1 &
 lg=$!
 

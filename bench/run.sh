@@ -7,20 +7,29 @@
 #   bash bench/run.sh --full           # three rounds, 256 B / 1 KiB / 16 KiB: about 40 minutes
 #   bash bench/run.sh --quick --targets etcd-mtls,shield-encrypted --workloads put   # any EtcdShield.LoadGen flag
 #   bash bench/run.sh --quick --no-micro                                              # skip the micro-benchmarks
+#   bash bench/run.sh --scenario snapshot,keepalive --targets etcd-mtls,grpc-proxy,shield-plain,shield-encrypted
+#                                      # 1 GiB snapshot + lease keep-alive CPU, ~6 minutes; add --quick for a smoke test
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 mode=--quick
+mode_args=()   # passed on only when given: the streaming scenarios measure at full size unless --quick is explicit
 micro=1
+scenario=unary
 loadgen_args=()
-for arg in "$@"; do
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+  arg=${args[i]}
   case "$arg" in
-    --quick|--full) mode=$arg ;;
+    --quick|--full) mode=$arg; mode_args=("$arg") ;;
     --no-micro) micro=0 ;;
+    --scenario) scenario=${args[i + 1]:-}; loadgen_args+=("$arg") ;;
     *) loadgen_args+=("$arg") ;;
   esac
 done
+# The micro-benchmarks belong to the unary workloads' goals; a snapshot or keep-alive run does without them.
+case ",$scenario," in *,unary,*) ;; *) micro=0 ;; esac
 
 for tool in etcd dotnet; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is not installed (bash deploy/install-prerequisites.sh installs it)" >&2; exit 2; }
@@ -57,9 +66,9 @@ if [ "$micro" = 1 ]; then
   micro_args=(--microbench "$out/microbench.json")
 fi
 
-echo "bench: load (${mode#--})"
+echo "bench: load (${mode_args[0]:-default presets}, scenario $scenario)"
 status=0
-dotnet bench/EtcdShield.LoadGen/bin/Release/net10.0/EtcdShield.LoadGen.dll run "$mode" --out "$out" \
+dotnet bench/EtcdShield.LoadGen/bin/Release/net10.0/EtcdShield.LoadGen.dll run "${mode_args[@]}" --out "$out" \
   --command "bash bench/run.sh $*" "${micro_args[@]}" "${loadgen_args[@]}" || status=$?
 
 echo "bench: results in $out/results.md"

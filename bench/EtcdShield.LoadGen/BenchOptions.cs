@@ -10,7 +10,8 @@ namespace EtcdShield.LoadGen;
 /// </summary>
 internal sealed record BenchOptions
 {
-    public string Mode { get; init; } = "quick";
+    /// <summary>"quick" or "full" when given; "default" otherwise: quick presets for the unary workloads, full size for the streaming ones.</summary>
+    public string Mode { get; init; } = "default";
 
     public string? OutputDirectory { get; init; }
 
@@ -23,6 +24,8 @@ internal sealed record BenchOptions
     public string? Command { get; init; }
 
     public IReadOnlyList<TargetKind> Targets { get; init; } = Enum.GetValues<TargetKind>();
+
+    public IReadOnlyList<Scenario> Scenarios { get; init; } = [Scenario.Unary];
 
     public IReadOnlyList<WorkloadKind> Workloads { get; init; } = Enum.GetValues<WorkloadKind>();
 
@@ -40,6 +43,12 @@ internal sealed record BenchOptions
     public TimeSpan MinTargetWarmup { get; init; } = TimeSpan.Zero;
 
     public LoadSettings Load { get; init; } = new(64, 4, TimeSpan.FromSeconds(0.5), TimeSpan.FromSeconds(1), 1000, 1000, 10);
+
+    /// <summary>Three warm snapshots per target: on a shared machine one of them is often a neighbour's burst, and the median is not.</summary>
+    public SnapshotSettings Snapshot { get; init; } = new(SnapshotSettings.DefaultBytes, 3);
+
+    public KeepAliveSettings KeepAlive { get; init; } = new(
+        1000, 5000, [1, 10], TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(15));
 
     public const string Usage = """
         EtcdShield.LoadGen run [--quick | --full] [options]
@@ -60,6 +69,14 @@ internal sealed record BenchOptions
           --keys N                 keys per value size (default 1000)
           --watchers N             watchers in the watch workload (default 1000)
           --watch-rate N           puts per second in the watch workload (default 10, i.e. 10,000 events/s with 1000 watchers)
+          --scenario a,b           unary (the workloads above), snapshot, keepalive (default unary)
+          --snapshot-bytes N       database size the snapshot scenario fills etcd to, e.g. 1GiB, 64MiB (default 1GiB; explicit --quick 64MiB)
+          --warm-snapshots N       snapshots per target after the first (cold) one (default 3; explicit --quick 1)
+          --leases N               leases the keep-alive scenario keeps alive (default 1000)
+          --keepalive-rate N       keep-alive messages per second, over all streams (default 5000)
+          --keepalive-streams 1,10 LeaseKeepAlive stream counts, one measured row each (default 1,10)
+          --keepalive-target-warmup S  unmeasured keep-alive load after a target starts (default 10; explicit --quick 2)
+          --keepalive-warmup S --keepalive-duration S  seconds per row (default 2 + 15; explicit --quick 1 + 5)
           --data-root DIR          where etcd data directories go (default /dev/shm when present)
           --microbench FILE        microbench.json from EtcdShield.Bench, to include in the report
           --command TEXT           the command to record in the report (bench/run.sh passes its own)
@@ -67,8 +84,9 @@ internal sealed record BenchOptions
 
     public static BenchOptions Parse(IReadOnlyList<string> args)
     {
-        var options = args.Contains("--full") ? Full() : new BenchOptions();
+        var options = args.Contains("--full") ? Full() : args.Contains("--quick") ? Quick() : new BenchOptions();
         var load = options.Load;
+        var keepAlive = options.KeepAlive;
         for (var i = 0; i < args.Count; i++)
         {
             string Next() => i + 1 < args.Count ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -85,6 +103,15 @@ internal sealed record BenchOptions
                 "--microbench" => options with { MicrobenchJson = Next() },
                 "--command" => options with { Command = Next() },
                 "--targets" => options with { Targets = [.. NextList().Select(TargetKinds.Parse)] },
+                "--scenario" => options with { Scenarios = [.. NextList().Select(EtcdShield.LoadGen.Load.Scenarios.Parse).Distinct()] },
+                "--snapshot-bytes" => options with { Snapshot = options.Snapshot with { DatabaseBytes = ParseBytes(Next()) } },
+                "--warm-snapshots" => options with { Snapshot = options.Snapshot with { WarmSnapshots = NextInt() } },
+                "--leases" => options with { KeepAlive = keepAlive = keepAlive with { Leases = NextInt() } },
+                "--keepalive-rate" => options with { KeepAlive = keepAlive = keepAlive with { MessagesPerSecond = NextInt() } },
+                "--keepalive-streams" => options with { KeepAlive = keepAlive = keepAlive with { StreamCounts = [.. NextList().Select(s => int.Parse(s, CultureInfo.InvariantCulture))] } },
+                "--keepalive-target-warmup" => options with { KeepAlive = keepAlive = keepAlive with { TargetWarmup = NextSeconds() } },
+                "--keepalive-warmup" => options with { KeepAlive = keepAlive = keepAlive with { Warmup = NextSeconds() } },
+                "--keepalive-duration" => options with { KeepAlive = keepAlive = keepAlive with { Duration = NextSeconds() } },
                 "--workloads" => options with { Workloads = [.. NextList().Select(WorkloadKinds.Parse)] },
                 "--sizes" => options with { Sizes = [.. NextList().Select(s => int.Parse(s, CultureInfo.InvariantCulture))] },
                 "--rounds" => options with { Rounds = NextInt() },
@@ -111,8 +138,50 @@ internal sealed record BenchOptions
             throw new ArgumentException("value sizes must be at least 8 bytes (the watch workload carries a timestamp)");
         }
 
+        if (options.Scenarios.Count == 0)
+        {
+            throw new ArgumentException("--scenario needs at least one of unary, snapshot, keepalive");
+        }
+
+        if (options.Snapshot.DatabaseBytes is < 1 << 20 or > SnapshotSettings.MaxBytes || options.Snapshot.WarmSnapshots < 0)
+        {
+            throw new ArgumentException($"snapshot-bytes must be between 1MiB and {SnapshotSettings.MaxBytes >> 30}GiB (etcd's quota is 8 GiB), warm-snapshots at least 0");
+        }
+
+        if (keepAlive.Leases < 1 || keepAlive.MessagesPerSecond < 1 || keepAlive.StreamCounts.Count == 0 || keepAlive.StreamCounts.Any(k => k < 1 || k > keepAlive.Leases)
+            || keepAlive.Duration <= TimeSpan.Zero)
+        {
+            throw new ArgumentException("leases, keepalive-rate and keepalive-duration must be positive, and each keepalive-streams count between 1 and the leases");
+        }
+
         return options;
     }
+
+    /// <summary>"1073741824", "1GiB", "64MiB", "512KiB".</summary>
+    private static long ParseBytes(string text)
+    {
+        foreach (var (suffix, shift) in new[] { ("GiB", 30), ("MiB", 20), ("KiB", 10) })
+        {
+            if (text.EndsWith(suffix, StringComparison.OrdinalIgnoreCase))
+            {
+                return long.Parse(text[..^suffix.Length], CultureInfo.InvariantCulture) << shift;
+            }
+        }
+
+        return long.Parse(text, CultureInfo.InvariantCulture);
+    }
+
+    private static BenchOptions Quick() => new()
+    {
+        Mode = "quick",
+        Snapshot = new SnapshotSettings(64L << 20, 1),
+        KeepAlive = new BenchOptions().KeepAlive with
+        {
+            TargetWarmup = TimeSpan.FromSeconds(2),
+            Warmup = TimeSpan.FromSeconds(1),
+            Duration = TimeSpan.FromSeconds(5),
+        },
+    };
 
     private static BenchOptions Full() => new()
     {

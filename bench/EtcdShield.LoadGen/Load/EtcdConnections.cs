@@ -17,12 +17,14 @@ internal sealed class EtcdConnections : IDisposable
     private readonly GrpcChannel[] _channels;
     private readonly KV.KVClient[] _kv;
     private readonly Watch.WatchClient[] _watch;
+    private readonly Lease.LeaseClient[] _lease;
 
     private EtcdConnections(GrpcChannel[] channels)
     {
         _channels = channels;
         _kv = [.. channels.Select(c => new KV.KVClient(c))];
         _watch = [.. channels.Select(c => new Watch.WatchClient(c))];
+        _lease = [.. channels.Select(c => new Lease.LeaseClient(c))];
     }
 
     public int Count => _channels.Length;
@@ -64,6 +66,13 @@ internal sealed class EtcdConnections : IDisposable
     public KV.KVClient Kv(int client) => _kv[client % _kv.Length];
 
     public Watch.WatchClient Watch(int watcher) => _watch[watcher % _watch.Length];
+
+    public Lease.LeaseClient Lease(int stream) => _lease[stream % _lease.Length];
+
+    public Maintenance.MaintenanceClient Maintenance(int client) => new(_channels[client % _channels.Length]);
+
+    /// <summary>For calls made with a method of our own marshalling (a snapshot counted, not parsed).</summary>
+    public Grpc.Core.CallInvoker Invoker(int client) => _channels[client % _channels.Length].CreateCallInvoker();
 
     /// <summary>Connects and handshakes every connection before anything is timed.</summary>
     public async Task ConnectAsync(CancellationToken cancellationToken)

@@ -45,6 +45,26 @@ internal sealed class BenchReport
 
     public MicrobenchResults? Microbench { get; init; }
 
+    public required IReadOnlyList<Scenario> Scenarios { get; init; }
+
+    public required SnapshotSettings SnapshotSettings { get; init; }
+
+    public required KeepAliveSettings KeepAliveSettings { get; init; }
+
+    /// <summary>How the snapshot database was filled; null when the scenario did not run or its etcd failed first.</summary>
+    public SnapshotFill? SnapshotFill { get; init; }
+
+    /// <summary>Why the snapshot scenario could not run at all (no room for its database, its etcd did not start).</summary>
+    public string? SnapshotFailure { get; init; }
+
+    public IReadOnlyList<SnapshotRun> Snapshots { get; init; } = [];
+
+    public IReadOnlyList<SnapshotSummary> SnapshotSummaries { get; init; } = [];
+
+    public IReadOnlyList<KeepAliveRun> KeepAlives { get; init; } = [];
+
+    public IReadOnlyList<KeepAliveSummary> KeepAliveSummaries { get; init; } = [];
+
     /// <summary>Workloads in the order they ran, for tables and the chart.</summary>
     public IEnumerable<Workload> Workloads => Summaries.Select(s => s.Workload).Distinct();
 }

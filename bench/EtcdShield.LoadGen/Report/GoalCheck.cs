@@ -72,6 +72,20 @@ internal static class GoalChecks
         return checks;
     }
 
+    /// <summary>Issue #10: a snapshot through EtcdShield at ≥ 0.9× the MB/s of one taken from etcd directly (warm, median).</summary>
+    public static IReadOnlyList<GoalCheck> Snapshot(IReadOnlyList<SnapshotSummary> summaries)
+    {
+        var direct = summaries.FirstOrDefault(s => s.Target == TargetKind.EtcdMtls);
+        return [.. new[] { TargetKind.ShieldPlain, TargetKind.ShieldEncrypted }.Select(kind =>
+        {
+            var goal = $"snapshot through {kind.Label()} ≥ 0.9× direct mTLS etcd's MB/s";
+            var proxy = summaries.FirstOrDefault(s => s.Target == kind);
+            return proxy?.RatioToMtls is { } ratio
+                ? new GoalCheck(goal, Format(ratio) + string.Create(CultureInfo.InvariantCulture, $" ({proxy.WarmMegabytesPerSecond:0} vs {direct!.WarmMegabytesPerSecond:0} MB/s)"), ratio >= 0.9)
+                : new GoalCheck(goal, "not measured", null);
+        })];
+    }
+
     private static GoalCheck Ratio(string goal, IReadOnlyList<Summary> summaries, WorkloadKind kind, TargetKind against, double threshold)
     {
         var encrypted = Find(summaries, kind, TargetKind.ShieldEncrypted);

@@ -73,6 +73,17 @@ internal static class JsonReport
                 ["failure"] = r.Failure,
             })]),
         };
+        root["scenarios"] = new JsonArray([.. report.Scenarios.Select(x => (JsonNode)x.Id())]);
+        if (report.Scenarios.Contains(Scenario.Snapshot))
+        {
+            root["snapshot"] = Snapshot(report);
+        }
+
+        if (report.Scenarios.Contains(Scenario.KeepAlive))
+        {
+            root["keepAlive"] = KeepAlive(report);
+        }
+
         if (report.Microbench is { } micro)
         {
             root["microbench"] = new JsonObject
@@ -91,6 +102,109 @@ internal static class JsonReport
         }
 
         return root.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+    }
+
+    private static JsonObject Snapshot(BenchReport report) => new()
+    {
+        ["databaseBytesAsked"] = report.SnapshotSettings.DatabaseBytes,
+        ["warmSnapshotsPerTarget"] = report.SnapshotSettings.WarmSnapshots,
+        ["failure"] = report.SnapshotFailure,
+        ["fill"] = report.SnapshotFill is { } f
+            ? new JsonObject
+            {
+                ["databaseBytes"] = f.DatabaseBytes,
+                ["puts"] = f.Puts,
+                ["valueBytes"] = f.ValueBytes,
+                ["concurrency"] = f.Concurrency,
+                ["seconds"] = f.Seconds,
+                ["etcdPeakMiB"] = f.EtcdPeakMiB,
+            }
+            : null,
+        ["summary"] = new JsonArray([.. report.SnapshotSummaries.Select(x => (JsonNode)new JsonObject
+        {
+            ["target"] = x.Target.Id(),
+            ["warmSnapshots"] = x.WarmCount,
+            ["megabytesPerSecondWarmMedian"] = x.WarmMegabytesPerSecond,
+            ["ratioToDirectMtls"] = x.RatioToMtls,
+            ["megabytesPerSecondCold"] = x.ColdMegabytesPerSecond,
+            ["firstByteMsWarm"] = x.WarmFirstByteMs,
+            ["firstByteMsCold"] = x.ColdFirstByteMs,
+            ["proxyCpuSeconds"] = x.ProxyCpuSeconds,
+            ["proxyPeakMiB"] = x.ProxyPeakMiB,
+            ["etcdCpuSeconds"] = x.EtcdCpuSeconds,
+            ["loadGenCpuSeconds"] = x.LoadGenCpuSeconds,
+            ["etcdPeakMiB"] = x.EtcdPeakMiB,
+            ["databaseBytes"] = x.DatabaseBytes,
+            ["failure"] = x.Failure,
+        })]),
+        ["runs"] = new JsonArray([.. report.Snapshots.Select(r => (JsonNode)new JsonObject
+        {
+            ["round"] = r.Round,
+            ["target"] = r.Target.Id(),
+            ["sequence"] = r.Sequence,
+            ["cold"] = r.Cold,
+            ["databaseBytes"] = r.DatabaseBytes,
+            ["bytes"] = r.Bytes,
+            ["messages"] = r.Messages,
+            ["firstByteSeconds"] = r.FirstByteSeconds,
+            ["seconds"] = r.Seconds,
+            ["megabytesPerSecond"] = r.MegabytesPerSecond,
+            ["proxyCpuSeconds"] = r.Resources.ProxyCpuSeconds,
+            ["etcdCpuSeconds"] = r.Resources.EtcdCpuSeconds,
+            ["loadGenCpuSeconds"] = r.Resources.LoadGenCpuSeconds,
+            ["proxyPeakBytes"] = r.Resources.ProxyPeakBytes,
+            ["etcdPeakBytes"] = r.Resources.EtcdPeakBytes,
+            ["failure"] = r.Failure,
+        })]),
+    };
+
+    private static JsonObject KeepAlive(BenchReport report)
+    {
+        var k = report.KeepAliveSettings;
+        return new JsonObject
+        {
+            ["leases"] = k.Leases,
+            ["leaseTtlSeconds"] = KeepAliveSettings.LeaseTtlSeconds,
+            ["messagesPerSecond"] = k.MessagesPerSecond,
+            ["streamCounts"] = new JsonArray([.. k.StreamCounts.Select(c => (JsonNode)c)]),
+            ["targetWarmupSeconds"] = k.TargetWarmup.TotalSeconds,
+            ["warmupSeconds"] = k.Warmup.TotalSeconds,
+            ["durationSeconds"] = k.Duration.TotalSeconds,
+            ["summary"] = new JsonArray([.. report.KeepAliveSummaries.Select(x => (JsonNode)new JsonObject
+            {
+                ["target"] = x.Target.Id(),
+                ["streams"] = x.Streams,
+                ["askedPerSecond"] = x.TargetPerSecond,
+                ["answeredPerSecondMedian"] = x.AnsweredPerSecond,
+                ["p50Ms"] = x.P50Ms,
+                ["p99Ms"] = x.P99Ms,
+                ["proxyCpuMicrosecondsPerMessage"] = x.ProxyMicroseconds,
+                ["etcdCpuMicrosecondsPerMessage"] = x.EtcdMicroseconds,
+                ["loadGenCpuMicrosecondsPerMessage"] = x.LoadGenMicroseconds,
+                ["proxyPeakMiB"] = x.ProxyPeakMiB,
+                ["errors"] = x.Errors,
+                ["failure"] = x.Failure,
+            })]),
+            ["runs"] = new JsonArray([.. report.KeepAlives.Select(r => (JsonNode)new JsonObject
+            {
+                ["round"] = r.Round,
+                ["target"] = r.Target.Id(),
+                ["streams"] = r.Streams,
+                ["sent"] = r.Sent,
+                ["answered"] = r.Answered,
+                ["seconds"] = r.Seconds,
+                ["answeredPerSecond"] = r.AnsweredPerSecond,
+                ["p50Ms"] = r.Latency.ValueAtPercentile(50) / 1e6,
+                ["p99Ms"] = r.Latency.ValueAtPercentile(99) / 1e6,
+                ["errors"] = r.Errors,
+                ["errorsByCode"] = new JsonObject([.. r.ErrorsByCode.Select(e => KeyValuePair.Create(e.Key, (JsonNode?)e.Value))]),
+                ["proxyCpuSeconds"] = r.Resources.ProxyCpuSeconds,
+                ["etcdCpuSeconds"] = r.Resources.EtcdCpuSeconds,
+                ["loadGenCpuSeconds"] = r.Resources.LoadGenCpuSeconds,
+                ["proxyPeakBytes"] = r.Resources.ProxyPeakBytes,
+                ["failure"] = r.Failure,
+            })]),
+        };
     }
 
     private static JsonObject Summary(Summary x) => new()

@@ -18,14 +18,23 @@ internal static class MarkdownReport
         Line(md, $"- **Date:** {report.Started:yyyy-MM-dd HH:mm} – {report.Finished:HH:mm} UTC");
         Line(md, $"- **Machine:** {m.Cores} cores, {m.CpuModel}, {m.Memory} RAM, {m.Os}, kernel {m.Kernel}; load average {m.LoadAverageAtStart} at start, {report.LoadAverageAtEnd} at end");
         Line(md, $"- **Software:** {m.EtcdVersion}; {m.DotnetRuntime} (SDK {m.DotnetSdk})");
-        Line(md, $"- **Load:** {s.Clients} clients over {s.Connections} connections, closed loop, {s.Warmup.TotalSeconds:0.#} s warm-up + {s.Duration.TotalSeconds:0.#} s measured per workload, {report.Rounds} round(s), targets interleaved (order rotated each round), fresh etcd per target per round, unmeasured load on every path after each target starts until its CPU per operation settles (at least {report.MinTargetWarmup.TotalSeconds:0.#} s, at most {report.TargetWarmup.TotalSeconds:0.#} s; see the end); {s.Keys} keys per value size; watch: {s.Watchers} watchers, {s.WatchPutsPerSecond} puts/s");
+        var unary = report.Runs.Count > 0;
+        if (unary)
+        {
+            Line(md, $"- **Load:** {s.Clients} clients over {s.Connections} connections, closed loop, {s.Warmup.TotalSeconds:0.#} s warm-up + {s.Duration.TotalSeconds:0.#} s measured per workload, {report.Rounds} round(s), targets interleaved (order rotated each round), fresh etcd per target per round, unmeasured load on every path after each target starts until its CPU per operation settles (at least {report.MinTargetWarmup.TotalSeconds:0.#} s, at most {report.TargetWarmup.TotalSeconds:0.#} s; see the end); {s.Keys} keys per value size; watch: {s.Watchers} watchers, {s.WatchPutsPerSecond} puts/s");
+        }
+
+        StreamingMarkdown.WriteSetup(md, report);
         Line(md, $"- **Encrypting target's KEK:** {report.KeyProvider} — {report.KeyProviderDetail}");
         Line(md, $"- **etcd data:** {report.DataRoot}");
         md.AppendLine();
-        md.AppendLine("ops/s is the median over rounds (min–max in brackets); latency percentiles are over every sample of every round; CPU is user+system seconds per 1000 operations over the measured window (/proc/PID/stat); peak is VmHWM during the workload (reset per workload). Ratio = ops/s ÷ direct mTLS etcd's on the same workload.");
-        md.AppendLine();
+        if (unary)
+        {
+            md.AppendLine("ops/s is the median over rounds (min–max in brackets); latency percentiles are over every sample of every round; CPU is user+system seconds per 1000 operations over the measured window (/proc/PID/stat); peak is VmHWM during the workload (reset per workload). Ratio = ops/s ÷ direct mTLS etcd's on the same workload.");
+            md.AppendLine();
+        }
 
-        md.AppendLine("## Goals (1 KiB values)").AppendLine();
+        md.AppendLine(unary ? "## Goals (1 KiB values)" : "## Goals").AppendLine();
         md.AppendLine("| goal | measured | met |").AppendLine("|---|---|---|");
         foreach (var goal in report.Goals)
         {
@@ -33,6 +42,35 @@ internal static class MarkdownReport
         }
 
         md.AppendLine();
+        if (unary)
+        {
+            WriteUnary(md, report);
+        }
+
+        StreamingMarkdown.WriteSnapshots(md, report);
+        StreamingMarkdown.WriteKeepAlives(md, report);
+        if (report.Microbench is { } micro)
+        {
+            md.AppendLine("## Micro-benchmarks (EtcdShield.Bench, BenchmarkDotNet)").AppendLine();
+            if (micro.Job is not null)
+            {
+                Line(md, $"Job: {micro.Job}").AppendLine();
+            }
+
+            md.AppendLine("| benchmark | method | size | mean | allocated |").AppendLine("|---|---|---:|---:|---:|");
+            foreach (var c in micro.Cases)
+            {
+                Line(md, $"| {c.Benchmark} | {c.Method} | {(c.Size is { } z ? Workload.SizeLabel(z) : "")} | {Time(c.MeanNs)} | {(c.AllocatedBytes is { } a ? a + " B" : "")} |");
+            }
+
+            md.AppendLine();
+        }
+
+        return md.ToString();
+    }
+
+    private static void WriteUnary(StringBuilder md, BenchReport report)
+    {
         md.AppendLine("## Throughput ratio to direct mTLS etcd").AppendLine();
         md.Append("| workload |");
         foreach (var target in report.Targets)
@@ -98,24 +136,6 @@ internal static class MarkdownReport
         }
 
         md.AppendLine();
-        if (report.Microbench is { } micro)
-        {
-            md.AppendLine("## Micro-benchmarks (EtcdShield.Bench, BenchmarkDotNet)").AppendLine();
-            if (micro.Job is not null)
-            {
-                Line(md, $"Job: {micro.Job}").AppendLine();
-            }
-
-            md.AppendLine("| benchmark | method | size | mean | allocated |").AppendLine("|---|---|---:|---:|---:|");
-            foreach (var c in micro.Cases)
-            {
-                Line(md, $"| {c.Benchmark} | {c.Method} | {(c.Size is { } z ? Workload.SizeLabel(z) : "")} | {Time(c.MeanNs)} | {(c.AllocatedBytes is { } a ? a + " B" : "")} |");
-            }
-
-            md.AppendLine();
-        }
-
-        return md.ToString();
     }
 
     private static StringBuilder Line(StringBuilder md, FormattableString text) => md.AppendLine(text.ToString(CultureInfo.InvariantCulture));

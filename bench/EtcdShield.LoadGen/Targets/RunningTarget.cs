@@ -7,9 +7,10 @@ internal sealed class RunningTarget : IDisposable
 {
     private readonly ServerProcess _etcd;
     private readonly ServerProcess? _proxy;
-    private readonly string _directory;
+    private readonly string? _directory;
 
-    public RunningTarget(TargetKind kind, Uri endpoint, ServerProcess etcd, ServerProcess? proxy, string directory)
+    /// <param name="directory">The target's own etcd data, deleted with it; null when the etcd is shared (<see cref="SharedEtcd"/>) and outlives this target.</param>
+    public RunningTarget(TargetKind kind, Uri endpoint, ServerProcess etcd, ServerProcess? proxy, string? directory)
     {
         Kind = kind;
         Endpoint = endpoint;
@@ -39,6 +40,11 @@ internal sealed class RunningTarget : IDisposable
     {
         // Proxy first, so it never sees its etcd vanish and starts reconnecting in the measured CPU of nothing.
         _proxy?.Dispose();
+        if (_directory is null)
+        {
+            return;
+        }
+
         _etcd.Dispose();
         try
         {

@@ -39,23 +39,15 @@ internal sealed class TargetLauncher
         ServerProcess? etcd = null;
         try
         {
-            (etcd, var etcdUrl) = await StartEtcdAsync(directory, mtls, Path.Combine(_logDirectory, tag + "-etcd.log")).ConfigureAwait(false);
+            (etcd, var urls) = await StartEtcdAsync(directory, plaintext: !mtls, mutualTls: mtls, Path.Combine(_logDirectory, tag + "-etcd.log")).ConfigureAwait(false);
+            var etcdUrl = urls[0];
             if (!kind.HasProxy())
             {
                 return new RunningTarget(kind, etcdUrl, etcd, null, directory);
             }
 
-            var proxyLog = Path.Combine(_logDirectory, tag + "-proxy.log");
-            var proxyPort = FreePorts.Take(1)[0];
-            var proxy = kind switch
-            {
-                TargetKind.GrpcProxy => await StartGrpcProxyAsync(directory, etcdUrl, proxyPort, proxyLog).ConfigureAwait(false),
-                TargetKind.ShieldPlain => await _shield.StartAsync(
-                    "EtcdShield --no-encryption", _pki, etcdUrl, ["--no-encryption"], new Dictionary<string, string>(), proxyLog, proxyPort).ConfigureAwait(false),
-                _ => await _shield.StartAsync(
-                    "EtcdShield encrypting", _pki, etcdUrl, _keys.Arguments, _keys.Environment, proxyLog, proxyPort).ConfigureAwait(false),
-            };
-            return new RunningTarget(kind, new Uri("https://127.0.0.1:" + proxyPort), etcd, proxy, directory);
+            var (proxy, endpoint) = await StartProxyAsync(kind, directory, etcdUrl, tag).ConfigureAwait(false);
+            return new RunningTarget(kind, endpoint, etcd, proxy, directory);
         }
         catch
         {
@@ -64,14 +56,64 @@ internal sealed class TargetLauncher
         }
     }
 
-    private async Task<(ServerProcess Etcd, Uri Url)> StartEtcdAsync(string directory, bool mtls, string logFile)
+    /// <summary>One etcd with a plaintext and a mutual-TLS client listener, for targets started with <see cref="StartOnAsync"/>.</summary>
+    public async Task<SharedEtcd> StartSharedEtcdAsync(string tag)
+    {
+        var directory = Path.Combine(_dataRoot, tag);
+        Directory.CreateDirectory(directory);
+        var (etcd, urls) = await StartEtcdAsync(directory, plaintext: true, mutualTls: true, Path.Combine(_logDirectory, tag + "-etcd.log")).ConfigureAwait(false);
+        return new SharedEtcd(etcd, urls[0], urls[1], directory);
+    }
+
+    /// <summary>A target in front of <paramref name="etcd"/>, which it does not own: disposing it stops only its proxy.</summary>
+    public async Task<RunningTarget> StartOnAsync(TargetKind kind, string tag, SharedEtcd etcd)
+    {
+        if (!kind.HasProxy())
+        {
+            return new RunningTarget(kind, kind == TargetKind.EtcdMtls ? etcd.MutualTls : etcd.Plaintext, etcd.Process, null, directory: null);
+        }
+
+        var directory = Path.Combine(_dataRoot, tag);
+        Directory.CreateDirectory(directory);
+        var (proxy, endpoint) = await StartProxyAsync(kind, directory, etcd.Plaintext, tag).ConfigureAwait(false);
+        return new RunningTarget(kind, endpoint, etcd.Process, proxy, directory: null);
+    }
+
+    private async Task<(ServerProcess Proxy, Uri Endpoint)> StartProxyAsync(TargetKind kind, string directory, Uri etcdUrl, string tag)
+    {
+        var proxyLog = Path.Combine(_logDirectory, tag + "-proxy.log");
+        var proxyPort = FreePorts.Take(1)[0];
+        var proxy = kind switch
+        {
+            TargetKind.GrpcProxy => await StartGrpcProxyAsync(directory, etcdUrl, proxyPort, proxyLog).ConfigureAwait(false),
+            TargetKind.ShieldPlain => await _shield.StartAsync(
+                "EtcdShield --no-encryption", _pki, etcdUrl, ["--no-encryption"], new Dictionary<string, string>(), proxyLog, proxyPort).ConfigureAwait(false),
+            _ => await _shield.StartAsync(
+                "EtcdShield encrypting", _pki, etcdUrl, _keys.Arguments, _keys.Environment, proxyLog, proxyPort).ConfigureAwait(false),
+        };
+        return (proxy, new Uri("https://127.0.0.1:" + proxyPort));
+    }
+
+    /// <returns>The client URLs asked for: the plaintext one first.</returns>
+    private async Task<(ServerProcess Etcd, IReadOnlyList<Uri> Urls)> StartEtcdAsync(string directory, bool plaintext, bool mutualTls, string logFile)
     {
         // A port can be taken between choosing and binding it; try again on fresh ports rather than fail the run.
         for (var attempt = 1; ; attempt++)
         {
-            var ports = FreePorts.Take(2);
-            var client = $"{(mtls ? "https" : "http")}://127.0.0.1:{ports[0]}";
-            var peer = $"http://127.0.0.1:{ports[1]}";
+            var ports = FreePorts.Take(3);
+            var clients = new List<string>();
+            if (plaintext)
+            {
+                clients.Add($"http://127.0.0.1:{ports[0]}");
+            }
+
+            if (mutualTls)
+            {
+                clients.Add($"https://127.0.0.1:{ports[1]}");
+            }
+
+            var client = string.Join(',', clients);
+            var peer = $"http://127.0.0.1:{ports[2]}";
             List<string> arguments =
             [
                 "--name", "bench",
@@ -84,8 +126,9 @@ internal sealed class TargetLauncher
                 "--initial-cluster-token", "bench-" + Guid.NewGuid().ToString("N"),
                 "--quota-backend-bytes", QuotaBytes,
             ];
-            if (mtls)
+            if (mutualTls)
             {
+                // --client-cert-auth applies to the https listener only; the plaintext one stays plaintext.
                 arguments.AddRange([
                     "--cert-file", _pki.ServerCertFile, "--key-file", _pki.ServerKeyFile,
                     "--trusted-ca-file", _pki.CaFile, "--client-cert-auth",
@@ -95,8 +138,8 @@ internal sealed class TargetLauncher
             try
             {
                 var etcd = await ServerProcess.StartAsync(
-                    mtls ? "etcd (mTLS)" : "etcd", EtcdPath, arguments, logFile, "ready to serve client requests", TimeSpan.FromSeconds(30)).ConfigureAwait(false);
-                return (etcd, new Uri(client));
+                    mutualTls ? "etcd (mTLS)" : "etcd", EtcdPath, arguments, logFile, "ready to serve client requests", TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+                return (etcd, [.. clients.Select(c => new Uri(c))]);
             }
             catch (InvalidOperationException) when (attempt < 3)
             {

@@ -1,0 +1,37 @@
+namespace EtcdShield.LoadGen.Load;
+
+/// <summary>
+/// What a run measures. Unary is the closed-loop workloads (and watch) on a fresh etcd per target; the streaming
+/// scenarios measure what those cannot: one long server stream of bulk bytes (Snapshot) and many small messages on
+/// long-lived duplex streams (LeaseKeepAlive).
+/// </summary>
+internal enum Scenario
+{
+    Unary,
+    Snapshot,
+    KeepAlive,
+}
+
+internal static class Scenarios
+{
+    public static string Id(this Scenario scenario) => scenario switch
+    {
+        Scenario.Unary => "unary",
+        Scenario.Snapshot => "snapshot",
+        Scenario.KeepAlive => "keepalive",
+        _ => scenario.ToString(),
+    };
+
+    public static Scenario Parse(string id)
+    {
+        foreach (var scenario in Enum.GetValues<Scenario>())
+        {
+            if (scenario.Id() == id)
+            {
+                return scenario;
+            }
+        }
+
+        throw new ArgumentException($"unknown scenario '{id}'; known: {string.Join(", ", Enum.GetValues<Scenario>().Select(s => s.Id()))}");
+    }
+}
