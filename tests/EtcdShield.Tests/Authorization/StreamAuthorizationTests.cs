@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.Text;
 using EtcdShield.Audit;
 using EtcdShield.Authorization;
@@ -5,7 +6,6 @@ using EtcdShield.Configuration;
 using EtcdShield.Protocol.V3electionpb;
 using EtcdShield.Relay;
 using EtcdShield.Reload;
-using EtcdShield.Tests.Encryption;
 using EtcdShield.Tls;
 using Google.Protobuf;
 using Grpc.Core;
@@ -27,7 +27,7 @@ public sealed class StreamAuthorizationTests : IDisposable
             keys: [{ prefix: /a/, permission: write }]
         """), "test");
 
-    private readonly MetricRecorder _meters = new();
+    private readonly IMeterFactory _meters = TestMeterFactory.Create();
     private readonly AuditLog _audit;
     private readonly AccessGate _gate;
 

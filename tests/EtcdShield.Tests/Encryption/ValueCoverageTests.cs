@@ -28,7 +28,7 @@ public sealed class ValueCoverageTests
     public void The_value_route_table_covers_every_method_that_can_carry_a_value()
     {
         var routes = new RelayRoutes();
-        using var meters = new MetricRecorder();
+        using var meters = TestMeterFactory.Create();
 
         // AddTo runs the coverage check itself; it would throw naming any method left out.
         ValueRoutes.AddTo(routes, PassthroughValueProtector.Instance, new ValueLimits(1_572_864, 128), TimeProvider.System, meters, NullLoggerFactory.Instance);

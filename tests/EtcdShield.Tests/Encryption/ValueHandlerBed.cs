@@ -6,7 +6,6 @@ using EtcdShield.Relay;
 using EtcdShield.Tests.Keys;
 using EtcdShield.Tests.Relay;
 using Google.Protobuf;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using Microsoft.Extensions.Logging.Testing;
 using Microsoft.Extensions.Time.Testing;
@@ -26,23 +25,22 @@ internal sealed class ValueHandlerBed : IDisposable
     public const int MaxTxnOps = 128;
 
     private readonly FakeKeyEncryptionKey _kek = new("fake:handlers");
-    private readonly ServiceProvider _services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+    private readonly IMeterFactory _meters = TestMeterFactory.Create();
     private readonly DataKeyManager _keys;
 
     public ValueHandlerBed()
     {
-        var meters = _services.GetRequiredService<IMeterFactory>();
-        var metrics = new EncryptionMetrics(meters);
+        var metrics = new EncryptionMetrics(_meters);
         _keys = new DataKeyManager(new KeyRing(_kek), DataKeyOptions.Default, new FakeTimeProvider(), metrics, new FakeLogger<DataKeyManager>(Logs));
         Protector = new ValueProtector(new EncryptionOptions(maxValueBytes: MaxRequestBytes), _keys, metrics, new FakeLogger<ValueProtector>(Logs));
-        GuardRetries = new MetricCollector<long>(meters, EncryptionMetrics.MeterName, "etcdshield.txn.guard_retries");
-        GuardsExhausted = new MetricCollector<long>(meters, EncryptionMetrics.MeterName, "etcdshield.txn.guard_exhausted");
+        GuardRetries = new MetricCollector<long>(_meters, EncryptionMetrics.MeterName, "etcdshield.txn.guard_retries");
+        GuardsExhausted = new MetricCollector<long>(_meters, EncryptionMetrics.MeterName, "etcdshield.txn.guard_exhausted");
 
         var opener = new KeyValueOpener(Protector);
         var ranges = new RangeValues(opener);
         var txnValues = new TxnValues(Protector, opener, ranges);
         var limit = new ValueRequestLimit(MaxRequestBytes);
-        var guarded = new GuardedTxn(new ValueCompares(opener), MaxTxnOps, Clock, meters, new FakeLogger<GuardedTxn>(Logs));
+        var guarded = new GuardedTxn(new ValueCompares(opener), MaxTxnOps, Clock, _meters, new FakeLogger<GuardedTxn>(Logs));
         Put = new PutHandler(txnValues, opener, limit);
         Range = new RangeHandler(ranges);
         DeleteRange = new DeleteRangeHandler(opener);
@@ -120,7 +118,7 @@ internal sealed class ValueHandlerBed : IDisposable
         GuardsExhausted.Dispose();
         _keys.Dispose();
         _kek.Dispose();
-        _services.Dispose();
+        _meters.Dispose();
     }
 
     /// <summary>A fake clock that also says when a timer is started, so a test moves time only once the pause is waiting.</summary>
