@@ -104,10 +104,20 @@ internal sealed class ValueHandlerBed : IDisposable
     /// <summary>The plaintext etcd holds for <paramref name="key"/> now.</summary>
     public string Stored(string key) => Open(Utf8(key), Etcd.Store.Get(key)?.Value ?? throw new InvalidOperationException($"etcd has no key {key}"));
 
-    /// <summary>Waits for the guard loop's next pause to start, lets it pass, and returns how long it was.</summary>
-    public async Task<TimeSpan> PassPauseAsync()
+    /// <summary>
+    /// Waits for the guard loop of <paramref name="call"/> to pause, lets the pause pass, and returns how long it was;
+    /// fails if the call ends instead.
+    /// </summary>
+    public async Task<TimeSpan> PassPauseAsync(Task call)
     {
-        var pause = await Clock.Timers.ReadAsync();
+        var next = Clock.Timers.ReadAsync().AsTask();
+        if (await Task.WhenAny(next, call) != next)
+        {
+            await call;
+            Assert.Fail("the call was answered without pausing for another attempt");
+        }
+
+        var pause = await next;
         Clock.Advance(pause);
         return pause;
     }
@@ -121,15 +131,25 @@ internal sealed class ValueHandlerBed : IDisposable
         _meters.Dispose();
     }
 
-    /// <summary>A fake clock that also says when a timer is started, so a test moves time only once the pause is waiting.</summary>
+    /// <summary>
+    /// A fake clock that also says when a timer is started, so a test moves time only once the pause is waiting. Unless
+    /// a test allows pauses, starting one fails the call, so an unexpected retry fails the test instead of hanging it.
+    /// </summary>
     internal sealed class PauseClock : FakeTimeProvider
     {
         private readonly Channel<TimeSpan> _timers = Channel.CreateUnbounded<TimeSpan>();
 
         public ChannelReader<TimeSpan> Timers => _timers.Reader;
 
+        public bool PausesAllowed { get; set; }
+
         public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
         {
+            if (!PausesAllowed)
+            {
+                throw new InvalidOperationException("the guard loop paused for another attempt, which this test does not expect");
+            }
+
             var timer = base.CreateTimer(callback, state, dueTime, period);
             _timers.Writer.TryWrite(dueTime);
             return timer;
