@@ -134,6 +134,38 @@ public sealed class GuardedTxnTests : IDisposable
     }
 
     [Fact]
+    public async Task A_compared_key_created_between_the_read_and_the_commit_is_caught()
+    {
+        Etcd.ThenNext("KV/Txn", _ => _bed.Store("/k", "v"));
+
+        var pending = TxnAsync(SwapTxn("/k", "v", "mine"));
+        await _bed.PassPauseAsync(pending);
+        var response = await pending;
+
+        // Read missing, a value compare is false; but /k = "v" was there at commit time, as etcd would have seen.
+        Assert.True(response.Succeeded);
+        Assert.Equal("mine", _bed.Stored("/k"));
+        Assert.Equal(ModEquals("/k", 0), Etcd.SentTo<TxnRequest>("KV/Txn")[1].Compare.Single());
+    }
+
+    [Fact]
+    public async Task A_call_cancelled_during_a_pause_stops_retrying_and_sends_nothing_more()
+    {
+        _bed.Store("/k", "v");
+        Etcd.ThenNext("KV/Txn", _ => _bed.Store("/k", "changed"));
+        using var shutdown = new CancellationTokenSource();
+
+        var pending = _bed.CallAsync<TxnResponse>(_bed.Txn, "KV/Txn", SwapTxn("/k", "v", "mine"), shutdown.Token);
+        await _bed.Clock.Timers.ReadAsync();
+        await shutdown.CancelAsync();
+
+        // The relay maps a cancelled call to its status; the handler only has to stop.
+        await Assert.ThrowsAsync<TaskCanceledException>(() => pending);
+        Assert.Equal(2, Etcd.SentTo<TxnRequest>("KV/Txn").Count);
+        Assert.Equal("changed", _bed.Stored("/k"));
+    }
+
+    [Fact]
     public async Task A_compared_key_that_never_stops_changing_costs_ten_attempts_then_aborted()
     {
         _bed.Store("/k", "v");

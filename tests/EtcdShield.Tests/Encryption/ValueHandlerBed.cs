@@ -85,9 +85,10 @@ internal sealed class ValueHandlerBed : IDisposable
     public static ByteString Utf8(string text) => ByteString.CopyFromUtf8(text);
 
     /// <summary>Sends <paramref name="request"/> through <paramref name="handler"/> as a client call of <paramref name="method"/>.</summary>
-    public async Task<TResponse> CallAsync<TResponse>(IUnaryHandler handler, string method, IMessage request)
+    /// <param name="cancellationToken">The call's token, as the relay passes it (the client's, or the proxy's shutdown).</param>
+    public async Task<TResponse> CallAsync<TResponse>(IUnaryHandler handler, string method, IMessage request, CancellationToken? cancellationToken = null)
         where TResponse : IMessage =>
-        (TResponse)await handler.HandleAsync(request, Etcd.CallFor(method));
+        (TResponse)await handler.HandleAsync(request, Etcd.CallFor(method, cancellationToken: cancellationToken));
 
     /// <summary>What the proxy would store for <paramref name="plaintext"/> under <paramref name="key"/>.</summary>
     public ByteString Seal(string key, string plaintext) => Seal(Utf8(key), Utf8(plaintext));
