@@ -1,9 +1,9 @@
+using System.Diagnostics.Metrics;
 using System.Text;
 using System.Text.Json;
 using EtcdShield.Audit;
 using EtcdShield.Authorization;
 using EtcdShield.Configuration;
-using EtcdShield.Tests.Encryption;
 using EtcdShield.Tls;
 using Grpc.Core;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -13,7 +13,7 @@ namespace EtcdShield.Tests.Audit;
 public sealed class AuditLogTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("shield-audit").FullName;
-    private readonly MetricRecorder _meters = new();
+    private readonly IMeterFactory _meters = TestMeterFactory.Create();
 
     public void Dispose()
     {

@@ -1,10 +1,10 @@
+using System.Diagnostics.Metrics;
 using System.Text;
 using EtcdShield.Audit;
 using EtcdShield.Authorization;
 using EtcdShield.Configuration;
 using EtcdShield.Protocol.V3electionpb;
 using EtcdShield.Relay;
-using EtcdShield.Tests.Encryption;
 using EtcdShield.Tls;
 using Google.Protobuf;
 using Grpc.Core;
@@ -26,7 +26,7 @@ public sealed class StreamAuthorizationTests : IDisposable
             keys: [{ prefix: /a/, permission: write }]
         """), "test");
 
-    private readonly MetricRecorder _meters = new();
+    private readonly IMeterFactory _meters = TestMeterFactory.Create();
     private readonly AuditLog _audit;
     private readonly AccessGate _gate;
 

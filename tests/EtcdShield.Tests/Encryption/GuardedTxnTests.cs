@@ -1,5 +1,6 @@
 using EtcdShield.Encryption;
 using EtcdShield.Protocol.Etcdserverpb;
+using EtcdShield.Tests.Relay;
 using Google.Protobuf;
 using Grpc.Core;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
@@ -18,7 +19,9 @@ public sealed class GuardedTxnTests : IDisposable
 {
     private readonly ValueHandlerBed _bed = new();
 
-    private EtcdShield.Tests.Relay.InMemoryEtcd Etcd => _bed.Etcd;
+    public GuardedTxnTests() => _bed.Clock.PausesAllowed = true;
+
+    private InMemoryEtcd Etcd => _bed.Etcd;
 
     public void Dispose() => _bed.Dispose();
 
@@ -30,7 +33,7 @@ public sealed class GuardedTxnTests : IDisposable
         Etcd.ThenNext("KV/Txn", _ => _bed.Store("/k", "changed"));
 
         var pending = TxnAsync(SwapTxn("/k", "v", "mine"));
-        var pause = await _bed.PassPauseAsync();
+        var pause = await _bed.PassPauseAsync(pending);
         var response = await pending;
 
         // etcd would have compared "changed" with "v" at commit time: the failure branch, and /k keeps the other write.
@@ -53,7 +56,7 @@ public sealed class GuardedTxnTests : IDisposable
         Etcd.ThenNext("KV/Txn", _ => _bed.Store("/k", "v"));
 
         var pending = TxnAsync(SwapTxn("/k", "v", "mine"));
-        await _bed.PassPauseAsync();
+        await _bed.PassPauseAsync(pending);
         var response = await pending;
 
         Assert.True(response.Succeeded);
@@ -76,7 +79,7 @@ public sealed class GuardedTxnTests : IDisposable
         };
 
         var pending = TxnAsync(txn);
-        await _bed.PassPauseAsync();
+        await _bed.PassPauseAsync(pending);
         var response = await pending;
 
         // Without /r/2 every key is below "c": etcd would take the success branch, and so does the proxy.
@@ -102,7 +105,7 @@ public sealed class GuardedTxnTests : IDisposable
         };
 
         var pending = TxnAsync(txn);
-        await _bed.PassPauseAsync();
+        await _bed.PassPauseAsync(pending);
         var response = await pending;
 
         Assert.False(response.Succeeded);
@@ -122,12 +125,44 @@ public sealed class GuardedTxnTests : IDisposable
         };
 
         var pending = TxnAsync(txn);
-        await _bed.PassPauseAsync();
+        await _bed.PassPauseAsync(pending);
         var response = await pending;
 
         // "/r/0" = "a" is not greater than "a".
         Assert.False(response.Succeeded);
         Assert.Equal("not greater", _bed.Stored("/done"));
+    }
+
+    [Fact]
+    public async Task A_compared_key_created_between_the_read_and_the_commit_is_caught()
+    {
+        Etcd.ThenNext("KV/Txn", _ => _bed.Store("/k", "v"));
+
+        var pending = TxnAsync(SwapTxn("/k", "v", "mine"));
+        await _bed.PassPauseAsync(pending);
+        var response = await pending;
+
+        // Read missing, a value compare is false; but /k = "v" was there at commit time, as etcd would have seen.
+        Assert.True(response.Succeeded);
+        Assert.Equal("mine", _bed.Stored("/k"));
+        Assert.Equal(ModEquals("/k", 0), Etcd.SentTo<TxnRequest>("KV/Txn")[1].Compare.Single());
+    }
+
+    [Fact]
+    public async Task A_call_cancelled_during_a_pause_stops_retrying_and_sends_nothing_more()
+    {
+        _bed.Store("/k", "v");
+        Etcd.ThenNext("KV/Txn", _ => _bed.Store("/k", "changed"));
+        using var shutdown = new CancellationTokenSource();
+
+        var pending = _bed.CallAsync<TxnResponse>(_bed.Txn, "KV/Txn", SwapTxn("/k", "v", "mine"), shutdown.Token);
+        await _bed.Clock.Timers.ReadAsync();
+        await shutdown.CancelAsync();
+
+        // The relay maps a cancelled call to its status; the handler only has to stop.
+        await Assert.ThrowsAsync<TaskCanceledException>(() => pending);
+        Assert.Equal(2, Etcd.SentTo<TxnRequest>("KV/Txn").Count);
+        Assert.Equal("changed", _bed.Stored("/k"));
     }
 
     [Fact]
@@ -150,9 +185,11 @@ public sealed class GuardedTxnTests : IDisposable
         var pauses = new List<TimeSpan>();
         for (var i = 1; i < GuardedTxn.MaxAttempts; i++)
         {
-            pauses.Add(await _bed.PassPauseAsync());
+            pauses.Add(await _bed.PassPauseAsync(pending));
         }
 
+        // No tenth pause: the last attempt ends the call.
+        Assert.Same(pending, await Task.WhenAny(pending, _bed.Clock.Timers.ReadAsync().AsTask()));
         var refusal = await Assert.ThrowsAsync<RpcException>(() => pending);
 
         Assert.Equal(StatusCode.Aborted, refusal.StatusCode);
@@ -160,7 +197,6 @@ public sealed class GuardedTxnTests : IDisposable
         Assert.Equal("v", _bed.Stored("/k"));
         Assert.Equal(2 * GuardedTxn.MaxAttempts, Etcd.SentTo<TxnRequest>("KV/Txn").Count);
         Assert.All(pauses.Select((pause, i) => (pause, attempt: i + 1)), p => Assert.InRange(p.pause, GuardedTxn.Pause(p.attempt, 0.0), GuardedTxn.Pause(p.attempt, 1.0)));
-        Assert.False(_bed.Clock.Timers.TryRead(out _));
         Assert.Equal(GuardedTxn.MaxAttempts - 1, _bed.GuardRetries.GetMeasurementSnapshot().EvaluateAsCounter());
         Assert.Equal(1, _bed.GuardsExhausted.GetMeasurementSnapshot().EvaluateAsCounter());
         var warning = Assert.Single(_bed.Logs.GetSnapshot(), r => r.Category == typeof(GuardedTxn).FullName && r.Id.Name == "TxnGuardExhausted");

@@ -1,8 +1,9 @@
 using System.Text.RegularExpressions;
 using EtcdShield.Encryption;
 using EtcdShield.Keys;
-using EtcdShield.Tests.Keys;
 using Google.Protobuf;
+using Microsoft.Extensions.Diagnostics.Metrics.Testing;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace EtcdShield.Tests.Encryption;
 
@@ -48,9 +49,11 @@ public sealed partial class TestVectorTests
     public async Task A_cold_proxy_holding_only_the_kek_reads_the_published_envelope()
     {
         using var kek = FileKeyEncryptionKey.FromKey(Convert.FromHexString(KekHex));
-        using var metrics = new MetricRecorder();
-        using var keys = new DataKeyManager(new KeyRing(kek), DataKeyOptions.Default, TimeProvider.System, metrics.KeyMetrics, new RecordingLogger<DataKeyManager>());
-        var protector = new ValueProtector(EncryptionOptions.Default, keys, metrics.Metrics, new RecordingLogger<ValueProtector>());
+        using var meters = TestMeterFactory.Create();
+        using var unwraps = new MetricCollector<long>(meters, KeyMetrics.MeterName, "etcdshield.keys.kek_unwraps");
+        var metrics = new EncryptionMetrics(meters);
+        using var keys = new DataKeyManager(new KeyRing(kek), DataKeyOptions.Default, TimeProvider.System, new KeyMetrics(meters), NullLogger<DataKeyManager>.Instance);
+        var protector = new ValueProtector(EncryptionOptions.Default, keys, metrics, NullLogger<ValueProtector>.Instance);
 
         ByteString plaintext = await protector.UnprotectAsync(
             ByteString.CopyFromUtf8(EtcdKey),
@@ -58,7 +61,7 @@ public sealed partial class TestVectorTests
             CancellationToken.None);
 
         Assert.Equal(Plaintext, plaintext.ToStringUtf8());
-        Assert.Equal(1, metrics.Sum("etcdshield.keys.kek_unwraps", "outcome", "success"));
+        Assert.Equal(1, unwraps.Counted("outcome", "success"));
     }
 
     [Fact]

@@ -7,7 +7,6 @@ using EtcdShield.Relay;
 using EtcdShield.Tests.Keys;
 using EtcdShield.Tests.Relay;
 using Google.Protobuf;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using Microsoft.Extensions.Logging.Testing;
 using Microsoft.Extensions.Time.Testing;
@@ -27,17 +26,16 @@ internal sealed class ValueHandlerBed : IDisposable
     public const int MaxTxnOps = 128;
 
     private readonly FakeKeyEncryptionKey _kek = new("fake:handlers");
-    private readonly ServiceProvider _services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+    private readonly IMeterFactory _meters = TestMeterFactory.Create();
     private readonly DataKeyManager _keys;
 
     public ValueHandlerBed()
     {
-        var meters = _services.GetRequiredService<IMeterFactory>();
-        var metrics = new EncryptionMetrics(meters);
-        _keys = new DataKeyManager(new KeyRing(_kek), DataKeyOptions.Default, new FakeTimeProvider(), new KeyMetrics(meters), new FakeLogger<DataKeyManager>(Logs));
+        var metrics = new EncryptionMetrics(_meters);
+        _keys = new DataKeyManager(new KeyRing(_kek), DataKeyOptions.Default, new FakeTimeProvider(), new KeyMetrics(_meters), new FakeLogger<DataKeyManager>(Logs));
         Protector = new ValueProtector(new EncryptionOptions(maxValueBytes: MaxRequestBytes), _keys, metrics, new FakeLogger<ValueProtector>(Logs));
-        GuardRetries = new MetricCollector<long>(meters, EncryptionMetrics.MeterName, "etcdshield.txn.guard_retries");
-        GuardsExhausted = new MetricCollector<long>(meters, EncryptionMetrics.MeterName, "etcdshield.txn.guard_exhausted");
+        GuardRetries = new MetricCollector<long>(_meters, EncryptionMetrics.MeterName, "etcdshield.txn.guard_retries");
+        GuardsExhausted = new MetricCollector<long>(_meters, EncryptionMetrics.MeterName, "etcdshield.txn.guard_exhausted");
 
         var opener = new KeyValueOpener(Protector);
         var ranges = new RangeValues(opener);
@@ -88,9 +86,10 @@ internal sealed class ValueHandlerBed : IDisposable
     public static ByteString Utf8(string text) => ByteString.CopyFromUtf8(text);
 
     /// <summary>Sends <paramref name="request"/> through <paramref name="handler"/> as a client call of <paramref name="method"/>.</summary>
-    public async Task<TResponse> CallAsync<TResponse>(IUnaryHandler handler, string method, IMessage request)
+    /// <param name="cancellationToken">The call's token, as the relay passes it (the client's, or the proxy's shutdown).</param>
+    public async Task<TResponse> CallAsync<TResponse>(IUnaryHandler handler, string method, IMessage request, CancellationToken? cancellationToken = null)
         where TResponse : IMessage =>
-        (TResponse)await handler.HandleAsync(request, Etcd.CallFor(method));
+        (TResponse)await handler.HandleAsync(request, Etcd.CallFor(method, cancellationToken: cancellationToken));
 
     /// <summary>What the proxy would store for <paramref name="plaintext"/> under <paramref name="key"/>.</summary>
     public ByteString Seal(string key, string plaintext) => Seal(Utf8(key), Utf8(plaintext));
@@ -107,10 +106,20 @@ internal sealed class ValueHandlerBed : IDisposable
     /// <summary>The plaintext etcd holds for <paramref name="key"/> now.</summary>
     public string Stored(string key) => Open(Utf8(key), Etcd.Store.Get(key)?.Value ?? throw new InvalidOperationException($"etcd has no key {key}"));
 
-    /// <summary>Waits for the guard loop's next pause to start, lets it pass, and returns how long it was.</summary>
-    public async Task<TimeSpan> PassPauseAsync()
+    /// <summary>
+    /// Waits for the guard loop of <paramref name="call"/> to pause, lets the pause pass, and returns how long it was;
+    /// fails if the call ends instead.
+    /// </summary>
+    public async Task<TimeSpan> PassPauseAsync(Task call)
     {
-        var pause = await Clock.Timers.ReadAsync();
+        var next = Clock.Timers.ReadAsync().AsTask();
+        if (await Task.WhenAny(next, call) != next)
+        {
+            await call;
+            Assert.Fail("the call was answered without pausing for another attempt");
+        }
+
+        var pause = await next;
         Clock.Advance(pause);
         return pause;
     }
@@ -121,18 +130,28 @@ internal sealed class ValueHandlerBed : IDisposable
         GuardsExhausted.Dispose();
         _keys.Dispose();
         _kek.Dispose();
-        _services.Dispose();
+        _meters.Dispose();
     }
 
-    /// <summary>A fake clock that also says when a timer is started, so a test moves time only once the pause is waiting.</summary>
+    /// <summary>
+    /// A fake clock that also says when a timer is started, so a test moves time only once the pause is waiting. Unless
+    /// a test allows pauses, starting one fails the call, so an unexpected retry fails the test instead of hanging it.
+    /// </summary>
     internal sealed class PauseClock : FakeTimeProvider
     {
         private readonly Channel<TimeSpan> _timers = Channel.CreateUnbounded<TimeSpan>();
 
         public ChannelReader<TimeSpan> Timers => _timers.Reader;
 
+        public bool PausesAllowed { get; set; }
+
         public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
         {
+            if (!PausesAllowed)
+            {
+                throw new InvalidOperationException("the guard loop paused for another attempt, which this test does not expect");
+            }
+
             var timer = base.CreateTimer(callback, state, dueTime, period);
             _timers.Writer.TryWrite(dueTime);
             return timer;

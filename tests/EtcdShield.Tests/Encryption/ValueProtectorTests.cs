@@ -1,10 +1,14 @@
+using System.Diagnostics.Metrics;
 using System.Text;
 using EtcdShield.Encryption;
 using EtcdShield.Keys;
 using EtcdShield.Tests.Keys;
 using Google.Protobuf;
 using Grpc.Core;
+using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Testing;
+using Microsoft.Extensions.Time.Testing;
 
 namespace EtcdShield.Tests.Encryption;
 
@@ -13,10 +17,24 @@ public sealed class ValueProtectorTests : IDisposable
     private static readonly ByteString SecretKey = ByteString.CopyFromUtf8("/registry/secrets/a");
 
     private readonly FakeKeyEncryptionKey _kek = new("fake:protector");
-    private readonly ManualTimeProvider _time = new();
-    private readonly MetricRecorder _metrics = new();
-    private readonly RecordingLogger<ValueProtector> _logger = new();
+    private readonly FakeTimeProvider _time = new();
+    private readonly IMeterFactory _meters = TestMeterFactory.Create();
+    private readonly EncryptionMetrics _metrics;
+    private readonly MetricCollector<long> _encryptFailures;
+    private readonly MetricCollector<long> _decryptFailures;
+    private readonly MetricCollector<long> _legacyReads;
+    private readonly FakeLogCollector _logs = new();
+    private readonly FakeLogger<ValueProtector> _logger;
     private readonly List<IDisposable> _disposables = [];
+
+    public ValueProtectorTests()
+    {
+        _metrics = new EncryptionMetrics(_meters);
+        _encryptFailures = new MetricCollector<long>(_meters, EncryptionMetrics.MeterName, "etcdshield.encryption.encrypt_failures");
+        _decryptFailures = new MetricCollector<long>(_meters, EncryptionMetrics.MeterName, "etcdshield.encryption.decrypt_failures");
+        _legacyReads = new MetricCollector<long>(_meters, EncryptionMetrics.MeterName, "etcdshield.encryption.legacy_plaintext_reads");
+        _logger = new FakeLogger<ValueProtector>(_logs);
+    }
 
     public void Dispose()
     {
@@ -26,14 +44,17 @@ public sealed class ValueProtectorTests : IDisposable
         }
 
         _kek.Dispose();
-        _metrics.Dispose();
+        _encryptFailures.Dispose();
+        _decryptFailures.Dispose();
+        _legacyReads.Dispose();
+        _meters.Dispose();
     }
 
     private ValueProtector NewProtector(EncryptionOptions? options = null, KeyRing? ring = null, DataKeyOptions? keyOptions = null)
     {
-        var keys = new DataKeyManager(ring ?? new KeyRing(_kek), keyOptions ?? DataKeyOptions.Default, _time, _metrics.KeyMetrics, new RecordingLogger<DataKeyManager>());
+        var keys = new DataKeyManager(ring ?? new KeyRing(_kek), keyOptions ?? DataKeyOptions.Default, _time, new KeyMetrics(_meters), new FakeLogger<DataKeyManager>(_logs));
         _disposables.Add(keys);
-        return new ValueProtector(options ?? EncryptionOptions.Default, keys, _metrics.Metrics, _logger);
+        return new ValueProtector(options ?? EncryptionOptions.Default, keys, _metrics, _logger);
     }
 
     private static async Task<RpcException> FailsWith(StatusCode code, Func<Task> action)
@@ -101,8 +122,8 @@ public sealed class ValueProtectorTests : IDisposable
 
         Assert.StartsWith("etcdshield: key provider unavailable: ", ex.Status.Detail, StringComparison.Ordinal);
         Assert.DoesNotContain("s3cr3t", ex.Status.Detail, StringComparison.Ordinal);
-        Assert.Equal(1, _metrics.Sum("etcdshield.encryption.encrypt_failures", "reason", "key_unavailable"));
-        Assert.Contains(_logger.Entries, e => e.EventId.Name == "EncryptFailed" && e.Level == LogLevel.Warning);
+        Assert.Equal(1, _encryptFailures.Counted("reason", "key_unavailable"));
+        Assert.Contains(_logs.GetSnapshot(), r => r.Is<ValueProtector>("EncryptFailed") && r.Level == LogLevel.Warning);
     }
 
     [Fact]
@@ -116,7 +137,7 @@ public sealed class ValueProtectorTests : IDisposable
 
         Assert.Equal(1000, fits.Length);
         Assert.StartsWith("etcdshield: value too large after encryption: ", ex.Status.Detail, StringComparison.Ordinal);
-        Assert.Equal(1, _metrics.Sum("etcdshield.encryption.encrypt_failures", "reason", "too_large"));
+        Assert.Equal(1, _encryptFailures.Counted("reason", "too_large"));
     }
 
     [Fact]
@@ -139,11 +160,11 @@ public sealed class ValueProtectorTests : IDisposable
         var ex = await FailsWith(StatusCode.DataLoss, () => protector.UnprotectAsync(SecretKey, ByteString.CopyFrom(stored), CancellationToken.None).AsTask());
 
         Assert.Equal("etcdshield: cannot decrypt value of key \"/registry/secrets/a\": authentication failed", ex.Status.Detail);
-        Assert.Equal(1, _metrics.Sum("etcdshield.encryption.decrypt_failures", "reason", "authentication_failed"));
-        var warning = Assert.Single(_logger.Entries, e => e.EventId.Name == "DecryptFailed");
+        Assert.Equal(1, _decryptFailures.Counted("reason", "authentication_failed"));
+        var warning = Assert.Single(_logs.GetSnapshot(), r => r.Is<ValueProtector>("DecryptFailed"));
         Assert.Equal(LogLevel.Warning, warning.Level);
         Assert.Contains("\"/registry/secrets/a\"", warning.Message, StringComparison.Ordinal);
-        Assert.DoesNotContain("s3cr3t", _logger.AllText(), StringComparison.Ordinal);
+        Assert.DoesNotContain("s3cr3t", _logs.AllText(), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -191,7 +212,7 @@ public sealed class ValueProtectorTests : IDisposable
         var ex = await FailsWith(StatusCode.DataLoss, () => cold.UnprotectAsync(SecretKey, forged, CancellationToken.None).AsTask());
 
         Assert.Equal("etcdshield: cannot decrypt value of key \"/registry/secrets/a\": unknown key-encryption key \"kms:gone\"", ex.Status.Detail);
-        Assert.Equal(1, _metrics.Sum("etcdshield.encryption.decrypt_failures", "reason", "unknown_key"));
+        Assert.Equal(1, _decryptFailures.Counted("reason", "unknown_key"));
     }
 
     [Fact]
@@ -218,8 +239,8 @@ public sealed class ValueProtectorTests : IDisposable
         var ex = await FailsWith(StatusCode.DataLoss, () => protector.UnprotectAsync(SecretKey, ByteString.CopyFromUtf8(value), CancellationToken.None).AsTask());
 
         Assert.Equal("etcdshield: cannot decrypt value of key \"/registry/secrets/a\": value is not encrypted", ex.Status.Detail);
-        Assert.Equal(1, _metrics.Sum("etcdshield.encryption.decrypt_failures", "reason", "not_encrypted"));
-        Assert.Contains(_logger.Entries, e => e.EventId.Name == "PlaintextRefused");
+        Assert.Equal(1, _decryptFailures.Counted("reason", "not_encrypted"));
+        Assert.Contains(_logs.GetSnapshot(), r => r.Is<ValueProtector>("PlaintextRefused"));
     }
 
     [Theory]
@@ -231,7 +252,7 @@ public sealed class ValueProtectorTests : IDisposable
         ByteString stored = ByteString.CopyFromUtf8(value);
 
         Assert.Same(stored, await protector.UnprotectAsync(SecretKey, stored, CancellationToken.None));
-        Assert.Equal(1, _metrics.Sum("etcdshield.encryption.legacy_plaintext_reads"));
+        Assert.Equal(1, _legacyReads.Counted());
         await FailsWith(StatusCode.DataLoss, () => protector.UnprotectAsync(ByteString.CopyFromUtf8("/registry/configmaps/x"), stored, CancellationToken.None).AsTask());
     }
 
@@ -243,7 +264,7 @@ public sealed class ValueProtectorTests : IDisposable
         var ex = await FailsWith(StatusCode.DataLoss, () => protector.UnprotectAsync(SecretKey, ByteString.CopyFromUtf8("ESH\x02 from the future"), CancellationToken.None).AsTask());
 
         Assert.Contains("unsupported envelope version", ex.Status.Detail, StringComparison.Ordinal);
-        Assert.Equal(1, _metrics.Sum("etcdshield.encryption.decrypt_failures", "reason", "unsupported_version"));
+        Assert.Equal(1, _decryptFailures.Counted("reason", "unsupported_version"));
     }
 
     [Fact]
@@ -272,7 +293,7 @@ public sealed class ValueProtectorTests : IDisposable
         keys.EncryptionKeys.Enqueue(current);
         keys.DecryptionKeys.Enqueue(evicted);
         keys.DecryptionKeys.Enqueue(current.DataKey);
-        var protector = new ValueProtector(EncryptionOptions.Default, keys, _metrics.Metrics, _logger);
+        var protector = new ValueProtector(EncryptionOptions.Default, keys, _metrics, _logger);
 
         ByteString sealedValue = await protector.ProtectAsync(SecretKey, ByteString.CopyFromUtf8("v"), CancellationToken.None);
         ByteString opened = await protector.UnprotectAsync(SecretKey, ByteString.CopyFrom(stored), CancellationToken.None);
@@ -289,7 +310,7 @@ public sealed class ValueProtectorTests : IDisposable
         retired.Dispose();
         var keys = new StubDataKeyProvider();
         keys.EncryptionKeys.Enqueue(retired);
-        var protector = new ValueProtector(EncryptionOptions.Default, keys, _metrics.Metrics, _logger);
+        var protector = new ValueProtector(EncryptionOptions.Default, keys, _metrics, _logger);
 
         await FailsWith(StatusCode.Unavailable, () => protector.ProtectAsync(SecretKey, ByteString.CopyFromUtf8("v"), CancellationToken.None).AsTask());
     }

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using EtcdShield.Encryption;
 using EtcdShield.Keys;
+using Microsoft.Extensions.Time.Testing;
 
 namespace EtcdShield.Tests.Keys;
 
@@ -11,7 +12,7 @@ public sealed class DataKeyCacheTests : IDisposable
     private static readonly byte[] Dek = RandomNumberGenerator.GetBytes(DataKey.KeySize);
     private static readonly byte[] Wrapped = RandomNumberGenerator.GetBytes(40);
 
-    private readonly DataKeyCache _cache = new(16, TimeSpan.FromHours(1), new ManualTimeProvider());
+    private readonly DataKeyCache _cache = new(16, TimeSpan.FromHours(1), new FakeTimeProvider());
 
     public void Dispose() => _cache.Dispose();
 

@@ -1,6 +1,10 @@
+using System.Diagnostics.Metrics;
 using EtcdShield.Encryption;
 using EtcdShield.Keys;
 using EtcdShield.Tests.Encryption;
+using Microsoft.Extensions.Diagnostics.Metrics.Testing;
+using Microsoft.Extensions.Logging.Testing;
+using Microsoft.Extensions.Time.Testing;
 
 namespace EtcdShield.Tests.Keys;
 
@@ -9,10 +13,22 @@ public sealed class DataKeyManagerTests : IDisposable
     private static readonly byte[] EtcdKey = "/registry/secrets/default/db"u8.ToArray();
 
     private readonly FakeKeyEncryptionKey _kek = new("fake:current");
-    private readonly ManualTimeProvider _time = new();
-    private readonly MetricRecorder _metrics = new();
-    private readonly RecordingLogger<DataKeyManager> _logger = new();
+    private readonly FakeTimeProvider _time = new();
+    private readonly IMeterFactory _meters = TestMeterFactory.Create();
+    private readonly KeyMetrics _metrics;
+    private readonly MetricCollector<long> _rotations;
+    private readonly MetricCollector<long> _unwraps;
+    private readonly FakeLogCollector _logs = new();
+    private readonly FakeLogger<DataKeyManager> _logger;
     private readonly List<IDisposable> _disposables = [];
+
+    public DataKeyManagerTests()
+    {
+        _metrics = new KeyMetrics(_meters);
+        _rotations = new MetricCollector<long>(_meters, KeyMetrics.MeterName, "etcdshield.keys.dek_rotations");
+        _unwraps = new MetricCollector<long>(_meters, KeyMetrics.MeterName, "etcdshield.keys.kek_unwraps");
+        _logger = new FakeLogger<DataKeyManager>(_logs);
+    }
 
     public void Dispose()
     {
@@ -22,12 +38,14 @@ public sealed class DataKeyManagerTests : IDisposable
         }
 
         _kek.Dispose();
-        _metrics.Dispose();
+        _rotations.Dispose();
+        _unwraps.Dispose();
+        _meters.Dispose();
     }
 
     private DataKeyManager NewManager(DataKeyOptions? options = null, KeyRing? ring = null)
     {
-        var manager = new DataKeyManager(ring ?? new KeyRing(_kek), options ?? DataKeyOptions.Default, _time, _metrics.KeyMetrics, _logger);
+        var manager = new DataKeyManager(ring ?? new KeyRing(_kek), options ?? DataKeyOptions.Default, _time, _metrics, _logger);
         _disposables.Add(manager);
         return manager;
     }
@@ -52,8 +70,8 @@ public sealed class DataKeyManagerTests : IDisposable
         Assert.Same(first, second);
         Assert.Equal(_kek.Id, first.DataKey.KekId);
         Assert.Equal(1, _kek.WrapCalls);
-        Assert.Equal(1, _metrics.Sum("etcdshield.keys.dek_rotations", "reason", "initial"));
-        Assert.Contains(_logger.Entries, e => e.EventId.Name == "DataKeyCreated" && e.Message.Contains(first.DataKey.Id.ToString(), StringComparison.Ordinal));
+        Assert.Equal(1, _rotations.Counted("reason", "initial"));
+        Assert.Contains(_logs.GetSnapshot(), r => r.Is<DataKeyManager>("DataKeyCreated") && r.Message.Contains(first.DataKey.Id.ToString(), StringComparison.Ordinal));
     }
 
     [Fact]
@@ -74,7 +92,7 @@ public sealed class DataKeyManagerTests : IDisposable
         Assert.All(envelopes, e => Assert.Equal(first.DataKey.Id, ValueEnvelope.Parse(e).DataKeyId));
         Assert.Equal(second.DataKey.Id, ValueEnvelope.Parse(afterRotation).DataKeyId);
         Assert.True(first.DataKey.IsDisposed);
-        Assert.Equal(1, _metrics.Sum("etcdshield.keys.dek_rotations", "reason", "write_limit"));
+        Assert.Equal(1, _rotations.Counted("reason", "write_limit"));
     }
 
     [Fact]
@@ -91,7 +109,7 @@ public sealed class DataKeyManagerTests : IDisposable
 
         Assert.NotSame(first, second);
         Assert.NotEqual(first.DataKey.Id, second.DataKey.Id);
-        Assert.Equal(1, _metrics.Sum("etcdshield.keys.dek_rotations", "reason", "age"));
+        Assert.Equal(1, _rotations.Counted("reason", "age"));
     }
 
     [Fact]
@@ -109,7 +127,7 @@ public sealed class DataKeyManagerTests : IDisposable
         Assert.Equal("fake:next", key.DataKey.KekId);
         Assert.Equal("old"u8.ToArray(), ValueEnvelope.Open(oldKey, EtcdKey, oldValue));
         Assert.Equal(0, _kek.UnwrapCalls);
-        Assert.Equal(1, _metrics.Sum("etcdshield.keys.dek_rotations", "reason", "kek_changed"));
+        Assert.Equal(1, _rotations.Counted("reason", "kek_changed"));
     }
 
     [Fact]
@@ -121,7 +139,7 @@ public sealed class DataKeyManagerTests : IDisposable
         await manager.RotateAsync(CancellationToken.None);
 
         Assert.NotEqual(first.DataKey.Id, (await manager.GetEncryptionKeyAsync(CancellationToken.None)).DataKey.Id);
-        Assert.Equal(1, _metrics.Sum("etcdshield.keys.dek_rotations", "reason", "manual"));
+        Assert.Equal(1, _rotations.Counted("reason", "manual"));
     }
 
     [Fact]
@@ -149,7 +167,7 @@ public sealed class DataKeyManagerTests : IDisposable
         var ex = await Assert.ThrowsAsync<KeyProviderUnavailableException>(() => manager.GetEncryptionKeyAsync(CancellationToken.None).AsTask());
 
         Assert.Contains("fake:current", ex.Message, StringComparison.Ordinal);
-        Assert.Contains(_logger.Entries, e => e.EventId.Name == "DataKeyCreationFailed");
+        Assert.Contains(_logs.GetSnapshot(), r => r.Is<DataKeyManager>("DataKeyCreationFailed"));
 
         _kek.Down = false;
         Assert.NotNull(await manager.GetEncryptionKeyAsync(CancellationToken.None));
@@ -212,7 +230,7 @@ public sealed class DataKeyManagerTests : IDisposable
         Assert.Equal(1, _kek.UnwrapCalls);
         Assert.All(keys, k => Assert.Same(keys[0], k));
         Assert.Equal("s3cr3t"u8.ToArray(), ValueEnvelope.Open(keys[0], EtcdKey, envelope));
-        Assert.Equal(1, _metrics.Sum("etcdshield.keys.kek_unwraps", "outcome", "success"));
+        Assert.Equal(1, _unwraps.Counted("outcome", "success"));
         Assert.Same(keys[0], Synchronously.Completed(Lookup(cold, envelope)));
     }
 
@@ -363,7 +381,7 @@ public sealed class DataKeyManagerTests : IDisposable
         _kek.Down = false;
 
         Assert.Equal("s3cr3t"u8.ToArray(), ValueEnvelope.Open(await Lookup(cold, envelope), EtcdKey, envelope));
-        Assert.Equal(1, _metrics.Sum("etcdshield.keys.kek_unwraps", "outcome", "unavailable"));
+        Assert.Equal(1, _unwraps.Counted("outcome", "unavailable"));
     }
 
     [Fact]
@@ -457,7 +475,7 @@ public sealed class DataKeyManagerTests : IDisposable
         await SealAsync(manager);
         EncryptionKey key = await manager.GetEncryptionKeyAsync(CancellationToken.None);
 
-        string logs = _logger.AllText();
+        string logs = _logs.AllText();
 
         Assert.DoesNotContain(Convert.ToHexString(key.DataKey.WrappedKey), logs, StringComparison.OrdinalIgnoreCase);
         Assert.DoesNotContain(Convert.ToBase64String(key.DataKey.WrappedKey), logs, StringComparison.Ordinal);

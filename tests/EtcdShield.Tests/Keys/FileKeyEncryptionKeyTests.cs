@@ -3,6 +3,7 @@ using System.Text;
 using EtcdShield.Encryption;
 using EtcdShield.Keys;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Testing;
 
 namespace EtcdShield.Tests.Keys;
 
@@ -11,7 +12,7 @@ public sealed class FileKeyEncryptionKeyTests : IDisposable
     private static readonly byte[] Key = Convert.FromHexString("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f");
 
     private readonly string _directory = Directory.CreateTempSubdirectory("etcdshield-kek-").FullName;
-    private readonly RecordingLogger<FileKeyEncryptionKeyTests> _logger = new();
+    private readonly FakeLogCollector _logs = new();
 
     public void Dispose() => Directory.Delete(_directory, recursive: true);
 
@@ -32,15 +33,15 @@ public sealed class FileKeyEncryptionKeyTests : IDisposable
     {
         string path = WriteKeyFile("  \n" + Convert.ToBase64String(Key) + "\r\n\n");
 
-        using var kek = FileKeyEncryptionKey.Load(path, _logger);
+        using var kek = FileKeyEncryptionKey.Load(path, new FakeLogger<FileKeyEncryptionKey>(_logs));
 
         using var expected = FileKeyEncryptionKey.FromKey(Key);
         Assert.Equal(expected.Id, kek.Id);
-        var warning = Assert.Single(_logger.Entries);
+        var warning = Assert.Single(_logs.GetSnapshot());
         Assert.Equal(LogLevel.Warning, warning.Level);
-        Assert.Equal("DevelopmentOnly", warning.EventId.Name);
+        Assert.True(warning.Is<FileKeyEncryptionKey>("DevelopmentOnly"));
         Assert.Contains("DEVELOPMENT ONLY", warning.Message, StringComparison.Ordinal);
-        Assert.DoesNotContain(Convert.ToBase64String(Key), _logger.AllText(), StringComparison.Ordinal);
+        Assert.DoesNotContain(Convert.ToBase64String(Key), _logs.AllText(), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -53,9 +54,9 @@ public sealed class FileKeyEncryptionKeyTests : IDisposable
 
         string path = WriteKeyFile(Convert.ToBase64String(Key), UnixFileMode.UserRead | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
 
-        using var kek = FileKeyEncryptionKey.Load(path, _logger);
+        using var kek = FileKeyEncryptionKey.Load(path, new FakeLogger<FileKeyEncryptionKey>(_logs));
 
-        Assert.Contains(_logger.Entries, e => e.EventId.Name == "ReadableByOthers" && e.Message.Contains("chmod 600", StringComparison.Ordinal));
+        Assert.Contains(_logs.GetSnapshot(), r => r.Is<FileKeyEncryptionKey>("ReadableByOthers") && r.Message.Contains("chmod 600", StringComparison.Ordinal));
     }
 
     [Theory]
@@ -69,7 +70,7 @@ public sealed class FileKeyEncryptionKeyTests : IDisposable
     {
         string path = WriteKeyFile(contents);
 
-        var ex = Assert.Throws<InvalidDataException>(() => FileKeyEncryptionKey.Load(path, _logger));
+        var ex = Assert.Throws<InvalidDataException>(() => FileKeyEncryptionKey.Load(path, new FakeLogger<FileKeyEncryptionKey>(_logs)));
 
         Assert.Contains(expected, ex.Message, StringComparison.Ordinal);
         Assert.Contains(path, ex.Message, StringComparison.Ordinal);
@@ -78,7 +79,7 @@ public sealed class FileKeyEncryptionKeyTests : IDisposable
             Assert.DoesNotContain(contents.Trim(), ex.Message, StringComparison.Ordinal);
         }
 
-        Assert.Empty(_logger.Entries);
+        Assert.Empty(_logs.GetSnapshot());
     }
 
     [Fact]
@@ -86,7 +87,7 @@ public sealed class FileKeyEncryptionKeyTests : IDisposable
     {
         string path = WriteKeyFile(new string('A', 4096));
 
-        var ex = Assert.Throws<InvalidDataException>(() => FileKeyEncryptionKey.Load(path, _logger));
+        var ex = Assert.Throws<InvalidDataException>(() => FileKeyEncryptionKey.Load(path, new FakeLogger<FileKeyEncryptionKey>(_logs)));
 
         Assert.Contains("4096 bytes", ex.Message, StringComparison.Ordinal);
     }
@@ -96,7 +97,7 @@ public sealed class FileKeyEncryptionKeyTests : IDisposable
     {
         string path = Path.Combine(_directory, "missing.b64");
 
-        var ex = Assert.Throws<FileNotFoundException>(() => FileKeyEncryptionKey.Load(path, _logger));
+        var ex = Assert.Throws<FileNotFoundException>(() => FileKeyEncryptionKey.Load(path, new FakeLogger<FileKeyEncryptionKey>(_logs)));
 
         Assert.Contains(path, ex.Message, StringComparison.Ordinal);
     }

@@ -1,6 +1,7 @@
 using EtcdShield.Encryption;
 using EtcdShield.Keys;
-using EtcdShield.Tests.Encryption;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Logging.Testing;
 
 namespace EtcdShield.Tests.Keys;
 
@@ -8,14 +9,14 @@ public sealed class KeyRingRefresherTests : IDisposable
 {
     private readonly FakeKeyEncryptionKey _v1 = new("pkcs11:kek");
     private readonly FakeKeyEncryptionKey _v2 = new("pkcs11:kek#2");
-    private readonly MetricRecorder _metrics = new();
-    private readonly RecordingLogger<KeyRingRefresher> _logger = new();
+    private readonly System.Diagnostics.Metrics.IMeterFactory _meters = TestMeterFactory.Create();
+    private readonly FakeLogCollector _logs = new();
     private readonly DataKeyManager _manager;
     private readonly KeyRefresherSource _source = new();
 
     public KeyRingRefresherTests()
     {
-        _manager = new DataKeyManager(new KeyRing(_v1), DataKeyOptions.Default, TimeProvider.System, _metrics.KeyMetrics, new RecordingLogger<DataKeyManager>());
+        _manager = new DataKeyManager(new KeyRing(_v1), DataKeyOptions.Default, TimeProvider.System, new KeyMetrics(_meters), NullLogger<DataKeyManager>.Instance);
         _source.Ring = new KeyRing(_v1);
     }
 
@@ -24,7 +25,7 @@ public sealed class KeyRingRefresherTests : IDisposable
         _manager.Dispose();
         _v1.Dispose();
         _v2.Dispose();
-        _metrics.Dispose();
+        _meters.Dispose();
     }
 
     [Fact]
@@ -66,7 +67,7 @@ public sealed class KeyRingRefresherTests : IDisposable
         Assert.False(await refresher.CheckNowAsync(default));
 
         Assert.Equal("pkcs11:kek", _manager.KeyRing.Current.Id);
-        Assert.Single(_logger.Entries, e => e.EventId.Name == "CheckFailed");
+        Assert.Single(_logs.GetSnapshot(), r => r.Is<KeyRingRefresher>("CheckFailed"));
     }
 
     [Fact]
@@ -78,7 +79,7 @@ public sealed class KeyRingRefresherTests : IDisposable
         _source.Ring = new KeyRing(_v2, _v1);
 
         Assert.True(await refresher.CheckNowAsync(default));
-        Assert.Single(_logger.Entries, e => e.EventId.Name == "RotationDeferred");
+        Assert.Single(_logs.GetSnapshot(), r => r.Is<KeyRingRefresher>("RotationDeferred"));
         await Assert.ThrowsAsync<KeyProviderUnavailableException>(() => _manager.GetEncryptionKeyAsync(default).AsTask());
 
         _v2.Down = false;
@@ -87,7 +88,7 @@ public sealed class KeyRingRefresherTests : IDisposable
     }
 
     private KeyRingRefresher NewRefresher() =>
-        new(_source.LoadAsync, _manager, TimeSpan.FromMinutes(1), TimeProvider.System, _logger);
+        new(_source.LoadAsync, _manager, TimeSpan.FromMinutes(1), TimeProvider.System, new FakeLogger<KeyRingRefresher>(_logs));
 
     private sealed class KeyRefresherSource
     {

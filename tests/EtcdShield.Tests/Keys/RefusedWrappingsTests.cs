@@ -1,11 +1,12 @@
 using EtcdShield.Encryption;
 using EtcdShield.Keys;
+using Microsoft.Extensions.Time.Testing;
 
 namespace EtcdShield.Tests.Keys;
 
 public sealed class RefusedWrappingsTests
 {
-    private readonly ManualTimeProvider _time = new();
+    private readonly FakeTimeProvider _time = new();
 
     private static DataKeyWrapping Wrapping(byte last) =>
         new(DataKeyId.Derive(new byte[DataKey.KeySize]), "fake:current"u8, [1, 2, 3, last]);

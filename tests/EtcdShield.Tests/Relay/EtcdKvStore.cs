@@ -16,9 +16,9 @@ namespace EtcdShield.Tests.Relay;
 /// </summary>
 internal sealed class EtcdKvStore
 {
-    public const long ClusterId = 0x1000;
-    public const long MemberId = 0x2000;
-    public const ulong RaftTerm = 2;
+    private const ulong ClusterId = 0x1000;
+    private const ulong MemberId = 0x2000;
+    private const ulong RaftTerm = 2;
 
     private static readonly Comparer<ByteString> KeyOrder = Comparer<ByteString>.Create(Order);
 

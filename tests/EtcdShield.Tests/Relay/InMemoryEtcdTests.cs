@@ -1,5 +1,6 @@
 using EtcdShield.Protocol.Etcdserverpb;
 using EtcdShield.Protocol.Mvccpb;
+using EtcdShield.Protocol.V3electionpb;
 using Google.Protobuf;
 using Grpc.Core;
 using static EtcdShield.Protocol.Etcdserverpb.Compare.Types;
@@ -171,6 +172,29 @@ public sealed class InMemoryEtcdTests
         Assert.Equal(3, call.ResponseStream.Current.WatchId);
         var end = await Assert.ThrowsAsync<RpcException>(() => call.ResponseStream.MoveNext(CancellationToken.None));
         Assert.Equal((StatusCode.Unavailable, "etcdserver: no leader"), (end.StatusCode, end.Status.Detail));
+        Assert.False(stream.RequestsCompleted);
+        await call.RequestStream.CompleteAsync();
+        Assert.True(stream.RequestsCompleted);
+    }
+
+    [Fact]
+    public async Task A_scripted_server_stream_gets_its_request_and_sees_the_caller_dispose_of_it()
+    {
+        var stream = _etcd.NextStream("Election/Observe");
+        var call = new Election.ElectionClient(_etcd).Observe(new LeaderRequest { Name = Utf8("/e") }, new Metadata { { "token", "t" } });
+
+        var options = await stream.Opened;
+        var request = Assert.IsType<LeaderRequest>(await stream.Requests.ReadAsync());
+        stream.Respond(new LeaderResponse { Kv = new KeyValue { Key = Utf8("/e/1") } });
+        Assert.True(await call.ResponseStream.MoveNext(CancellationToken.None));
+        call.Dispose();
+        await stream.Disposed;
+
+        Assert.Equal("t", options.Headers!.GetValue("token"));
+        Assert.Equal("/e", request.Name.ToStringUtf8());
+        Assert.Equal("/e/1", call.ResponseStream.Current.Kv.Key.ToStringUtf8());
+        var after = await Assert.ThrowsAsync<RpcException>(() => call.ResponseStream.MoveNext(CancellationToken.None));
+        Assert.Equal(StatusCode.Cancelled, after.StatusCode);
     }
 
     [Fact]

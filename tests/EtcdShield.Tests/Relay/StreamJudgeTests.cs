@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using EtcdShield.Audit;
@@ -7,7 +8,6 @@ using EtcdShield.Protocol.Etcdserverpb;
 using EtcdShield.Relay;
 using EtcdShield.Reload;
 using EtcdShield.Streams;
-using EtcdShield.Tests.Encryption;
 using EtcdShield.Tls;
 using Google.Protobuf;
 using Grpc.Core;
@@ -27,7 +27,7 @@ public sealed class StreamJudgeTests : IDisposable
     private readonly string _dir = Directory.CreateTempSubdirectory("shield-judge").FullName;
     private readonly string _policyFile;
     private readonly ReloadableFiles<AccessPolicy> _policy;
-    private readonly MetricRecorder _meters = new();
+    private readonly IMeterFactory _meters = TestMeterFactory.Create();
     private readonly AuditLog _audit;
     private readonly CallScopes _scopes;
     private readonly List<CallScope> _open = [];

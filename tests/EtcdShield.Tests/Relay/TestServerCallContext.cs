@@ -16,9 +16,6 @@ internal sealed class TestServerCallContext : ServerCallContext
         _cancellationToken = cancellationToken;
     }
 
-    /// <summary>The headers the server sent back, if any.</summary>
-    public Metadata? ResponseHeaders { get; private set; }
-
     protected override string MethodCore => "";
 
     protected override string HostCore => "localhost";
@@ -42,9 +39,5 @@ internal sealed class TestServerCallContext : ServerCallContext
     protected override ContextPropagationToken CreatePropagationTokenCore(ContextPropagationOptions? options) =>
         throw new NotSupportedException("the proxy does not propagate calls");
 
-    protected override Task WriteResponseHeadersAsyncCore(Metadata responseHeaders)
-    {
-        ResponseHeaders = responseHeaders;
-        return Task.CompletedTask;
-    }
+    protected override Task WriteResponseHeadersAsyncCore(Metadata responseHeaders) => Task.CompletedTask;
 }
