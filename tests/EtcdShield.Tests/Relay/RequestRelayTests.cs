@@ -1,6 +1,7 @@
 using EtcdShield.Authorization;
 using EtcdShield.Protocol.Etcdserverpb;
 using EtcdShield.Protocol.Mvccpb;
+using EtcdShield.Protocol.V3lockpb;
 using Google.Protobuf;
 using Grpc.Core;
 
@@ -108,6 +109,22 @@ public sealed class RequestRelayTests : IDisposable
 
         var ended = await Assert.ThrowsAsync<RpcException>(() => call);
         Assert.Equal(StatusCode.Cancelled, ended.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_lock_waiting_for_its_turn_ends_permission_denied_when_a_reload_takes_its_name_away()
+    {
+        // etcd grants the lock only once its holder lets go, which it never does here: only the proxy ends the wait.
+        var held = _bed.Etcd.HoldNext("Lock/Lock");
+        var call = _bed.Relay.UnaryAsync(RelayBed.Method("Lock/Lock"), new LockRequest { Name = B("/app/lock") }, _bed.Context());
+        await held.Reached;
+
+        _bed.ChangePolicy("{ prefix: /elsewhere/, permission: readwrite }");
+
+        // The bound only keeps a regression from hanging the run; the call ends as soon as the reload is judged.
+        var ended = await Assert.ThrowsAsync<AccessDenial>(() => call.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Equal("etcdshield: permission denied: identity \"app\" may not read and write prefix \"/app/lock/\" (Lock/Lock lock)", ended.Status.Detail);
+        Assert.Equal("PERMISSION_DENIED", _bed.LastCode("Lock/Lock"));
     }
 
     [Fact]
