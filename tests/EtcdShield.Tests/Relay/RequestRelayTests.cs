@@ -246,6 +246,54 @@ public sealed class RequestRelayTests : IDisposable
     }
 
     [Fact]
+    public async Task A_stream_gives_its_slot_back_however_it_ends()
+    {
+        using var bed = new RelayBed(maxStreams: 1);
+
+        // Ended by the judge on the reload signal alone, with no chunk from etcd to judge.
+        var snapshot = bed.Etcd.NextStream("Maintenance/Snapshot");
+        var chunks = new ClientStream<byte[]>();
+        var refused = bed.Relay.ServerStreamingAsync(RelayBed.Method("Maintenance/Snapshot"), new SnapshotRequest().ToByteArray(), chunks, bed.Context());
+        await snapshot.Opened;
+        bed.ChangePolicy("{ prefix: /app/, permission: readwrite }", methods: "[Maintenance/Status, Lease/LeaseKeepAlive]");
+        Assert.Equal(StatusCode.PermissionDenied, (await Assert.ThrowsAsync<AccessDenial>(() => refused)).StatusCode);
+
+        // Left by its client.
+        using var gone = new CancellationTokenSource();
+        var watch = bed.Etcd.NextStream("Watch/Watch");
+        var watcher = new ClientStream<IMessage>();
+        var left = bed.Relay.DuplexStreamingAsync(RelayBed.Method("Watch/Watch"), watcher, watcher, bed.Context(gone.Token));
+        await watch.Opened;
+        await gone.CancelAsync();
+        Assert.Equal(StatusCode.Cancelled, (await Assert.ThrowsAsync<RpcException>(() => left)).StatusCode);
+
+        // Failed by etcd.
+        var keepAlive = bed.Etcd.NextStream("Lease/LeaseKeepAlive");
+        var renewer = new ClientStream<IMessage>();
+        var failed = bed.Relay.DuplexStreamingAsync(RelayBed.Method("Lease/LeaseKeepAlive"), renewer, renewer, bed.Context());
+        await keepAlive.Opened;
+        keepAlive.Fail(StatusCode.ResourceExhausted, "etcdserver: too many requests");
+        Assert.Equal("etcdserver: too many requests", (await Assert.ThrowsAsync<RpcException>(() => failed)).Status.Detail);
+
+        // A Lock waiting for its turn, ended by a reload.
+        var held = bed.Etcd.HoldNext("Lock/Lock");
+        var waiting = bed.Relay.UnaryAsync(RelayBed.Method("Lock/Lock"), new LockRequest { Name = B("/app/lock") }, bed.Context());
+        await held.Reached;
+        bed.ChangePolicy("{ prefix: /elsewhere/, permission: readwrite }", methods: "[Lease/LeaseKeepAlive]");
+        await Assert.ThrowsAsync<AccessDenial>(() => waiting.WaitAsync(TimeSpan.FromSeconds(30)));
+
+        // Each gave its slot back: the one stream the caller may hold opens.
+        var last = bed.Etcd.NextStream("Lease/LeaseKeepAlive");
+        var client = new ClientStream<IMessage>();
+        var open = bed.Relay.DuplexStreamingAsync(RelayBed.Method("Lease/LeaseKeepAlive"), client, client, bed.Context());
+        await last.Opened;
+        client.CloseSending();
+        last.Complete();
+        await open;
+        Assert.Equal("OK", bed.LastCode("Lease/LeaseKeepAlive"));
+    }
+
+    [Fact]
     public async Task Streams_open_while_the_proxy_stops_end_unavailable()
     {
         var etcd = _bed.Etcd.NextStream("Watch/Watch");
