@@ -114,17 +114,21 @@ public sealed class RequestRelayTests : IDisposable
     [Fact]
     public async Task A_lock_waiting_for_its_turn_ends_permission_denied_when_a_reload_takes_its_name_away()
     {
+        using var bed = new RelayBed(audit: true);
         // etcd grants the lock only once its holder lets go, which it never does here: only the proxy ends the wait.
-        var held = _bed.Etcd.HoldNext("Lock/Lock");
-        var call = _bed.Relay.UnaryAsync(RelayBed.Method("Lock/Lock"), new LockRequest { Name = B("/app/lock") }, _bed.Context());
+        var held = bed.Etcd.HoldNext("Lock/Lock");
+        var call = bed.Relay.UnaryAsync(RelayBed.Method("Lock/Lock"), new LockRequest { Name = B("/app/lock") }, bed.Context());
         await held.Reached;
 
-        _bed.ChangePolicy("{ prefix: /elsewhere/, permission: readwrite }");
+        bed.ChangePolicy("{ prefix: /elsewhere/, permission: readwrite }");
 
         // The bound only keeps a regression from hanging the run; the call ends as soon as the reload is judged.
         var ended = await Assert.ThrowsAsync<AccessDenial>(() => call.WaitAsync(TimeSpan.FromSeconds(30)));
         Assert.Equal("etcdshield: permission denied: identity \"app\" may not read and write prefix \"/app/lock/\" (Lock/Lock lock)", ended.Status.Detail);
-        Assert.Equal("PERMISSION_DENIED", _bed.LastCode("Lock/Lock"));
+        Assert.Equal("PERMISSION_DENIED", bed.LastCode("Lock/Lock"));
+        var record = Assert.Single(await bed.AuditedAsync());
+        Assert.Equal("denied", record.GetProperty("outcome").GetString());
+        Assert.Equal(ended.Status.Detail, record.GetProperty("reason").GetString());
     }
 
     [Fact]
@@ -185,6 +189,39 @@ public sealed class RequestRelayTests : IDisposable
         etcd.Complete();
         await relay;
         Assert.False(client.Received.TryRead(out var more), $"written after the cancellation: {more}");
+    }
+
+    [Fact]
+    public async Task Every_decision_on_a_watch_stream_is_audited_once_the_stream_each_create_and_each_watch_cut_short()
+    {
+        using var bed = new RelayBed(audit: true);
+        var etcd = bed.Etcd.NextStream("Watch/Watch");
+        var client = new ClientStream<IMessage>();
+        var relay = bed.Relay.DuplexStreamingAsync(RelayBed.Method("Watch/Watch"), client, client, bed.Context());
+        client.Send(new WatchRequest { CreateRequest = new WatchCreateRequest { Key = B("/app/"), RangeEnd = B("/app0"), WatchId = 1 } });
+        await etcd.Requests.ReadAsync();
+        etcd.Respond(new WatchResponse { WatchId = 1, Created = true });
+        Assert.True(((WatchResponse)await client.Received.ReadAsync()).Created);
+        client.Send(new WatchRequest { CreateRequest = new WatchCreateRequest { Key = B("/secret/x"), WatchId = 2 } });
+        Assert.True(((WatchResponse)await client.Received.ReadAsync()) is { WatchId: 2, Canceled: true });
+
+        bed.ChangePolicy("{ prefix: /elsewhere/, permission: read }");
+        Assert.True(((WatchResponse)await client.Received.ReadAsync()) is { WatchId: 1, Canceled: true });
+        client.CloseSending();
+        etcd.Complete();
+        await relay;
+
+        var records = await bed.AuditedAsync();
+        Assert.Equal(
+            [
+                "allowed OK /app/ watch",
+                "denied PERMISSION_DENIED /secret/x watch",
+                "denied PERMISSION_DENIED /app/ watch",
+                "allowed OK",
+            ],
+            records.Select(r => string.Join(' ', new[] { r.GetProperty("outcome").GetString(), r.GetProperty("code").GetString() }
+                .Concat(r.TryGetProperty("keys", out var keys) ? keys.EnumerateArray().SelectMany(k => new[] { k.GetProperty("key").GetString(), k.GetProperty("op").GetString() }) : []))));
+        Assert.All(records, r => Assert.Equal("Watch/Watch", r.GetProperty("method").GetString()));
     }
 
     [Fact]
