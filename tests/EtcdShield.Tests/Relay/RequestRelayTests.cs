@@ -346,9 +346,36 @@ public sealed class RequestRelayTests : IDisposable
         await etcd.Disposed;
     }
 
+    [Fact]
+    public async Task A_client_that_resets_its_stream_while_an_event_is_written_ends_cancelled_without_an_error_log()
+    {
+        // Kestrel fails the write of a reset stream before it cancels the call's token: the client left, nothing in
+        // the proxy went wrong, and a watcher resetting its streams must not be able to fill the error log.
+        var etcd = _bed.Etcd.NextStream("Watch/Watch");
+        var requests = new ClientStream<IMessage>();
+        var relay = _bed.Relay.DuplexStreamingAsync(RelayBed.Method("Watch/Watch"), requests, new ResetClient(), _bed.Context());
+        requests.Send(new WatchRequest { CreateRequest = new WatchCreateRequest { Key = B("/app/"), RangeEnd = B("/app0"), WatchId = 1 } });
+        await etcd.Requests.ReadAsync();
+
+        etcd.Respond(new WatchResponse { WatchId = 1, Created = true });
+
+        var ended = await Assert.ThrowsAsync<RpcException>(() => relay);
+        Assert.Equal(StatusCode.Cancelled, ended.StatusCode);
+        Assert.DoesNotContain(_bed.Logs.GetSnapshot(), log => log.Level >= Microsoft.Extensions.Logging.LogLevel.Error);
+    }
+
     private static WatchResponse PutEvent(long watchId, string key, long revision) => new()
     {
         WatchId = watchId,
         Events = { new Event { Type = Event.Types.EventType.Put, Kv = new KeyValue { Key = B(key), Value = B("v"), ModRevision = revision } } },
     };
+
+    private sealed class ResetClient : IServerStreamWriter<IMessage>
+    {
+        public WriteOptions? WriteOptions { get; set; }
+
+        public Task WriteAsync(IMessage message) => WriteAsync(message, CancellationToken.None);
+
+        public Task WriteAsync(IMessage message, CancellationToken cancellationToken) => Task.FromException(new IOException("The client reset the request stream."));
+    }
 }
