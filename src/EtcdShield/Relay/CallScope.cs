@@ -140,6 +140,32 @@ internal sealed class CallScope : IDisposable
     /// <summary>Step 3: counts the call against the caller's and the connection's stream limits while it is open.</summary>
     public OpenStream HoldStream() => _shared.Streams.Open(Caller, Context.GetHttpContext().Connection.Id);
 
+    /// <summary>Why a call that waited on etcd was ended by a reload (<see cref="JudgeWhileWaitingAsync"/>), or null.</summary>
+    public AccessDenial? Refused { get; private set; }
+
+    /// <summary>
+    /// A Lock or Campaign waits on etcd for as long as others hold the lock or the leadership: like a stream, it is
+    /// judged again on every reload while it waits, and a caller no longer allowed to make it has the wait ended
+    /// instead of being granted the lock later. Returns when the call ends.
+    /// </summary>
+    public async Task JudgeWhileWaitingAsync(OpenStream waiting, IMessage request)
+    {
+        try
+        {
+            while (Refused is null)
+            {
+                await waiting.WaitForChangeAsync(Stopping).ConfigureAwait(false);
+                Refused = AuthorizeStreamAgain(CurrentCaller(), request);
+            }
+
+            await EndAsync().ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (Stopping.IsCancellationRequested)
+        {
+            // The call ended: answered, failed, or its client gone.
+        }
+    }
+
     /// <summary>Step 5: withholds an answer that would tell the caller what it may not read.</summary>
     public void AuthorizeResponse(IMessage response)
     {

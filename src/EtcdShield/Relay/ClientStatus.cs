@@ -34,6 +34,11 @@ internal static partial class ClientStatus
             // wrong in the proxy.
             case OperationCanceledException or IOException or InvalidOperationException when clientGone:
                 return new RpcException(new Status(StatusCode.Cancelled, "context canceled"));
+            // Kestrel fails reads and writes of a stream the client reset, or of a connection it dropped, before it
+            // cancels the call's token. The upstream channel reports etcd's troubles as RpcExceptions, so a bare
+            // IOException is the client leaving; as an INTERNAL it would let any client fill the error log.
+            case IOException:
+                return new RpcException(new Status(StatusCode.Cancelled, "context canceled"));
             default:
                 Log.UnexpectedFailure(logger, method, e);
                 return new RpcException(new Status(StatusCode.Internal, "etcdshield: internal error"));

@@ -10,7 +10,8 @@ namespace EtcdShield.Relay;
 /// <item><description>Begin: who is calling (the certificate admitted on the connection, under the policy and
 /// client trust in force now), the clock, and a cancellation that fires when the client goes or the proxy stops.</description></item>
 /// <item><description>Authorize: whether the caller may make exactly this request (<see cref="Authorization.AccessGate"/>);
-/// a stream is authorized as it opens and judged again on every reload and before every message.</description></item>
+/// a stream is authorized as it opens and judged again on every reload and before every message, and a call that
+/// waits on etcd (Lock, Campaign) again on every reload while it waits.</description></item>
 /// <item><description>Hold: streams, and calls that wait on etcd for as long as others hold a lock, count against
 /// the caller's and the connection's stream limits.</description></item>
 /// <item><description>Handle or forward: the method's handler from <see cref="RelayRoutes"/> (values sealed and
@@ -40,15 +41,28 @@ internal sealed class RequestRelay
         {
             await scope.AuthorizeAsync(request).ConfigureAwait(false);
             using var waiting = WaitsOnEtcd(method) ? scope.HoldStream() : null;
-            var response = _routes.UnaryHandler(method) is { } handler
-                ? await handler.HandleAsync(request, scope.Call).ConfigureAwait(false)
-                : await scope.Call.ForwardUnaryAsync(request).ConfigureAwait(false);
-            scope.AuthorizeResponse(response);
-            return response;
+            var judging = waiting is null ? null : scope.JudgeWhileWaitingAsync(waiting, request);
+            try
+            {
+                var response = _routes.UnaryHandler(method) is { } handler
+                    ? await handler.HandleAsync(request, scope.Call).ConfigureAwait(false)
+                    : await scope.Call.ForwardUnaryAsync(request).ConfigureAwait(false);
+                scope.AuthorizeResponse(response);
+                return response;
+            }
+            finally
+            {
+                if (judging is not null)
+                {
+                    await scope.EndAsync().ConfigureAwait(false);
+                    await judging.ConfigureAwait(false);
+                }
+            }
         }
         catch (Exception e)
         {
-            throw scope.Fail(e);
+            // A refusal on a reload is what cancelled the wait, so it is what the client hears.
+            throw scope.Fail(scope.Refused ?? e);
         }
     }
 

@@ -154,6 +154,13 @@ internal sealed class StreamJudge<T> : IDisposable
     /// <summary>Judges the stream under the current policy and trust, unless it already was. Throws when the caller is no longer admitted.</summary>
     private async Task JudgeAsync(CancellationToken cancellationToken)
     {
+        // Refusing the stream and ending the call are two steps: whatever reaches the judge in between meets a
+        // judgement already current, and must not pass because of it.
+        if (Failure is { } failed)
+        {
+            throw failed;
+        }
+
         var current = _scope.CurrentCaller();
         if (ReferenceEquals(current.Policy, _judged.Policy) && ReferenceEquals(current.Trust, _judged.Trust))
         {

@@ -67,6 +67,15 @@ public sealed class ClientStatusTests
     }
 
     [Fact]
+    public void A_bare_io_failure_is_the_client_leaving_before_its_token_says_so()
+    {
+        var status = For(new IOException("The client reset the request stream."));
+
+        Assert.Equal(StatusCode.Cancelled, status.StatusCode);
+        Assert.Equal("context canceled", status.Status.Detail);
+    }
+
+    [Fact]
     public void Anything_else_is_internal_and_names_nothing()
     {
         var status = For(new FormatException("secret detail /registry/secrets/x"));

@@ -35,7 +35,8 @@ internal sealed class RelayBed : IDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly AdmittedClient _connection = new(null);
 
-    public RelayBed(string keys = "{ prefix: /app/, permission: readwrite }", string methods = "[Maintenance/Status, Maintenance/Snapshot, Lease/LeaseKeepAlive]", int maxStreams = 1000)
+    /// <param name="audit">Whether the relay writes an audit log, which <see cref="AuditedAsync"/> reads.</param>
+    public RelayBed(string keys = "{ prefix: /app/, permission: readwrite }", string methods = "[Maintenance/Status, Maintenance/Snapshot, Lease/LeaseKeepAlive]", int maxStreams = 1000, bool audit = false)
     {
         _policyFile = Path.Combine(_dir, "policy.yaml");
         File.WriteAllText(_policyFile, PolicyText(keys, methods));
@@ -48,7 +49,8 @@ internal sealed class RelayBed : IDisposable
         var meters = _services.GetRequiredService<IMeterFactory>();
         Requests = new MetricCollector<long>(meters, RelayMetrics.MeterName, "etcdshield.requests");
         Denied = new MetricCollector<long>(meters, AuthorizationMetrics.MeterName, "etcdshield.requests.denied");
-        _audit = new AuditLog(new ShieldOptions(), meters, NullLogger<AuditLog>.Instance);
+        _audit = new AuditLog(new ShieldOptions { AuditLog = audit ? Path.Combine(_dir, "audit.log") : null }, meters, NullLogger<AuditLog>.Instance);
+        _audit.StartAsync(CancellationToken.None).GetAwaiter().GetResult();
         var options = new ShieldOptions { MaxStreamsPerIdentity = maxStreams, MaxStreamsPerConnection = maxStreams };
         var scopes = new CallScopes(
             Etcd,
@@ -100,6 +102,13 @@ internal sealed class RelayBed : IDisposable
     {
         File.WriteAllText(_policyFile, PolicyText(keys, methods));
         Assert.Equal(ReloadOutcome.Reloaded, Policy.ReloadIfChanged());
+    }
+
+    /// <summary>Every audit record written so far, in order; the audit log is stopped first, so that all are written.</summary>
+    public async Task<IReadOnlyList<System.Text.Json.JsonElement>> AuditedAsync()
+    {
+        await _audit.StopAsync(CancellationToken.None);
+        return [.. File.ReadAllLines(Path.Combine(_dir, "audit.log")).Select(line => System.Text.Json.JsonDocument.Parse(line).RootElement)];
     }
 
     /// <summary>The proxy starts shutting down.</summary>

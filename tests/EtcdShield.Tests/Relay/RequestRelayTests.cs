@@ -1,6 +1,7 @@
 using EtcdShield.Authorization;
 using EtcdShield.Protocol.Etcdserverpb;
 using EtcdShield.Protocol.Mvccpb;
+using EtcdShield.Protocol.V3lockpb;
 using Google.Protobuf;
 using Grpc.Core;
 
@@ -111,6 +112,26 @@ public sealed class RequestRelayTests : IDisposable
     }
 
     [Fact]
+    public async Task A_lock_waiting_for_its_turn_ends_permission_denied_when_a_reload_takes_its_name_away()
+    {
+        using var bed = new RelayBed(audit: true);
+        // etcd grants the lock only once its holder lets go, which it never does here: only the proxy ends the wait.
+        var held = bed.Etcd.HoldNext("Lock/Lock");
+        var call = bed.Relay.UnaryAsync(RelayBed.Method("Lock/Lock"), new LockRequest { Name = B("/app/lock") }, bed.Context());
+        await held.Reached;
+
+        bed.ChangePolicy("{ prefix: /elsewhere/, permission: readwrite }");
+
+        // The bound only keeps a regression from hanging the run; the call ends as soon as the reload is judged.
+        var ended = await Assert.ThrowsAsync<AccessDenial>(() => call.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Equal("etcdshield: permission denied: identity \"app\" may not read and write prefix \"/app/lock/\" (Lock/Lock lock)", ended.Status.Detail);
+        Assert.Equal("PERMISSION_DENIED", bed.LastCode("Lock/Lock"));
+        var record = Assert.Single(await bed.AuditedAsync());
+        Assert.Equal("denied", record.GetProperty("outcome").GetString());
+        Assert.Equal(ended.Status.Detail, record.GetProperty("reason").GetString());
+    }
+
+    [Fact]
     public async Task A_forbidden_watch_is_refused_on_the_stream_while_etcd_keeps_sending_the_allowed_ones_events()
     {
         var etcd = _bed.Etcd.NextStream("Watch/Watch");
@@ -168,6 +189,39 @@ public sealed class RequestRelayTests : IDisposable
         etcd.Complete();
         await relay;
         Assert.False(client.Received.TryRead(out var more), $"written after the cancellation: {more}");
+    }
+
+    [Fact]
+    public async Task Every_decision_on_a_watch_stream_is_audited_once_the_stream_each_create_and_each_watch_cut_short()
+    {
+        using var bed = new RelayBed(audit: true);
+        var etcd = bed.Etcd.NextStream("Watch/Watch");
+        var client = new ClientStream<IMessage>();
+        var relay = bed.Relay.DuplexStreamingAsync(RelayBed.Method("Watch/Watch"), client, client, bed.Context());
+        client.Send(new WatchRequest { CreateRequest = new WatchCreateRequest { Key = B("/app/"), RangeEnd = B("/app0"), WatchId = 1 } });
+        await etcd.Requests.ReadAsync();
+        etcd.Respond(new WatchResponse { WatchId = 1, Created = true });
+        Assert.True(((WatchResponse)await client.Received.ReadAsync()).Created);
+        client.Send(new WatchRequest { CreateRequest = new WatchCreateRequest { Key = B("/secret/x"), WatchId = 2 } });
+        Assert.True(((WatchResponse)await client.Received.ReadAsync()) is { WatchId: 2, Canceled: true });
+
+        bed.ChangePolicy("{ prefix: /elsewhere/, permission: read }");
+        Assert.True(((WatchResponse)await client.Received.ReadAsync()) is { WatchId: 1, Canceled: true });
+        client.CloseSending();
+        etcd.Complete();
+        await relay;
+
+        var records = await bed.AuditedAsync();
+        Assert.Equal(
+            [
+                "allowed OK /app/ watch",
+                "denied PERMISSION_DENIED /secret/x watch",
+                "denied PERMISSION_DENIED /app/ watch",
+                "allowed OK",
+            ],
+            records.Select(r => string.Join(' ', new[] { r.GetProperty("outcome").GetString(), r.GetProperty("code").GetString() }
+                .Concat(r.TryGetProperty("keys", out var keys) ? keys.EnumerateArray().SelectMany(k => new[] { k.GetProperty("key").GetString(), k.GetProperty("op").GetString() }) : []))));
+        Assert.All(records, r => Assert.Equal("Watch/Watch", r.GetProperty("method").GetString()));
     }
 
     [Fact]
@@ -229,6 +283,54 @@ public sealed class RequestRelayTests : IDisposable
     }
 
     [Fact]
+    public async Task A_stream_gives_its_slot_back_however_it_ends()
+    {
+        using var bed = new RelayBed(maxStreams: 1);
+
+        // Ended by the judge on the reload signal alone, with no chunk from etcd to judge.
+        var snapshot = bed.Etcd.NextStream("Maintenance/Snapshot");
+        var chunks = new ClientStream<byte[]>();
+        var refused = bed.Relay.ServerStreamingAsync(RelayBed.Method("Maintenance/Snapshot"), new SnapshotRequest().ToByteArray(), chunks, bed.Context());
+        await snapshot.Opened;
+        bed.ChangePolicy("{ prefix: /app/, permission: readwrite }", methods: "[Maintenance/Status, Lease/LeaseKeepAlive]");
+        Assert.Equal(StatusCode.PermissionDenied, (await Assert.ThrowsAsync<AccessDenial>(() => refused)).StatusCode);
+
+        // Left by its client.
+        using var gone = new CancellationTokenSource();
+        var watch = bed.Etcd.NextStream("Watch/Watch");
+        var watcher = new ClientStream<IMessage>();
+        var left = bed.Relay.DuplexStreamingAsync(RelayBed.Method("Watch/Watch"), watcher, watcher, bed.Context(gone.Token));
+        await watch.Opened;
+        await gone.CancelAsync();
+        Assert.Equal(StatusCode.Cancelled, (await Assert.ThrowsAsync<RpcException>(() => left)).StatusCode);
+
+        // Failed by etcd.
+        var keepAlive = bed.Etcd.NextStream("Lease/LeaseKeepAlive");
+        var renewer = new ClientStream<IMessage>();
+        var failed = bed.Relay.DuplexStreamingAsync(RelayBed.Method("Lease/LeaseKeepAlive"), renewer, renewer, bed.Context());
+        await keepAlive.Opened;
+        keepAlive.Fail(StatusCode.ResourceExhausted, "etcdserver: too many requests");
+        Assert.Equal("etcdserver: too many requests", (await Assert.ThrowsAsync<RpcException>(() => failed)).Status.Detail);
+
+        // A Lock waiting for its turn, ended by a reload.
+        var held = bed.Etcd.HoldNext("Lock/Lock");
+        var waiting = bed.Relay.UnaryAsync(RelayBed.Method("Lock/Lock"), new LockRequest { Name = B("/app/lock") }, bed.Context());
+        await held.Reached;
+        bed.ChangePolicy("{ prefix: /elsewhere/, permission: readwrite }", methods: "[Lease/LeaseKeepAlive]");
+        await Assert.ThrowsAsync<AccessDenial>(() => waiting.WaitAsync(TimeSpan.FromSeconds(30)));
+
+        // Each gave its slot back: the one stream the caller may hold opens.
+        var last = bed.Etcd.NextStream("Lease/LeaseKeepAlive");
+        var client = new ClientStream<IMessage>();
+        var open = bed.Relay.DuplexStreamingAsync(RelayBed.Method("Lease/LeaseKeepAlive"), client, client, bed.Context());
+        await last.Opened;
+        client.CloseSending();
+        last.Complete();
+        await open;
+        Assert.Equal("OK", bed.LastCode("Lease/LeaseKeepAlive"));
+    }
+
+    [Fact]
     public async Task Streams_open_while_the_proxy_stops_end_unavailable()
     {
         var etcd = _bed.Etcd.NextStream("Watch/Watch");
@@ -244,9 +346,36 @@ public sealed class RequestRelayTests : IDisposable
         await etcd.Disposed;
     }
 
+    [Fact]
+    public async Task A_client_that_resets_its_stream_while_an_event_is_written_ends_cancelled_without_an_error_log()
+    {
+        // Kestrel fails the write of a reset stream before it cancels the call's token: the client left, nothing in
+        // the proxy went wrong, and a watcher resetting its streams must not be able to fill the error log.
+        var etcd = _bed.Etcd.NextStream("Watch/Watch");
+        var requests = new ClientStream<IMessage>();
+        var relay = _bed.Relay.DuplexStreamingAsync(RelayBed.Method("Watch/Watch"), requests, new ResetClient(), _bed.Context());
+        requests.Send(new WatchRequest { CreateRequest = new WatchCreateRequest { Key = B("/app/"), RangeEnd = B("/app0"), WatchId = 1 } });
+        await etcd.Requests.ReadAsync();
+
+        etcd.Respond(new WatchResponse { WatchId = 1, Created = true });
+
+        var ended = await Assert.ThrowsAsync<RpcException>(() => relay);
+        Assert.Equal(StatusCode.Cancelled, ended.StatusCode);
+        Assert.DoesNotContain(_bed.Logs.GetSnapshot(), log => log.Level >= Microsoft.Extensions.Logging.LogLevel.Error);
+    }
+
     private static WatchResponse PutEvent(long watchId, string key, long revision) => new()
     {
         WatchId = watchId,
         Events = { new Event { Type = Event.Types.EventType.Put, Kv = new KeyValue { Key = B(key), Value = B("v"), ModRevision = revision } } },
     };
+
+    private sealed class ResetClient : IServerStreamWriter<IMessage>
+    {
+        public WriteOptions? WriteOptions { get; set; }
+
+        public Task WriteAsync(IMessage message) => WriteAsync(message, CancellationToken.None);
+
+        public Task WriteAsync(IMessage message, CancellationToken cancellationToken) => Task.FromException(new IOException("The client reset the request stream."));
+    }
 }

@@ -89,6 +89,18 @@ public sealed class StreamJudgeTests : IDisposable
         Assert.Equal(ReloadOutcome.Reloaded, _policy.ReloadIfChanged());
     }
 
+    /// <summary>A reload after which no identity of the policy matches the stream's caller.</summary>
+    private void AdmitOnlySomeoneElse()
+    {
+        File.WriteAllText(_policyFile, """
+            identities:
+              - name: someone-else
+                match: { cn: someone-else }
+                keys: [{ prefix: /open/, permission: read }]
+            """);
+        Assert.Equal(ReloadOutcome.Reloaded, _policy.ReloadIfChanged());
+    }
+
     [Fact]
     public async Task An_event_that_meets_a_narrower_policy_cancels_its_watch_instead_of_passing()
     {
@@ -122,18 +134,35 @@ public sealed class StreamJudgeTests : IDisposable
         using var etcd = new SerializedStreamWriter<IMessage>(_etcd, shared: true);
         using var judge = Judge(client, etcd);
 
-        File.WriteAllText(_policyFile, """
-            identities:
-              - name: someone-else
-                match: { cn: someone-else }
-                keys: [{ prefix: /open/, permission: read }]
-            """);
-        Assert.Equal(ReloadOutcome.Reloaded, _policy.ReloadIfChanged());
+        AdmitOnlySomeoneElse();
         var ended = await Assert.ThrowsAnyAsync<RpcException>(() => judge.ForwardAsync(new WatchResponse { WatchId = 9 }, stop.Token));
 
         Assert.Equal(StatusCode.PermissionDenied, ended.StatusCode);
         Assert.Same(ended, judge.Failure);
         Assert.Empty(_client.Written);
+    }
+
+    [Fact]
+    public async Task A_stream_refused_once_stays_refused_until_it_has_ended()
+    {
+        // The judge that refuses the stream (on the reload signal, or before a client's message) and the end of the
+        // call are two steps: etcd's next event can reach the judge between them, under a judgement already current.
+        using var stop = new CancellationTokenSource();
+        using var client = new SerializedStreamWriter<IMessage>(_client, shared: true);
+        using var etcd = new SerializedStreamWriter<IMessage>(_etcd, shared: true);
+        using var judge = Judge(client, etcd);
+        Assert.Null(await judge.CreatingAsync(new WatchCreateRequest { Key = B("/secret/"), RangeEnd = B("/secret0"), WatchId = 3 }, stop.Token));
+        await judge.ForwardAsync(new WatchResponse { WatchId = 3, Created = true }, stop.Token);
+
+        AdmitOnlySomeoneElse();
+        var refused = await Assert.ThrowsAnyAsync<RpcException>(() => judge.JudgeNowAsync(stop.Token));
+        var again = await Assert.ThrowsAnyAsync<RpcException>(
+            () => judge.ForwardAsync(new WatchResponse { WatchId = 3, Events = { new Protocol.Mvccpb.Event { Kv = new() { Key = B("/secret/x") } } } }, stop.Token));
+
+        Assert.Equal(StatusCode.PermissionDenied, refused.StatusCode);
+        Assert.Same(refused, again);
+        Assert.Same(refused, judge.Failure);
+        Assert.True(Assert.IsType<WatchResponse>(Assert.Single(_client.Written)).Created, "only the watch's creation was written");
     }
 
     private sealed class Recording : IAsyncStreamWriter<IMessage>
