@@ -26,11 +26,9 @@ public sealed class ForgedWrappingHsmCallsTests(SoftHsmInProcess hsm, TestPki pk
     [Fact]
     public async Task Reading_a_forged_wrapping_again_and_again_costs_one_hsm_unwrap()
     {
-        var token = hsm.CreateToken();
-        Assert.Equal(0, await KeysCommand.RunAsync(["create", .. token.Flags("kek")], TextWriter.Null, TextWriter.Null, NullLoggerFactory.Instance));
         var etcd = await SharedEtcd.GetAsync();
         var p = SharedEtcd.NewPrefix("forged-wrapping");
-        await using var proxy = await ShieldServer.StartAsync(pki, etcd.ClientUrl, flags: token.Flags("kek"));
+        await using var proxy = await ProxyWithNewKekAsync(etcd);
         using var proxyChannel = GrpcChannels.ToProxy(proxy, pki);
         var viaProxy = new KV.KVClient(proxyChannel);
         using var etcdChannel = GrpcChannels.ToEtcd(etcd);
@@ -58,11 +56,9 @@ public sealed class ForgedWrappingHsmCallsTests(SoftHsmInProcess hsm, TestPki pk
     [Fact]
     public async Task Reading_a_value_that_names_an_absent_version_of_the_kek_again_and_again_costs_one_hsm_lookup()
     {
-        var token = hsm.CreateToken();
-        Assert.Equal(0, await KeysCommand.RunAsync(["create", .. token.Flags("kek")], TextWriter.Null, TextWriter.Null, NullLoggerFactory.Instance));
         var etcd = await SharedEtcd.GetAsync();
         var p = SharedEtcd.NewPrefix("forged-wrapping");
-        await using var proxy = await ShieldServer.StartAsync(pki, etcd.ClientUrl, flags: token.Flags("kek"));
+        await using var proxy = await ProxyWithNewKekAsync(etcd);
         using var proxyChannel = GrpcChannels.ToProxy(proxy, pki);
         var viaProxy = new KV.KVClient(proxyChannel);
 
@@ -91,4 +87,12 @@ public sealed class ForgedWrappingHsmCallsTests(SoftHsmInProcess hsm, TestPki pk
     }
 
     private static ByteString Bytes(string text) => ByteString.CopyFromUtf8(text);
+
+    /// <summary>A proxy over <paramref name="etcd"/> whose KEK "kek" was just created in a token of its own.</summary>
+    private async Task<ShieldServer> ProxyWithNewKekAsync(EtcdProcess etcd)
+    {
+        var token = hsm.CreateToken();
+        Assert.Equal(0, await KeysCommand.RunAsync(["create", .. token.Flags("kek")], TextWriter.Null, TextWriter.Null, NullLoggerFactory.Instance));
+        return await ShieldServer.StartAsync(pki, etcd.ClientUrl, flags: token.Flags("kek"));
+    }
 }

@@ -97,14 +97,7 @@ public sealed class GuardedTxnTests : IDisposable
     {
         _bed.Store("/r/1", "b");
         Etcd.ThenNext("KV/Txn", store => store.Delete("/r/1"));
-        var txn = new TxnRequest
-        {
-            Compare = { ValueCompare("/r/", "/r0", CompareResult.Greater, "a") },
-            Success = { PutOp("/done", "greater") },
-            Failure = { PutOp("/done", "not greater") },
-        };
-
-        var pending = TxnAsync(txn);
+        var pending = TxnAsync(RangeGreaterThanA());
         await _bed.PassPauseAsync(pending);
         var response = await pending;
 
@@ -117,14 +110,7 @@ public sealed class GuardedTxnTests : IDisposable
     {
         _bed.Store("/r/1", "b");
         Etcd.ThenNext("KV/Txn", _ => _bed.Store("/r/0", "a"));
-        var txn = new TxnRequest
-        {
-            Compare = { ValueCompare("/r/", "/r0", CompareResult.Greater, "a") },
-            Success = { PutOp("/done", "greater") },
-            Failure = { PutOp("/done", "not greater") },
-        };
-
-        var pending = TxnAsync(txn);
+        var pending = TxnAsync(RangeGreaterThanA());
         await _bed.PassPauseAsync(pending);
         var response = await pending;
 
@@ -241,6 +227,14 @@ public sealed class GuardedTxnTests : IDisposable
     }
 
     private Task<TxnResponse> TxnAsync(TxnRequest txn) => _bed.CallAsync<TxnResponse>(_bed.Txn, "KV/Txn", txn);
+
+    /// <summary>Whether every value under /r/ is greater than "a", recorded in /done either way.</summary>
+    private static TxnRequest RangeGreaterThanA() => new()
+    {
+        Compare = { ValueCompare("/r/", "/r0", CompareResult.Greater, "a") },
+        Success = { PutOp("/done", "greater") },
+        Failure = { PutOp("/done", "not greater") },
+    };
 
     private static TxnRequest SwapTxn(string key, string expected, string value) => new()
     {
