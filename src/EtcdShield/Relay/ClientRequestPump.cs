@@ -1,3 +1,4 @@
+using EtcdShield.Authorization;
 using EtcdShield.Protocol.Etcdserverpb;
 using Grpc.Core;
 
@@ -38,8 +39,8 @@ internal sealed class ClientRequestPump<T>
             while (await ReadFromClientAsync(stop).ConfigureAwait(false))
             {
                 var request = _requests.Current;
-                await _judge.JudgeNowAsync(stop).ConfigureAwait(false);
-                if (await AnswerAsync(request, stop).ConfigureAwait(false) is { } answer)
+                var caller = await _judge.JudgeNowAsync(stop).ConfigureAwait(false);
+                if (await AnswerAsync(request, caller, stop).ConfigureAwait(false) is { } answer)
                 {
                     await _client.WriteAsync(answer, stop).ConfigureAwait(false);
                     continue;
@@ -68,15 +69,15 @@ internal sealed class ClientRequestPump<T>
     /// on a range the caller may not read is created and cancelled at once with the reason, as etcd refuses one; a
     /// watch past the stream's limit likewise; a keep-alive of a lease the caller does not own is answered as etcd
     /// answers one for an unknown lease (its ID, TTL 0), which clientv3 reports as an expired lease. The caller is
-    /// looked up per message, so a policy or CRL reloaded while the stream is open applies to the next one; other
+    /// judged per message, so a policy or CRL reloaded while the stream is open applies to the next one; other
     /// watches and leases on the stream are not disturbed.
     /// </summary>
-    private async ValueTask<T?> AnswerAsync(T request, CancellationToken cancellationToken)
+    private async ValueTask<T?> AnswerAsync(T request, Caller caller, CancellationToken cancellationToken)
     {
         switch (request)
         {
             case WatchRequest { CreateRequest: { } create } watch:
-                if (_scope.AuthorizeWatchCreate(_scope.CurrentCaller(), watch) is { } denial)
+                if (_scope.AuthorizeWatchCreate(caller, watch) is { } denial)
                 {
                     return (T)(object)new WatchResponse
                     {
@@ -89,7 +90,7 @@ internal sealed class ClientRequestPump<T>
                 }
 
                 return await _judge.CreatingAsync(create, cancellationToken).ConfigureAwait(false);
-            case LeaseKeepAliveRequest keepAlive when _scope.AuthorizeKeepAlive(_scope.CurrentCaller(), keepAlive) is not null:
+            case LeaseKeepAliveRequest keepAlive when _scope.AuthorizeKeepAlive(caller, keepAlive) is not null:
                 return (T)(object)new LeaseKeepAliveResponse { Header = new ResponseHeader(), ID = keepAlive.ID, TTL = 0 };
             default:
                 return null;

@@ -76,14 +76,15 @@ internal sealed class StreamJudge<T> : IDisposable
     /// <summary>
     /// Judges the stream again if the policy or trust changed since it last was, before a client's request goes to
     /// etcd (a keep-alive sent just after the reload renews nothing). Throws PERMISSION_DENIED when the caller is
-    /// no longer admitted.
+    /// no longer admitted; otherwise returns the caller as just judged, for the request's own checks.
     /// </summary>
-    public async Task JudgeNowAsync(CancellationToken cancellationToken)
+    public async Task<Caller> JudgeNowAsync(CancellationToken cancellationToken)
     {
         await _turn.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             await JudgeAsync(cancellationToken).ConfigureAwait(false);
+            return _judged;
         }
         finally
         {
