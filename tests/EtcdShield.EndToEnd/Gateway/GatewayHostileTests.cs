@@ -1,0 +1,258 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using EtcdShield.EndToEnd.Hostile;
+using EtcdShield.EndToEnd.Infrastructure;
+using EtcdShield.Protocol.Etcdserverpb;
+using Google.Protobuf;
+
+namespace EtcdShield.EndToEnd.Gateway;
+
+/// <summary>
+/// What a hostile or broken gateway client gets: bad JSON, bad base64, wrong field types, a body over
+/// --max-request-bytes and a deeply nested body are refused with an etcd-style error body and nothing reaches
+/// etcd; a key the policy forbids is 403 and audited under the gRPC method's name; a certificate no identity
+/// matches never gets past the handshake; a watch whose grant a reload removes is cancelled and sees nothing
+/// written after; wrong methods and paths are 405 and 404 as in etcd.
+/// </summary>
+public sealed class GatewayHostileTests(GatewayHostileTests.Fixture fixture) : IClassFixture<GatewayHostileTests.Fixture>
+{
+    private const int MaxRequestBytes = 4096;
+
+    private static readonly TimeSpan StreamTimeout = TimeSpan.FromSeconds(10);
+
+    private static string Policy(bool secrets) => $$"""
+        identities:
+          - name: gw-reader
+            match: { cn: gw-reader }
+            keys:
+              - { prefix: /open/, permission: readwrite }
+        {{(secrets ? "      - { prefix: /secret/, permission: read }" : "")}}
+        """;
+
+    /// <summary>A proxy with a policy, an audit log and a small request limit in front of an etcd of its own, so etcd's revision shows whether anything reached it.</summary>
+    public sealed class Fixture : IAsyncLifetime
+    {
+        private ReloadingShield? _proxy;
+
+        public TestPki Pki { get; } = new();
+
+        internal ReloadingShield Proxy => _proxy ?? throw new InvalidOperationException("Not started.");
+
+        internal string AuditFile => Path.Combine(Pki.Directory, "gateway-audit.log");
+
+        internal CertificatePaths Reader { get; private set; } = null!;
+
+        public async Task InitializeAsync()
+        {
+            Reader = Pki.IssueClient("gw-reader", "gw-reader");
+            _proxy = await ReloadingShield.StartAsync(Policy(secrets: false), ["--audit-log", AuditFile, "--max-request-bytes", MaxRequestBytes.ToString(System.Globalization.CultureInfo.InvariantCulture)], Pki);
+        }
+
+        public async Task DisposeAsync()
+        {
+            if (_proxy is not null)
+            {
+                // Disposes the PKI too.
+                await _proxy.DisposeAsync();
+            }
+            else
+            {
+                Pki.Dispose();
+            }
+        }
+
+        /// <summary>etcd's current revision, read around the proxy.</summary>
+        internal async Task<long> RevisionAsync()
+        {
+            using var direct = GrpcChannels.ToEtcd(Proxy.Etcd);
+            return (await new KV.KVClient(direct).RangeAsync(new RangeRequest { Key = ByteString.CopyFromUtf8("/") })).Header.Revision;
+        }
+
+        internal Task<IReadOnlyList<JsonElement>> AuditAsync(Func<JsonElement, bool> condition) =>
+            Eventually.HoldsAsync(() => Task.FromResult<IReadOnlyList<JsonElement>>(ReadAudit()), lines => lines.Any(condition), TimeSpan.FromSeconds(10));
+
+        private List<JsonElement> ReadAudit()
+        {
+            if (!File.Exists(AuditFile))
+            {
+                return [];
+            }
+
+            using var stream = new FileStream(AuditFile, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            using var reader = new StreamReader(stream);
+            var lines = new List<JsonElement>();
+            while (reader.ReadLine() is { } line)
+            {
+                if (line.EndsWith('}'))
+                {
+                    using var document = JsonDocument.Parse(line);
+                    lines.Add(document.RootElement.Clone());
+                }
+            }
+
+            return lines;
+        }
+    }
+
+    private static string B(string text) => GatewayScenario.B(text);
+
+    [Theory]
+    [InlineData("/v3/kv/put", """{"key":""", "truncated JSON")]
+    [InlineData("/v3/kv/put", "put /open/bad please", "not JSON")]
+    [InlineData("/v3/kv/put", """{"key":"L29wZW4vYmFk","value":"!!!!"}""", "a value that is not base64")]
+    [InlineData("/v3/kv/put", """{"key":"L29wZW4vYmFk","value":"YQ"}""", "base64 without its padding")]
+    [InlineData("/v3/kv/put", """{"key":"L29wZW4vYmFk","value":"YQ==","lease":"twelve"}""", "an int64 that is not a number")]
+    [InlineData("/v3/kv/put", """{"key":"L29wZW4vYmFk","value":"YQ==","lease":1.5}""", "an int64 with a fraction")]
+    [InlineData("/v3/kv/put", """{"key":"L29wZW4vYmFk","value":"YQ==","prev_kv":"yes"}""", "a string for a bool")]
+    [InlineData("/v3/kv/put", """{"key":["L29wZW4vYmFk"],"value":"YQ=="}""", "an array for bytes")]
+    [InlineData("/v3/kv/put", """{"key":12345,"value":"YQ=="}""", "a number for bytes")]
+    [InlineData("/v3/kv/txn", """{"compare":[{"target":"SIDEWAYS","key":"L29wZW4vYmFk"}],"success":[{"request_put":{"key":"L29wZW4vYmFk","value":"YQ=="}}]}""", "an enum name that does not exist")]
+    [InlineData("/v3/kv/txn", """{"compare":{"key":"L29wZW4vYmFk"},"success":[{"request_put":{"key":"L29wZW4vYmFk","value":"YQ=="}}]}""", "an object for a repeated field")]
+    public async Task A_body_that_is_not_a_valid_request_is_400_with_an_etcd_error_and_nothing_reaches_etcd(string path, string body, string what)
+    {
+        using var http = new GatewayHttp(fixture.Proxy.Shield.ClientUrl, fixture.Pki);
+        var before = await fixture.RevisionAsync();
+
+        var answer = await http.PostAsync(path, body);
+
+        AssertEtcdError(answer, HttpStatusCode.BadRequest, 3, what);
+        Assert.Equal(before, await fixture.RevisionAsync());
+    }
+
+    [Fact]
+    public async Task A_deeply_nested_body_is_400_and_nothing_reaches_etcd()
+    {
+        using var http = new GatewayHttp(fixture.Proxy.Shield.ClientUrl, fixture.Pki);
+        const int Depth = 1500; // under the request limit, far over any sane nesting
+        var body = $$"""{"key":"{{B("/open/deep")}}","value":"YQ==","ignored":{{new string('[', Depth)}}{{new string(']', Depth)}}}""";
+        Assert.True(Encoding.UTF8.GetByteCount(body) < MaxRequestBytes);
+        var before = await fixture.RevisionAsync();
+
+        var answer = await http.PostAsync("/v3/kv/put", body, HttpVersion.Version20);
+
+        AssertEtcdError(answer, HttpStatusCode.BadRequest, 3, "nesting " + Depth + " deep");
+        Assert.Equal(before, await fixture.RevisionAsync());
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task A_body_over_max_request_bytes_is_429_and_nothing_reaches_etcd(int http)
+    {
+        using var client = new GatewayHttp(fixture.Proxy.Shield.ClientUrl, fixture.Pki);
+        var body = $$"""{"key":"{{B("/open/big")}}","value":"{{Convert.ToBase64String(new byte[MaxRequestBytes * 2])}}"}""";
+        var before = await fixture.RevisionAsync();
+
+        var answer = await client.PostAsync("/v3/kv/put", body, http == 2 ? HttpVersion.Version20 : HttpVersion.Version11);
+
+        AssertEtcdError(answer, HttpStatusCode.TooManyRequests, 8, "a body of " + body.Length + " bytes");
+        Assert.Equal(before, await fixture.RevisionAsync());
+    }
+
+    [Fact]
+    public async Task A_key_the_policy_forbids_is_403_with_code_7_nothing_reaches_etcd_and_the_denial_is_audited_as_the_grpc_method()
+    {
+        using var http = new GatewayHttp(fixture.Proxy.Shield.ClientUrl, fixture.Pki, fixture.Reader);
+        var before = await fixture.RevisionAsync();
+
+        var put = await http.PostAsync("/v3/kv/put", $$"""{"key":"{{B("/secret/forbidden")}}","value":"{{B("must not be written")}}"}""");
+        var range = await http.PostAsync("/v3/kv/range", $$"""{"key":"{{B("/secret/")}}","range_end":"{{B("/secret0")}}"}""", HttpVersion.Version20);
+        var allowed = await http.PostAsync("/v3/kv/put", $$"""{"key":"{{B("/open/allowed")}}","value":"{{B("written")}}"}""");
+
+        AssertEtcdError(put, HttpStatusCode.Forbidden, 7, "a put outside the grants");
+        AssertEtcdError(range, HttpStatusCode.Forbidden, 7, "a range outside the grants");
+        Assert.Contains("permission denied", put.Json().GetProperty("message").GetString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("must not be written", put.Body, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, allowed.Status);
+        Assert.Equal(before + 1, await fixture.RevisionAsync());
+        await fixture.AuditAsync(l => Is(l, "gw-reader", "KV/Put", "denied") && l.GetProperty("code").GetString() == "PERMISSION_DENIED");
+        await fixture.AuditAsync(l => Is(l, "gw-reader", "KV/Range", "denied"));
+        await fixture.AuditAsync(l => Is(l, "gw-reader", "KV/Put", "allowed") && l.GetProperty("code").GetString() == "OK");
+    }
+
+    [Fact]
+    public async Task A_certificate_that_no_identity_matches_is_refused_in_the_handshake_and_writes_nothing()
+    {
+        var stranger = fixture.Pki.IssueClient("gw-stranger", "gw-stranger");
+        using var http = new GatewayHttp(fixture.Proxy.Shield.ClientUrl, fixture.Pki, stranger);
+        var before = await fixture.RevisionAsync();
+
+        await Assert.ThrowsAsync<HttpRequestException>(() => http.PostAsync("/v3/kv/put", $$"""{"key":"{{B("/open/stranger")}}","value":"YQ=="}"""));
+        await Assert.ThrowsAsync<HttpRequestException>(() => http.PostAsync("/v3/kv/put", $$"""{"key":"{{B("/open/stranger")}}","value":"YQ=="}""", HttpVersion.Version20));
+
+        Assert.Equal(before, await fixture.RevisionAsync());
+    }
+
+    [Theory]
+    [InlineData("GET", "/v3/kv/range", HttpStatusCode.MethodNotAllowed)]
+    [InlineData("PUT", "/v3/kv/put", HttpStatusCode.MethodNotAllowed)]
+    [InlineData("POST", "/v3/kv/nothing", HttpStatusCode.NotFound)]
+    [InlineData("POST", "/v3/no/such/service", HttpStatusCode.NotFound)]
+    [InlineData("POST", "/v3alpha/kv/range", HttpStatusCode.NotFound)]
+    [InlineData("POST", "/v3alpha/kv/put", HttpStatusCode.NotFound)]
+    public async Task Wrong_methods_are_405_and_unknown_paths_404_as_in_etcd(string method, string path, HttpStatusCode expected)
+    {
+        using var http = new GatewayHttp(fixture.Proxy.Shield.ClientUrl, fixture.Pki);
+        var before = await fixture.RevisionAsync();
+        var body = $$"""{"key":"{{B("/open/wrong-path")}}","value":"YQ=="}""";
+
+        var overHttp1 = await http.PostAsync(path, body, HttpVersion.Version11, method: new HttpMethod(method));
+        var overHttp2 = await http.PostAsync(path, body, HttpVersion.Version20, method: new HttpMethod(method));
+
+        Assert.Equal(expected, overHttp1.Status);
+        Assert.Equal(expected, overHttp2.Status);
+        Assert.Equal(before, await fixture.RevisionAsync());
+    }
+
+    [Fact]
+    public async Task A_chunked_gateway_watch_whose_grant_a_reload_removes_is_cancelled_and_gets_nothing_written_after()
+    {
+        await using var proxy = await ReloadingShield.StartAsync(Policy(secrets: true));
+        var watcher = proxy.Pki.IssueClient("gw-watcher", "gw-reader");
+        using var http = new GatewayHttp(proxy.Shield.ClientUrl, proxy.Pki, watcher);
+        using var admin = new GatewayHttp(proxy.Shield.ClientUrl, proxy.Pki);
+
+        // One stream, two watches: the body is a sequence of requests, as etcd's gateway reads it.
+        using var watch = await http.OpenStreamAsync(
+            "/v3/watch",
+            $$$"""{"create_request":{"key":"{{{B("/secret/")}}}","range_end":"{{{B("/secret0")}}}"}}{"create_request":{"key":"{{{B("/open/")}}}","range_end":"{{{B("/open0")}}}","watch_id":"77"}}""",
+            HttpVersion.Version11);
+        Assert.Equal(HttpStatusCode.OK, watch.Status);
+        Assert.Equal(HttpVersion.Version11, watch.Version);
+        Assert.True(watch.Chunked, "an HTTP/1.1 watch is answered chunked");
+        await watch.ReadUntilAsync(line => line.Contains("\"created\":true", StringComparison.Ordinal) && !line.Contains("\"watch_id\"", StringComparison.Ordinal), StreamTimeout);
+        await watch.ReadUntilAsync(line => line.Contains("\"created\":true", StringComparison.Ordinal) && line.Contains("\"watch_id\":\"77\"", StringComparison.Ordinal), StreamTimeout);
+        Assert.Equal(HttpStatusCode.OK, (await admin.PostAsync("/v3/kv/put", $$"""{"key":"{{B("/secret/before")}}","value":"{{B("seen while granted")}}"}""")).Status);
+        await watch.ReadUntilAsync(line => line.Contains(B("/secret/before"), StringComparison.Ordinal), StreamTimeout);
+
+        await proxy.ReplacePolicyAsync(Policy(secrets: false));
+
+        var cancelled = await watch.ReadUntilAsync(line => line.Contains("\"canceled\":true", StringComparison.Ordinal), StreamTimeout);
+        Assert.Contains("PermissionDenied", cancelled, StringComparison.Ordinal);
+        Assert.DoesNotContain("\"watch_id\":\"77\"", cancelled, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, (await admin.PostAsync("/v3/kv/put", $$"""{"key":"{{B("/secret/after")}}","value":"{{B("must not arrive")}}"}""")).Status);
+        Assert.Equal(HttpStatusCode.OK, (await admin.PostAsync("/v3/kv/put", $$"""{"key":"{{B("/open/after")}}","value":"{{B("still watched")}}"}""")).Status);
+        await watch.ReadUntilAsync(line => line.Contains(B("/open/after"), StringComparison.Ordinal), StreamTimeout);
+        Assert.DoesNotContain(watch.Lines, line => line.Contains(B("/secret/after"), StringComparison.Ordinal) || line.Contains(B("must not arrive"), StringComparison.Ordinal));
+    }
+
+    private static bool Is(JsonElement line, string identity, string method, string outcome) =>
+        line.GetProperty("identity").GetString() == identity
+        && line.GetProperty("method").GetString() == method
+        && line.GetProperty("outcome").GetString() == outcome;
+
+    /// <summary>The error body etcd 3.4.24+/3.5 writes: <c>{"error":"…","code":N,"message":"…"}</c>, error and message alike.</summary>
+    private static void AssertEtcdError(GatewayAnswer answer, HttpStatusCode status, int code, string what)
+    {
+        Assert.True(answer.Status == status, $"{what}: expected {(int)status}, got {answer}");
+        Assert.True(answer.MediaType == "application/json", $"{what}: {answer}");
+        var error = answer.Json();
+        Assert.True(
+            error.EnumerateObject().Select(p => p.Name).SequenceEqual(["error", "code", "message"]),
+            $"{what}: the error body is not etcd's {{\"error\",\"code\",\"message\"}}: {answer.Body}");
+        Assert.Equal(code, error.GetProperty("code").GetInt32());
+        Assert.False(string.IsNullOrEmpty(error.GetProperty("error").GetString()), answer.Body);
+        Assert.Equal(error.GetProperty("error").GetString(), error.GetProperty("message").GetString());
+    }
+}

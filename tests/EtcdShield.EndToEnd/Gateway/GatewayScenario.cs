@@ -1,0 +1,254 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+
+namespace EtcdShield.EndToEnd.Gateway;
+
+/// <summary>How a step's answer is read.</summary>
+internal enum GatewayStepKind
+{
+    /// <summary>One whole JSON document.</summary>
+    Unary,
+
+    /// <summary>A stream the server ends after one message (a keep-alive whose body held one request).</summary>
+    OneMessage,
+
+    /// <summary>A watch stream, read until it has delivered the newest revision the run has seen, then closed.</summary>
+    WatchToLatest,
+}
+
+/// <summary>One raw JSON request; <c>{lease N}</c> in the body stands for the run's N-th granted lease ID.</summary>
+internal sealed record GatewayStep(string Path, string Body, GatewayStepKind Kind = GatewayStepKind.Unary);
+
+/// <summary>What one step sent and got, the answer normalised by <see cref="GatewayNormalizer"/>.</summary>
+internal sealed record GatewayRecord(int Index, GatewayStep Step, string SentBody, string RawAnswer, string Answer);
+
+/// <summary>
+/// One scenario of raw JSON requests against a fresh etcd (revision 1), each answer kept as text: puts (with
+/// prev_kv), ranges with sort, limit, count_only, keys_only and range_end, txns with CREATE, VALUE, VERSION and
+/// MOD compares on both branches (one nested), leases with a key attached, a keep-alive, time-to-live with keys,
+/// the lease aliases under /v3/kv/lease/, revoke, delete with prev_kv, /v3beta/, a watch from a past revision
+/// with prev_kv, compaction and member status. Requests mix proto and JSON field names, int64 as numbers and
+/// strings and enums by name and number, as clients do; one has an unknown field, one a second JSON value after
+/// the first (only the first counts), one an empty body. No step provokes an error: Debian's etcd 3.4.23 gateway
+/// cannot answer one.
+/// </summary>
+internal static partial class GatewayScenario
+{
+    private static readonly TimeSpan StreamTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>Every value the scenario writes, as text: none of them may be found at rest behind an encrypting proxy.</summary>
+    public static readonly IReadOnlyList<string> PlainValues =
+    [
+        "gw-alpha-plain-1", "gw-alpha-plain-2", "gw-bravo-plain-1", "gw-bravo-plain-2", "gw-delta-plain-1",
+        "gw-txn-success-plain", "gw-txn-failure-plain", "gw-leased-plain", "gw-echo-plain-1",
+    ];
+
+    /// <summary>A value with bytes that are not UTF-8 and characters JSON encoders escape differently.</summary>
+    private static readonly byte[] BinaryValue = [0x00, 0xFF, 0xFE, 0x3C, 0x3E, 0x26, 0xE2, 0x80, 0xA8, 0x22];
+
+    public static readonly IReadOnlyList<GatewayStep> Steps =
+    [
+        Put("/gw/a", "gw-alpha-plain-1"),
+        Put("/gw/b", "gw-bravo-plain-1"),
+        new("/v3/kv/put", $$$"""{"key":"{{{B("/gw/a")}}}","value":"{{{B("gw-alpha-plain-2")}}}","prev_kv":true}"""),
+        new("/v3/kv/put", $$$"""{"key":"{{{B("/gw/c")}}}","value":"{{{Convert.ToBase64String(BinaryValue)}}}"}"""),
+        new("/v3/kv/put", $$$"""{"key":"{{{B("/gw/d")}}}","value":"{{{B("gw-delta-plain-1")}}}","prevKv":true}"""),
+        Range($$$"""{"key":"{{{B("/gw/")}}}","range_end":"{{{B("/gw0")}}}","sort_order":"DESCEND","sort_target":"MOD"}"""),
+        Range($$$"""{"key":"{{{B("/gw/")}}}","range_end":"{{{B("/gw0")}}}","sort_order":"ASCEND","sort_target":"VALUE","limit":2}"""),
+        Range($$$"""{"key":"{{{B("/gw/")}}}","rangeEnd":"{{{B("/gw0")}}}","sortOrder":2,"sortTarget":"KEY","limit":"3"}"""),
+        Range($$$"""{"key":"{{{B("/gw/")}}}","range_end":"{{{B("/gw0")}}}","count_only":true}"""),
+        Range($$$"""{"key":"{{{B("/gw/")}}}","range_end":"{{{B("/gw0")}}}","keys_only":true}"""),
+        Range($$$"""{"key":"{{{B("/gw/b")}}}","no_such_field":{"nested":[1,"two",null]}}"""),
+        Range($$$"""{"key":"{{{B("/gw/d")}}}"} {"key":"{{{B("/gw/a")}}}"}"""),
+        Range($$$"""{"key":"{{{B("/gw/missing")}}}"}"""),
+        Range("""{"key":"AA==","range_end":"AA==","keys_only":true}"""),
+        Txn($$$"""
+            "compare":[{"target":"CREATE","key":"{{{B("/gw/a")}}}","create_revision":"2"}],
+            "success":[{"request_put":{"key":"{{{B("/gw/t")}}}","value":"{{{B("gw-txn-success-plain")}}}"}},{"request_range":{"key":"{{{B("/gw/a")}}}"}}],
+            "failure":[{"request_range":{"key":"{{{B("/gw/b")}}}"}}]
+            """),
+        Txn($$$"""
+            "compare":[{"target":"VALUE","result":"EQUAL","key":"{{{B("/gw/b")}}}","value":"{{{B("gw-wrong")}}}"}],
+            "success":[{"request_range":{"key":"{{{B("/gw/b")}}}"}}],
+            "failure":[{"request_put":{"key":"{{{B("/gw/t")}}}","value":"{{{B("gw-txn-failure-plain")}}}","prev_kv":true}},{"request_delete_range":{"key":"{{{B("/gw/missing")}}}"}},{"request_range":{"key":"{{{B("/gw/")}}}","range_end":"{{{B("/gw0")}}}","count_only":true}}]
+            """),
+        Txn($$$"""
+            "compare":[{"target":"VALUE","result":"EQUAL","key":"{{{B("/gw/b")}}}","value":"{{{B("gw-bravo-plain-1")}}}"},{"target":"VERSION","result":"GREATER","key":"{{{B("/gw/a")}}}","version":"1"}],
+            "success":[{"requestRange":{"key":"{{{B("/gw/b")}}}"}}]
+            """),
+        Txn($$$"""
+            "compare":[{"target":"VALUE","result":"NOT_EQUAL","key":"{{{B("/gw/a")}}}","value":"{{{B("gw-alpha-plain-1")}}}"},{"target":"MOD","result":"LESS","key":"{{{B("/gw/c")}}}","mod_revision":"100"}],
+            "success":[{"request_txn":{"compare":[{"target":"VALUE","key":"{{{B("/gw/b")}}}","value":"{{{B("gw-bravo-plain-1")}}}"}],"success":[{"request_range":{"key":"{{{B("/gw/b")}}}"}}]}}]
+            """),
+        new("/v3/lease/grant", """{"TTL":60}"""),
+        new("/v3/kv/put", $$$"""{"key":"{{{B("/gw/leased")}}}","value":"{{{B("gw-leased-plain")}}}","lease":"{lease 0}"}"""),
+        new("/v3/lease/timetolive", """{"ID":"{lease 0}","keys":true}"""),
+        new("/v3/lease/keepalive", """{"ID":"{lease 0}"}""", GatewayStepKind.OneMessage),
+        new("/v3/lease/grant", """{"TTL":"120","ID":0}"""),
+        new("/v3/kv/lease/timetolive", """{"ID":"{lease 1}"}"""),
+        new("/v3/lease/revoke", """{"ID":"{lease 0}"}"""),
+        new("/v3/lease/leases", "{}"),
+        new("/v3/kv/lease/revoke", """{"ID":"{lease 1}"}"""),
+        Range($$$"""{"key":"{{{B("/gw/leased")}}}"}"""),
+        new("/v3/kv/deleterange", $$$"""{"key":"{{{B("/gw/t")}}}","prev_kv":true}"""),
+        new("/v3/kv/deleterange", $$$"""{"key":"{{{B("/gw/b")}}}","range_end":"{{{B("/gw/c")}}}","prev_kv":true}"""),
+        Put("/gw/b", "gw-bravo-plain-2"),
+        new("/v3beta/kv/range", $$$"""{"key":"{{{B("/gw/a")}}}"}"""),
+        new("/v3beta/kv/put", $$$"""{"key":"{{{B("/gw/e")}}}","value":"{{{B("gw-echo-plain-1")}}}"}"""),
+        new("/v3/watch", $$$"""{"create_request":{"key":"{{{B("/gw/")}}}","range_end":"{{{B("/gw0")}}}","start_revision":"3","prev_kv":true}}""", GatewayStepKind.WatchToLatest),
+        new("/v3/kv/compaction", """{"revision":"5","physical":true}"""),
+        Range($$$"""{"key":"{{{B("/gw/a")}}}","revision":"5"}"""),
+        new("/v3/maintenance/status", ""),
+        Range($$$"""{"key":"{{{B("/gw/")}}}","range_end":"{{{B("/gw0")}}}"}"""),
+    ];
+
+    /// <summary>Runs every step in order over <paramref name="version"/>; stops at the first answer that is not 200 (the rest would only repeat it).</summary>
+    public static async Task<IReadOnlyList<GatewayRecord>> RunAsync(GatewayHttp http, Version version)
+    {
+        var normalizer = new GatewayNormalizer();
+        var leases = new List<string>();
+        var records = new List<GatewayRecord>();
+        long latestRevision = 0;
+        for (var index = 0; index < Steps.Count; index++)
+        {
+            var step = Steps[index];
+            var body = LeasePlaceholder().Replace(step.Body, m => leases[int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture)]);
+            var raw = step.Kind switch
+            {
+                GatewayStepKind.Unary => Describe(await http.PostAsync(step.Path, body, version)),
+                GatewayStepKind.OneMessage => await ReadStreamAsync(http, step.Path, body, version, latestRevision: null),
+                _ => await ReadStreamAsync(http, step.Path, body, version, latestRevision),
+            };
+
+            if (step.Path.EndsWith("/lease/grant", StringComparison.Ordinal) && GatewayNormalizer.GrantedId(raw) is { } id)
+            {
+                leases.Add(id);
+                normalizer.LeaseGranted(id);
+            }
+
+            if (HeaderRevision().Match(raw) is { Success: true } revision)
+            {
+                latestRevision = Math.Max(latestRevision, long.Parse(revision.Groups[1].Value, CultureInfo.InvariantCulture));
+            }
+
+            records.Add(new GatewayRecord(index, step, normalizer.Normalize(body), raw, normalizer.Normalize(raw)));
+            if (!raw.StartsWith("200 ", StringComparison.Ordinal))
+            {
+                break;
+            }
+        }
+
+        return records;
+    }
+
+    /// <summary>The differing steps of two runs, each with what was sent, what was expected and what came; empty when they agree.</summary>
+    public static string Differences(IReadOnlyList<GatewayRecord> expected, IReadOnlyList<GatewayRecord> actual)
+    {
+        var report = new StringBuilder();
+        for (var i = 0; i < Math.Max(expected.Count, actual.Count); i++)
+        {
+            var want = i < expected.Count ? expected[i] : null;
+            var got = i < actual.Count ? actual[i] : null;
+            if (want?.Answer == got?.Answer)
+            {
+                continue;
+            }
+
+            var step = (want ?? got)!;
+            report.AppendLine(CultureInfo.InvariantCulture, $"step {step.Index}: POST {step.Step.Path} {got?.SentBody ?? step.SentBody}");
+            report.AppendLine(CultureInfo.InvariantCulture, $"  expected: {want?.Answer ?? "(no step)"}");
+            report.AppendLine(CultureInfo.InvariantCulture, $"  actual:   {got?.Answer ?? "(not reached)"}");
+            if (want is not null && got is not null)
+            {
+                var at = FirstDifference(want.Answer, got.Answer);
+                report.AppendLine(CultureInfo.InvariantCulture, $"  first difference at character {at}: expected …{Around(want.Answer, at)}… actual …{Around(got.Answer, at)}…");
+            }
+        }
+
+        return report.ToString();
+    }
+
+    private static GatewayStep Put(string key, string value) => new("/v3/kv/put", $$$"""{"key":"{{{B(key)}}}","value":"{{{B(value)}}}"}""");
+
+    private static GatewayStep Range(string body) => new("/v3/kv/range", body);
+
+    private static GatewayStep Txn(string fields) => new("/v3/kv/txn", "{" + fields.ReplaceLineEndings("") + "}");
+
+    public static string B(string text) => Convert.ToBase64String(Encoding.UTF8.GetBytes(text));
+
+    private static string Describe(GatewayAnswer answer) => $"{(int)answer.Status} {answer.MediaType}\n{answer.Body}";
+
+    private static async Task<string> ReadStreamAsync(GatewayHttp http, string path, string body, Version version, long? latestRevision)
+    {
+        using var stream = await http.OpenStreamAsync(path, body, version);
+        var text = new StringBuilder().Append(CultureInfo.InvariantCulture, $"{(int)stream.Status} {stream.MediaType}");
+        try
+        {
+            if (latestRevision is null)
+            {
+                await stream.ReadLineAsync(StreamTimeout);
+            }
+            else
+            {
+                await stream.ReadUntilAsync(line => MaxEventRevision(line) >= latestRevision, StreamTimeout);
+            }
+        }
+        catch (Exception e) when (e is TimeoutException or InvalidOperationException)
+        {
+            // Kept in the transcript, so the comparison shows what the stream did deliver.
+            text.Append("\n(stream stalled or ended early)");
+        }
+
+        foreach (var line in stream.Lines)
+        {
+            text.Append('\n').Append(line);
+        }
+
+        return text.ToString();
+    }
+
+    private static long MaxEventRevision(string line)
+    {
+        try
+        {
+            using var message = JsonDocument.Parse(line);
+            if (!message.RootElement.TryGetProperty("result", out var result) || !result.TryGetProperty("events", out var events))
+            {
+                return 0;
+            }
+
+            return events.EnumerateArray()
+                .Select(e => long.Parse(e.GetProperty("kv").GetProperty("mod_revision").GetString()!, CultureInfo.InvariantCulture))
+                .DefaultIfEmpty(0)
+                .Max();
+        }
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+        {
+            return 0;
+        }
+    }
+
+    private static int FirstDifference(string a, string b)
+    {
+        var length = Math.Min(a.Length, b.Length);
+        for (var i = 0; i < length; i++)
+        {
+            if (a[i] != b[i])
+            {
+                return i;
+            }
+        }
+
+        return length;
+    }
+
+    private static string Around(string text, int at) => text[Math.Max(0, at - 30)..Math.Min(text.Length, at + 30)];
+
+    [GeneratedRegex(@"\{lease ([0-9]+)\}")]
+    private static partial Regex LeasePlaceholder();
+
+    [GeneratedRegex("\"header\":\\{[^}]*\"revision\":\"([0-9]+)\"")]
+    private static partial Regex HeaderRevision();
+}
