@@ -95,7 +95,8 @@ public sealed class GatewayDifferentialTests(GatewayDifferentialTests.Fixture fi
         Assert.True(GatewayScenario.Differences(expected, actual) is "", GatewayScenario.Differences(expected, actual));
 
         // The control for the at-rest check below: without encryption the values are in etcd's log as sent.
-        Assert.Contains(GatewayScenario.PlainValues, value => AtRest(fixture.PlainEtcd).Contains(value));
+        var atRest = AtRest(fixture.PlainEtcd);
+        Assert.Contains(GatewayScenario.PlainValues, atRest.Contains);
     }
 
     [Fact]
@@ -110,27 +111,33 @@ public sealed class GatewayDifferentialTests(GatewayDifferentialTests.Fixture fi
         using var direct = GrpcChannels.ToEtcd(fixture.SealedEtcd);
         var stored = await new KV.KVClient(direct).RangeAsync(new RangeRequest { Key = ByteString.CopyFromUtf8("/gw/"), RangeEnd = ByteString.CopyFromUtf8("/gw0") });
         Assert.Equal(["/gw/a", "/gw/b", "/gw/c", "/gw/d", "/gw/e"], stored.Kvs.Select(kv => kv.Key.ToStringUtf8()));
-        foreach (var kv in stored.Kvs)
-        {
-            Assert.True(kv.Value.Span.StartsWith(StoredValue.EnvelopeMagic), $"{kv.Key.ToStringUtf8()} is stored without an envelope");
-        }
+        StoredValue.AssertSealed(stored.Kvs[0].Value, "gw-alpha-plain-2");
+        StoredValue.AssertSealed(stored.Kvs[1].Value, "gw-bravo-plain-2");
+        Assert.True(stored.Kvs[2].Value.Span.StartsWith(StoredValue.EnvelopeMagic), "the binary value is stored without an envelope");
+        StoredValue.AssertSealed(stored.Kvs[3].Value, "gw-delta-plain-1");
+        StoredValue.AssertSealed(stored.Kvs[4].Value, "gw-echo-plain-1");
 
         var atRest = AtRest(fixture.SealedEtcd);
-        Assert.DoesNotContain(GatewayScenario.PlainValues, value => atRest.Contains(value));
+        Assert.DoesNotContain(GatewayScenario.PlainValues, atRest.Contains);
     }
 
     private static AtRestFiles AtRest(EtcdProcess etcd) => new(etcd.DataDir);
 
-    /// <summary>etcd's write-ahead log and database file: every value written, in whatever form etcd got it.</summary>
-    private sealed class AtRestFiles(string dataDir)
+    /// <summary>etcd's write-ahead log and database file as they are now: every value written, in whatever form etcd got it.</summary>
+    private sealed class AtRestFiles
     {
+        private readonly List<byte[]> _files;
+
+        public AtRestFiles(string dataDir)
+        {
+            var member = Path.Combine(dataDir, "member");
+            _files = [.. Directory.EnumerateFiles(Path.Combine(member, "wal"), "*.wal").Append(Path.Combine(member, "snap", "db")).Select(Read)];
+        }
+
         public bool Contains(string plaintext)
         {
             var needle = Encoding.UTF8.GetBytes(plaintext);
-            var member = Path.Combine(dataDir, "member");
-            return Directory.EnumerateFiles(Path.Combine(member, "wal"), "*.wal")
-                .Append(Path.Combine(member, "snap", "db"))
-                .Any(file => Read(file).AsSpan().IndexOf(needle) >= 0);
+            return _files.Any(file => file.AsSpan().IndexOf(needle) >= 0);
         }
 
         private static byte[] Read(string file)
