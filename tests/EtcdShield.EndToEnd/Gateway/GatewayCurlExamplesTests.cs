@@ -90,6 +90,10 @@ public sealed class GatewayCurlExamplesTests(GatewayCurlExamplesTests.Fixture fi
         Assert.Equal(new CurlAnswer("401", """{"error":"etcdserver: invalid auth token","code":16,"message":"etcdserver: invalid auth token"}"""), withBadToken);
         var read = await CurlAsync(shield.ClientUrl, "/v3/kv/range", """{"key": "Zm9v"}""", headers: ["Authorization: " + token]);
         Assert.Contains("\"value\":\"YmFy\"", read.Body, StringComparison.Ordinal);
+
+        // grpc-gateway's other way in: a Grpc-Metadata-Token header becomes the "token" metadata etcd reads first.
+        var withMetadata = await CurlAsync(shield.ClientUrl, "/v3/kv/put", """{"key": "Zm9v", "value": "YmF6"}""", http2: true, headers: ["Grpc-Metadata-Token: " + token]);
+        Assert.Matches("""^\{"header":\{"cluster_id":"<cluster_id>","member_id":"<member_id>","revision":"3","raft_term":"<raft_term>"\}\}$""", withMetadata.Body);
     }
 
     private static readonly Dictionary<string, string?> CurlEnvironment = new() { ["CURL_CA_BUNDLE"] = null, ["SSL_CERT_FILE"] = null };

@@ -28,6 +28,9 @@ public sealed class GatewayHostileTests(GatewayHostileTests.Fixture fixture) : I
             keys:
               - { prefix: /open/, permission: readwrite }
         {{(secrets ? "      - { prefix: /secret/, permission: read }" : "")}}
+          - name: gw-monitor
+            match: { cn: gw-monitor }
+            methods: [Maintenance/Status]
         """;
 
     /// <summary>A proxy with a policy, an audit log and a small request limit in front of an etcd of its own, so etcd's revision shows whether anything reached it.</summary>
@@ -43,9 +46,13 @@ public sealed class GatewayHostileTests(GatewayHostileTests.Fixture fixture) : I
 
         internal CertificatePaths Reader { get; private set; } = null!;
 
+        /// <summary>May call Maintenance/Status and nothing else: no key at all.</summary>
+        internal CertificatePaths Monitor { get; private set; } = null!;
+
         public async Task InitializeAsync()
         {
             Reader = Pki.IssueClient("gw-reader", "gw-reader");
+            Monitor = Pki.IssueClient("gw-monitor", "gw-monitor");
             _proxy = await ReloadingShield.StartAsync(Policy(secrets: false), ["--audit-log", AuditFile, "--max-request-bytes", MaxRequestBytes.ToString(System.Globalization.CultureInfo.InvariantCulture)], Pki);
         }
 
@@ -169,6 +176,33 @@ public sealed class GatewayHostileTests(GatewayHostileTests.Fixture fixture) : I
         await fixture.AuditAsync(l => Is(l, "gw-reader", "KV/Put", "denied") && l.GetProperty("code").GetString() == "PERMISSION_DENIED");
         await fixture.AuditAsync(l => Is(l, "gw-reader", "KV/Range", "denied"));
         await fixture.AuditAsync(l => Is(l, "gw-reader", "KV/Put", "allowed") && l.GetProperty("code").GetString() == "OK");
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task A_watch_stream_refused_before_its_first_message_is_the_streams_error_chunk_with_its_http_status_as_etcd_writes_it(int version)
+    {
+        using var http = new GatewayHttp(fixture.Proxy.Shield.ClientUrl, fixture.Pki, fixture.Monitor);
+
+        using var watch = await http.OpenStreamAsync("/v3/watch", $$$"""{"create_request":{"key":"{{{B("/open/")}}}"}}""", version == 2 ? HttpVersion.Version20 : HttpVersion.Version11);
+        var chunk = await watch.ReadLineAsync(StreamTimeout);
+
+        // grpc-gateway v1 (etcd 3.4 and 3.5): an error before any message sets the answer's status from it, and
+        // the body is the stream's error chunk, not the unary error body.
+        Assert.True(watch.Status == HttpStatusCode.Forbidden, $"{(int)watch.Status}: {chunk}");
+        Assert.Equal("application/json", watch.MediaType);
+        Assert.NotNull(chunk);
+        using var document = JsonDocument.Parse(chunk);
+        var error = document.RootElement.GetProperty("error");
+        Assert.Equal(["error"], document.RootElement.EnumerateObject().Select(p => p.Name));
+        Assert.Equal(["grpc_code", "http_code", "message", "http_status"], error.EnumerateObject().Select(p => p.Name));
+        Assert.Equal(7, error.GetProperty("grpc_code").GetInt32());
+        Assert.Equal(403, error.GetProperty("http_code").GetInt32());
+        Assert.Equal("Forbidden", error.GetProperty("http_status").GetString());
+        Assert.Contains("permission denied", error.GetProperty("message").GetString(), StringComparison.Ordinal);
+        Assert.Null(await watch.ReadLineAsync(StreamTimeout));
+        await fixture.AuditAsync(l => Is(l, "gw-monitor", "Watch/Watch", "denied"));
     }
 
     [Fact]
