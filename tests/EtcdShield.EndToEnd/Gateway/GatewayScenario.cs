@@ -11,7 +11,7 @@ internal enum GatewayStepKind
     /// <summary>One whole JSON document.</summary>
     Unary,
 
-    /// <summary>A stream the server ends after one message (a keep-alive whose body held one request).</summary>
+    /// <summary>A stream the server ends after one message (a keep-alive whose body held one request): read to its end.</summary>
     OneMessage,
 
     /// <summary>A watch stream, read until it has delivered the newest revision the run has seen, then closed.</summary>
@@ -184,11 +184,17 @@ internal static partial class GatewayScenario
     {
         using var stream = await http.OpenStreamAsync(path, body, version);
         var text = new StringBuilder().Append(CultureInfo.InvariantCulture, $"{(int)stream.Status} {stream.MediaType}");
+        var ended = false;
         try
         {
             if (latestRevision is null)
             {
+                // etcd ends the stream once the request body has ended and its one answer is out.
                 await stream.ReadLineAsync(StreamTimeout);
+                if (await stream.ReadLineAsync(StreamTimeout) is null)
+                {
+                    ended = true;
+                }
             }
             else
             {
@@ -206,7 +212,7 @@ internal static partial class GatewayScenario
             text.Append('\n').Append(line);
         }
 
-        return text.ToString();
+        return ended ? text.Append("\n(end of stream)").ToString() : text.ToString();
     }
 
     private static long MaxEventRevision(string line)
