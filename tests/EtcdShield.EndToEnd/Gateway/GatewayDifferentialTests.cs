@@ -68,7 +68,8 @@ public sealed class GatewayDifferentialTests(GatewayDifferentialTests.Fixture fi
         {
             using var http = new GatewayHttp(ReferenceEtcd.ClientUrl, Pki);
             var records = await GatewayScenario.RunAsync(http, HttpVersion.Version11);
-            Assert.True(records.Count == GatewayScenario.Steps.Count, "etcd's own gateway did not answer the whole scenario: " + records[^1].RawAnswer);
+            var failed = records.FirstOrDefault(r => !r.RawAnswer.StartsWith("200 ", StringComparison.Ordinal));
+            Assert.True(failed is null, $"etcd's own gateway failed step {failed?.Index}: {failed?.RawAnswer}");
             return records;
         }
 

@@ -142,18 +142,41 @@ public sealed class GatewayHostileTests(GatewayHostileTests.Fixture fixture) : I
         Assert.Equal(before, await fixture.RevisionAsync());
     }
 
+    /// <summary>
+    /// Over --max-request-bytes as sent, the proxy answers as etcd itself would (its request-too-large error, InvalidArgument);
+    /// within it as plaintext but over it once the value is sealed, the proxy's own ResourceExhausted (Encryption/RequestSizeTests
+    /// for gRPC); a body of megabytes gets one of the two, never a 5xx. Nothing reaches etcd (whose own limit is the default 1.5 MiB).
+    /// </summary>
     [Theory]
-    [InlineData(1)]
-    [InlineData(2)]
-    public async Task A_body_over_max_request_bytes_is_429_and_nothing_reaches_etcd(int http)
+    [InlineData(8192, 1, HttpStatusCode.BadRequest, 3, "etcdserver: request is too large")]
+    [InlineData(8192, 2, HttpStatusCode.BadRequest, 3, "etcdserver: request is too large")]
+    [InlineData(3990, 1, HttpStatusCode.TooManyRequests, 8, "too large after encryption")]
+    [InlineData(3990, 2, HttpStatusCode.TooManyRequests, 8, "too large after encryption")]
+    public async Task A_request_over_max_request_bytes_is_refused_with_etcds_answer_and_nothing_reaches_etcd(int valueLength, int version, HttpStatusCode status, int code, string message)
     {
-        using var client = new GatewayHttp(fixture.Proxy.Shield.ClientUrl, fixture.Pki);
-        var body = $$"""{"key":"{{B("/open/big")}}","value":"{{Convert.ToBase64String(new byte[MaxRequestBytes * 2])}}"}""";
+        using var http = new GatewayHttp(fixture.Proxy.Shield.ClientUrl, fixture.Pki);
+        var body = $$"""{"key":"{{B("/open/big")}}","value":"{{B(new string('v', valueLength))}}"}""";
         var before = await fixture.RevisionAsync();
 
-        var answer = await client.PostAsync("/v3/kv/put", body, http == 2 ? HttpVersion.Version20 : HttpVersion.Version11);
+        var answer = await http.PostAsync("/v3/kv/put", body, version == 2 ? HttpVersion.Version20 : HttpVersion.Version11);
 
-        AssertEtcdError(answer, HttpStatusCode.TooManyRequests, 8, "a body of " + body.Length + " bytes");
+        AssertEtcdError(answer, status, code, $"a {valueLength}-byte value");
+        Assert.Contains(message, answer.Json().GetProperty("message").GetString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("vvvv", answer.Body, StringComparison.Ordinal);
+        Assert.Equal(before, await fixture.RevisionAsync());
+    }
+
+    [Fact]
+    public async Task A_body_of_megabytes_is_refused_with_an_etcd_error_and_nothing_reaches_etcd()
+    {
+        using var http = new GatewayHttp(fixture.Proxy.Shield.ClientUrl, fixture.Pki);
+        var body = $$"""{"key":"{{B("/open/huge")}}","value":"{{B(new string('h', 3 * 1024 * 1024))}}"}""";
+        var before = await fixture.RevisionAsync();
+
+        var answer = await http.PostAsync("/v3/kv/put", body, HttpVersion.Version11);
+
+        var (status, code) = answer.Status == HttpStatusCode.TooManyRequests ? (HttpStatusCode.TooManyRequests, 8) : (HttpStatusCode.BadRequest, 3);
+        AssertEtcdError(answer, status, code, "a 4 MiB body");
         Assert.Equal(before, await fixture.RevisionAsync());
     }
 
