@@ -11,8 +11,8 @@ internal enum GatewayStepKind
     /// <summary>One whole JSON document.</summary>
     Unary,
 
-    /// <summary>A stream the server ends after one message (a keep-alive whose body held one request): read to its end.</summary>
-    OneMessage,
+    /// <summary>A stream the server ends once it has answered every request of the body (a keep-alive): read to its end.</summary>
+    ToEnd,
 
     /// <summary>A watch stream, read until it has delivered the newest revision the run has seen, then closed.</summary>
     WatchToLatest,
@@ -85,7 +85,8 @@ internal static partial class GatewayScenario
         new("/v3/lease/grant", """{"TTL":60}"""),
         new("/v3/kv/put", $$$"""{"key":"{{{B("/gw/leased")}}}","value":"{{{B("gw-leased-plain")}}}","lease":"{lease 0}"}"""),
         new("/v3/lease/timetolive", """{"ID":"{lease 0}","keys":true}"""),
-        new("/v3/lease/keepalive", """{"ID":"{lease 0}"}""", GatewayStepKind.OneMessage),
+        new("/v3/lease/keepalive", """{"ID":"{lease 0}"}""", GatewayStepKind.ToEnd),
+        new("/v3/lease/keepalive", """{"ID":"{lease 0}"} {"ID":"{lease 0}"}""", GatewayStepKind.ToEnd),
         new("/v3/lease/grant", """{"TTL":"120","ID":0}"""),
         new("/v3/kv/lease/timetolive", """{"ID":"{lease 1}"}"""),
         new("/v3/lease/revoke", """{"ID":"{lease 0}"}"""),
@@ -119,7 +120,7 @@ internal static partial class GatewayScenario
             var raw = step.Kind switch
             {
                 GatewayStepKind.Unary => Describe(await http.PostAsync(step.Path, body, version)),
-                GatewayStepKind.OneMessage => await ReadStreamAsync(http, step.Path, body, version, latestRevision: null),
+                GatewayStepKind.ToEnd => await ReadStreamAsync(http, step.Path, body, version, latestRevision: null),
                 _ => await ReadStreamAsync(http, step.Path, body, version, latestRevision),
             };
 
@@ -186,12 +187,12 @@ internal static partial class GatewayScenario
         {
             if (latestRevision is null)
             {
-                // etcd ends the stream once the request body has ended and its one answer is out.
-                await stream.ReadLineAsync(StreamTimeout);
-                if (await stream.ReadLineAsync(StreamTimeout) is null)
+                // etcd ends the stream once the request body has ended and every answer is out.
+                while (await stream.ReadLineAsync(StreamTimeout) is not null)
                 {
-                    ended = true;
                 }
+
+                ended = true;
             }
             else
             {
