@@ -29,7 +29,7 @@ internal sealed record GatewayRecord(int Index, GatewayStep Step, string SentBod
 /// prev_kv), ranges with sort, limit, count_only, keys_only and range_end, txns with CREATE, VALUE, VERSION and
 /// MOD compares on both branches (one nested), leases with a key attached, a keep-alive, time-to-live with keys,
 /// the lease aliases under /v3/kv/lease/, revoke, delete with prev_kv, /v3beta/, a watch from a past revision
-/// with prev_kv, compaction and member status. Requests mix proto and JSON field names, int64 as numbers and
+/// with prev_kv, compaction, member status and alarms. Requests mix proto and JSON field names, int64 as numbers and
 /// strings and enums by name and number, as clients do; one has an unknown field, one a second JSON value after
 /// the first (only the first counts), one an empty body. No step provokes an error: Debian's etcd 3.4.23 gateway
 /// cannot answer one.
@@ -92,6 +92,7 @@ internal static partial class GatewayScenario
         new("/v3/lease/revoke", """{"ID":"{lease 0}"}"""),
         new("/v3/lease/leases", "{}"),
         new("/v3/kv/lease/revoke", """{"ID":"{lease 1}"}"""),
+        new("/v3/kv/lease/leases", "{}"),
         Range($$$"""{"key":"{{{B("/gw/leased")}}}"}"""),
         new("/v3/kv/deleterange", $$$"""{"key":"{{{B("/gw/t")}}}","prev_kv":true}"""),
         new("/v3/kv/deleterange", $$$"""{"key":"{{{B("/gw/b")}}}","range_end":"{{{B("/gw/c")}}}","prev_kv":true}"""),
@@ -102,6 +103,7 @@ internal static partial class GatewayScenario
         new("/v3/kv/compaction", """{"revision":"5","physical":true}"""),
         Range($$$"""{"key":"{{{B("/gw/a")}}}","revision":"5"}"""),
         new("/v3/maintenance/status", ""),
+        new("/v3/maintenance/alarm", """{"action":"GET"}"""),
         Range($$$"""{"key":"{{{B("/gw/")}}}","range_end":"{{{B("/gw0")}}}"}"""),
     ];
 
