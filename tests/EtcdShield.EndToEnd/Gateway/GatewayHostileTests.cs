@@ -166,18 +166,40 @@ public sealed class GatewayHostileTests(GatewayHostileTests.Fixture fixture) : I
         Assert.Equal(before, await fixture.RevisionAsync());
     }
 
-    [Fact]
-    public async Task A_body_of_megabytes_is_refused_with_an_etcd_error_and_nothing_reaches_etcd()
+    /// <summary>
+    /// Over HTTP/2 the refusal reaches the client however much of the body is still unsent; over HTTP/1.1 a server that
+    /// answers before reading the whole body may close the connection under the client's upload, which is as good as
+    /// an answer. Either way nothing reaches etcd and the proxy goes on serving.
+    /// </summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task A_body_of_megabytes_is_refused_and_nothing_reaches_etcd(int version)
     {
         using var http = new GatewayHttp(fixture.Proxy.Shield.ClientUrl, fixture.Pki);
         var body = $$"""{"key":"{{B("/open/huge")}}","value":"{{B(new string('h', 3 * 1024 * 1024))}}"}""";
         var before = await fixture.RevisionAsync();
 
-        var answer = await http.PostAsync("/v3/kv/put", body, HttpVersion.Version11);
+        GatewayAnswer? answer = null;
+        try
+        {
+            answer = await http.PostAsync("/v3/kv/put", body, version == 2 ? HttpVersion.Version20 : HttpVersion.Version11);
+        }
+        catch (HttpRequestException) when (version == 1)
+        {
+            // The connection was closed under the upload: refused without an answer.
+        }
 
-        var (status, code) = answer.Status == HttpStatusCode.TooManyRequests ? (HttpStatusCode.TooManyRequests, 8) : (HttpStatusCode.BadRequest, 3);
-        AssertEtcdError(answer, status, code, "a 4 MiB body");
+        if (answer is not null || version == 2)
+        {
+            Assert.NotNull(answer);
+            var (status, code) = answer.Status == HttpStatusCode.TooManyRequests ? (HttpStatusCode.TooManyRequests, 8) : (HttpStatusCode.BadRequest, 3);
+            AssertEtcdError(answer, status, code, "a 4 MiB body");
+        }
+
         Assert.Equal(before, await fixture.RevisionAsync());
+        using var after = new GatewayHttp(fixture.Proxy.Shield.ClientUrl, fixture.Pki);
+        Assert.Equal(HttpStatusCode.OK, (await after.PostAsync("/v3/kv/range", $$"""{"key":"{{B("/open/huge")}}"}""", HttpVersion.Version11)).Status);
     }
 
     [Fact]
