@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using System.Text;
 using System.Text.Json;
@@ -11,9 +12,10 @@ namespace EtcdShield.EndToEnd.Gateway;
 /// <summary>
 /// What a hostile or broken gateway client gets: bad JSON, bad base64, wrong field types, a body over
 /// --max-request-bytes and a deeply nested body are refused with an etcd-style error body and nothing reaches
-/// etcd; a key the policy forbids is 403 and audited under the gRPC method's name; a certificate no identity
-/// matches never gets past the handshake; a watch whose grant a reload removes is cancelled and sees nothing
-/// written after; wrong methods and paths are 405 and 404 as in etcd.
+/// etcd; a key the policy forbids is 403 and audited under the gRPC method's name; a watch stream refused at once
+/// answers with the stream's error chunk; a certificate no identity matches never gets past the handshake; a watch
+/// whose grant a reload removes is cancelled and sees nothing written after; wrong methods and paths are 405 and
+/// 404 as in etcd.
 /// </summary>
 public sealed class GatewayHostileTests(GatewayHostileTests.Fixture fixture) : IClassFixture<GatewayHostileTests.Fixture>
 {
@@ -53,7 +55,7 @@ public sealed class GatewayHostileTests(GatewayHostileTests.Fixture fixture) : I
         {
             Reader = Pki.IssueClient("gw-reader", "gw-reader");
             Monitor = Pki.IssueClient("gw-monitor", "gw-monitor");
-            _proxy = await ReloadingShield.StartAsync(Policy(secrets: false), ["--audit-log", AuditFile, "--max-request-bytes", MaxRequestBytes.ToString(System.Globalization.CultureInfo.InvariantCulture)], Pki);
+            _proxy = await ReloadingShield.StartAsync(Policy(secrets: false), ["--audit-log", AuditFile, "--max-request-bytes", MaxRequestBytes.ToString(CultureInfo.InvariantCulture)], Pki);
         }
 
         public async Task DisposeAsync()
