@@ -35,12 +35,19 @@ internal static class JsonpbReader
     {
         ArgumentNullException.ThrowIfNull(descriptor);
         var message = New(descriptor);
+        if (json.IndexOfAnyExcept(" \t\r\n"u8) < 0)
+        {
+            // An empty body is the empty message, as grpc-gateway makes it when Go's decoder finds no value.
+            return message;
+        }
+
         try
         {
             var reader = new Utf8JsonReader(json, Options);
-            if (!reader.Read() || reader.TokenType == JsonTokenType.Null)
+            reader.Read();
+            if (reader.TokenType == JsonTokenType.Null)
             {
-                // An empty body, or null, is the empty message, as Go's decoder and json.Unmarshal make it.
+                // json.Unmarshal of null leaves Go's map of fields empty.
                 EnsureEnd(ref reader);
                 return message;
             }
