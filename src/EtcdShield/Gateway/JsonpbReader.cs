@@ -4,6 +4,7 @@ using System.Collections;
 using System.Collections.Concurrent;
 using System.Text;
 using System.Text.Json;
+using System.Text.Unicode;
 using Google.Protobuf;
 using Google.Protobuf.Reflection;
 using Grpc.Core;
@@ -254,7 +255,7 @@ internal static class JsonpbReader
                     throw Invalid($"string field {name} must be a JSON string, not {Describe(token)}");
                 }
 
-                return ReadString(field, ref reader);
+                return ReadString(ref reader);
             case ValueKind.Bytes:
                 if (token != JsonTokenType.String)
                 {
@@ -269,51 +270,135 @@ internal static class JsonpbReader
         }
     }
 
-    private static string ReadString(ReaderField field, ref Utf8JsonReader reader)
+    private static string ReadString(ref Utf8JsonReader reader)
     {
-        if (!reader.ValueIsEscaped)
+        var raw = reader.ValueSpan;
+        if (!reader.ValueIsEscaped && Utf8.IsValid(raw))
         {
-            // Go replaces invalid UTF-8 with U+FFFD; so does this decoder.
-            return Encoding.UTF8.GetString(reader.ValueSpan);
+            return Encoding.UTF8.GetString(raw);
         }
 
+        var rented = ArrayPool<byte>.Shared.Rent(MaxUnescapedLength(raw));
         try
         {
-            return reader.GetString()!;
+            return Encoding.UTF8.GetString(rented, 0, Unescape(raw, rented));
         }
-        catch (InvalidOperationException)
+        finally
         {
-            throw Invalid($"string field {field.Descriptor.Name} has an invalid escape or invalid UTF-8");
+            ArrayPool<byte>.Shared.Return(rented, clearArray: true);
         }
     }
 
     private static ByteString ReadBytes(ReaderField field, ref Utf8JsonReader reader)
     {
+        var raw = reader.ValueSpan;
         if (!reader.ValueIsEscaped)
         {
-            return DecodeBase64(field, reader.ValueSpan);
+            // Non-ASCII is not base64 either way, so Go's replacement of invalid UTF-8 need not happen first.
+            return DecodeBase64(field, raw);
         }
 
-        var raw = reader.ValueSpan;
-        var rented = ArrayPool<byte>.Shared.Rent(raw.Length);
+        var rented = ArrayPool<byte>.Shared.Rent(MaxUnescapedLength(raw));
         try
         {
-            int written;
-            try
-            {
-                written = reader.CopyString(rented);
-            }
-            catch (InvalidOperationException)
-            {
-                throw Invalid($"bytes field {field.Descriptor.Name} has an invalid escape");
-            }
-
-            return DecodeBase64(field, rented.AsSpan(0, written));
+            return DecodeBase64(field, rented.AsSpan(0, Unescape(raw, rented)));
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(rented);
+            ArrayPool<byte>.Shared.Return(rented, clearArray: true);
         }
+    }
+
+    // Each raw byte becomes at most one U+FFFD (three bytes); an escape of six bytes at most four.
+    internal static int MaxUnescapedLength(ReadOnlySpan<byte> raw) => raw.Length * 3;
+
+    /// <summary>
+    /// The UTF-8 of a JSON string's content (between the quotes, already checked as JSON by the reader), unquoted
+    /// as Go's encoding/json unquotes it: a surrogate escape not completed by its pair, and every byte that does
+    /// not start valid UTF-8, becomes U+FFFD. (System.Text.Json refuses both.)
+    /// </summary>
+    internal static int Unescape(ReadOnlySpan<byte> raw, Span<byte> output)
+    {
+        var written = 0;
+        var i = 0;
+        while (i < raw.Length)
+        {
+            var b = raw[i];
+            if (b == '\\')
+            {
+                var escape = raw[i + 1];
+                if (escape != 'u')
+                {
+                    output[written++] = escape switch
+                    {
+                        (byte)'b' => (byte)'\b',
+                        (byte)'f' => (byte)'\f',
+                        (byte)'n' => (byte)'\n',
+                        (byte)'r' => (byte)'\r',
+                        (byte)'t' => (byte)'\t',
+                        _ => escape,
+                    };
+                    i += 2;
+                    continue;
+                }
+
+                var unit = Hex4(raw[(i + 2)..]);
+                i += 6;
+                var rune = Rune.ReplacementChar;
+                if (!char.IsSurrogate((char)unit))
+                {
+                    rune = new Rune(unit);
+                }
+                else if (char.IsHighSurrogate((char)unit) && i + 6 <= raw.Length && raw[i] == '\\' && raw[i + 1] == 'u'
+                    && Hex4(raw[(i + 2)..]) is var low && char.IsLowSurrogate((char)low))
+                {
+                    rune = new Rune((char)unit, (char)low);
+                    i += 6;
+                }
+
+                written += rune.EncodeToUtf8(output[written..]);
+                continue;
+            }
+
+            if (b < 0x80)
+            {
+                output[written++] = b;
+                i++;
+                continue;
+            }
+
+            if (Rune.DecodeFromUtf8(raw[i..], out var decoded, out var length) == OperationStatus.Done)
+            {
+                raw.Slice(i, length).CopyTo(output[written..]);
+                written += length;
+                i += length;
+            }
+            else
+            {
+                // Go's utf8.DecodeRune: one replacement per byte that starts no valid sequence.
+                written += Rune.ReplacementChar.EncodeToUtf8(output[written..]);
+                i++;
+            }
+        }
+
+        return written;
+    }
+
+    private static int Hex4(ReadOnlySpan<byte> hex)
+    {
+        var value = 0;
+        for (var k = 0; k < 4; k++)
+        {
+            var c = hex[k];
+            value = (value << 4) | c switch
+            {
+                >= (byte)'0' and <= (byte)'9' => c - '0',
+                >= (byte)'a' and <= (byte)'f' => c - 'a' + 10,
+                _ => c - 'A' + 10,
+            };
+        }
+
+        return value;
     }
 
     /// <summary>
@@ -616,24 +701,10 @@ internal static class JsonpbReader
                 return -1;
             }
 
-            Span<char> name = stackalloc char[Longest];
-            int length;
-            if (!reader.ValueIsEscaped)
-            {
-                length = Encoding.UTF8.GetChars(reader.ValueSpan, name);
-            }
-            else
-            {
-                try
-                {
-                    length = reader.CopyString(name);
-                }
-                catch (InvalidOperationException)
-                {
-                    return -1;
-                }
-            }
-
+            Span<byte> unescaped = stackalloc byte[Longest * 3];
+            var bytes = reader.ValueIsEscaped ? unescaped[..Unescape(reader.ValueSpan, unescaped)] : reader.ValueSpan;
+            Span<char> name = stackalloc char[Longest * 3];
+            var length = Encoding.UTF8.GetChars(bytes, name);
             return _lookup.TryGetValue(name[..length], out var slot) ? slot : -1;
         }
     }

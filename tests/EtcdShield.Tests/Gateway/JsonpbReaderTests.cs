@@ -148,6 +148,15 @@ public sealed class JsonpbReaderTests
     }
 
     [Fact]
+    public void Invalid_utf8_and_lone_surrogate_escapes_become_the_replacement_character_as_in_go()
+    {
+        Assert.Equal("\ufffdx\ufffd", Read<AuthUserAddRequest>("""{"name":"\ud800x\udc00"}""").Name);
+        Assert.Equal("😀", Read<AuthUserAddRequest>("""{"name":"\ud83d\ude00"}""").Name);
+        var invalid = JsonpbReader.Read(AuthUserAddRequest.Descriptor, [.. "{\"name\":\"a"u8, 0xff, .. "\"}"u8]);
+        Assert.Equal("a\ufffd", ((AuthUserAddRequest)invalid).Name);
+    }
+
+    [Fact]
     public void Bytes_are_padded_standard_base64_with_newlines_skipped()
     {
         Assert.Equal(B("a"), Read<PutRequest>("""{"key":"YQ=="}""").Key);
