@@ -60,6 +60,9 @@ internal sealed record ShieldOptions
     public IReadOnlyList<string> LegacyPlaintextPrefixes { get; init; } = [];
 
     public int MaxRequestBytes { get; init; } = DefaultMaxRequestBytes;
+
+    /// <summary>The largest request message accepted: etcd's --max-request-bytes plus the 512 KiB of framing slack etcd allows.</summary>
+    public static int MaxReceiveMessageBytes(int maxRequestBytes) => (int)Math.Min(int.MaxValue, maxRequestBytes + (512L * 1024));
     public int MaxTxnOps { get; init; } = DefaultMaxTxnOps;
     public int MaxConcurrentStreams { get; init; } = 10_000;
 
