@@ -66,7 +66,7 @@ internal static class JsonpbReader
         }
         catch (JsonException e)
         {
-            throw Invalid($"malformed JSON at byte {e.BytePositionInLine}: {Reason(e)}");
+            throw Invalid($"malformed JSON (line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1}): {Reason(e)}");
         }
     }
 
