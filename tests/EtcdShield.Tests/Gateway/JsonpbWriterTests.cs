@@ -150,6 +150,12 @@ public sealed class JsonpbWriterTests
     }
 
     [Fact]
+    public void A_hash_is_an_unquoted_uint32_as_in_etcds_document()
+    {
+        Assert.Equal("{\"header\":" + HeaderAt(7) + ""","hash":3297576165}""", Json(new HashResponse { Header = At(7), Hash = 3297576165 }));
+    }
+
+    [Fact]
     public void An_enum_number_without_a_name_is_written_bare()
     {
         Assert.Equal("""{"sort_order":7,"sort_target":"MOD"}""", Json(new RangeRequest { SortOrder = (RangeRequest.Types.SortOrder)7, SortTarget = RangeRequest.Types.SortTarget.Mod }));
