@@ -5,6 +5,7 @@ using EtcdShield.Authorization;
 using EtcdShield.Concurrency;
 using EtcdShield.Configuration;
 using EtcdShield.Encryption;
+using EtcdShield.Gateway;
 using EtcdShield.Keys;
 using EtcdShield.Leases;
 using EtcdShield.Protocol.Etcdserverpb;
@@ -129,6 +130,8 @@ internal static class ShieldHost
         services.AddSingleton<UpstreamChannel>();
         services.AddSingleton<RelayMetrics>();
         services.AddSingleton<HealthEndpoint>();
+        EtcdHttpEndpoints.AddTo(services);
+        GatewayCors.AddTo(services, options);
         services.AddSingleton<EncryptionMetrics>();
         services.AddSingleton<KeyMetrics>();
         AddValueProtection(services, options);
@@ -256,6 +259,8 @@ internal static class ShieldHost
     private static void MapEndpoints(WebApplication app, ShieldOptions options)
     {
         var metricsPort = options.MetricsListenUrl?.Port;
+        GatewayCors.Use(app);
+        EtcdHttpEndpoints.Map(app);
 
         // The metrics port is plain HTTP: it serves /health and /metrics and nothing else, so it can never
         // become a way around mutual TLS.
@@ -269,7 +274,7 @@ internal static class ShieldHost
                 return Task.CompletedTask;
             }
 
-            if (!onMetricsPort && (path == "/health" || path == "/metrics"))
+            if (!onMetricsPort && path == "/metrics")
             {
                 context.Response.StatusCode = StatusCodes.Status404NotFound;
                 return Task.CompletedTask;
