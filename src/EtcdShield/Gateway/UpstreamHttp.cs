@@ -26,7 +26,7 @@ internal sealed partial class UpstreamHttp : IDisposable
     {
     }
 
-    /// <summary>For the unit tests: any <paramref name="handler"/> (the forwarder under test does not use it).</summary>
+    /// <summary>For the unit tests: a scripted <paramref name="forwarder"/>, which never sends through <paramref name="handler"/>.</summary>
     internal UpstreamHttp(ShieldOptions options, IHttpForwarder forwarder, HttpMessageHandler handler, ILogger logger)
     {
         _forwarder = forwarder;

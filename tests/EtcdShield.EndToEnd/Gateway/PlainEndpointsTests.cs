@@ -49,6 +49,21 @@ public sealed class PlainEndpointsTests(PlainEndpointsTests.Plain plain, PlainEn
         Assert.Equal(await fromEtcd.Content.ReadAsStringAsync(), await throughProxy.Content.ReadAsStringAsync());
     }
 
+    [Theory]
+    [InlineData("/version")]
+    [InlineData("/health")]
+    public async Task Head_goes_to_etcd_and_comes_back_with_etcds_status(string path)
+    {
+        using var direct = new HttpClient();
+        using var proxied = GrpcClients.Http(plain.Pki);
+
+        using var fromEtcd = await direct.SendAsync(new HttpRequestMessage(HttpMethod.Head, plain.Etcd.ClientUrl + path));
+        using var throughProxy = await proxied.SendAsync(new HttpRequestMessage(HttpMethod.Head, plain.Shield.ClientUrl + path));
+
+        Assert.Equal(fromEtcd.StatusCode, throughProxy.StatusCode);
+        Assert.Empty(await throughProxy.Content.ReadAsByteArrayAsync());
+    }
+
     [Fact]
     public async Task Version_and_health_are_etcds_own_json()
     {
@@ -143,6 +158,8 @@ public sealed class PlainEndpointsTests(PlainEndpointsTests.Plain plain, PlainEn
         Assert.Equal(14, error.GetProperty("code").GetInt32());
         Assert.Equal("etcdshield: etcd is unreachable", error.GetProperty("error").GetString());
         Assert.Contains(shield.Logs.Entries, e => e.Is("EtcdShield.Gateway.UpstreamHttp", "UpstreamMemberUnreachable") && e.Message.Contains("/version", StringComparison.Ordinal));
+        // One line of the proxy's own, not the forwarder's warning with its stack trace.
+        Assert.DoesNotContain(shield.Logs.Entries, e => e.Category.StartsWith("Yarp", StringComparison.Ordinal) || e.Exception is not null);
     }
 
     [Fact]
