@@ -207,6 +207,19 @@ public sealed class PlainEndpointsTests(PlainEndpointsTests.Plain plain, PlainEn
         Assert.Empty(CorsHeaders(otherPreflight));
     }
 
+    [Fact]
+    public async Task With_the_flag_the_metrics_url_still_answers_no_origin()
+    {
+        using var http = new HttpClient();
+
+        using var preflight = await http.SendAsync(Preflight(cors.Shield.MetricsUrl + "/health", AllowedOrigin));
+        using var health = await http.SendAsync(WithOrigin(HttpMethod.Get, cors.Shield.MetricsUrl + "/health", AllowedOrigin));
+
+        Assert.Empty(CorsHeaders(preflight));
+        Assert.Equal(HttpStatusCode.OK, health.StatusCode);
+        Assert.Empty(CorsHeaders(health));
+    }
+
     private static string Admitting(string commonName) => $$"""
         identities:
           - name: {{commonName}}
