@@ -68,7 +68,10 @@ internal sealed partial class UpstreamHttp : IDisposable
 
     public void Dispose() => _invoker.Dispose();
 
-    /// <summary>The member was not reached, or did not send its answer's headers: nothing was sent and the next may answer.</summary>
+    /// <summary>
+    /// The member was not reached, or sent no answer's headers in time: the client has heard nothing yet, and these
+    /// GET and HEAD requests change nothing in etcd, so the next member may be asked the same.
+    /// </summary>
     private static bool Unanswered(ForwarderError error) => error is ForwarderError.Request or ForwarderError.RequestTimedOut;
 
     /// <summary>As YARP's direct forwarding recommends: no proxy, redirects, cookies, decompression or tracing headers.</summary>
