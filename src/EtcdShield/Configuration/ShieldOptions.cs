@@ -43,6 +43,9 @@ internal sealed record ShieldOptions
     public bool AuditHashKeys { get; init; }
 
     public Uri? MetricsListenUrl { get; init; }
+
+    /// <summary>Browser origins (<c>scheme://host[:port]</c>, or "*") answered with CORS headers; empty turns CORS off.</summary>
+    public IReadOnlyList<string> CorsAllowedOrigins { get; init; } = [];
     public bool NoEncryption { get; init; }
     public string? EncryptionKeyFile { get; init; }
     public IReadOnlyList<string> RetiredEncryptionKeyFiles { get; init; } = [];

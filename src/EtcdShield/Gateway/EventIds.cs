@@ -8,4 +8,5 @@ namespace EtcdShield.Gateway;
 internal static class EventIds
 {
     public const int StreamErrorUndelivered = 2200;
+    public const int UpstreamMemberUnreachable = 2250;
 }

@@ -20,6 +20,9 @@ internal sealed class JsonMessageReader
     private readonly int _maxMessageBytes;
     private bool _ended;
 
+    // A refused body stays refused: a later read must not look like a clean end of the stream.
+    private Exception? _failure;
+
     // The value being found: whether its first byte was seen, how many bytes were scanned, and where scanning stopped.
     private bool _started;
     private long _length;
@@ -42,6 +45,11 @@ internal sealed class JsonMessageReader
     /// <summary>The next message, or null once the body has ended with nothing but whitespace left.</summary>
     public async ValueTask<IMessage?> ReadAsync(CancellationToken cancellationToken)
     {
+        if (_failure is not null)
+        {
+            throw _failure;
+        }
+
         while (!_ended)
         {
             var result = await _body.ReadAsync(cancellationToken).ConfigureAwait(false);
@@ -57,9 +65,9 @@ internal sealed class JsonMessageReader
             {
                 end = Scan(ref buffer);
             }
-            catch
+            catch (RpcException e)
             {
-                _ended = true;
+                _failure = e;
                 _body.AdvanceTo(buffer.Start, buffer.End);
                 throw;
             }
@@ -71,9 +79,9 @@ internal sealed class JsonMessageReader
                 {
                     message = Parse(buffer.Slice(buffer.Start, valueEnd));
                 }
-                catch
+                catch (RpcException e)
                 {
-                    _ended = true;
+                    _failure = e;
                     _body.AdvanceTo(valueEnd);
                     throw;
                 }
@@ -94,7 +102,8 @@ internal sealed class JsonMessageReader
             _body.AdvanceTo(buffer.End);
             if (_started)
             {
-                throw JsonpbReader.Invalid("the request body ends inside a JSON value");
+                _failure = JsonpbReader.Invalid("the request body ends inside a JSON value");
+                throw _failure;
             }
         }
 

@@ -214,7 +214,8 @@ internal static class JsonpbWriter
             ValueKind.UInt32 => (uint)value! == 0,
             ValueKind.Int64 => (long)value! == 0,
             ValueKind.UInt64 => (ulong)value! == 0,
-            ValueKind.Enum => Convert.ToInt32(value, System.Globalization.CultureInfo.InvariantCulture) == 0,
+            // A boxed enum unboxes as its underlying int.
+            ValueKind.Enum => (int)value! == 0,
             ValueKind.String => ((string)value!).Length == 0,
             ValueKind.Bytes => ((ByteString)value!).IsEmpty,
             _ => false,
@@ -244,7 +245,7 @@ internal static class JsonpbWriter
                 WriteQuotedNumber((ulong)value, output);
                 break;
             case ValueKind.Enum:
-                var number = Convert.ToInt32(value, System.Globalization.CultureInfo.InvariantCulture);
+                var number = (int)value;
                 if (field.EnumNames!.TryGetValue(number, out var name))
                 {
                     output.Write(name);

@@ -130,6 +130,8 @@ internal static class ShieldHost
         services.AddSingleton<UpstreamChannel>();
         services.AddSingleton<RelayMetrics>();
         services.AddSingleton<HealthEndpoint>();
+        EtcdHttpEndpoints.AddTo(services);
+        GatewayCors.AddTo(services, options);
         services.AddSingleton<EncryptionMetrics>();
         services.AddSingleton<KeyMetrics>();
         AddValueProtection(services, options);
@@ -259,6 +261,8 @@ internal static class ShieldHost
     private static void MapEndpoints(WebApplication app, ShieldOptions options)
     {
         var metricsPort = options.MetricsListenUrl?.Port;
+        GatewayCors.Use(app);
+        EtcdHttpEndpoints.Map(app);
 
         // The metrics port is plain HTTP: it serves /health and /metrics and nothing else, so it can never
         // become a way around mutual TLS.
@@ -272,7 +276,7 @@ internal static class ShieldHost
                 return Task.CompletedTask;
             }
 
-            if (!onMetricsPort && (path == "/health" || path == "/metrics"))
+            if (!onMetricsPort && path == "/metrics")
             {
                 context.Response.StatusCode = StatusCodes.Status404NotFound;
                 return Task.CompletedTask;

@@ -108,6 +108,21 @@ public sealed class JsonMessageReaderTests
     }
 
     [Fact]
+    public async Task A_refused_body_stays_refused_on_the_next_read()
+    {
+        var pipe = new Pipe();
+        await pipe.Writer.WriteAsync(Encoding.UTF8.GetBytes("{\"create_request\":5}"));
+        await pipe.Writer.CompleteAsync();
+        var reader = new JsonMessageReader(pipe.Reader, WatchRequest.Descriptor, 1 << 20);
+
+        var first = await Assert.ThrowsAsync<RpcException>(() => reader.ReadAsync(None).AsTask());
+        var second = await Assert.ThrowsAsync<RpcException>(() => reader.ReadAsync(None).AsTask());
+
+        Assert.Equal(StatusCode.InvalidArgument, second.StatusCode);
+        Assert.Equal(first.Status.Detail, second.Status.Detail);
+    }
+
+    [Fact]
     public async Task Nesting_deeper_than_the_limit_is_refused_before_the_value_ends()
     {
         var pipe = new Pipe();

@@ -182,6 +182,9 @@ public sealed class JsonpbReaderTests
     [InlineData("====")]
     [InlineData("=")]
     [InlineData("YWJj=")]
+    [InlineData("YQ=A")]
+    [InlineData("Y=Q=")]
+    [InlineData("YWJjYQ=A")]
     [InlineData("secret-value!")]
     public void Bad_base64_is_refused_naming_the_field_without_its_content(string text)
     {

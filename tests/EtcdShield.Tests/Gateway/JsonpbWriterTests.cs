@@ -102,6 +102,20 @@ public sealed class JsonpbWriterTests
     }
 
     [Fact]
+    public void A_member_name_with_every_kind_of_escape_is_etcds_document()
+    {
+        // Debian's etcd 3.4.23 started with this name; its invalid byte 0xff was already U+FFFD in etcd's store.
+        var name = "a\u2028b\u0001c\u007Fd\u00E9e\tf\"g\\h\bi\fj\U0001F600k\uFFFDl";
+        var members = new MemberListResponse
+        {
+            Header = new ResponseHeader { ClusterId = 8140765981764738059, MemberId = 185828541645115251, RaftTerm = 2 },
+            Members = { new Member { ID = 185828541645115251, Name = name, PeerURLs = { "http://127.0.0.1:23802" }, ClientURLs = { "http://127.0.0.1:23792" } } },
+        };
+
+        Assert.Equal("{\"header\":{\"cluster_id\":\"8140765981764738059\",\"member_id\":\"185828541645115251\",\"raft_term\":\"2\"},\"members\":[{\"ID\":\"185828541645115251\",\"name\":\"a\\u2028b\\u0001c\u007Fd\u00E9e\\tf\\\"g\\\\h\\u0008i\\u000cj\U0001F600k\uFFFDl\",\"peerURLs\":[\"http://127.0.0.1:23802\"],\"clientURLs\":[\"http://127.0.0.1:23792\"]}]}", Json(members));
+    }
+
+    [Fact]
     public void Watch_responses_are_etcds_documents_without_type_put_or_watch_id_zero()
     {
         var created = new WatchResponse { Header = Header, Created = true };
@@ -133,6 +147,12 @@ public sealed class JsonpbWriterTests
         Assert.Equal("""{"target":"LEASE","lease":"-1"}""", Json(new Compare { Target = Compare.Types.CompareTarget.Lease, Lease = -1 }));
         Assert.Equal("""{"request_range":{}}""", Json(new RequestOp { RequestRange = new RangeRequest() }));
         Assert.Equal("{}", Json(new Compare()));
+    }
+
+    [Fact]
+    public void A_hash_is_an_unquoted_uint32_as_in_etcds_document()
+    {
+        Assert.Equal("{\"header\":" + HeaderAt(7) + ""","hash":3297576165}""", Json(new HashResponse { Header = At(7), Hash = 3297576165 }));
     }
 
     [Fact]
