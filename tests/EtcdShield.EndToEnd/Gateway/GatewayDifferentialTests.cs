@@ -99,7 +99,7 @@ public sealed partial class GatewayDifferentialTests(GatewayDifferentialTests.Fi
         Assert.True(GatewayScenario.Differences(expected, actual) is "", GatewayScenario.Differences(expected, actual));
 
         // The control for the at-rest check below: without encryption the values are in etcd's log as sent.
-        var atRest = AtRest(fixture.PlainEtcd);
+        var atRest = await AtRestFiles.ReadAsync(fixture.PlainEtcd);
         Assert.Contains(GatewayScenario.PlainValues, atRest.Contains);
     }
 
@@ -121,7 +121,7 @@ public sealed partial class GatewayDifferentialTests(GatewayDifferentialTests.Fi
         StoredValue.AssertSealed(stored.Kvs[3].Value, "gw-delta-plain-1");
         StoredValue.AssertSealed(stored.Kvs[4].Value, "gw-echo-plain-1");
 
-        var atRest = AtRest(fixture.SealedEtcd);
+        var atRest = await AtRestFiles.ReadAsync(fixture.SealedEtcd);
         Assert.DoesNotContain(GatewayScenario.PlainValues, atRest.Contains);
     }
 
@@ -139,17 +139,31 @@ public sealed partial class GatewayDifferentialTests(GatewayDifferentialTests.Fi
     [GeneratedRegex("\"(raftIndex|raftAppliedIndex)\":\"([0-9]+)\"")]
     private static partial Regex RaftIndexes();
 
-    private static AtRestFiles AtRest(EtcdProcess etcd) => new(etcd.DataDir);
-
     /// <summary>etcd's write-ahead log and database file as they are now: every value written, in whatever form etcd got it.</summary>
     private sealed class AtRestFiles
     {
         private readonly List<byte[]> _files;
 
-        public AtRestFiles(string dataDir)
+        private AtRestFiles(List<byte[]> files) => _files = files;
+
+        public static async Task<AtRestFiles> ReadAsync(EtcdProcess etcd)
         {
-            var member = Path.Combine(dataDir, "member");
-            _files = [.. Directory.EnumerateFiles(Path.Combine(member, "wal"), "*.wal").Append(Path.Combine(member, "snap", "db")).Select(Read)];
+            var member = Path.Combine(etcd.DataDir, "member");
+            var files = Directory.EnumerateFiles(Path.Combine(member, "wal"), "*.wal").Select(ReadShared).ToList();
+
+            // bbolt holds an flock on its database that .NET's own open would contend with; cp takes none.
+            var copy = Path.Combine(Directory.CreateTempSubdirectory("etcdshield-db-").FullName, "db");
+            try
+            {
+                (await ExternalCommand.RunAsync("/bin/cp", ["--", Path.Combine(member, "snap", "db"), copy])).EnsureSuccess();
+                files.Add(await File.ReadAllBytesAsync(copy));
+            }
+            finally
+            {
+                Directory.Delete(Path.GetDirectoryName(copy)!, recursive: true);
+            }
+
+            return new AtRestFiles(files);
         }
 
         public bool Contains(string plaintext)
@@ -158,9 +172,9 @@ public sealed partial class GatewayDifferentialTests(GatewayDifferentialTests.Fi
             return _files.Any(file => file.AsSpan().IndexOf(needle) >= 0);
         }
 
-        private static byte[] Read(string file)
+        private static byte[] ReadShared(string file)
         {
-            // etcd has both files open; it never minds a reader.
+            // etcd locks its log files with fcntl, which a shared reader does not contend with.
             using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
             using var copy = new MemoryStream();
             stream.CopyTo(copy);
