@@ -272,6 +272,13 @@ public sealed class GatewayHostileTests(GatewayHostileTests.Fixture fixture) : I
     [InlineData("POST", "/v3/no/such/service", HttpStatusCode.NotFound)]
     [InlineData("POST", "/v3alpha/kv/range", HttpStatusCode.NotFound)]
     [InlineData("POST", "/v3alpha/kv/put", HttpStatusCode.NotFound)]
+    [InlineData("POST", "/V3/kv/put", HttpStatusCode.NotFound)] // etcd's routes are case-sensitive
+    [InlineData("POST", "/v3/KV/put", HttpStatusCode.NotFound)]
+    [InlineData("POST", "/v3/kv/PUT", HttpStatusCode.NotFound)]
+    [InlineData("POST", "/v3beta/KV/put", HttpStatusCode.NotFound)]
+    [InlineData("POST", "/v3/kv/put/", HttpStatusCode.NotFound)]
+    [InlineData("POST", "/v3/kv/put.json", HttpStatusCode.NotFound)]
+    [InlineData("POST", "/v3/kv/put/extra", HttpStatusCode.NotFound)]
     public async Task Wrong_methods_are_405_and_unknown_paths_404_as_in_etcd(string method, string path, HttpStatusCode expected)
     {
         using var http = new GatewayHttp(fixture.Proxy.Shield.ClientUrl, fixture.Pki);
