@@ -31,7 +31,7 @@ internal sealed record GatewayRecord(int Index, GatewayStep Step, string SentBod
 /// the lease aliases under /v3/kv/lease/, revoke, delete with prev_kv, /v3beta/, a watch from a past revision
 /// with prev_kv, compaction, member status and alarms. Requests mix proto and JSON field names, int64 as numbers and
 /// strings and enums by name and number, as clients do; one has an unknown field, one a second JSON value after
-/// the first (only the first counts), one an empty body. No step provokes an error: Debian's etcd 3.4.23 gateway
+/// the first (only the first counts), one an empty body, one a \u escape, one each field twice (the last counts). No step provokes an error: Debian's etcd 3.4.23 gateway
 /// cannot answer one.
 /// </summary>
 internal static partial class GatewayScenario
@@ -43,6 +43,7 @@ internal static partial class GatewayScenario
     [
         "gw-alpha-plain-1", "gw-alpha-plain-2", "gw-bravo-plain-1", "gw-bravo-plain-2", "gw-delta-plain-1",
         "gw-txn-success-plain", "gw-txn-failure-plain", "gw-leased-plain", "gw-echo-plain-1",
+        "gw-dup-plain-1", "gw-dup-plain-2",
     ];
 
     /// <summary>A value with bytes that are not UTF-8 and characters JSON encoders escape differently.</summary>
@@ -64,6 +65,9 @@ internal static partial class GatewayScenario
         Range($$$"""{"key":"{{{B("/gw/d")}}}"} {"key":"{{{B("/gw/a")}}}"}"""),
         Range($$$"""{"key":"{{{B("/gw/missing")}}}"}"""),
         Range("""{"key":"AA==","range_end":"AA==","keys_only":true}"""),
+        Range("""{"key":"L2d3L2\u0051=","count_only":false}"""),
+        new("/v3/kv/put", $$$"""{"key":"{{{B("/gx/first")}}}","value":"{{{B("gw-dup-plain-1")}}}","key":"{{{B("/gx/last")}}}","value":"{{{B("gw-dup-plain-2")}}}"}"""),
+        Range($$$"""{"key":"{{{B("/gx/")}}}","range_end":"{{{B("/gx0")}}}"}"""),
         Txn($$$"""
             "compare":[{"target":"CREATE","key":"{{{B("/gw/a")}}}","create_revision":"2"}],
             "success":[{"request_put":{"key":"{{{B("/gw/t")}}}","value":"{{{B("gw-txn-success-plain")}}}"}},{"request_range":{"key":"{{{B("/gw/a")}}}"}}],
