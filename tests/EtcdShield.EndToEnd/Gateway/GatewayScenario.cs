@@ -16,6 +16,9 @@ internal enum GatewayStepKind
 
     /// <summary>A watch stream, read until it has delivered the newest revision the run has seen, then closed.</summary>
     WatchToLatest,
+
+    /// <summary>A watch stream whose body creates a watch and cancels it: read its two answers, then closed.</summary>
+    WatchCreatedAndCancelled,
 }
 
 /// <summary>One raw JSON request; <c>{lease N}</c> in the body stands for the run's N-th granted lease ID.</summary>
@@ -27,12 +30,13 @@ internal sealed record GatewayRecord(int Index, GatewayStep Step, string SentBod
 /// <summary>
 /// One scenario of raw JSON requests against a fresh etcd (revision 1), each answer kept as text: puts (with
 /// prev_kv), ranges with sort, limit, count_only, keys_only and range_end, txns with CREATE, VALUE, VERSION and
-/// MOD compares on both branches (one nested), leases with a key attached, a keep-alive, time-to-live with keys,
-/// the lease aliases under /v3/kv/lease/, revoke, delete with prev_kv, /v3beta/, a watch from a past revision
-/// with prev_kv, compaction, member status and alarms. Requests mix proto and JSON field names, int64 as numbers and
-/// strings and enums by name and number, as clients do; one has an unknown field, one a second JSON value after
-/// the first (only the first counts), one an empty body, one a \u escape, one each field twice (the last counts). No step provokes an error: Debian's etcd 3.4.23 gateway
-/// cannot answer one.
+/// MOD compares on both branches (one nested), leases with a key attached, keep-alives, time-to-live with keys,
+/// the lease aliases under /v3/kv/lease/, revoke, delete with prev_kv, /v3beta/, watches from a past revision
+/// with prev_kv (one filtering deletes), a watch created and cancelled in one body, compaction, member status and
+/// alarms. Requests mix proto and JSON field names, int64 as numbers and strings and enums by name and number, as
+/// clients do; one has an unknown field, one a second JSON value after the first (only the first counts), one an
+/// empty body, one a \u escape, one each field twice (the last counts). No step provokes an error: Debian's etcd
+/// 3.4.23 gateway cannot answer one.
 /// </summary>
 internal static partial class GatewayScenario
 {
@@ -104,6 +108,8 @@ internal static partial class GatewayScenario
         new("/v3beta/kv/range", $$$"""{"key":"{{{B("/gw/a")}}}"}"""),
         new("/v3beta/kv/put", $$$"""{"key":"{{{B("/gw/e")}}}","value":"{{{B("gw-echo-plain-1")}}}"}"""),
         new("/v3/watch", $$$"""{"create_request":{"key":"{{{B("/gw/")}}}","range_end":"{{{B("/gw0")}}}","start_revision":"3","prev_kv":true}}""", GatewayStepKind.WatchToLatest),
+        new("/v3/watch", $$$"""{"create_request":{"key":"{{{B("/gw/")}}}","range_end":"{{{B("/gw0")}}}","start_revision":"3","filters":["NODELETE"],"prev_kv":true}}""", GatewayStepKind.WatchToLatest),
+        new("/v3/watch", $$$"""{"create_request":{"key":"{{{B("/gw/a")}}}"}} {"cancel_request":{"watch_id":"0"}}""", GatewayStepKind.WatchCreatedAndCancelled),
         new("/v3/kv/compaction", """{"revision":"5","physical":true}"""),
         Range($$$"""{"key":"{{{B("/gw/a")}}}","revision":"5"}"""),
         new("/v3/maintenance/status", ""),
@@ -126,8 +132,9 @@ internal static partial class GatewayScenario
             var raw = step.Kind switch
             {
                 GatewayStepKind.Unary => Describe(await http.PostAsync(step.Path, body, version)),
-                GatewayStepKind.ToEnd => await ReadStreamAsync(http, step.Path, body, version, latestRevision: null),
-                _ => await ReadStreamAsync(http, step.Path, body, version, latestRevision),
+                GatewayStepKind.ToEnd => await ReadStreamAsync(http, step.Path, body, version, line => false, toEnd: true),
+                GatewayStepKind.WatchCreatedAndCancelled => await ReadStreamAsync(http, step.Path, body, version, line => line.Contains("\"canceled\":true", StringComparison.Ordinal)),
+                _ => await ReadStreamAsync(http, step.Path, body, version, line => MaxEventRevision(line) >= latestRevision),
             };
 
             if (step.Path.EndsWith("/lease/grant", StringComparison.Ordinal) && GatewayNormalizer.GrantedId(raw) is { } id)
@@ -184,14 +191,15 @@ internal static partial class GatewayScenario
 
     private static string Describe(GatewayAnswer answer) => $"{(int)answer.Status} {answer.MediaType}\n{answer.Body}";
 
-    private static async Task<string> ReadStreamAsync(GatewayHttp http, string path, string body, Version version, long? latestRevision)
+    /// <summary>The stream's answers up to the first line <paramref name="last"/> accepts, or to its end.</summary>
+    private static async Task<string> ReadStreamAsync(GatewayHttp http, string path, string body, Version version, Func<string, bool> last, bool toEnd = false)
     {
         using var stream = await http.OpenStreamAsync(path, body, version);
         var text = new StringBuilder().Append(CultureInfo.InvariantCulture, $"{(int)stream.Status} {stream.MediaType}");
         var ended = false;
         try
         {
-            if (latestRevision is null)
+            if (toEnd)
             {
                 // etcd ends the stream once the request body has ended and every answer is out.
                 while (await stream.ReadLineAsync(StreamTimeout) is not null)
@@ -202,7 +210,7 @@ internal static partial class GatewayScenario
             }
             else
             {
-                await stream.ReadUntilAsync(line => MaxEventRevision(line) >= latestRevision, StreamTimeout);
+                await stream.ReadUntilAsync(last, StreamTimeout);
             }
         }
         catch (Exception e) when (e is TimeoutException or InvalidOperationException)
