@@ -17,6 +17,9 @@ internal enum GatewayStepKind
     /// <summary>A watch stream, read until it has delivered the newest revision the run has seen, then closed.</summary>
     WatchToLatest,
 
+    /// <summary>A stream that goes on (an election's observe): read its first answer, then closed.</summary>
+    FirstMessage,
+
     /// <summary>A watch stream whose body creates a watch and cancels it: read its two answers, then closed.</summary>
     WatchCreatedAndCancelled,
 }
@@ -31,7 +34,8 @@ internal sealed record GatewayRecord(int Index, GatewayStep Step, string SentBod
 /// One scenario of raw JSON requests against a fresh etcd (revision 1), each answer kept as text: puts (with
 /// prev_kv), ranges with sort, limit, count_only, keys_only and range_end, txns with CREATE, VALUE, VERSION and
 /// MOD compares on both branches (one nested), leases with a key attached, keep-alives, time-to-live with keys,
-/// the lease aliases under /v3/kv/lease/, revoke, delete with prev_kv, /v3beta/, watches from a past revision
+/// the lease aliases under /v3/kv/lease/, revoke, a lock taken and released, an election (campaign, leader,
+/// proclaim, observe), delete with prev_kv, /v3beta/, watches from a past revision
 /// with prev_kv (one filtering deletes), a watch created and cancelled in one body, compaction, member status and
 /// alarms. Requests mix proto and JSON field names, int64 as numbers and strings and enums by name and number, as
 /// clients do; one has an unknown field, one a second JSON value after the first (only the first counts), one an
@@ -47,7 +51,7 @@ internal static partial class GatewayScenario
     [
         "gw-alpha-plain-1", "gw-alpha-plain-2", "gw-bravo-plain-1", "gw-bravo-plain-2", "gw-delta-plain-1",
         "gw-txn-success-plain", "gw-txn-failure-plain", "gw-leased-plain", "gw-echo-plain-1",
-        "gw-dup-plain-1", "gw-dup-plain-2",
+        "gw-dup-plain-1", "gw-dup-plain-2", "gw-leader-plain-1", "gw-leader-plain-2",
     ];
 
     /// <summary>A value with bytes that are not UTF-8 and characters JSON encoders escape differently.</summary>
@@ -102,6 +106,14 @@ internal static partial class GatewayScenario
         new("/v3/kv/lease/revoke", """{"ID":"{lease 1}"}"""),
         new("/v3/kv/lease/leases", "{}"),
         Range($$$"""{"key":"{{{B("/gw/leased")}}}"}"""),
+        new("/v3/lease/grant", """{"TTL":60}"""),
+        new("/v3/lock/lock", $$$"""{"name":"{{{B("gw-lock")}}}","lease":"{lease 2}"}"""),
+        new("/v3/lock/unlock", """{"key":"{key gw-lock/ 2}"}"""),
+        new("/v3/election/campaign", $$$"""{"name":"{{{B("gw-elect")}}}","lease":"{lease 2}","value":"{{{B("gw-leader-plain-1")}}}"}"""),
+        new("/v3/election/leader", $$$"""{"name":"{{{B("gw-elect")}}}"}"""),
+        new("/v3/election/proclaim", $$$"""{"leader":{"name":"{{{B("gw-elect")}}}","key":"{key gw-elect/ 2}","rev":"{revision}","lease":"{lease 2}"},"value":"{{{B("gw-leader-plain-2")}}}"}"""),
+        new("/v3/election/observe", $$$"""{"name":"{{{B("gw-elect")}}}"}""", GatewayStepKind.FirstMessage),
+        new("/v3/election/leader", $$$"""{"name":"{{{B("gw-elect")}}}"}"""),
         new("/v3/kv/deleterange", $$$"""{"key":"{{{B("/gw/t")}}}","prev_kv":true}"""),
         new("/v3/kv/deleterange", $$$"""{"key":"{{{B("/gw/b")}}}","range_end":"{{{B("/gw/c")}}}","prev_kv":true}"""),
         Put("/gw/b", "gw-bravo-plain-2"),
@@ -127,12 +139,12 @@ internal static partial class GatewayScenario
         for (var index = 0; index < Steps.Count; index++)
         {
             var step = Steps[index];
-            // A lease a failed grant never gave stays a placeholder: the step then shows the earlier failure's effect.
-            var body = LeasePlaceholder().Replace(step.Body, m => leases.ElementAtOrDefault(int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture)) ?? m.Value);
+            var body = Placeholder().Replace(step.Body, m => Fill(m, leases, latestRevision));
             var raw = step.Kind switch
             {
                 GatewayStepKind.Unary => Describe(await http.PostAsync(step.Path, body, version)),
                 GatewayStepKind.ToEnd => await ReadStreamAsync(http, step.Path, body, version, line => false, toEnd: true),
+                GatewayStepKind.FirstMessage => await ReadStreamAsync(http, step.Path, body, version, line => true),
                 GatewayStepKind.WatchCreatedAndCancelled => await ReadStreamAsync(http, step.Path, body, version, line => line.Contains("\"canceled\":true", StringComparison.Ordinal)),
                 _ => await ReadStreamAsync(http, step.Path, body, version, line => MaxEventRevision(line) >= latestRevision),
             };
@@ -264,8 +276,31 @@ internal static partial class GatewayScenario
 
     private static string Around(string text, int at) => text[Math.Max(0, at - 30)..Math.Min(text.Length, at + 30)];
 
-    [GeneratedRegex(@"\{lease ([0-9]+)\}")]
-    private static partial Regex LeasePlaceholder();
+    /// <summary>
+    /// <c>{lease N}</c>: the run's N-th lease ID; <c>{key PREFIX N}</c>: the base64 of PREFIX and that lease in hex, the key
+    /// Lock and Campaign make; <c>{revision}</c>: the newest revision seen. A lease a failed grant never gave stays a
+    /// placeholder, so the step shows the earlier failure's effect.
+    /// </summary>
+    private static string Fill(Match placeholder, List<string> leases, long latestRevision)
+    {
+        if (placeholder.Groups["revision"].Success)
+        {
+            return latestRevision.ToString(CultureInfo.InvariantCulture);
+        }
+
+        var lease = leases.ElementAtOrDefault(int.Parse(placeholder.Groups["n"].Value, CultureInfo.InvariantCulture));
+        if (lease is null)
+        {
+            return placeholder.Value;
+        }
+
+        return placeholder.Groups["prefix"].Success
+            ? B(placeholder.Groups["prefix"].Value + long.Parse(lease, CultureInfo.InvariantCulture).ToString("x", CultureInfo.InvariantCulture))
+            : lease;
+    }
+
+    [GeneratedRegex(@"\{(?:lease (?<n>[0-9]+)|key (?<prefix>[^ }]+) (?<n>[0-9]+)|(?<revision>revision))\}")]
+    private static partial Regex Placeholder();
 
     [GeneratedRegex("\"header\":\\{[^}]*\"revision\":\"([0-9]+)\"")]
     private static partial Regex HeaderRevision();
