@@ -325,6 +325,35 @@ public sealed class GatewayHostileTests(GatewayHostileTests.Fixture fixture) : I
         Assert.DoesNotContain(watch.Lines, line => line.Contains(B("/secret/after"), StringComparison.Ordinal) || line.Contains(B("must not arrive"), StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task A_gateway_watch_whose_last_key_grant_a_reload_removes_ends_with_the_streams_error_chunk()
+    {
+        await using var proxy = await ReloadingShield.StartAsync(Policy(secrets: true));
+        var watcher = proxy.Pki.IssueClient("gw-watcher-bare", "gw-reader");
+        using var http = new GatewayHttp(proxy.Shield.ClientUrl, proxy.Pki, watcher);
+        using var watch = await http.OpenStreamAsync("/v3/watch", $$$"""{"create_request":{"key":"{{{B("/open/")}}}","range_end":"{{{B("/open0")}}}"}}""", HttpVersion.Version11);
+        await watch.ReadUntilAsync(line => line.Contains("\"created\":true", StringComparison.Ordinal), StreamTimeout);
+
+        await proxy.ReplacePolicyAsync("""
+            identities:
+              - name: gw-reader
+                match: { cn: gw-reader }
+                methods: [Maintenance/Status]
+            """);
+
+        // The answer's status went out with the first message; the error is the stream's last line, then its end.
+        var last = await watch.ReadUntilAsync(line => line.StartsWith("{\"error\"", StringComparison.Ordinal), StreamTimeout);
+        Assert.Equal(HttpStatusCode.OK, watch.Status);
+        using var document = JsonDocument.Parse(last);
+        var error = document.RootElement.GetProperty("error");
+        Assert.Equal(["grpc_code", "http_code", "message", "http_status"], error.EnumerateObject().Select(p => p.Name));
+        Assert.Equal(7, error.GetProperty("grpc_code").GetInt32());
+        Assert.Equal(403, error.GetProperty("http_code").GetInt32());
+        Assert.Equal("Forbidden", error.GetProperty("http_status").GetString());
+        Assert.Contains("identity \"gw-reader\"", error.GetProperty("message").GetString(), StringComparison.Ordinal);
+        Assert.Null(await watch.ReadLineAsync(StreamTimeout));
+    }
+
     private static bool Is(JsonElement line, string identity, string method, string outcome) =>
         line.GetProperty("identity").GetString() == identity
         && line.GetProperty("method").GetString() == method
