@@ -354,6 +354,31 @@ public sealed class GatewayHostileTests(GatewayHostileTests.Fixture fixture) : I
         Assert.Null(await watch.ReadLineAsync(StreamTimeout));
     }
 
+    [Fact]
+    public async Task A_gateway_watch_of_a_certificate_revoked_while_it_runs_ends_with_the_error_chunk_and_sees_nothing_after()
+    {
+        await using var proxy = await ReloadingShield.StartAsync(Policy(secrets: false));
+        var stolen = proxy.Pki.IssueClient("gw-stolen", "gw-reader");
+        using var http = new GatewayHttp(proxy.Shield.ClientUrl, proxy.Pki, stolen);
+        using var admin = new GatewayHttp(proxy.Shield.ClientUrl, proxy.Pki);
+        using var watch = await http.OpenStreamAsync("/v3/watch", $$$"""{"create_request":{"key":"{{{B("/open/")}}}","range_end":"{{{B("/open0")}}}"}}""", HttpVersion.Version20);
+        await watch.ReadUntilAsync(line => line.Contains("\"created\":true", StringComparison.Ordinal), StreamTimeout);
+        Assert.Equal(HttpStatusCode.OK, (await admin.PostAsync("/v3/kv/put", $$"""{"key":"{{B("/open/before")}}","value":"{{B("seen before the revocation")}}"}""")).Status);
+        await watch.ReadUntilAsync(line => line.Contains(B("/open/before"), StringComparison.Ordinal), StreamTimeout);
+
+        proxy.Revoke(stolen);
+        Assert.Equal(HttpStatusCode.OK, (await admin.PostAsync("/v3/kv/put", $$"""{"key":"{{B("/open/after")}}","value":"{{B("must not arrive")}}"}""")).Status);
+
+        var last = await watch.ReadUntilAsync(line => line.StartsWith("{\"error\"", StringComparison.Ordinal), StreamTimeout);
+        using var document = JsonDocument.Parse(last);
+        var error = document.RootElement.GetProperty("error");
+        Assert.Equal(7, error.GetProperty("grpc_code").GetInt32());
+        Assert.Equal(403, error.GetProperty("http_code").GetInt32());
+        Assert.Contains("revoked", error.GetProperty("message").GetString(), StringComparison.Ordinal);
+        Assert.Null(await watch.ReadLineAsync(StreamTimeout));
+        Assert.DoesNotContain(watch.Lines, line => line.Contains(B("/open/after"), StringComparison.Ordinal));
+    }
+
     private static bool Is(JsonElement line, string identity, string method, string outcome) =>
         line.GetProperty("identity").GetString() == identity
         && line.GetProperty("method").GetString() == method
