@@ -78,14 +78,14 @@ public sealed class GatewayCurlExamplesTests(GatewayCurlExamplesTests.Fixture fi
         Assert.Equal("200", (await CurlAsync(shield.ClientUrl, "/v3/auth/enable", "{}")).Status);
         var authenticated = await CurlAsync(shield.ClientUrl, "/v3/auth/authenticate", """{"name": "root", "password": "pass"}""");
         Assert.Equal("200", authenticated.Status);
-        var token = JsonDocument.Parse(authenticated.Body).RootElement.GetProperty("token").GetString()!;
+        using var authentication = JsonDocument.Parse(authenticated.Body);
+        var token = authentication.RootElement.GetProperty("token").GetString()!;
 
         var withToken = await CurlAsync(shield.ClientUrl, "/v3/kv/put", """{"key": "Zm9v", "value": "YmFy"}""", headers: ["Authorization: " + token]);
         var withoutToken = await CurlAsync(shield.ClientUrl, "/v3/kv/put", """{"key": "Zm9v", "value": "YmF6"}""");
         var withBadToken = await CurlAsync(shield.ClientUrl, "/v3/kv/put", """{"key": "Zm9v", "value": "YmF6"}""", headers: ["Authorization: " + token + "x"]);
 
-        Assert.Equal("200", withToken.Status);
-        Assert.Matches("""^\{"header":\{"cluster_id":"<cluster_id>","member_id":"<member_id>","revision":"2","raft_term":"<raft_term>"\}\}$""", withToken.Body);
+        Assert.Equal(new CurlAnswer("200", """{"header":{"cluster_id":"<cluster_id>","member_id":"<member_id>","revision":"2","raft_term":"<raft_term>"}}"""), withToken);
         Assert.Equal(new CurlAnswer("400", """{"error":"etcdserver: user name is empty","code":3,"message":"etcdserver: user name is empty"}"""), withoutToken);
         Assert.Equal(new CurlAnswer("401", """{"error":"etcdserver: invalid auth token","code":16,"message":"etcdserver: invalid auth token"}"""), withBadToken);
         var read = await CurlAsync(shield.ClientUrl, "/v3/kv/range", """{"key": "Zm9v"}""", headers: ["Authorization: " + token]);
@@ -93,7 +93,7 @@ public sealed class GatewayCurlExamplesTests(GatewayCurlExamplesTests.Fixture fi
 
         // grpc-gateway's other way in: a Grpc-Metadata-Token header becomes the "token" metadata etcd reads first.
         var withMetadata = await CurlAsync(shield.ClientUrl, "/v3/kv/put", """{"key": "Zm9v", "value": "YmF6"}""", http2: true, headers: ["Grpc-Metadata-Token: " + token]);
-        Assert.Matches("""^\{"header":\{"cluster_id":"<cluster_id>","member_id":"<member_id>","revision":"3","raft_term":"<raft_term>"\}\}$""", withMetadata.Body);
+        Assert.Equal(new CurlAnswer("200", """{"header":{"cluster_id":"<cluster_id>","member_id":"<member_id>","revision":"3","raft_term":"<raft_term>"}}"""), withMetadata);
     }
 
     private static readonly Dictionary<string, string?> CurlEnvironment = new() { ["CURL_CA_BUNDLE"] = null, ["SSL_CERT_FILE"] = null };
