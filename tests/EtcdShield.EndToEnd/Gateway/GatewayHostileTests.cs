@@ -253,6 +253,21 @@ public sealed class GatewayHostileTests(GatewayHostileTests.Fixture fixture) : I
     }
 
     [Fact]
+    public async Task An_error_message_is_escaped_as_go_escapes_it()
+    {
+        using var http = new GatewayHttp(fixture.Proxy.Shield.ClientUrl, fixture.Pki, fixture.Reader);
+
+        var put = await http.PostAsync("/v3/kv/put", $$"""{"key":"{{B("/secret/<b>&c")}}","value":"YQ=="}""");
+
+        AssertEtcdError(put, HttpStatusCode.Forbidden, 7, "a put outside the grants");
+        Assert.Contains("identity \"gw-reader\" may not write key \"/secret/<b>&c\"", put.Json().GetProperty("message").GetString(), StringComparison.Ordinal);
+        // encoding/json under jsonpb: a quote as \", and <, > and & as \u003c, \u003e and \u0026.
+        Assert.Contains("identity \\\"gw-reader\\\" may not write key \\\"/secret/\\u003cb\\u003e\\u0026c\\\"", put.Body, StringComparison.Ordinal);
+        Assert.DoesNotContain('<', put.Body);
+        Assert.DoesNotContain('&', put.Body);
+    }
+
+    [Fact]
     public async Task A_certificate_that_no_identity_matches_is_refused_in_the_handshake_and_writes_nothing()
     {
         var stranger = fixture.Pki.IssueClient("gw-stranger", "gw-stranger");
