@@ -105,6 +105,16 @@ public sealed class Etcd3gwClientTests(Etcd3gwClientTests.Fixture fixture) : ICl
         cancel()
         seen["watch_prefix"] = [[e.get("type", "PUT"), e["kv"]["key"].decode(), e["kv"].get("value", b"").decode()] for e in (first, second)]
 
+        # A watch event far larger than a TLS record or a socket read: etcd3gw parses each HTTP chunk as one JSON
+        # document, so the answer must come as one chunk however large.
+        big = "b" * (256 * 1024)
+        start = revision() + 1
+        events, cancel = client.watch(gone + "big", start_revision=start)
+        other.put(gone + "big", big)
+        event = next(events)
+        cancel()
+        seen["watch_big"] = len(event["kv"]["value"]) == len(big) and event["kv"]["value"].decode() == big
+
         start = revision() + 1
         other.put(kept + "once", "once")
         once = client.watch_once(kept + "once", timeout=10, start_revision=start)
@@ -178,6 +188,7 @@ public sealed class Etcd3gwClientTests(Etcd3gwClientTests.Fixture fixture) : ICl
         Assert.Equal("[]", root.GetProperty("leased_after_revoke").GetRawText());
         Assert.Equal("""["PUT","e3gw/kept/w","watched"]""", root.GetProperty("watch").GetRawText());
         Assert.Equal("""[["PUT","e3gw/kept/p/1","one"],["DELETE","e3gw/kept/p/1",""]]""", root.GetProperty("watch_prefix").GetRawText());
+        Assert.True(root.GetProperty("watch_big").GetBoolean());
         Assert.Equal("""["e3gw/kept/once","once"]""", root.GetProperty("watch_once").GetRawText());
         Assert.True(root.GetProperty("lock_acquire").GetBoolean());
         Assert.True(root.GetProperty("lock_is_acquired").GetBoolean());
