@@ -267,6 +267,21 @@ public sealed class GatewayHostileTests(GatewayHostileTests.Fixture fixture) : I
         Assert.DoesNotContain('&', put.Body);
     }
 
+    [Theory]
+    [InlineData("1n", HttpStatusCode.GatewayTimeout, 4)] // gone before the request can leave
+    [InlineData("soon", HttpStatusCode.BadRequest, 3)]
+    [InlineData("99999999999S", HttpStatusCode.BadRequest, 3)] // more than gRPC's eight digits
+    public async Task A_grpc_timeout_header_is_the_calls_deadline_and_a_bad_one_is_refused(string timeout, HttpStatusCode status, int code)
+    {
+        using var http = new GatewayHttp(fixture.Proxy.Shield.ClientUrl, fixture.Pki);
+        var before = await fixture.RevisionAsync();
+
+        var answer = await http.PostAsync("/v3/kv/put", $$"""{"key":"{{B("/open/deadline")}}","value":"YQ=="}""", headers: new Dictionary<string, string> { ["Grpc-Timeout"] = timeout });
+
+        AssertEtcdError(answer, status, code, "Grpc-Timeout: " + timeout);
+        Assert.Equal(before, await fixture.RevisionAsync());
+    }
+
     [Fact]
     public async Task A_certificate_that_no_identity_matches_is_refused_in_the_handshake_and_writes_nothing()
     {
