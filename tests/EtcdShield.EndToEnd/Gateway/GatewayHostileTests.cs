@@ -283,6 +283,20 @@ public sealed class GatewayHostileTests(GatewayHostileTests.Fixture fixture) : I
     }
 
     [Fact]
+    public async Task A_binary_metadata_header_that_is_not_base64_is_400_and_one_that_is_goes_through()
+    {
+        using var http = new GatewayHttp(fixture.Proxy.Shield.ClientUrl, fixture.Pki);
+        var before = await fixture.RevisionAsync();
+
+        var bad = await http.PostAsync("/v3/kv/put", $$"""{"key":"{{B("/open/bin")}}","value":"YQ=="}""", headers: new Dictionary<string, string> { ["Grpc-Metadata-Trace-Bin"] = "!!not base64!!" });
+        AssertEtcdError(bad, HttpStatusCode.BadRequest, 3, "a -bin header that is not base64");
+        Assert.Equal(before, await fixture.RevisionAsync());
+
+        var good = await http.PostAsync("/v3/kv/put", $$"""{"key":"{{B("/open/bin")}}","value":"YQ=="}""", headers: new Dictionary<string, string> { ["Grpc-Metadata-Trace-Bin"] = "AAEC" });
+        Assert.True(good.Status == HttpStatusCode.OK, good.ToString());
+    }
+
+    [Fact]
     public async Task A_certificate_that_no_identity_matches_is_refused_in_the_handshake_and_writes_nothing()
     {
         var stranger = fixture.Pki.IssueClient("gw-stranger", "gw-stranger");
