@@ -283,6 +283,21 @@ public sealed class GatewayHostileTests(GatewayHostileTests.Fixture fixture) : I
     }
 
     [Fact]
+    public async Task A_watch_whose_grpc_timeout_has_passed_answers_with_the_streams_deadline_error()
+    {
+        using var http = new GatewayHttp(fixture.Proxy.Shield.ClientUrl, fixture.Pki);
+
+        var answer = await http.PostAsync("/v3/watch", $$$"""{"create_request":{"key":"{{{B("/open/")}}}"}}""", headers: new Dictionary<string, string> { ["Grpc-Timeout"] = "1n" });
+
+        Assert.True(answer.Status == HttpStatusCode.GatewayTimeout, answer.ToString());
+        using var document = JsonDocument.Parse(answer.Body);
+        var error = document.RootElement.GetProperty("error");
+        Assert.Equal(4, error.GetProperty("grpc_code").GetInt32());
+        Assert.Equal(504, error.GetProperty("http_code").GetInt32());
+        Assert.Equal("Gateway Timeout", error.GetProperty("http_status").GetString());
+    }
+
+    [Fact]
     public async Task A_binary_metadata_header_that_is_not_base64_is_400_and_one_that_is_goes_through()
     {
         using var http = new GatewayHttp(fixture.Proxy.Shield.ClientUrl, fixture.Pki);
