@@ -252,6 +252,32 @@ public sealed class GatewayHostileTests(GatewayHostileTests.Fixture fixture) : I
         await fixture.AuditAsync(l => Is(l, "gw-monitor", "Watch/Watch", "denied"));
     }
 
+    [Theory]
+    [InlineData("/v3/maintenance/status", "{}", "Maintenance/Status")]
+    [InlineData("/v3/maintenance/snapshot", "{}", "Maintenance/Snapshot")]
+    [InlineData("/v3/auth/user/add", """{"name":"intruder","password":"x"}""", "Auth/UserAdd")]
+    [InlineData("/v3/lease/grant", """{"TTL":60}""", "Lease/LeaseGrant")]
+    [InlineData("/v3/cluster/member/list", "{}", "Cluster/MemberList")]
+    public async Task A_method_the_policy_does_not_grant_is_403_and_audited_under_its_grpc_name(string path, string body, string method)
+    {
+        using var http = new GatewayHttp(fixture.Proxy.Shield.ClientUrl, fixture.Pki, fixture.Reader);
+
+        var answer = await http.PostAsync(path, body);
+
+        // Snapshot is a stream: refused before its first message, it answers with the stream's error chunk.
+        if (path.EndsWith("/snapshot", StringComparison.Ordinal))
+        {
+            Assert.True(answer.Status == HttpStatusCode.Forbidden, answer.ToString());
+            Assert.Equal(7, answer.Json().GetProperty("error").GetProperty("grpc_code").GetInt32());
+        }
+        else
+        {
+            AssertEtcdError(answer, HttpStatusCode.Forbidden, 7, path);
+        }
+
+        await fixture.AuditAsync(l => Is(l, "gw-reader", method, "denied"));
+    }
+
     [Fact]
     public async Task An_error_message_is_escaped_as_go_escapes_it()
     {
