@@ -32,8 +32,8 @@ internal sealed record GatewayRecord(int Index, GatewayStep Step, string SentBod
 
 /// <summary>
 /// One scenario of raw JSON requests against a fresh etcd (revision 1), each answer kept as text: puts (with
-/// prev_kv), ranges with sort, limit, count_only, keys_only and range_end, txns with CREATE, VALUE, VERSION and
-/// MOD compares on both branches (one nested), leases with a key attached, keep-alives, time-to-live with keys,
+/// prev_kv, one with ignore_value), ranges with sort, revision filters, limit, count_only, keys_only and range_end,
+/// txns with CREATE, VALUE, VERSION and MOD compares on both branches (one nested), leases with a key attached, keep-alives, time-to-live with keys,
 /// the lease aliases under /v3/kv/lease/, revoke, a lock taken and released, an election (campaign, leader,
 /// proclaim, observe), delete with prev_kv, /v3beta/, watches from a past revision
 /// with prev_kv (one filtering deletes), a watch created and cancelled in one body, compaction, member status and
@@ -64,7 +64,9 @@ internal static partial class GatewayScenario
         new("/v3/kv/put", $$$"""{"key":"{{{B("/gw/a")}}}","value":"{{{B("gw-alpha-plain-2")}}}","prev_kv":true}"""),
         new("/v3/kv/put", $$$"""{"key":"{{{B("/gw/c")}}}","value":"{{{Convert.ToBase64String(BinaryValue)}}}"}"""),
         new("/v3/kv/put", $$$"""{"key":"{{{B("/gw/d")}}}","value":"{{{B("gw-delta-plain-1")}}}","prevKv":true}"""),
+        new("/v3/kv/put", $$$"""{"key":"{{{B("/gw/d")}}}","ignore_value":true,"prev_kv":true}"""),
         Range($$$"""{"key":"{{{B("/gw/")}}}","range_end":"{{{B("/gw0")}}}","sort_order":"DESCEND","sort_target":"MOD"}"""),
+        Range($$$"""{"key":"{{{B("/gw/")}}}","range_end":"{{{B("/gw0")}}}","serializable":true,"min_mod_revision":"4","max_create_revision":"6","max_mod_revision":"7"}"""),
         Range($$$"""{"key":"{{{B("/gw/")}}}","range_end":"{{{B("/gw0")}}}","sort_order":"ASCEND","sort_target":"VALUE","limit":2}"""),
         Range($$$"""{"key":"{{{B("/gw/")}}}","rangeEnd":"{{{B("/gw0")}}}","sortOrder":2,"sortTarget":"KEY","limit":"3"}"""),
         Range($$$"""{"key":"{{{B("/gw/")}}}","range_end":"{{{B("/gw0")}}}","count_only":true}"""),
