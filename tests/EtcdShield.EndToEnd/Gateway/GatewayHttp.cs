@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text;
 using System.Text.Json;
+using System.Threading.Channels;
 using EtcdShield.EndToEnd.Infrastructure;
 using EtcdShield.EndToEnd.Relay.Support;
 
@@ -49,6 +50,31 @@ internal sealed class GatewayHttp : IDisposable
     public async Task<GatewayStream> OpenStreamAsync(string path, string body, Version? version = null)
     {
         var request = Request(path, body, version, headers: null, HttpMethod.Post);
+        try
+        {
+            var response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+            return new GatewayStream(request, response, await response.Content.ReadAsStreamAsync());
+        }
+        catch
+        {
+            request.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// POSTs a body whose JSON messages the test writes one at a time through <paramref name="body"/> while it reads the
+    /// answers: a bidirectional stream over HTTP/2. Completes when the answer's headers arrive, so write the first message
+    /// before awaiting it.
+    /// </summary>
+    public async Task<GatewayStream> OpenDuplexAsync(string path, DuplexBody body)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, BaseUrl + path)
+        {
+            Version = HttpVersion.Version20,
+            VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+            Content = body,
+        };
         try
         {
             var response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
@@ -170,5 +196,32 @@ internal sealed class GatewayStream : IDisposable
         _reader.Dispose();
         _response.Dispose();
         _request.Dispose();
+    }
+}
+
+/// <summary>A request body written message by message while the answer is read (see <see cref="GatewayHttp.OpenDuplexAsync"/>).</summary>
+internal sealed class DuplexBody : HttpContent
+{
+    private readonly Channel<string> _messages = Channel.CreateUnbounded<string>();
+
+    /// <summary>Sends one JSON message now (flushed as it is written).</summary>
+    public ValueTask WriteAsync(string json) => _messages.Writer.WriteAsync(json);
+
+    /// <summary>Ends the body: the stream's half-close.</summary>
+    public void Complete() => _messages.Writer.TryComplete();
+
+    protected override async Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context)
+    {
+        await foreach (var message in _messages.Reader.ReadAllAsync())
+        {
+            await stream.WriteAsync(Encoding.UTF8.GetBytes(message));
+            await stream.FlushAsync();
+        }
+    }
+
+    protected override bool TryComputeLength(out long length)
+    {
+        length = 0;
+        return false;
     }
 }

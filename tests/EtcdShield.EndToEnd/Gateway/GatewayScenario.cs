@@ -17,6 +17,12 @@ internal enum GatewayStepKind
     /// <summary>A watch stream, read until it has delivered the newest revision the run has seen, then closed.</summary>
     WatchToLatest,
 
+    /// <summary>
+    /// A keep-alive over HTTP/2 whose body stays open, as a long-lived client holds it: the body's lines are written one at
+    /// a time, each answer read before the next is written, then the body ends and so must the stream.
+    /// </summary>
+    MessageByMessage,
+
     /// <summary>A stream that goes on (an election's observe): read its first answer, then closed.</summary>
     FirstMessage,
 
@@ -33,14 +39,14 @@ internal sealed record GatewayRecord(int Index, GatewayStep Step, string SentBod
 /// <summary>
 /// One scenario of raw JSON requests against a fresh etcd (revision 1), each answer kept as text: puts (with
 /// prev_kv, one with ignore_value), ranges with sort, revision filters, limit, count_only, keys_only and range_end,
-/// txns with CREATE, VALUE, VERSION and MOD compares on both branches (one nested), leases with a key attached, keep-alives, time-to-live with keys,
-/// the lease aliases under /v3/kv/lease/, revoke, a lock taken and released, an election (campaign, leader,
-/// proclaim, observe), delete with prev_kv, /v3beta/, watches from a past revision
-/// with prev_kv (one filtering deletes), a watch created and cancelled in one body, compaction, member status and
-/// alarms. Requests mix proto and JSON field names, int64 as numbers and strings and enums by name and number, as
-/// clients do; one has an unknown field, one a second JSON value after the first (only the first counts), one an
-/// empty body, one a \u escape, one each field twice (the last counts). No step provokes an error: Debian's etcd
-/// 3.4.23 gateway cannot answer one.
+/// txns with CREATE, VALUE, VERSION and MOD compares on both branches (one nested), leases with a key attached,
+/// keep-alives (one over HTTP/2 message by message), time-to-live with keys, the lease aliases under /v3/kv/lease/,
+/// revoke, a lock taken and released, an election (campaign, leader, proclaim, observe), delete with prev_kv,
+/// /v3beta/, watches from a past revision with prev_kv (one filtering deletes), a watch created and cancelled in one
+/// body, compaction, member status and alarms. Requests mix proto and JSON field names, int64 as numbers and
+/// strings and enums by name and number, as clients do; one has an unknown field, one a second JSON value after the
+/// first (only the first counts), one an empty body, one a \u escape, one each field twice (the last counts). No
+/// step provokes an error: Debian's etcd 3.4.23 gateway cannot answer one.
 /// </summary>
 internal static partial class GatewayScenario
 {
@@ -101,6 +107,7 @@ internal static partial class GatewayScenario
         new("/v3/lease/timetolive", """{"ID":"{lease 0}","keys":true}"""),
         new("/v3/lease/keepalive", """{"ID":"{lease 0}"}""", GatewayStepKind.ToEnd),
         new("/v3/lease/keepalive", """{"ID":"{lease 0}"} {"ID":"{lease 0}"}""", GatewayStepKind.ToEnd),
+        new("/v3/lease/keepalive", "{\"ID\":\"{lease 0}\"}\n{\"ID\":{lease 0}}", GatewayStepKind.MessageByMessage),
         new("/v3/lease/grant", """{"TTL":"120","ID":0}"""),
         new("/v3/kv/lease/timetolive", """{"ID":"{lease 1}"}"""),
         new("/v3/lease/revoke", """{"ID":"{lease 0}"}"""),
@@ -146,6 +153,7 @@ internal static partial class GatewayScenario
             {
                 GatewayStepKind.Unary => Describe(await http.PostAsync(step.Path, body, version)),
                 GatewayStepKind.ToEnd => await ReadStreamAsync(http, step.Path, body, version, line => false, toEnd: true),
+                GatewayStepKind.MessageByMessage => await ExchangeAsync(http, step.Path, body),
                 GatewayStepKind.FirstMessage => await ReadStreamAsync(http, step.Path, body, version, line => true),
                 GatewayStepKind.WatchCreatedAndCancelled => await ReadStreamAsync(http, step.Path, body, version, line => line.Contains("\"canceled\":true", StringComparison.Ordinal)),
                 _ => await ReadStreamAsync(http, step.Path, body, version, line => MaxEventRevision(line) >= latestRevision),
@@ -204,6 +212,39 @@ internal static partial class GatewayScenario
     public static string B(string text) => Convert.ToBase64String(Encoding.UTF8.GetBytes(text));
 
     private static string Describe(GatewayAnswer answer) => $"{(int)answer.Status} {answer.MediaType}\n{answer.Body}";
+
+    private static async Task<string> ExchangeAsync(GatewayHttp http, string path, string body)
+    {
+        var messages = body.Split('\n');
+        var content = new DuplexBody();
+        var opening = http.OpenDuplexAsync(path, content);
+        await content.WriteAsync(messages[0]);
+        using var stream = await opening;
+        var text = new StringBuilder().Append(CultureInfo.InvariantCulture, $"{(int)stream.Status} {stream.MediaType} HTTP/{stream.Version}");
+        try
+        {
+            await stream.ReadLineAsync(StreamTimeout);
+            foreach (var message in messages.Skip(1))
+            {
+                await content.WriteAsync(message);
+                await stream.ReadLineAsync(StreamTimeout);
+            }
+
+            content.Complete();
+            var ended = await stream.ReadLineAsync(StreamTimeout) is null;
+            foreach (var line in stream.Lines)
+            {
+                text.Append('\n').Append(line);
+            }
+
+            return text.Append(ended ? "\n(end of stream)" : "").ToString();
+        }
+        catch (TimeoutException)
+        {
+            // An answer held back until the body ends shows here as a stall after the first message.
+            return text.Append("\n(stream stalled: ").Append(stream.Lines.Count).Append(" answers)").ToString();
+        }
+    }
 
     /// <summary>The stream's answers up to the first line <paramref name="last"/> accepts, or to its end.</summary>
     private static async Task<string> ReadStreamAsync(GatewayHttp http, string path, string body, Version version, Func<string, bool> last, bool toEnd = false)
