@@ -106,7 +106,7 @@ internal static class GatewayScenario
             return said + "; etcd grpc-proxy serves only /metrics and /health over HTTP/1.1 on its listen address";
         }
 
-        throw new InvalidOperationException(answer.Status == HttpStatusCode.NotImplemented && kind.HasProxy()
+        throw new InvalidOperationException(answer.Status == HttpStatusCode.NotImplemented && kind is TargetKind.ShieldPlain or TargetKind.ShieldEncrypted
             ? said + ". This EtcdShield build has no JSON gateway (src/EtcdShield/Gateway/GatewayEndpoint.cs): merge it and rebuild"
             : said);
     }
