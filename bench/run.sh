@@ -11,7 +11,7 @@
 #                                      # 1 GiB snapshot + lease keep-alive CPU, ~6 minutes; add --quick for a smoke test
 #   bash bench/run.sh --scenario gateway --targets etcd-mtls,shield-plain,shield-encrypted
 #                                      # HTTP/JSON gateway put and range (HTTP/1.1, mTLS) against etcd's own gateway;
-#                                      # quick presets (< 2 min); add --full for the measurement (3 rounds, 3 sizes)
+#                                      # quick presets (< 2 min); add --full for the measurement (3 rounds, 3 sizes, ~15-20 min)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
