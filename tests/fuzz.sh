@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes every parser an attacker can feed (the harnesses of tests/EtcdShield.Fuzz: envelope, crl, certificate,
-# policy, request) with afl-fuzz over a SharpFuzz-instrumented copy of EtcdShield.dll, FUZZ_SECONDS (default 60)
+# policy, request, json) with afl-fuzz over a SharpFuzz-instrumented copy of EtcdShield.dll, FUZZ_SECONDS (default 60)
 # per target, two targets at a time. Exits 1, printing each crashing input and the exception it raises, on any
 # crash, and when a fuzzer could not run at all. Findings stay in tests/.fuzz/findings/TARGET/.
 set -euo pipefail
@@ -8,7 +8,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 seconds=${FUZZ_SECONDS:-60}
-targets=(${FUZZ_TARGETS:-envelope crl certificate policy request})
+targets=(${FUZZ_TARGETS:-envelope crl certificate policy request json})
 work="$root/tests/.fuzz"
 rm -rf "$work"
 mkdir -p "$work/findings"

@@ -14,6 +14,7 @@ internal abstract class FuzzTarget
         new CertificateTarget(),
         new PolicyTarget(),
         new RequestTarget(),
+        new GatewayJsonTarget(),
     ];
 
     public abstract string Name { get; }

@@ -115,14 +115,24 @@ internal sealed partial class AccessGate
         return Deny(caller, method, Reason(KeyRedaction.None), Reason);
     }
 
+    /// <summary>
+    /// Whether the caller is admitted at all under the policy and client trust in force now, whatever it may call:
+    /// enough for what carries no key and no value, such as etcd's plain HTTP endpoints (/version, /health).
+    /// </summary>
+    public AccessDenial? AuthorizeAdmission(Caller caller, string method) =>
+        caller.Identity is null ? Deny(caller, method, NotAdmitted(caller)) : null;
+
+    private static string NotAdmitted(Caller caller) =>
+        caller.Revoked ? "has a certificate revoked by --client-crl-file"
+        : caller.Untrusted ? "has a certificate from a CA no longer in --trusted-ca-file"
+        : "matches no identity of the policy";
+
     /// <summary>The same decision as <see cref="Check(Caller, string, IMessage?)"/>, collecting accesses and naming keys as <paramref name="keys"/> does.</summary>
     private static string? Check(Caller caller, string method, IMessage? request, List<KeyAccess>? accesses, KeyRedaction keys)
     {
         if (caller.Identity is not { } identity)
         {
-            return caller.Revoked ? "has a certificate revoked by --client-crl-file"
-                : caller.Untrusted ? "has a certificate from a CA no longer in --trusted-ca-file"
-                : "matches no identity of the policy";
+            return NotAdmitted(caller);
         }
 
         var governedByKeys = MethodNames.GovernedByKeys.Contains(method);

@@ -32,6 +32,7 @@ internal static class ServeCommandLine
         Flag.Single("audit-log-max-backups", "N", "Rotated audit files to keep (default 5)."),
         Flag.Switch("audit-hash-keys", "Write the SHA-256 of keys instead of the keys, in the audit log and in log lines (clients are still told the key)."),
         Flag.Single("metrics-listen-url", "http://HOST:PORT", "Serve /health and /metrics (Prometheus) here, plain HTTP."),
+        Flag.Repeated("cors-allowed-origins", "ORIGIN[,...]", "Answer browsers on these origins (scheme://host[:port], or '*' for any) with CORS headers on the client URLs, as etcd's --cors does: preflights are answered by the proxy. Default: none, no CORS headers at all."),
         Flag.Switch("no-encryption", "Relay values exactly as sent, unencrypted. Without it the proxy refuses to start unless a key provider is configured."),
         Flag.Single("encryption-key-file", "FILE", "DEVELOPMENT ONLY: a base64 32-byte key-encryption key in a file. Use an HSM in production."),
         Flag.Repeated("retired-encryption-key-file", "FILE", "DEVELOPMENT ONLY: older --encryption-key-file keys that still decrypt existing values (until migrate has re-encrypted them). Repeatable."),
@@ -91,6 +92,7 @@ internal static class ServeCommandLine
             AuditLogMaxBackups = flags.Int("audit-log-max-backups", 5, 0, 1000),
             AuditHashKeys = flags.Switch("audit-hash-keys"),
             MetricsListenUrl = flags.Single("metrics-listen-url") is { } m ? Url("metrics-listen-url", m) : null,
+            CorsAllowedOrigins = CorsOrigins(flags.Many("cors-allowed-origins")),
             MaxConcurrentStreams = flags.Int("max-concurrent-streams", 10_000, 1, int.MaxValue),
             MaxStreamsPerIdentity = flags.Int("max-streams-per-identity", ShieldOptions.DefaultMaxStreams, 1, int.MaxValue),
             MaxStreamsPerConnection = flags.Int("max-streams-per-connection", ShieldOptions.DefaultMaxStreams, 1, int.MaxValue),
@@ -236,6 +238,30 @@ internal static class ServeCommandLine
         ulong.TryParse(text, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var slot)
             ? slot
             : throw new ConfigurationException($"--pkcs11-slot must be a slot number, not '{text}'");
+
+    /// <summary>
+    /// Each origin as a browser sends it in its Origin header (a lower-case scheme and host, the port only when not
+    /// the scheme's default, no path), or "*": anything else could never match and would leave CORS silently off.
+    /// Every bad origin is named at once.
+    /// </summary>
+    private static List<string> CorsOrigins(IReadOnlyList<string> origins)
+    {
+        var bad = origins.Where(o => o != "*" && !IsOrigin(o)).ToList();
+        if (bad.Count > 0)
+        {
+            throw new ConfigurationException(
+                $"--cors-allowed-origins: {string.Join(", ", bad.Select(o => $"'{o}'"))} {(bad.Count == 1 ? "is not an origin" : "are not origins")}: " +
+                "give scheme://host[:port] as browsers send it (e.g. https://app.example.com:8443; no path, no default port), or '*' for any");
+        }
+
+        return [.. origins.Distinct(StringComparer.Ordinal)];
+    }
+
+    private static bool IsOrigin(string text) =>
+        Uri.TryCreate(text, UriKind.Absolute, out var uri)
+        && uri.Host.Length > 0
+        && uri.UserInfo.Length == 0
+        && string.Equals(text, uri.GetLeftPart(UriPartial.Authority), StringComparison.Ordinal);
 
     private static List<Uri> Urls(ParsedFlags flags, string name) =>
         flags.Many(name).Select(v => Url(name, v)).ToList();

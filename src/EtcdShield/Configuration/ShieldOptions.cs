@@ -43,6 +43,9 @@ internal sealed record ShieldOptions
     public bool AuditHashKeys { get; init; }
 
     public Uri? MetricsListenUrl { get; init; }
+
+    /// <summary>Browser origins (<c>scheme://host[:port]</c>, or "*") answered with CORS headers; empty turns CORS off.</summary>
+    public IReadOnlyList<string> CorsAllowedOrigins { get; init; } = [];
     public bool NoEncryption { get; init; }
     public string? EncryptionKeyFile { get; init; }
     public IReadOnlyList<string> RetiredEncryptionKeyFiles { get; init; } = [];
@@ -60,6 +63,9 @@ internal sealed record ShieldOptions
     public IReadOnlyList<string> LegacyPlaintextPrefixes { get; init; } = [];
 
     public int MaxRequestBytes { get; init; } = DefaultMaxRequestBytes;
+
+    /// <summary>The largest request message accepted: etcd's --max-request-bytes plus the 512 KiB of framing slack etcd allows.</summary>
+    public static int MaxReceiveMessageBytes(int maxRequestBytes) => (int)Math.Min(int.MaxValue, maxRequestBytes + (512L * 1024));
     public int MaxTxnOps { get; init; } = DefaultMaxTxnOps;
     public int MaxConcurrentStreams { get; init; } = 10_000;
 

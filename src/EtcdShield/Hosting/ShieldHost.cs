@@ -5,6 +5,7 @@ using EtcdShield.Authorization;
 using EtcdShield.Concurrency;
 using EtcdShield.Configuration;
 using EtcdShield.Encryption;
+using EtcdShield.Gateway;
 using EtcdShield.Keys;
 using EtcdShield.Leases;
 using EtcdShield.Protocol.Etcdserverpb;
@@ -73,7 +74,7 @@ internal static class ShieldHost
             {
                 Listen(kestrel, url, listen =>
                 {
-                    // HTTP/1.1 is offered only so gateway clients get a readable refusal instead of a TLS error.
+                    // HTTP/1.1 for the JSON gateway's clients (curl, etcd3gw, anything written against etcd's gateway).
                     listen.Protocols = HttpProtocols.Http1AndHttp2;
                     listen.UseHttps(new TlsHandshakeCallbackOptions
                     {
@@ -129,6 +130,8 @@ internal static class ShieldHost
         services.AddSingleton<UpstreamChannel>();
         services.AddSingleton<RelayMetrics>();
         services.AddSingleton<HealthEndpoint>();
+        EtcdHttpEndpoints.AddTo(services);
+        GatewayCors.AddTo(services, options);
         services.AddSingleton<EncryptionMetrics>();
         services.AddSingleton<KeyMetrics>();
         AddValueProtection(services, options);
@@ -136,11 +139,13 @@ internal static class ShieldHost
         services.AddSingleton<CallScopes>();
         services.AddSingleton<RequestRelay>();
         services.AddSingleton<RelayService>();
+        services.AddSingleton(new GatewayRoutes(RelayedMethod.All()));
+        services.AddSingleton<GatewayEndpoint>();
         services.AddSingleton<IServiceMethodProvider<RelayService>, RelayMethodProvider>();
         services.AddGrpc(grpc =>
         {
             // etcd accepts requests up to --max-request-bytes plus 512 KiB of gRPC framing slack.
-            grpc.MaxReceiveMessageSize = options.MaxRequestBytes + (512 * 1024);
+            grpc.MaxReceiveMessageSize = ShieldOptions.MaxReceiveMessageBytes(options.MaxRequestBytes);
             grpc.MaxSendMessageSize = null;
             grpc.EnableDetailedErrors = false;
         });
@@ -256,6 +261,8 @@ internal static class ShieldHost
     private static void MapEndpoints(WebApplication app, ShieldOptions options)
     {
         var metricsPort = options.MetricsListenUrl?.Port;
+        GatewayCors.Use(app);
+        EtcdHttpEndpoints.Map(app);
 
         // The metrics port is plain HTTP: it serves /health and /metrics and nothing else, so it can never
         // become a way around mutual TLS.
@@ -269,21 +276,22 @@ internal static class ShieldHost
                 return Task.CompletedTask;
             }
 
-            if (!onMetricsPort && (path == "/health" || path == "/metrics"))
+            if (!onMetricsPort && path == "/metrics")
             {
                 context.Response.StatusCode = StatusCodes.Status404NotFound;
                 return Task.CompletedTask;
-            }
-
-            if (!onMetricsPort && GatewayRefusal.Prefixes.Any(p => path.StartsWithSegments(p.TrimEnd('/'), StringComparison.Ordinal)))
-            {
-                return GatewayRefusal.WriteAsync(context);
             }
 
             return next(context);
         });
 
         app.MapGrpcService<RelayService>();
+        var gateway = app.Services.GetRequiredService<GatewayEndpoint>();
+        foreach (var prefix in GatewayRoutes.Prefixes)
+        {
+            app.Map(prefix + "/{**path}", gateway.HandleAsync);
+        }
+
         if (metricsPort is not null)
         {
             var health = app.Services.GetRequiredService<HealthEndpoint>();

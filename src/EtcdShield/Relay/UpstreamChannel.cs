@@ -1,8 +1,4 @@
-using System.Net.Security;
-using System.Security.Authentication;
-using System.Security.Cryptography.X509Certificates;
 using EtcdShield.Configuration;
-using EtcdShield.Tls;
 using Grpc.Core;
 using Grpc.Net.Client;
 using Grpc.Net.Client.Balancer;
@@ -20,7 +16,7 @@ internal sealed class UpstreamChannel : IDisposable
 
     public UpstreamChannel(ShieldOptions options, ILoggerFactory loggerFactory)
     {
-        var https = options.UpstreamEndpoints[0].Scheme == Uri.UriSchemeHttps;
+        var https = UpstreamTls.Enabled(options);
         var handler = new SocketsHttpHandler
         {
             EnableMultipleHttp2Connections = true,
@@ -29,10 +25,7 @@ internal sealed class UpstreamChannel : IDisposable
             KeepAlivePingTimeout = TimeSpan.FromSeconds(10),
             ConnectTimeout = TimeSpan.FromSeconds(5),
         };
-        if (https)
-        {
-            handler.SslOptions = UpstreamTls(options);
-        }
+        UpstreamTls.ApplyTo(handler, options);
 
         var services = new ServiceCollection();
         services.AddSingleton<ResolverFactory>(new StaticResolverFactory(_ =>
@@ -55,31 +48,4 @@ internal sealed class UpstreamChannel : IDisposable
     public CallInvoker Invoker => _channel.CreateCallInvoker();
 
     public void Dispose() => _channel.Dispose();
-
-    private static SslClientAuthenticationOptions UpstreamTls(ShieldOptions options)
-    {
-        var tls = new SslClientAuthenticationOptions
-        {
-            EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
-        };
-        if (options.UpstreamTrustedCaFile is { } caFile)
-        {
-            // Trust exactly the configured CA for etcd's certificate; the host name is still checked.
-            var policy = new X509ChainPolicy
-            {
-                TrustMode = X509ChainTrustMode.CustomRootTrust,
-                RevocationMode = X509RevocationMode.NoCheck,
-            };
-            policy.CustomTrustStore.AddRange(ServerTls.LoadAuthorities("--upstream-trusted-ca-file", caFile));
-            tls.CertificateChainPolicy = policy;
-        }
-
-        if (options.UpstreamCertFile is { } certFile && options.UpstreamKeyFile is { } keyFile)
-        {
-            var certificate = ServerTls.LoadServerCertificate(certFile, keyFile);
-            tls.ClientCertificates = new X509CertificateCollection { certificate.Leaf };
-        }
-
-        return tls;
-    }
 }

@@ -12,7 +12,7 @@ namespace EtcdShield.EndToEnd.Relay;
 /// What the proxy serves over plain HTTP semantics: the etcd JSON gateway refused with 501 (forwarding it would
 /// bypass encryption and policy), metrics by method and status code (counted on this proxy's own meters; the
 /// Prometheus text itself is checked on a proxy alone in its process, in <see cref="ExecutableTests"/>), and
-/// /health in etcd's shape, following whether etcd answers.
+/// /health in etcd's shape on the metrics URL, following whether etcd answers; the client URL forwards /health to etcd.
 /// </summary>
 public sealed class HttpSurfaceTests(HttpSurfaceTests.Fixture fixture, ITestOutputHelper output) : IClassFixture<HttpSurfaceTests.Fixture>
 {
@@ -72,7 +72,7 @@ public sealed class HttpSurfaceTests(HttpSurfaceTests.Fixture fixture, ITestOutp
     }
 
     [Fact]
-    public async Task Metrics_and_health_are_served_only_on_the_metrics_url()
+    public async Task Metrics_are_served_only_on_the_metrics_url_and_health_on_the_client_url_is_etcds()
     {
         using var plain = new HttpClient();
         using var tls = GrpcClients.Http(fixture.Pki);
@@ -80,10 +80,14 @@ public sealed class HttpSurfaceTests(HttpSurfaceTests.Fixture fixture, ITestOutp
         using var elsewhereOnMetrics = await plain.GetAsync(fixture.Shield.MetricsUrl + "/v3/kv/range");
         using var metricsOnClientPort = await tls.GetAsync(fixture.Shield.ClientUrl + "/metrics");
         using var healthOnClientPort = await tls.GetAsync(fixture.Shield.ClientUrl + "/health");
+        var etcdsHealth = await healthOnClientPort.Content.ReadFromJsonAsync<JsonElement>();
 
         Assert.Equal(HttpStatusCode.NotFound, elsewhereOnMetrics.StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, metricsOnClientPort.StatusCode);
-        Assert.Equal(HttpStatusCode.NotFound, healthOnClientPort.StatusCode);
+        // Forwarded to etcd (Gateway/EtcdHttpEndpoints): etcd's answer, without the proxy's own status and warnings.
+        Assert.Equal(HttpStatusCode.OK, healthOnClientPort.StatusCode);
+        Assert.Equal("true", etcdsHealth.GetProperty("health").GetString());
+        Assert.False(etcdsHealth.TryGetProperty("warnings", out _));
     }
 
     [Fact]

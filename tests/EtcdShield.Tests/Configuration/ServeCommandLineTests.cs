@@ -173,4 +173,38 @@ public sealed class ServeCommandLineTests : IDisposable
         var e = Assert.Throws<ConfigurationException>(() => Options(Minimal("--no-encryption", "--max-streams-per-identity", "0")));
         Assert.Contains("--max-streams-per-identity", e.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Cors_is_off_unless_origins_are_given()
+    {
+        Assert.Empty(Options(Minimal("--no-encryption")).CorsAllowedOrigins);
+    }
+
+    [Fact]
+    public void Cors_origins_are_taken_as_browsers_send_them_repeated_or_comma_separated()
+    {
+        var options = Options(Minimal(
+            "--no-encryption",
+            "--cors-allowed-origins", "https://app.example.com,http://127.0.0.1:3000",
+            "--cors-allowed-origins=http://[::1]:8080",
+            "--cors-allowed-origins", "*"));
+
+        Assert.Equal(["https://app.example.com", "http://127.0.0.1:3000", "http://[::1]:8080", "*"], options.CorsAllowedOrigins);
+    }
+
+    [Fact]
+    public void Every_bad_cors_origin_is_named_in_one_error()
+    {
+        var e = Assert.Throws<ConfigurationException>(() => Options(Minimal(
+            "--no-encryption",
+            "--cors-allowed-origins", "https://ok.example,https://app.example/path,app.example,https://App.example,https://app.example:443,https://user@app.example,**")));
+
+        Assert.StartsWith("--cors-allowed-origins: ", e.Message, StringComparison.Ordinal);
+        foreach (var bad in new[] { "'https://app.example/path'", "'app.example'", "'https://App.example'", "'https://app.example:443'", "'https://user@app.example'", "'**'" })
+        {
+            Assert.Contains(bad, e.Message, StringComparison.Ordinal);
+        }
+
+        Assert.DoesNotContain("'https://ok.example'", e.Message, StringComparison.Ordinal);
+    }
 }

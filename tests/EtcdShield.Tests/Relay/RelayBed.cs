@@ -90,11 +90,17 @@ internal sealed class RelayBed : IDisposable
     public TestServerCallContext Context(CancellationToken cancellationToken = default)
     {
         var context = new TestServerCallContext(cancellationToken: cancellationToken);
+        context.UserState["__HttpContext"] = HttpContext();
+        return context;
+    }
+
+    /// <summary>An HTTP request from the bed's client, on its one connection.</summary>
+    public DefaultHttpContext HttpContext()
+    {
         var http = new DefaultHttpContext();
         http.Features.Set<IConnectionItemsFeature>(new ConnectionItems(_connection));
         http.Connection.Id = "connection-1";
-        context.UserState["__HttpContext"] = http;
-        return context;
+        return http;
     }
 
     /// <summary>Rewrites the policy file and reloads it, as the reloader does when the file changes.</summary>
