@@ -9,6 +9,9 @@
 #   bash bench/run.sh --quick --no-micro                                              # skip the micro-benchmarks
 #   bash bench/run.sh --scenario snapshot,keepalive --targets etcd-mtls,grpc-proxy,shield-plain,shield-encrypted
 #                                      # 1 GiB snapshot + lease keep-alive CPU, ~6 minutes; add --quick for a smoke test
+#   bash bench/run.sh --scenario gateway --targets etcd-mtls,shield-plain,shield-encrypted
+#                                      # HTTP/JSON gateway put and range (HTTP/1.1, mTLS) against etcd's own gateway;
+#                                      # quick presets (< 2 min); add --full for the measurement (3 rounds, 3 sizes, ~15-20 min)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -28,7 +31,7 @@ for ((i = 0; i < ${#args[@]}; i++)); do
     *) loadgen_args+=("$arg") ;;
   esac
 done
-# The micro-benchmarks belong to the unary workloads' goals; a snapshot or keep-alive run does without them.
+# The micro-benchmarks belong to the unary workloads' goals; a snapshot, keep-alive or gateway run does without them.
 case ",$scenario," in *,unary,*) ;; *) micro=0 ;; esac
 
 for tool in etcd dotnet; do

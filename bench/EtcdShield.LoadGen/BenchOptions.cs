@@ -69,7 +69,8 @@ internal sealed record BenchOptions
           --keys N                 keys per value size (default 1000)
           --watchers N             watchers in the watch workload (default 1000)
           --watch-rate N           puts per second in the watch workload (default 10, i.e. 10,000 events/s with 1000 watchers)
-          --scenario a,b           unary (the workloads above), snapshot, keepalive (default unary)
+          --scenario a,b           unary (the workloads above), snapshot, keepalive, gateway (default unary); gateway is JSON
+                                   put and range over HTTP/1.1 with --clients connections, --sizes, --warmup/--duration
           --snapshot-bytes N       database size the snapshot scenario fills etcd to, e.g. 1GiB, 64MiB (default 1GiB; explicit --quick 64MiB)
           --warm-snapshots N       snapshots per target after the first (cold) one (default 3; explicit --quick 1)
           --leases N               leases the keep-alive scenario keeps alive (default 1000)
@@ -140,7 +141,7 @@ internal sealed record BenchOptions
 
         if (options.Scenarios.Count == 0)
         {
-            throw new ArgumentException("--scenario needs at least one of unary, snapshot, keepalive");
+            throw new ArgumentException("--scenario needs at least one of unary, snapshot, keepalive, gateway");
         }
 
         if (options.Snapshot.DatabaseBytes is < 1 << 20 or > SnapshotSettings.MaxBytes || options.Snapshot.WarmSnapshots < 0)

@@ -41,6 +41,8 @@ internal static class BenchmarkSession
         string? snapshotFailure = null;
         var snapshots = new List<SnapshotRun>();
         var keepAlives = new List<KeepAliveRun>();
+        var gatewayRuns = new List<GatewayRun>();
+        var gatewayWarmUps = new List<(int Round, TargetKind Target, TargetWarmUp WarmUp)>();
         var warmUps = new List<(int Round, TargetKind Target, TargetWarmUp WarmUp)>();
         var machine = MachineInfo.Collect();
         Console.WriteLine($"bench: {options.Mode} run → {output}");
@@ -88,6 +90,12 @@ internal static class BenchmarkSession
                 Console.WriteLine($"bench: keep-alive of {k.Leases} leases, {k.MessagesPerSecond}/s over {string.Join(" and ", k.StreamCounts)} stream(s)");
                 keepAlives.AddRange(await KeepAliveScenario.RunAsync(launcher, pki, options.Targets, options.Rounds, k, options.Load.Connections).ConfigureAwait(false));
             }
+
+            if (options.Scenarios.Contains(Scenario.Gateway))
+            {
+                Console.WriteLine($"bench: HTTP/JSON gateway put and range, {options.Load.Clients} clients over HTTP/1.1 keep-alive connections");
+                gatewayRuns.AddRange(await GatewayScenario.RunAsync(launcher, pki, options, gatewayWarmUps).ConfigureAwait(false));
+            }
         }
         finally
         {
@@ -97,6 +105,7 @@ internal static class BenchmarkSession
 
         var summaries = Summary.From(runs);
         var snapshotSummaries = SnapshotSummary.From(snapshots, options.Targets);
+        var gatewaySummaries = GatewaySummary.From(gatewayRuns, options.Targets);
         var micro = MicrobenchResults.Load(options.MicrobenchJson);
         var report = new BenchReport
         {
@@ -120,6 +129,7 @@ internal static class BenchmarkSession
             Goals = [
                 .. options.Scenarios.Contains(Scenario.Unary) ? GoalChecks.Evaluate(summaries, micro, options.Load.Watchers) : [],
                 .. options.Scenarios.Contains(Scenario.Snapshot) ? GoalChecks.Snapshot(snapshotSummaries) : [],
+                .. options.Scenarios.Contains(Scenario.Gateway) ? GoalChecks.Gateway(gatewaySummaries) : [],
             ],
             Microbench = micro,
             Scenarios = options.Scenarios,
@@ -131,6 +141,9 @@ internal static class BenchmarkSession
             SnapshotSummaries = snapshotSummaries,
             KeepAlives = keepAlives,
             KeepAliveSummaries = KeepAliveSummary.From(keepAlives, options.Targets),
+            GatewayRuns = gatewayRuns,
+            GatewaySummaries = gatewaySummaries,
+            GatewayWarmUps = gatewayWarmUps,
         };
         await File.WriteAllTextAsync(Path.Combine(output, "results.md"), MarkdownReport.Write(report)).ConfigureAwait(false);
         await File.WriteAllTextAsync(Path.Combine(output, "results.json"), JsonReport.Write(report)).ConfigureAwait(false);
@@ -146,8 +159,10 @@ internal static class BenchmarkSession
             Console.WriteLine($"goal: {(goal.Met is null ? "n/a " : goal.Met.Value ? "met " : "MISS")} {goal.Goal}: {goal.Measured}");
         }
 
-        var measured = runs.Count + snapshots.Count + keepAlives.Count;
+        // A target without a gateway (grpc-proxy) is reported, neither measured nor failed.
+        var measured = runs.Count + snapshots.Count + keepAlives.Count + gatewayRuns.Count(r => r.NotServed is null);
         var failed = runs.Count(r => r.Failure is not null) + snapshots.Count(r => r.Failure is not null) + keepAlives.Count(r => r.Failure is not null)
+            + gatewayRuns.Count(r => r.Failure is not null)
             + (snapshotFailure is null ? 0 : 1);
         return measured == 0 || failed > 0 ? 1 : 0;
     }

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Security;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 
@@ -60,6 +61,22 @@ internal sealed class BenchPki : IDisposable
         var authority = X509CertificateLoader.LoadCertificate(ca.RawData);
         var client = X509CertificateLoader.LoadPkcs12(clientPfx, null);
         return new BenchPki(directory, authority, client);
+    }
+
+    /// <summary>For a TLS client's certificate check: the name is checked by SslStream (127.0.0.1 is in the certificate), the chain must end at this run's CA.</summary>
+    public bool IssuedServer(X509Certificate? certificate, SslPolicyErrors errors)
+    {
+        if (certificate is null || (errors & ~SslPolicyErrors.RemoteCertificateChainErrors) != SslPolicyErrors.None)
+        {
+            return false;
+        }
+
+        using var chain = new X509Chain();
+        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        chain.ChainPolicy.CustomTrustStore.Add(Authority);
+        using var leaf = X509CertificateLoader.LoadCertificate(certificate.GetRawCertData());
+        return chain.Build(leaf);
     }
 
     public void Dispose()

@@ -1,6 +1,5 @@
 using System.Net.Security;
 using System.Security.Authentication;
-using System.Security.Cryptography.X509Certificates;
 using EtcdShield.LoadGen.Infrastructure;
 using EtcdShield.Protocol.Etcdserverpb;
 using Grpc.Net.Client;
@@ -47,7 +46,7 @@ internal sealed class EtcdConnections : IDisposable
                 {
                     EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
                     ClientCertificates = [pki.ClientCertificate],
-                    RemoteCertificateValidationCallback = (_, certificate, _, errors) => TrustedByBenchCa(pki, certificate, errors),
+                    RemoteCertificateValidationCallback = (_, certificate, _, errors) => pki.IssuedServer(certificate, errors),
                 };
             }
 
@@ -90,21 +89,5 @@ internal sealed class EtcdConnections : IDisposable
         {
             channel.Dispose();
         }
-    }
-
-    private static bool TrustedByBenchCa(BenchPki pki, X509Certificate? certificate, SslPolicyErrors errors)
-    {
-        // The name is checked by SslStream (127.0.0.1 is in the certificate); the chain must end at the run's CA.
-        if (certificate is null || (errors & ~SslPolicyErrors.RemoteCertificateChainErrors) != SslPolicyErrors.None)
-        {
-            return false;
-        }
-
-        using var chain = new X509Chain();
-        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-        chain.ChainPolicy.CustomTrustStore.Add(pki.Authority);
-        using var leaf = X509CertificateLoader.LoadCertificate(certificate.GetRawCertData());
-        return chain.Build(leaf);
     }
 }

@@ -3,13 +3,15 @@ namespace EtcdShield.LoadGen.Load;
 /// <summary>
 /// What a run measures. Unary is the closed-loop workloads (and watch) on a fresh etcd per target; the streaming
 /// scenarios measure what those cannot: one long server stream of bulk bytes (Snapshot) and many small messages on
-/// long-lived duplex streams (LeaseKeepAlive).
+/// long-lived duplex streams (LeaseKeepAlive). Gateway is put and range as JSON over HTTP/1.1, etcd's HTTP/JSON
+/// gateway as curl and etcd3gw use it.
 /// </summary>
 internal enum Scenario
 {
     Unary,
     Snapshot,
     KeepAlive,
+    Gateway,
 }
 
 internal static class Scenarios
@@ -19,6 +21,7 @@ internal static class Scenarios
         Scenario.Unary => "unary",
         Scenario.Snapshot => "snapshot",
         Scenario.KeepAlive => "keepalive",
+        Scenario.Gateway => "gateway",
         _ => scenario.ToString(),
     };
 

@@ -65,6 +65,12 @@ internal sealed class BenchReport
 
     public IReadOnlyList<KeepAliveSummary> KeepAliveSummaries { get; init; } = [];
 
+    public IReadOnlyList<GatewayRun> GatewayRuns { get; init; } = [];
+
+    public IReadOnlyList<GatewaySummary> GatewaySummaries { get; init; } = [];
+
+    public IReadOnlyList<(int Round, TargetKind Target, TargetWarmUp WarmUp)> GatewayWarmUps { get; init; } = [];
+
     /// <summary>Workloads in the order they ran, for tables and the chart.</summary>
     public IEnumerable<Workload> Workloads => Summaries.Select(s => s.Workload).Distinct();
 }

@@ -86,6 +86,33 @@ internal static class GoalChecks
         })];
     }
 
+    /// <summary>Issue #11: gateway put and range through the encrypting proxy ≥ 0.8× the same load against etcd's own gateway over mTLS.</summary>
+    public static IReadOnlyList<GoalCheck> Gateway(IReadOnlyList<GatewaySummary> summaries)
+    {
+        var checks = new List<GoalCheck>();
+        foreach (var size in summaries.Select(s => s.ValueSize).Distinct().Order())
+        {
+            foreach (var operation in GatewayOperations.All)
+            {
+                var goal = $"gateway {operation.Id()}: encrypting ≥ 0.8× etcd's own gateway over mTLS, {Workload.SizeLabel(size)}";
+                var encrypted = summaries.FirstOrDefault(s => s.Target == TargetKind.ShieldEncrypted && s.Operation == operation && s.ValueSize == size);
+                var direct = summaries.FirstOrDefault(s => s.Target == TargetKind.EtcdMtls && s.Operation == operation && s.ValueSize == size);
+                var missing = encrypted is null || direct is null ? "not measured"
+                    : encrypted.Failure is { } f ? "not measured: encrypting failed: " + f
+                    : direct.Failure is { } d ? "not measured: direct mTLS etcd failed: " + d
+                    : null;
+                checks.Add(missing is not null || encrypted!.RatioToMtls is not { } ratio
+                    ? new GoalCheck(goal, missing ?? "not measured", null)
+                    : new GoalCheck(
+                        goal,
+                        Format(ratio) + string.Create(CultureInfo.InvariantCulture, $" ({encrypted.MedianOpsPerSecond:0} vs {direct!.MedianOpsPerSecond:0} ops/s)"),
+                        ratio >= 0.8));
+            }
+        }
+
+        return checks;
+    }
+
     private static GoalCheck Ratio(string goal, IReadOnlyList<Summary> summaries, WorkloadKind kind, TargetKind against, double threshold)
     {
         var encrypted = Find(summaries, kind, TargetKind.ShieldEncrypted);

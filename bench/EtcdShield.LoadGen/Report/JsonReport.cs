@@ -84,6 +84,11 @@ internal static class JsonReport
             root["keepAlive"] = KeepAlive(report);
         }
 
+        if (report.Scenarios.Contains(Scenario.Gateway))
+        {
+            root["gateway"] = Gateway(report);
+        }
+
         if (report.Microbench is { } micro)
         {
             root["microbench"] = new JsonObject
@@ -206,6 +211,61 @@ internal static class JsonReport
             })]),
         };
     }
+
+    private static JsonObject Gateway(BenchReport report) => new()
+    {
+        ["connections"] = report.Settings.Clients,
+        ["httpVersion"] = "1.1",
+        ["summary"] = new JsonArray([.. report.GatewaySummaries.Select(x => (JsonNode)new JsonObject
+        {
+            ["target"] = x.Target.Id(),
+            ["operation"] = x.Operation.Id(),
+            ["valueSize"] = x.ValueSize,
+            ["opsPerSecondMedian"] = x.MedianOpsPerSecond,
+            ["opsPerSecondByRound"] = new JsonArray([.. x.OpsPerSecondByRound.Select(v => (JsonNode)v)]),
+            ["ratioToDirectMtls"] = x.RatioToMtls,
+            ["p50Ms"] = x.P50Ms,
+            ["p99Ms"] = x.P99Ms,
+            ["p999Ms"] = x.P999Ms,
+            ["proxyCpuSecondsPer1000"] = x.ProxyCpuPer1000,
+            ["etcdCpuSecondsPer1000"] = x.EtcdCpuPer1000,
+            ["loadGenCpuSecondsPer1000"] = x.LoadGenCpuPer1000,
+            ["proxyPeakMiB"] = x.ProxyPeakMiB,
+            ["errors"] = x.Errors,
+            ["failure"] = x.Failure,
+            ["notServed"] = x.NotServed,
+        })]),
+        ["warmUps"] = new JsonArray([.. report.GatewayWarmUps.Select(w => (JsonNode)new JsonObject
+        {
+            ["round"] = w.Round,
+            ["target"] = w.Target.Id(),
+            ["seconds"] = w.WarmUp.Seconds,
+            ["settled"] = w.WarmUp.Settled,
+            ["cpuSecondsPer1000"] = w.WarmUp.CpuPer1000,
+        })]),
+        ["runs"] = new JsonArray([.. report.GatewayRuns.Select(r => (JsonNode)new JsonObject
+        {
+            ["round"] = r.Round,
+            ["target"] = r.Target.Id(),
+            ["operation"] = r.Operation.Id(),
+            ["valueSize"] = r.ValueSize,
+            ["operations"] = r.Operations,
+            ["seconds"] = r.Seconds,
+            ["opsPerSecond"] = r.OperationsPerSecond,
+            ["p50Ms"] = r.Latency.ValueAtPercentile(50) / 1e6,
+            ["p99Ms"] = r.Latency.ValueAtPercentile(99) / 1e6,
+            ["p999Ms"] = r.Latency.ValueAtPercentile(99.9) / 1e6,
+            ["errors"] = r.Errors,
+            ["errorsByCode"] = new JsonObject([.. r.ErrorsByCode.Select(e => KeyValuePair.Create(e.Key, (JsonNode?)e.Value))]),
+            ["proxyCpuSeconds"] = r.Resources.ProxyCpuSeconds,
+            ["etcdCpuSeconds"] = r.Resources.EtcdCpuSeconds,
+            ["loadGenCpuSeconds"] = r.Resources.LoadGenCpuSeconds,
+            ["proxyPeakBytes"] = r.Resources.ProxyPeakBytes,
+            ["etcdPeakBytes"] = r.Resources.EtcdPeakBytes,
+            ["failure"] = r.Failure,
+            ["notServed"] = r.NotServed,
+        })]),
+    };
 
     private static JsonObject Summary(Summary x) => new()
     {
