@@ -76,6 +76,12 @@ internal sealed class GatewayCallContext : ServerCallContext, IDisposable
 
     public void Dispose() => _deadlineSource?.Dispose();
 
+    /// <summary>Why the call was cancelled: its deadline passed (as etcd's gateway says it), or its client left.</summary>
+    public RpcException Ended() =>
+        _deadlineSource is { IsCancellationRequested: true } && !_http.RequestAborted.IsCancellationRequested
+            ? new RpcException(new Status(StatusCode.DeadlineExceeded, "context deadline exceeded"))
+            : new RpcException(new Status(StatusCode.Cancelled, "context canceled"));
+
     protected override string MethodCore => _method;
 
     protected override string HostCore => _http.Request.Host.Value ?? "";

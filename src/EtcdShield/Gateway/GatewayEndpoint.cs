@@ -102,7 +102,7 @@ internal sealed partial class GatewayEndpoint
         IMessage response;
         try
         {
-            var request = await ReadRequestAsync(http, method, context.CancellationToken).ConfigureAwait(false);
+            var request = await ReadRequestAsync(http, method, context).ConfigureAwait(false);
             response = await _relay.UnaryAsync(method, request, context).ConfigureAwait(false);
         }
         catch (RpcException e)
@@ -123,7 +123,7 @@ internal sealed partial class GatewayEndpoint
         IMessage request;
         try
         {
-            request = await ReadRequestAsync(http, method, context.CancellationToken).ConfigureAwait(false);
+            request = await ReadRequestAsync(http, method, context).ConfigureAwait(false);
         }
         catch (RpcException e)
         {
@@ -160,7 +160,7 @@ internal sealed partial class GatewayEndpoint
     }
 
     /// <summary>The request of a call: the first JSON value of the body, or an empty message for an empty body.</summary>
-    private async Task<IMessage> ReadRequestAsync(HttpContext http, RelayedMethod method, CancellationToken cancellationToken)
+    private async Task<IMessage> ReadRequestAsync(HttpContext http, RelayedMethod method, GatewayCallContext context)
     {
         if (http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } size)
         {
@@ -171,7 +171,12 @@ internal sealed partial class GatewayEndpoint
         IMessage? request;
         try
         {
-            request = await new JsonMessageReader(http.Request.BodyReader, input, _maxJsonBytes).ReadAsync(cancellationToken).ConfigureAwait(false);
+            request = await new JsonMessageReader(http.Request.BodyReader, input, _maxJsonBytes).ReadAsync(context.CancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)
+        {
+            // The body did not arrive within the call's deadline, or the client left while sending it.
+            throw context.Ended();
         }
         catch (BadHttpRequestException e)
         {

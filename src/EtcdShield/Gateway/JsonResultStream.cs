@@ -27,7 +27,9 @@ internal sealed class JsonResultStream : IServerStreamWriter<IMessage>
 
     public WriteOptions? WriteOptions { get; set; }
 
-    public async Task WriteAsync(IMessage message)
+    public Task WriteAsync(IMessage message) => WriteAsync(message, _response.HttpContext.RequestAborted);
+
+    public async Task WriteAsync(IMessage message, CancellationToken cancellationToken)
     {
         _buffer.ResetWrittenCount();
         _buffer.Write(Opening);
@@ -41,6 +43,6 @@ internal sealed class JsonResultStream : IServerStreamWriter<IMessage>
         }
 
         // Kestrel sends each write as it comes (one chunk on HTTP/1.1, DATA frames on HTTP/2) and flushes it.
-        await _response.Body.WriteAsync(_buffer.WrittenMemory, _response.HttpContext.RequestAborted).ConfigureAwait(false);
+        await _response.Body.WriteAsync(_buffer.WrittenMemory, cancellationToken).ConfigureAwait(false);
     }
 }

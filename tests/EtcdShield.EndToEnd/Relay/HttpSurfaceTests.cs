@@ -9,32 +9,13 @@ using Xunit.Abstractions;
 namespace EtcdShield.EndToEnd.Relay;
 
 /// <summary>
-/// What the proxy serves over plain HTTP semantics: the etcd JSON gateway refused with 501 (forwarding it would
-/// bypass encryption and policy), metrics by method and status code (counted on this proxy's own meters; the
+/// What the proxy serves over plain HTTP semantics besides the JSON gateway (tests/EtcdShield.EndToEnd/Gateway/): metrics by method and status code (counted on this proxy's own meters; the
 /// Prometheus text itself is checked on a proxy alone in its process, in <see cref="ExecutableTests"/>), and
 /// /health in etcd's shape on the metrics URL, following whether etcd answers; the client URL forwards /health to etcd.
 /// </summary>
 public sealed class HttpSurfaceTests(HttpSurfaceTests.Fixture fixture, ITestOutputHelper output) : IClassFixture<HttpSurfaceTests.Fixture>
 {
     public sealed class Fixture : ShieldFixture;
-
-    [Theory]
-    [InlineData("/v3/kv/range", "{\"key\":\"Z2F0ZXdheS9r\"}")]
-    [InlineData("/v3/kv/put", "{\"key\":\"Z2F0ZXdheS9r\",\"value\":\"djE=\"}")]
-    [InlineData("/v3beta/kv/put", "{\"key\":\"Z2F0ZXdheS9r\",\"value\":\"djE=\"}")]
-    public async Task The_json_gateway_is_refused_with_501_and_a_json_error_even_for_an_allowed_client(string path, string body)
-    {
-        using var http = GrpcClients.Http(fixture.Pki);
-
-        using var response = await http.PostAsync(fixture.Shield.ClientUrl + path, new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
-        var error = await response.Content.ReadFromJsonAsync<JsonElement>();
-
-        Assert.Equal(HttpStatusCode.NotImplemented, response.StatusCode);
-        Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
-        Assert.Contains("gateway is not supported", error.GetProperty("error").GetString(), StringComparison.Ordinal);
-        Assert.Equal(12, error.GetProperty("code").GetInt32());
-        Assert.Empty((await fixture.EtcdDirectly.RunAsync("get", "gateway/k")).EnsureSuccess().StdOut);
-    }
 
     [Fact]
     public async Task Metrics_count_relayed_requests_by_method_and_status_code()

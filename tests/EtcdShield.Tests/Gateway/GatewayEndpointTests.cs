@@ -25,6 +25,7 @@ public sealed class GatewayEndpointTests : IDisposable
 
     public GatewayEndpointTests()
     {
+        _bed.Etcd.OnEvery("Maintenance/Status", _ => new StatusResponse { Header = new ResponseHeader { Revision = 1 }, Version = "3.4.23" });
         _gateway = new GatewayEndpoint(_bed.Relay, new GatewayRoutes(RelayedMethod.All()), new ShieldOptions { MaxRequestBytes = 1024 }, NullLogger<GatewayEndpoint>.Instance);
     }
 
@@ -152,6 +153,24 @@ public sealed class GatewayEndpointTests : IDisposable
 
         Assert.Equal(200, status);
         Assert.Equal("12", http.Response.Headers["grpc-status"].ToString());
+        Assert.Empty(_bed.Etcd.Requests);
+    }
+
+    [Fact]
+    public async Task A_deadline_passing_before_the_body_arrives_is_504_in_etcds_error_shape()
+    {
+        var http = _bed.HttpContext();
+        http.Request.Method = "POST";
+        http.Request.Path = "/v3/kv/put";
+        http.Request.Headers["Grpc-Timeout"] = "1n";
+        http.Request.Body = new System.IO.Pipelines.Pipe().Reader.AsStream();
+        var response = new MemoryStream();
+        http.Response.Body = response;
+
+        await _gateway.HandleAsync(http);
+
+        Assert.Equal(504, http.Response.StatusCode);
+        Assert.Equal(4, JsonDocument.Parse(response.ToArray()).RootElement.GetProperty("code").GetInt32());
         Assert.Empty(_bed.Etcd.Requests);
     }
 
