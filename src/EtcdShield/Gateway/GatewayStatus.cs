@@ -28,9 +28,21 @@ internal static class GatewayStatus
         _ => StatusCodes.Status500InternalServerError,
     };
 
+    /// <summary>
+    /// A status with the words Go's context gives it where it came without any (Grpc.Net.Client reports an
+    /// expired deadline with an empty message), so an error body always says what happened.
+    /// </summary>
+    public static Status Described(Status status) => status.Detail.Length > 0 ? status : status.StatusCode switch
+    {
+        StatusCode.DeadlineExceeded => new Status(status.StatusCode, "context deadline exceeded"),
+        StatusCode.Cancelled => new Status(status.StatusCode, "context canceled"),
+        _ => status,
+    };
+
     /// <summary>The error body of a call: <c>{"error":"msg","code":N,"message":"msg"}</c>.</summary>
     public static byte[] CallError(Status status)
     {
+        status = Described(status);
         var body = new ArrayBufferWriter<byte>(64 + status.Detail.Length);
         Append(body, "{\"error\":");
         JsonpbWriter.WriteString(status.Detail, body);
@@ -43,6 +55,7 @@ internal static class GatewayStatus
     /// <summary>The error that ends a stream: <c>{"error":{"grpc_code":N,"http_code":N,"message":"msg","http_status":"text"}}</c>.</summary>
     public static byte[] StreamError(Status status)
     {
+        status = Described(status);
         var http = HttpStatusOf(status.StatusCode);
         var body = new ArrayBufferWriter<byte>(96 + status.Detail.Length);
         Append(body, "{\"error\":{");

@@ -153,6 +153,9 @@ internal static class ShieldHost
             // Every feature's meter is "EtcdShield.<Feature>" (Relay, Encryption, Keys, Authorization, Audit, Tls, Reload).
             .AddMeter("EtcdShield.*")
             .AddPrometheusExporter());
+
+        // Last, so that it is the first hosted service stopped: streams end with their status before the server stops.
+        services.AddHostedService<StreamShutdown>();
     }
 
     /// <summary>

@@ -21,6 +21,7 @@ internal sealed partial class OpenStreams
     private readonly int _perIdentity;
     private readonly int _perConnection;
     private readonly ILogger _logger;
+    private TaskCompletionSource? _allClosed;
 
     public OpenStreams(ShieldOptions options, ReloadableFiles<AccessPolicy> policy, ReloadableFiles<ClientTrust> trust, ILogger<OpenStreams> logger)
     {
@@ -68,6 +69,26 @@ internal sealed partial class OpenStreams
 
             Decrement(_byConnection, stream.Connection);
             Decrement(_byIdentity, stream.Identity);
+            if (_open.Count == 0)
+            {
+                _allClosed?.TrySetResult();
+                _allClosed = null;
+            }
+        }
+    }
+
+    /// <summary>Completes when no stream is open (at once if none is).</summary>
+    public Task AllClosedAsync()
+    {
+        lock (_lock)
+        {
+            if (_open.Count == 0)
+            {
+                return Task.CompletedTask;
+            }
+
+            _allClosed ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            return _allClosed.Task;
         }
     }
 

@@ -41,6 +41,22 @@ public sealed class OpenStreamsTests : IDisposable
         new(ClientIdentity.Unknown, _policy.Current.Identities.Single(i => i.Name == name), _policy.Current, "127.0.0.1:1");
 
     [Fact]
+    public async Task All_closed_completes_when_the_last_open_stream_closes_and_at_once_when_none_is_open()
+    {
+        var streams = Streams(perIdentity: 10, perConnection: 10);
+        await streams.AllClosedAsync();
+        var first = streams.Open(As("alice"), "c1");
+        var second = streams.Open(As("bob"), "c2");
+
+        var closed = streams.AllClosedAsync();
+        first.Dispose();
+        Assert.False(closed.IsCompleted);
+        second.Dispose();
+
+        await closed;
+    }
+
+    [Fact]
     public void Refuses_past_the_per_connection_limit_naming_identity_and_flag_and_counts_down_on_close()
     {
         var streams = Streams(perIdentity: 10, perConnection: 2);
