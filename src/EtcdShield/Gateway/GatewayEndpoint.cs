@@ -20,6 +20,7 @@ internal sealed partial class GatewayEndpoint
     private readonly RequestRelay _relay;
     private readonly GatewayRoutes _routes;
     private readonly ILogger<GatewayEndpoint> _logger;
+    private readonly IReadOnlyList<string> _allowedOrigins;
 
     // gRPC refuses a request message above this, so the gateway does too, after decoding.
     private readonly int _maxMessageBytes;
@@ -33,6 +34,7 @@ internal sealed partial class GatewayEndpoint
         _relay = relay;
         _routes = routes;
         _logger = logger;
+        _allowedOrigins = options.CorsAllowedOrigins;
         _maxMessageBytes = ShieldOptions.MaxReceiveMessageBytes(options.MaxRequestBytes);
         _maxJsonBytes = (int)Math.Min(int.MaxValue, (2L * _maxMessageBytes) + (64 * 1024));
     }
@@ -49,6 +51,12 @@ internal sealed partial class GatewayEndpoint
         if (_routes.Find(http.Request.Path) is not { } method)
         {
             await WriteCallErrorAsync(http.Response, new Status(StatusCode.NotFound, NotFoundMessage(http.Request.Path))).ConfigureAwait(false);
+            return;
+        }
+
+        if (ForeignOrigin(http.Request) is { } origin)
+        {
+            await WriteCallErrorAsync(http.Response, new Status(StatusCode.PermissionDenied, $"etcdshield: requests from the browser origin {Truncated(origin)} are refused (not in --cors-allowed-origins)")).ConfigureAwait(false);
             return;
         }
 
@@ -268,6 +276,20 @@ internal sealed partial class GatewayEndpoint
         response.Headers["grpc-status"] = ((int)StatusCode.Unimplemented).ToString(System.Globalization.CultureInfo.InvariantCulture);
         response.Headers["grpc-message"] = "Method is unimplemented.";
     }
+
+    /// <summary>
+    /// The Origin of a request a browser sent from a page not in <c>--cors-allowed-origins</c>, or null. A browser
+    /// presents the user's client certificate to any page's cross-site POST, and a text/plain POST needs no CORS
+    /// preflight, so without this any web page its user opens could write to etcd through the gateway in the
+    /// user's name. Clients that are not browsers send no Origin.
+    /// </summary>
+    private string? ForeignOrigin(HttpRequest request)
+    {
+        var origin = request.Headers.Origin.ToString();
+        return origin.Length == 0 || _allowedOrigins.Contains("*") || _allowedOrigins.Contains(origin, StringComparer.Ordinal) ? null : origin;
+    }
+
+    private static string Truncated(string text) => text.Length <= 64 ? text : text[..64] + "...";
 
     private static string NotFoundMessage(PathString path) =>
         path.StartsWithSegments("/v3alpha", StringComparison.Ordinal)

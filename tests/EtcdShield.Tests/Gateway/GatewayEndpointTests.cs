@@ -137,6 +137,36 @@ public sealed class GatewayEndpointTests : IDisposable
     }
 
     [Fact]
+    public async Task A_browser_request_from_an_origin_not_allowed_is_refused_before_it_reaches_etcd()
+    {
+        // A cross-site text/plain POST needs no preflight, and the browser would present its user's client certificate.
+        var (status, body, _) = await PostAsync("/v3/kv/put", $$"""{"key":"{{B64("/app/a")}}","value":"{{B64("x")}}"}""", h =>
+        {
+            h.Request.Headers.Origin = "https://evil.example";
+            h.Request.ContentType = "text/plain";
+        });
+
+        Assert.Equal(403, status);
+        Assert.Contains("https://evil.example", body, StringComparison.Ordinal);
+        Assert.Empty(_bed.Etcd.Requests);
+    }
+
+    [Fact]
+    public async Task A_browser_request_from_an_allowed_origin_is_served()
+    {
+        var gateway = new GatewayEndpoint(_bed.Relay, new GatewayRoutes(RelayedMethod.All()), new ShieldOptions { CorsAllowedOrigins = ["https://ui.example"] }, NullLogger<GatewayEndpoint>.Instance);
+        var http = _bed.HttpContext();
+        http.Request.Method = "POST";
+        http.Request.Path = "/v3/maintenance/status";
+        http.Request.Headers.Origin = "https://ui.example";
+        http.Response.Body = new MemoryStream();
+
+        await gateway.HandleAsync(http);
+
+        Assert.Equal(200, http.Response.StatusCode);
+    }
+
+    [Fact]
     public async Task A_get_of_a_gateway_route_is_405()
     {
         var (status, _, http) = await SendAsync("GET", "/v3/kv/range", "", null);
