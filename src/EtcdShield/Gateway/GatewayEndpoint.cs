@@ -186,10 +186,20 @@ internal sealed partial class GatewayEndpoint
             // The body did not arrive within the call's deadline, or the client left while sending it.
             throw context.Ended();
         }
-        catch (BadHttpRequestException e)
+        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
             // Kestrel's own limit, for a body announced (Content-Length) as larger than any request may be.
             throw new RpcException(new Status(StatusCode.ResourceExhausted, $"grpc: received message larger than max ({e.Message})"));
+        }
+        catch (BadHttpRequestException e)
+        {
+            // A body Kestrel could not read as HTTP: a bad chunk, or fewer bytes than its Content-Length.
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"the request body is not valid HTTP ({e.Message})"));
+        }
+        catch (IOException)
+        {
+            // The client reset its stream or dropped the connection while sending the body.
+            throw new RpcException(new Status(StatusCode.Cancelled, "context canceled"));
         }
 
         request ??= input.Parser.ParseFrom(ByteString.Empty);

@@ -341,6 +341,20 @@ public sealed class GatewayHostileTests(GatewayHostileTests.Fixture fixture) : I
         Assert.True(good.Status == HttpStatusCode.OK, good.ToString());
     }
 
+    [Theory]
+    [InlineData("bogus")]
+    [InlineData("gzip")]
+    public async Task A_metadata_header_naming_a_request_compression_cannot_steer_the_proxys_channel_to_etcd(string encoding)
+    {
+        // Grpc.Net.Client reads grpc-internal-encoding-request as the codec for the request it sends: a client
+        // must not choose how (or whether) the proxy's own call to etcd is encoded.
+        using var http = new GatewayHttp(fixture.Proxy.Shield.ClientUrl, fixture.Pki);
+
+        var put = await http.PostAsync("/v3/kv/put", $$"""{"key":"{{B("/open/codec")}}","value":"YQ=="}""", headers: new Dictionary<string, string> { ["Grpc-Metadata-Grpc-Internal-Encoding-Request"] = encoding });
+
+        Assert.True(put.Status == HttpStatusCode.OK, put.ToString());
+    }
+
     [Fact]
     public async Task A_certificate_that_no_identity_matches_is_refused_in_the_handshake_and_writes_nothing()
     {
