@@ -154,6 +154,12 @@ internal static class ServeCommandLine
                 "(a certificate signed by the trusted CA is not enough on its own)");
         }
 
+        // The plain-HTTP metrics listener is told apart from the mutual-TLS client listeners by its port alone.
+        if (options.MetricsListenUrl is { } metrics && (metrics.Port == 0 || options.ListenClientUrls.Any(u => u.Port == metrics.Port)))
+        {
+            throw new ConfigurationException($"--metrics-listen-url {metrics} needs a port of its own: not 0 and not the port of any --listen-client-urls");
+        }
+
         if (!Enum.TryParse<Microsoft.Extensions.Logging.LogLevel>(options.LogLevel, ignoreCase: true, out _))
         {
             throw new ConfigurationException($"--log-level '{options.LogLevel}' is not one of Trace, Debug, Information, Warning, Error");

@@ -39,6 +39,15 @@ public sealed class ServeCommandLineTests : IDisposable
         Assert.Equal(["apiserver"], options.AllowCommonNames);
     }
 
+    [Theory]
+    [InlineData("http://127.0.0.2:23790")]
+    [InlineData("http://127.0.0.1:0")]
+    public void Refuses_a_metrics_url_that_shares_its_port_with_a_client_url_or_has_none(string metrics)
+    {
+        var e = Assert.Throws<ConfigurationException>(() => Options(Minimal("--no-encryption", "--metrics-listen-url", metrics)));
+        Assert.Contains("--metrics-listen-url", e.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Refuses_to_start_without_a_key_provider_or_no_encryption()
     {
