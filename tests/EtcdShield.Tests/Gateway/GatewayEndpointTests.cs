@@ -5,12 +5,12 @@ using EtcdShield.Configuration;
 using EtcdShield.Gateway;
 using EtcdShield.Protocol.Etcdserverpb;
 using EtcdShield.Protocol.Mvccpb;
-using EtcdShield.Relay;
 using EtcdShield.Tests.Relay;
 using Google.Protobuf;
 using Grpc.Core;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.Logging.Abstractions;
+
+using static EtcdShield.Tests.Gateway.GatewayCalls;
 
 namespace EtcdShield.Tests.Gateway;
 
@@ -26,12 +26,10 @@ public sealed class GatewayEndpointTests : IDisposable
     public GatewayEndpointTests()
     {
         _bed.Etcd.OnEvery("Maintenance/Status", _ => new StatusResponse { Header = new ResponseHeader { Revision = 1 }, Version = "3.4.23" });
-        _gateway = new GatewayEndpoint(_bed.Relay, new GatewayRoutes(RelayedMethod.All()), new ShieldOptions { MaxRequestBytes = 1024 }, NullLogger<GatewayEndpoint>.Instance);
+        _gateway = GatewayCalls.Endpoint(_bed);
     }
 
     public void Dispose() => _bed.Dispose();
-
-    private static string B64(string text) => Convert.ToBase64String(Encoding.UTF8.GetBytes(text));
 
     [Fact]
     public async Task A_put_is_relayed_to_etcd_and_answered_in_etcds_gateway_json()
@@ -154,7 +152,7 @@ public sealed class GatewayEndpointTests : IDisposable
     [Fact]
     public async Task A_browser_request_from_an_allowed_origin_is_served()
     {
-        var gateway = new GatewayEndpoint(_bed.Relay, new GatewayRoutes(RelayedMethod.All()), new ShieldOptions { CorsAllowedOrigins = ["https://ui.example"] }, NullLogger<GatewayEndpoint>.Instance);
+        var gateway = GatewayCalls.Endpoint(_bed, new ShieldOptions { CorsAllowedOrigins = ["https://ui.example"] });
         var http = _bed.HttpContext();
         http.Request.Method = "POST";
         http.Request.Path = "/v3/maintenance/status";
@@ -295,20 +293,8 @@ public sealed class GatewayEndpointTests : IDisposable
     private Task<(int Status, string Body, DefaultHttpContext Http)> PostAsync(string path, string body, Action<DefaultHttpContext>? configure = null) =>
         SendAsync("POST", path, body, configure);
 
-    private async Task<(int Status, string Body, DefaultHttpContext Http)> SendAsync(string method, string path, string body, Action<DefaultHttpContext>? configure)
-    {
-        var http = _bed.HttpContext();
-        http.Request.Method = method;
-        http.Request.Path = path;
-        http.Request.Body = new MemoryStream(Encoding.UTF8.GetBytes(body));
-        var response = new MemoryStream();
-        http.Response.Body = response;
-        configure?.Invoke(http);
-
-        await _gateway.HandleAsync(http);
-
-        return (http.Response.StatusCode, Encoding.UTF8.GetString(response.ToArray()), http);
-    }
+    private Task<(int Status, string Body, DefaultHttpContext Http)> SendAsync(string method, string path, string body, Action<DefaultHttpContext>? configure) =>
+        GatewayCalls.SendAsync(_gateway, _bed, method, path, body, configure);
 
     /// <summary>A streaming request whose body the test writes while the gateway answers, line by line.</summary>
     private sealed class StreamingCall : IDisposable

@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.Json;
 using EtcdShield.Configuration;
 using EtcdShield.Gateway;
@@ -7,6 +6,8 @@ using EtcdShield.Relay;
 using EtcdShield.Tests.Relay;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging.Abstractions;
+
+using static EtcdShield.Tests.Gateway.GatewayCalls;
 
 namespace EtcdShield.Tests.Gateway;
 
@@ -23,12 +24,10 @@ public sealed class GatewayHostileInputTests : IDisposable
     public GatewayHostileInputTests()
     {
         _bed.Etcd.OnEvery("Maintenance/Status", _ => new StatusResponse { Version = "3.4.23" });
-        _gateway = new GatewayEndpoint(_bed.Relay, new GatewayRoutes(RelayedMethod.All()), new ShieldOptions { MaxRequestBytes = 1024 }, NullLogger<GatewayEndpoint>.Instance);
+        _gateway = GatewayCalls.Endpoint(_bed);
     }
 
     public void Dispose() => _bed.Dispose();
-
-    private static string B64(string text) => Convert.ToBase64String(Encoding.UTF8.GetBytes(text));
 
     // grpc-internal-encoding-request makes Grpc.Net.Client compress the upstream request with the codec it names
     // (and fail on one it does not know); the others are gRPC's own response and retry headers. grpc-go, behind
@@ -130,17 +129,8 @@ public sealed class GatewayHostileInputTests : IDisposable
 
     private async Task<(int Status, string Body)> PostAsync(string path, string body, Action<DefaultHttpContext>? configure = null)
     {
-        var http = _bed.HttpContext();
-        http.Request.Method = "POST";
-        http.Request.Path = path;
-        http.Request.Body = new MemoryStream(Encoding.UTF8.GetBytes(body));
-        var response = new MemoryStream();
-        http.Response.Body = response;
-        configure?.Invoke(http);
-
-        await _gateway.HandleAsync(http);
-
-        return (http.Response.StatusCode, Encoding.UTF8.GetString(response.ToArray()));
+        var (status, answer, _) = await GatewayCalls.SendAsync(_gateway, _bed, "POST", path, body, configure);
+        return (status, answer);
     }
 
     /// <summary>A request body whose every read fails as Kestrel's does when the client or its framing breaks.</summary>
