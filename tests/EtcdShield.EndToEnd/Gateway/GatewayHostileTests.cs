@@ -489,6 +489,37 @@ public sealed class GatewayHostileTests(GatewayHostileTests.Fixture fixture) : I
         && line.GetProperty("outcome").GetString() == outcome;
 
     /// <summary>The error body etcd 3.4.24+/3.5 writes: <c>{"error":"…","code":N,"message":"…"}</c>, error and message alike.</summary>
+    /// <summary>
+    /// Someone with raw write access to etcd plants plaintext, or copies a genuine envelope under another key: the
+    /// gateway serves neither, on a range and on a watch replaying the write, and never the value itself.
+    /// </summary>
+    [Fact]
+    public async Task A_value_planted_or_moved_in_etcd_directly_is_data_loss_through_the_gateway_on_range_and_watch()
+    {
+        using var http = new GatewayHttp(fixture.Proxy.Shield.ClientUrl, fixture.Pki);
+        using var direct = GrpcChannels.ToEtcd(fixture.Proxy.Etcd);
+        var kv = new KV.KVClient(direct);
+        var put = await http.PostAsync("/v3/kv/put", $$"""{"key":"{{B("/open/tamper/genuine")}}","value":"{{B("the-secret")}}"}""");
+        Assert.True(put.Status == HttpStatusCode.OK, put.ToString());
+        var envelope = (await kv.RangeAsync(new RangeRequest { Key = ByteString.CopyFromUtf8("/open/tamper/genuine") })).Kvs[0].Value;
+        var moved = await kv.PutAsync(new PutRequest { Key = ByteString.CopyFromUtf8("/open/tamper/moved"), Value = envelope });
+        await kv.PutAsync(new PutRequest { Key = ByteString.CopyFromUtf8("/open/tamper/planted"), Value = ByteString.CopyFromUtf8("planted-plaintext") });
+
+        foreach (var key in new[] { "/open/tamper/moved", "/open/tamper/planted" })
+        {
+            var answer = await http.PostAsync("/v3/kv/range", $$"""{"key":"{{B(key)}}"}""");
+            AssertEtcdError(answer, HttpStatusCode.InternalServerError, 15, key);
+            Assert.DoesNotContain(B("the-secret"), answer.Body, StringComparison.Ordinal);
+            Assert.DoesNotContain(B("planted-plaintext"), answer.Body, StringComparison.Ordinal);
+        }
+
+        var start = moved.Header.Revision.ToString(CultureInfo.InvariantCulture);
+        using var watch = await http.OpenStreamAsync("/v3/watch", $$$"""{"create_request":{"key":"{{{B("/open/tamper/moved")}}}","start_revision":"{{{start}}}"}}""");
+        var ended = await watch.ReadUntilAsync(line => line.Contains("\"error\"", StringComparison.Ordinal), StreamTimeout);
+        Assert.Contains("\"grpc_code\":15", ended, StringComparison.Ordinal);
+        Assert.DoesNotContain(B("the-secret"), string.Join("\n", watch.Lines), StringComparison.Ordinal);
+    }
+
     private static void AssertEtcdError(GatewayAnswer answer, HttpStatusCode status, int code, string what)
     {
         Assert.True(answer.Status == status, $"{what}: expected {(int)status}, got {answer}");
