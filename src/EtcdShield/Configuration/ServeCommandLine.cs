@@ -15,7 +15,7 @@ internal static class ServeCommandLine
         Flag.Single("cert-file", "FILE", "PEM certificate (chain) the proxy presents to clients."),
         Flag.Single("key-file", "FILE", "PEM private key for --cert-file."),
         Flag.Single("trusted-ca-file", "FILE", "PEM bundle of CAs that client certificates must chain to. A client certificate is always required."),
-        Flag.Repeated("upstream-endpoints", "URL[,...]", "etcd members to relay to, http or https (default http://127.0.0.1:2379). The first reachable one is used; others take over when it fails."),
+        Flag.Repeated("upstream-endpoints", "URL[,...]", "etcd members to relay to (default http://127.0.0.1:2379): http:// or https://HOST:PORT, or a unix socket, unix:///abs/path or etcd's unix://NAME:PORT (the file NAME:PORT in the current directory), unixs:// for TLS over it. The first reachable one is used; others take over when it fails."),
         Flag.Single("upstream-cert-file", "FILE", "PEM client certificate the proxy presents to etcd (https upstreams)."),
         Flag.Single("upstream-key-file", "FILE", "PEM private key for --upstream-cert-file."),
         Flag.Single("upstream-trusted-ca-file", "FILE", "PEM bundle of CAs that etcd's server certificate must chain to (https upstreams)."),
@@ -50,6 +50,7 @@ internal static class ServeCommandLine
         Flag.Single("max-concurrent-streams", "N", "HTTP/2 streams per client connection (default 10000)."),
         Flag.Single("max-streams-per-identity", "N", "Open streams (Watch, LeaseKeepAlive, Observe, Snapshot) one policy identity may hold on this proxy process, each an upstream etcd stream (default 1000: kube-apiserver's etcd client multiplexes its watches and keep-alives over a few streams, so it stays far below; the count is per process). Past it a new stream gets RESOURCE_EXHAUSTED."),
         Flag.Single("max-streams-per-connection", "N", "Open streams one client connection may hold (default 1000); unary calls are limited by --max-concurrent-streams only. Past it a new stream gets RESOURCE_EXHAUSTED."),
+        Flag.Single("shutdown-timeout", "DURATION", "On SIGTERM: how long in-flight unary calls may take to finish once the proxy stops accepting (default 10s); open streams end at once with UNAVAILABLE so clients move to another member."),
         Flag.Single("log-level", "LEVEL", "Trace, Debug, Information, Warning or Error (default Information)."),
         Flag.Switch("help", "Show this help."),
     ];
@@ -96,6 +97,7 @@ internal static class ServeCommandLine
             MaxConcurrentStreams = flags.Int("max-concurrent-streams", 10_000, 1, int.MaxValue),
             MaxStreamsPerIdentity = flags.Int("max-streams-per-identity", ShieldOptions.DefaultMaxStreams, 1, int.MaxValue),
             MaxStreamsPerConnection = flags.Int("max-streams-per-connection", ShieldOptions.DefaultMaxStreams, 1, int.MaxValue),
+            ShutdownTimeout = flags.Duration("shutdown-timeout", ShieldOptions.DefaultShutdownTimeout, TimeSpan.Zero),
             LogLevel = flags.Single("log-level") ?? "Information",
         };
 
@@ -109,15 +111,15 @@ internal static class ServeCommandLine
     /// </summary>
     public static ShieldOptions UpstreamAndKeys(ParsedFlags flags)
     {
-        var upstream = Urls(flags, "upstream-endpoints");
+        var upstream = flags.Many("upstream-endpoints").Select(v => UpstreamUrls.Parse("upstream-endpoints", v)).ToList();
         if (upstream.Count == 0)
         {
             upstream = [new Uri("http://127.0.0.1:2379")];
         }
 
-        if (upstream.Select(u => u.Scheme).Distinct(StringComparer.Ordinal).Count() > 1)
+        if (upstream.Select(UpstreamUrls.UsesTls).Distinct().Count() > 1)
         {
-            throw new ConfigurationException("--upstream-endpoints must all be http or all be https");
+            throw new ConfigurationException("--upstream-endpoints must all use TLS (https, unixs) or all not (http, unix)");
         }
 
         var options = new ShieldOptions
@@ -173,10 +175,9 @@ internal static class ServeCommandLine
             throw new ConfigurationException("--upstream-cert-file and --upstream-key-file go together");
         }
 
-        var https = options.UpstreamEndpoints[0].Scheme == Uri.UriSchemeHttps;
-        if (!https && (options.UpstreamCertFile is not null || options.UpstreamTrustedCaFile is not null))
+        if (!UpstreamUrls.UsesTls(options.UpstreamEndpoints[0]) && (options.UpstreamCertFile is not null || options.UpstreamTrustedCaFile is not null))
         {
-            throw new ConfigurationException("--upstream-cert-file and --upstream-trusted-ca-file need https --upstream-endpoints");
+            throw new ConfigurationException("--upstream-cert-file and --upstream-trusted-ca-file need TLS --upstream-endpoints (https or unixs)");
         }
 
         var providers = (options.EncryptionKeyFile is null ? 0 : 1) + (options.Pkcs11Module is null ? 0 : 1) + (options.KmsPluginEndpoint is null ? 0 : 1);

@@ -77,5 +77,10 @@ internal sealed record ShieldOptions
 
     public int MaxStreamsPerIdentity { get; init; } = DefaultMaxStreams;
     public int MaxStreamsPerConnection { get; init; } = DefaultMaxStreams;
+    /// <summary>How long in-flight unary calls may take to finish on SIGTERM, after the listeners have closed.</summary>
+    public TimeSpan ShutdownTimeout { get; init; } = DefaultShutdownTimeout;
+
+    public static readonly TimeSpan DefaultShutdownTimeout = TimeSpan.FromSeconds(10);
+
     public string LogLevel { get; init; } = "Information";
 }

@@ -100,17 +100,12 @@ internal static class KeysCommandLine
         List<Uri> endpoints = [];
         foreach (string value in flags.Many("upstream-endpoints"))
         {
-            if (!Uri.TryCreate(value, UriKind.Absolute, out Uri? uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
-            {
-                throw new ConfigurationException($"--upstream-endpoints '{value}' is not a URL like https://127.0.0.1:2379");
-            }
-
-            endpoints.Add(uri);
+            endpoints.Add(UpstreamUrls.Parse("upstream-endpoints", value));
         }
 
-        if (endpoints.Select(u => u.Scheme).Distinct(StringComparer.Ordinal).Count() > 1)
+        if (endpoints.Select(UpstreamUrls.UsesTls).Distinct().Count() > 1)
         {
-            throw new ConfigurationException("--upstream-endpoints must all be http or all be https");
+            throw new ConfigurationException("--upstream-endpoints must all use TLS (https, unixs) or all not (http, unix)");
         }
 
         string? cert = OptionalFile(flags, "upstream-cert-file");

@@ -13,7 +13,7 @@ namespace EtcdShield.Relay;
 /// </summary>
 internal static class UpstreamTls
 {
-    public static bool Enabled(ShieldOptions options) => options.UpstreamEndpoints[0].Scheme == Uri.UriSchemeHttps;
+    public static bool Enabled(ShieldOptions options) => UpstreamUrls.UsesTls(options.UpstreamEndpoints[0]);
 
     /// <summary>Sets the TLS options on <paramref name="handler"/> when the members are https; a handler of its own each.</summary>
     public static void ApplyTo(SocketsHttpHandler handler, ShieldOptions options)
