@@ -177,6 +177,7 @@ internal static class ShieldHost
 
         services.AddSingleton(sp => new Readiness(sp.GetServices<IReadinessCheck>(), sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<ProbeEndpoints>();
+        services.AddSingleton<StreamResponses>();
         if (NotifySocket.AddressFromEnvironment() is { } notify)
         {
             services.AddHostedService(sp => new ServiceNotifications(
@@ -295,8 +296,10 @@ internal static class ShieldHost
 
         // The metrics port is plain HTTP: it serves /health, /livez, /readyz and /metrics and nothing else, so it
         // can never become a way around mutual TLS.
+        var streamResponses = app.Services.GetRequiredService<StreamResponses>();
         app.Use((context, next) =>
         {
+            streamResponses.Track(context);
             var onMetricsPort = context.Connection.LocalPort == metricsPort;
             var path = context.Request.Path;
             if (onMetricsPort && !(path == "/health" || path == "/livez" || path == "/readyz" || path == "/metrics"))
