@@ -112,6 +112,19 @@ public sealed class UnixSocketUpstreamTests(UnixSocketUpstreamTests.Fixture fixt
     }
 
     [Fact]
+    public async Task With_every_socket_missing_clients_hear_unavailable()
+    {
+        var missing = Path.Combine(fixture.Plain.WorkingDirectory, "gone.sock");
+        await using var shield = await ShieldServer.StartAsync(fixture.Pki, $"unix://{missing},unix://gone:2379", encrypt: false, output: output);
+
+        var put = await shield.Etcdctl(fixture.Pki, commandTimeout: TimeSpan.FromSeconds(5)).RunAsync("put", "unix/none", "v");
+
+        Assert.False(put.Succeeded, put.ToString());
+        Assert.Contains("code = Unavailable desc = etcdshield: etcd is unreachable", put.StdErr, StringComparison.Ordinal);
+        Assert.Empty((await new Etcdctl(fixture.Plain.ClientUrl).RunAsync("get", "unix/none")).EnsureSuccess().StdOut);
+    }
+
+    [Fact]
     public async Task Over_unixs_with_its_upstream_certificate_the_proxy_relays_to_an_etcd_that_requires_one()
     {
         await using var shield = await ShieldServer.StartAsync(fixture.Pki, "unixs://" + fixture.Tls.ClientSocketPath, encrypt: false, TlsFlags(fixture.Pki.CaFile), output);
