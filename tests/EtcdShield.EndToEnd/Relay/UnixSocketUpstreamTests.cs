@@ -2,6 +2,9 @@ using System.Net;
 using System.Text;
 using EtcdShield.EndToEnd.Gateway;
 using EtcdShield.EndToEnd.Infrastructure;
+using EtcdShield.EndToEnd.Relay.Support;
+using EtcdShield.Protocol.Etcdserverpb;
+using Google.Protobuf;
 using Xunit.Abstractions;
 
 namespace EtcdShield.EndToEnd.Relay;
@@ -125,11 +128,19 @@ public sealed class UnixSocketUpstreamTests(UnixSocketUpstreamTests.Fixture fixt
     }
 
     [Fact]
-    public async Task Over_unixs_with_its_upstream_certificate_the_proxy_relays_to_an_etcd_that_requires_one()
+    public async Task Over_unixs_with_its_upstream_certificate_the_proxy_relays_puts_gets_watches_and_version_to_an_etcd_that_requires_one()
     {
         await using var shield = await ShieldServer.StartAsync(fixture.Pki, "unixs://" + fixture.Tls.ClientSocketPath, encrypt: false, TlsFlags(fixture.Pki.CaFile), output);
 
+        using var channel = GrpcChannels.ToProxy(shield, fixture.Pki);
+        await using var watch = new WatchSession(channel);
+        await watch.CreateAsync(new WatchCreateRequest { Key = ByteString.CopyFromUtf8("unixs/ok"), WatchId = 1 });
+        await watch.NextAsync(r => r.Created);
+
         (await shield.Etcdctl(fixture.Pki).RunAsync("put", "unixs/ok", "v")).EnsureSuccess();
+
+        var watched = Assert.Single((await watch.NextAsync(r => r.Events.Count > 0)).Events);
+        Assert.Equal("v", watched.Kv.Value.ToStringUtf8());
 
         Assert.Equal("v", (await shield.Etcdctl(fixture.Pki).RunAsync("get", "unixs/ok", "--print-value-only")).EnsureSuccess().StdOut.Trim());
         using var gateway = new GatewayHttp(shield.ClientUrl, fixture.Pki);
