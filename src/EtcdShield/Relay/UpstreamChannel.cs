@@ -18,7 +18,7 @@ internal sealed class UpstreamChannel : IDisposable
 
     public UpstreamChannel(ShieldOptions options, ILoggerFactory loggerFactory)
     {
-        var dialer = new UpstreamDialer(options);
+        var dialer = new UpstreamDialer(options, loggerFactory.CreateLogger<UpstreamDialer>());
         var handler = new SocketsHttpHandler
         {
             EnableMultipleHttp2Connections = true,

@@ -11,16 +11,19 @@ namespace EtcdShield.Relay;
 /// member's own host name, so one handler can reach members whose certificates name different hosts). A socket
 /// file that is missing or refuses fails like a closed port, and the caller moves to the next member.
 /// </summary>
-internal sealed class UpstreamDialer
+internal sealed partial class UpstreamDialer
 {
     /// <summary>Per member, so that one that never answers cannot use up the time of the others.</summary>
     public static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(5);
 
     private readonly SslClientAuthenticationOptions? _tls;
+    private readonly ILogger _logger;
     private int _current;
 
-    public UpstreamDialer(ShieldOptions options)
+    /// <param name="logger">Told of each member <see cref="ConnectAnyAsync"/> passes over; the gateway, which walks the members itself, logs its own.</param>
+    public UpstreamDialer(ShieldOptions options, ILogger? logger = null)
     {
+        _logger = logger ?? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
         Members = UpstreamMember.From(options.UpstreamEndpoints);
         _tls = UpstreamTls.ClientOptions(options);
     }
@@ -46,6 +49,7 @@ internal sealed class UpstreamDialer
             }
             catch (Exception e) when (!cancellationToken.IsCancellationRequested && e is SocketException or IOException or OperationCanceledException or System.Security.Authentication.AuthenticationException)
             {
+                Log.UpstreamMemberSkipped(_logger, Members[index].Endpoint.OriginalString, e.Message);
                 (failures ??= []).Add(new IOException($"etcd member {Members[index].Endpoint.OriginalString}: {e.Message}", e));
             }
         }
@@ -99,4 +103,10 @@ internal sealed class UpstreamDialer
         ClientCertificates = _tls.ClientCertificates,
         CertificateRevocationCheckMode = _tls.CertificateRevocationCheckMode,
     };
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = EventIds.UpstreamMemberSkipped, EventName = nameof(EventIds.UpstreamMemberSkipped), Level = LogLevel.Warning, Message = "etcd member {Member} did not accept a connection ({Reason}); the next member is tried")]
+        public static partial void UpstreamMemberSkipped(ILogger logger, string member, string reason);
+    }
 }

@@ -110,6 +110,8 @@ public sealed class UnixSocketUpstreamTests(UnixSocketUpstreamTests.Fixture fixt
         var put = await shield.Etcdctl(fixture.Pki).RunAsync("put", "unix/failover", "v");
 
         Assert.True(put.Succeeded, put.ToString());
+        var skipped = await shield.Logs.WaitForAsync(e => e.Is("EtcdShield.Relay.UpstreamDialer", "UpstreamMemberSkipped"), TimeSpan.FromSeconds(10));
+        Assert.Contains("missing.sock", skipped.Message, StringComparison.Ordinal);
         using var gateway = new GatewayHttp(shield.ClientUrl, fixture.Pki);
         Assert.Equal(HttpStatusCode.OK, (await gateway.PostAsync("/version", "", method: HttpMethod.Get)).Status);
     }
