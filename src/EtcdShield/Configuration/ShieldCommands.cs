@@ -12,8 +12,6 @@ internal static class ShieldCommands
     public const string Keys = "keys";
     public const string Migrate = "migrate";
 
-    public static readonly IReadOnlyList<string> KeysSubcommands = ["create", "rotate", "status"];
-
     private static readonly string[] Pkcs11FlagNames =
         ["pkcs11-module", "pkcs11-token-label", "pkcs11-slot", "pkcs11-pin-file", "pkcs11-key-label"];
 
