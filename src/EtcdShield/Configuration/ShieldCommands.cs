@@ -39,8 +39,8 @@ internal static class ShieldCommands
         "Without a command it runs the proxy: 'etcdshield --listen-client-urls ...' is 'etcdshield serve --listen-client-urls ...'. " +
         ShieldCommandLine.Precedence,
         [
-            new(Serve, "Run the proxy (the default command). Exit code 2 for bad flags, each problem on its own line.", ServeCommandLine.Flags),
-            new(Check, "Validate a configuration without serving: the same flags as serve, one line per check, exit code 1 on any failure.", ServeCommandLine.Flags),
+            new(Serve, "Run the proxy (the default command). Exit code 2 for bad flags, each problem on its own line. " + ShieldCommandLine.Precedence, ServeCommandLine.Flags),
+            new(Check, "Validate a configuration without serving: the same flags as serve, one line per check, exit code 1 on any failure. " + ShieldCommandLine.Precedence, ServeCommandLine.Flags),
             new(Keys, "Manage the key-encryption key (KEK) in the HSM. Exit codes: 0 done, 1 the HSM or etcd failed (the message says why), 2 bad flags.", []),
             new("keys create", "Make version 1 of the KEK (labelled --pkcs11-key-label) in the token; refuses if it exists.", KeysFlags("create")),
             new("keys rotate", "Make the next version (LABEL#2, LABEL#3, ...). Running proxies wrap new data keys with it within 30 s; values under older versions keep decrypting while those stay in the token.", KeysFlags("rotate")),
@@ -48,7 +48,8 @@ internal static class ShieldCommands
             new(Migrate,
                 "Re-encrypt every value in etcd under the current key-encryption key, online: each rewrite is guarded by the key's mod_revision, " +
                 "so newer writes are never overwritten. Values already current are checked and skipped, so an interrupted run is resumed by running it again. " +
-                "Plaintext is encrypted only under the --legacy-plaintext-prefix windows given here; elsewhere it is refused, listed, and the exit code is 1.",
+                "Plaintext is encrypted only under the --legacy-plaintext-prefix windows given here; elsewhere it is refused, listed, and the exit code is 1. " +
+                ShieldCommandLine.Precedence,
                 MigrateFlags),
         ],
         rootPath: Serve);
