@@ -249,7 +249,7 @@ internal sealed class ShieldCommandLine
     {
         if (!File.Exists(path))
         {
-            errors.Add($"--config-file {path}: file not found");
+            errors.Add($"--config-file {path}: {(Directory.Exists(path) ? "a directory, not a file" : "file not found")}");
             return;
         }
 
