@@ -13,11 +13,20 @@ internal sealed class FlagValues
     private readonly Dictionary<string, IReadOnlyList<string>> _values;
     private readonly List<string> _errors;
 
-    public FlagValues(IReadOnlyDictionary<string, IReadOnlyList<string>> values, IEnumerable<string> errors)
+    /// <param name="sources">Where each flag's value came from; a flag not named here came from the command line.</param>
+    public FlagValues(IReadOnlyDictionary<string, IReadOnlyList<string>> values, IEnumerable<string> errors, IReadOnlyDictionary<string, FlagSource>? sources = null)
     {
         _values = new Dictionary<string, IReadOnlyList<string>>(values, StringComparer.Ordinal);
         _errors = [.. errors];
+        Sources = sources ?? new Dictionary<string, FlagSource>();
     }
+
+    /// <summary>The flags set by a variable or the config file, and which: logged at start, so a setting no command line shows is seen.</summary>
+    public IReadOnlyDictionary<string, FlagSource> Sources { get; }
+
+    /// <summary>The names of the flags <paramref name="source"/> set, in order.</summary>
+    public IReadOnlyList<string> SetBy(FlagSource source) =>
+        [.. _values.Keys.Where(k => (Sources.TryGetValue(k, out var s) ? s : FlagSource.CommandLine) == source).Order(StringComparer.Ordinal)];
 
     public IReadOnlyList<string> Errors => _errors;
 
@@ -114,4 +123,12 @@ internal sealed class FlagValues
             _ => null,
         };
     }
+}
+
+/// <summary>The source a flag's value was taken from, highest precedence first.</summary>
+internal enum FlagSource
+{
+    CommandLine,
+    Environment,
+    ConfigFile,
 }

@@ -115,16 +115,17 @@ internal sealed class ShieldCommandLine
         errors.AddRange(CommandLineErrors(result, options));
         errors.AddRange(result.UnmatchedTokens.Select(Unmatched));
         var flags = options.Select(o => o.Flag).ToList();
-        FromEnvironment(flags, environment, values, errors);
+        var sources = new Dictionary<string, FlagSource>(StringComparer.Ordinal);
+        FromEnvironment(flags, environment, values, sources, errors);
         var configFile = values.TryGetValue(ConfigFileFlag.Name, out var file) ? file[^1]
             : environment.TryGetValue(ConfigFileFlag.EnvironmentVariable, out var fromEnvironment) && fromEnvironment.Length > 0 ? fromEnvironment
             : null;
         if (configFile is not null)
         {
-            FromFile(configFile, flags, values, errors);
+            FromFile(configFile, flags, values, sources, errors);
         }
 
-        return new ParsedCommand(path, new FlagValues(values, errors), help, []) { Result = result };
+        return new ParsedCommand(path, new FlagValues(values, errors, sources), help, []) { Result = result };
     }
 
     /// <summary>The generated help of the parsed command (or of the root, for bare flags).</summary>
@@ -227,7 +228,7 @@ internal sealed class ShieldCommandLine
         return $"unknown flag --{(eq >= 0 ? name[..eq] : name)} (see --help)";
     }
 
-    private void FromEnvironment(List<Flag> flags, IReadOnlyDictionary<string, string> environment, Dictionary<string, IReadOnlyList<string>> values, List<string> errors)
+    private void FromEnvironment(List<Flag> flags, IReadOnlyDictionary<string, string> environment, Dictionary<string, IReadOnlyList<string>> values, Dictionary<string, FlagSource> sources, List<string> errors)
     {
         var known = _allFlagNames.Select(Flag.EnvironmentVariableOf).ToHashSet(StringComparer.Ordinal);
         foreach (var name in environment.Keys.Where(k => k.StartsWith(Flag.EnvironmentPrefix, StringComparison.Ordinal) && !known.Contains(k)).Order(StringComparer.Ordinal))
@@ -241,11 +242,12 @@ internal sealed class ShieldCommandLine
             if (environment.TryGetValue(flag.EnvironmentVariable, out var text) && text.Length > 0)
             {
                 values[flag.Name] = Normalize(flag, [text]);
+                sources[flag.Name] = FlagSource.Environment;
             }
         }
     }
 
-    private void FromFile(string path, List<Flag> flags, Dictionary<string, IReadOnlyList<string>> values, List<string> errors)
+    private void FromFile(string path, List<Flag> flags, Dictionary<string, IReadOnlyList<string>> values, Dictionary<string, FlagSource> sources, List<string> errors)
     {
         if (!File.Exists(path))
         {
@@ -271,6 +273,7 @@ internal sealed class ShieldCommandLine
             else if (entry.Values.Count > 0)
             {
                 values[flag.Name] = Normalize(flag, entry.Values);
+                sources[flag.Name] = FlagSource.ConfigFile;
             }
         }
     }

@@ -11,4 +11,5 @@ internal static class EventIds
     public const int EncryptionDisabled = 2;
     public const int PolicyLoaded = 3;
     public const int NotifyFailed = 4;
+    public const int FlagSources = 5;
 }

@@ -42,6 +42,15 @@ internal static partial class ServeCommand
         await using (app.ConfigureAwait(false))
         {
             var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("EtcdShield");
+            // etcd logs each variable it used; names only here, since a value may be a path or a PIN file's.
+            var fromEnvironment = flags.SetBy(FlagSource.Environment);
+            var fromFile = flags.SetBy(FlagSource.ConfigFile);
+            if (fromEnvironment.Count + fromFile.Count > 0)
+            {
+                var fromCommandLine = flags.SetBy(FlagSource.CommandLine);
+                Log.FlagSources(logger, fromCommandLine, fromEnvironment, fromFile);
+            }
+
             if (options.NoEncryption)
             {
                 Log.EncryptionDisabled(logger);
@@ -59,6 +68,9 @@ internal static partial class ServeCommand
 
     private static partial class Log
     {
+        [LoggerMessage(EventId = EventIds.FlagSources, EventName = nameof(EventIds.FlagSources), Level = LogLevel.Information, Message = "Flags from the command line: {CommandLine}; from ETCDSHIELD_* variables: {Environment}; from --config-file: {ConfigFile}")]
+        public static partial void FlagSources(ILogger logger, IReadOnlyList<string> commandLine, IReadOnlyList<string> environment, IReadOnlyList<string> configFile);
+
         [LoggerMessage(EventId = EventIds.Listening, EventName = nameof(EventIds.Listening), Level = LogLevel.Information, Message = "EtcdShield ready: serving clients on {ListenUrls}, relaying to etcd at {Upstream}")]
         public static partial void Listening(ILogger logger, IReadOnlyList<Uri> listenUrls, IReadOnlyList<Uri> upstream);
 
