@@ -16,14 +16,24 @@ internal sealed partial class UpstreamDialer
     /// <summary>Per member, so that one that never answers cannot use up the time of the others.</summary>
     public static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// After no member accepted, further connections fail at once for this long, as gRPC's pick_first fails its
+    /// waiting calls in TRANSIENT_FAILURE (its first backoff is 1 s): the HTTP/2 pool fails one waiting call per
+    /// failed attempt, so a storm of calls while every member hangs would otherwise wait one walk each, in turn.
+    /// </summary>
+    public static readonly TimeSpan FailFastFor = TimeSpan.FromSeconds(1);
+
     private readonly SslClientAuthenticationOptions? _tls;
     private readonly ILogger _logger;
+    private readonly TimeProvider _time;
     private int _current;
+    private RecentFailure? _recentFailure;
 
     /// <param name="logger">Told of each member <see cref="ConnectAnyAsync"/> passes over; the gateway, which walks the members itself, logs its own.</param>
-    public UpstreamDialer(ShieldOptions options, ILogger? logger = null)
+    public UpstreamDialer(ShieldOptions options, ILogger? logger = null, TimeProvider? time = null)
     {
         _logger = logger ?? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
+        _time = time ?? TimeProvider.System;
         Members = UpstreamMember.From(options.UpstreamEndpoints);
         _tls = UpstreamTls.ClientOptions(options);
     }
@@ -36,6 +46,12 @@ internal sealed partial class UpstreamDialer
     /// </summary>
     public async ValueTask<Stream> ConnectAnyAsync(SslApplicationProtocol protocol, CancellationToken cancellationToken)
     {
+        if (Volatile.Read(ref _recentFailure) is { } recent && _time.GetElapsedTime(recent.At) < FailFastFor)
+        {
+            // A new exception each time: one exception object thrown on many threads at once gets mixed stack traces.
+            throw new IOException($"No etcd member accepted a connection less than {FailFastFor.TotalSeconds:0}s ago: {recent.Failure.Message}", recent.Failure);
+        }
+
         var first = Volatile.Read(ref _current);
         List<Exception>? failures = null;
         for (var i = 0; i < Members.Count; i++)
@@ -54,8 +70,12 @@ internal sealed partial class UpstreamDialer
             }
         }
 
-        throw failures is [var only] ? only : new AggregateException("No etcd member accepted a connection.", failures!);
+        Exception failure = failures is [var only] ? only : new AggregateException("No etcd member accepted a connection.", failures!);
+        Volatile.Write(ref _recentFailure, new RecentFailure(_time.GetTimestamp(), failure));
+        throw failure;
     }
+
+    private sealed record RecentFailure(long At, Exception Failure);
 
     /// <summary>A connection to <paramref name="member"/>, with TLS already negotiated when the members use it.</summary>
     public async ValueTask<Stream> ConnectAsync(UpstreamMember member, SslApplicationProtocol protocol, CancellationToken cancellationToken)

@@ -131,4 +131,33 @@ public sealed class UpstreamDialerTlsTests : IDisposable
 
         await server;
     }
+
+    [Fact]
+    public async Task A_storm_of_calls_while_every_member_hangs_fails_unavailable_together_not_one_handshake_timeout_each()
+    {
+        // gRPC's pick_first fails every waiting call once its members failed (TRANSIENT_FAILURE); the HTTP/2 pool
+        // fails one waiting call per failed connection attempt, so without the dialer failing fast for a while,
+        // the twentieth call waited twenty handshake timeouts.
+        var (silent, silentPath) = Listen("hung.sock");
+        using var _ = silent;
+        using var channel = new UpstreamChannel(
+            new ShieldOptions { UpstreamEndpoints = [new Uri("unixs://" + silentPath)], UpstreamTrustedCaFile = _caFile },
+            Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance);
+        var kv = new EtcdShield.Protocol.Etcdserverpb.KV.KVClient(channel.Invoker);
+
+        var codes = await Task.WhenAll(Enumerable.Range(0, 20).Select(async _ =>
+        {
+            try
+            {
+                await kv.RangeAsync(new EtcdShield.Protocol.Etcdserverpb.RangeRequest(), deadline: DateTime.UtcNow.AddSeconds(60));
+                return Grpc.Core.StatusCode.OK;
+            }
+            catch (Grpc.Core.RpcException e)
+            {
+                return e.StatusCode;
+            }
+        }));
+
+        Assert.All(codes, code => Assert.Equal(Grpc.Core.StatusCode.Unavailable, code));
+    }
 }
