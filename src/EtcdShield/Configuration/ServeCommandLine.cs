@@ -61,7 +61,9 @@ internal static class ServeCommandLine
     {
         ArgumentNullException.ThrowIfNull(flags);
         var listen = Urls(flags, "listen-client-urls");
-        if (listen.Count == 0 && !flags.Has("listen-client-urls"))
+        // Given but empty ("", "," or a blank variable's rendering) is missing too: with no endpoint of ours,
+        // Kestrel would fall back to plain http://localhost:5000. A bad URL has its own message.
+        if (flags.Many("listen-client-urls").Count == 0)
         {
             flags.Error("--listen-client-urls is required, e.g. --listen-client-urls https://127.0.0.1:23790");
         }
@@ -127,6 +129,12 @@ internal static class ServeCommandLine
 
     private static ShieldOptions ReadUpstreamAndKeys(FlagValues flags)
     {
+        if (flags.Has("upstream-endpoints") && flags.Many("upstream-endpoints").Count == 0)
+        {
+            // Not etcd's default in its place: a blanked-out socket URL must not become plain TCP to 127.0.0.1:2379.
+            flags.Error("--upstream-endpoints was given no URL; leave it out for the default or name the members");
+        }
+
         var upstream = new List<Uri>();
         foreach (var value in flags.Many("upstream-endpoints"))
         {
