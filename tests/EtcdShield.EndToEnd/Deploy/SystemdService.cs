@@ -5,20 +5,20 @@ namespace EtcdShield.EndToEnd.Deploy;
 /// <summary>
 /// The [Service] settings of a unit with its drop-ins applied, and its command lines expanded as systemd expands
 /// them (environment from Environment= then EnvironmentFile=, which wins; <c>$NAME</c> splits into words,
-/// <c>${NAME}</c> stays one; <c>%H</c> is the host name): enough to run a unit's processes without systemd.
+/// <c>${NAME}</c> stays one; <c>%H</c> is the host name, <c>%p</c> the unit's): enough to run a unit's processes without systemd.
 /// </summary>
 internal sealed partial class SystemdService
 {
     private readonly Dictionary<string, List<string>> settings = new(StringComparer.Ordinal);
 
-    private SystemdService()
-    {
-    }
+    private readonly string unitName;
+
+    private SystemdService(string unitName) => this.unitName = unitName;
 
     /// <param name="unitFile">The unit, then its drop-ins in the order systemd applies them.</param>
     public static SystemdService Load(string unitFile, params string[] dropIns)
     {
-        var service = new SystemdService();
+        var service = new SystemdService(Path.GetFileNameWithoutExtension(unitFile));
         foreach (var file in dropIns.Prepend(unitFile))
         {
             var section = "";
@@ -83,7 +83,7 @@ internal sealed partial class SystemdService
 
         foreach (var entry in Values("EnvironmentFile"))
         {
-            var path = map(entry.TrimStart('-'));
+            var path = map(Specifiers(entry.TrimStart('-')));
             if (!File.Exists(path) && entry.StartsWith('-'))
             {
                 continue;
@@ -106,7 +106,7 @@ internal sealed partial class SystemdService
     }
 
     /// <summary>One Exec*= line as the argv systemd runs.</summary>
-    public static IReadOnlyList<string> Expand(string commandLine, IReadOnlyDictionary<string, string> environment)
+    public IReadOnlyList<string> Expand(string commandLine, IReadOnlyDictionary<string, string> environment)
     {
         var argv = new List<string>();
         foreach (var word in commandLine.TrimStart('-', '@', '+', '!', ':').Split(' ', StringSplitOptions.RemoveEmptyEntries))
@@ -123,7 +123,8 @@ internal sealed partial class SystemdService
         return argv;
     }
 
-    private static string Specifiers(string text) => text.Replace("%H", System.Environment.MachineName, StringComparison.Ordinal);
+    private string Specifiers(string text) =>
+        text.Replace("%H", System.Environment.MachineName, StringComparison.Ordinal).Replace("%p", unitName, StringComparison.Ordinal);
 
     [GeneratedRegex(@"""[^""]*""|[^\s""]+")]
     private static partial Regex Assignment();
