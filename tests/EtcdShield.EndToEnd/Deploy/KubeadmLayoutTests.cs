@@ -11,7 +11,7 @@ namespace EtcdShield.EndToEnd.Deploy;
 /// kubelet's order (the check init container, then etcd and EtcdShield), with /etc/kubernetes/pki holding
 /// certificates made now in kubeadm's layout, the pod's volumes in a temporary directory, the node's address on
 /// 127.0.0.2 and every port moved to a free one. Then etcdctl and python3-etcd3 work through the proxy with the
-/// API server's certificate, `etcdctl endpoint health` with kubeadm's health-check certificate, member lists name
+/// API server's certificate (its leases, compaction and status calls too), `etcdctl endpoint health` with kubeadm's health-check certificate, member lists name
 /// the proxy, values are ciphertext in etcd, and etcd answers no client on any TCP port.
 /// </summary>
 [SupportedOSPlatform("linux")]
@@ -58,6 +58,7 @@ public sealed class KubeadmLayoutTests : IDisposable
         await LayoutClients.EtcdctlWorksAsync(nodeUrl, ca, apiServer, "/registry/configmaps/kube-system/deploy-test");
         await LayoutClients.PythonEtcd3WorksAsync(loopbackUrl, ca, apiServer, "/registry/python/", root);
         await LayoutClients.MemberListNamesTheProxyAsync(nodeUrl, ca, apiServer, nodeUrl);
+        await LayoutClients.ApiServerCallsWorkAsync(loopbackUrl, ca, apiServer);
         var health = await new Etcdctl(loopbackUrl, ca, healthCheck).RunAsync("endpoint", "health");
         Assert.True(health.Succeeded, health.ToString());
         var refused = await new Etcdctl(loopbackUrl, ca, healthCheck).RunAsync("get", "/registry/secrets/kube-system/deploy-test");

@@ -63,6 +63,36 @@ internal static class LayoutClients
         Assert.True(seen.RootElement.GetProperty("deleted").GetBoolean());
     }
 
+    /// <summary>
+    /// What kube-apiserver does besides reading and writing objects, as etcdctl calls: a lease for an event, the
+    /// health key, the compactor's Txn on compact_rev_key and its Compact, and the member's status (storage size).
+    /// </summary>
+    public static async Task ApiServerCallsWorkAsync(string proxyUrl, string caFile, CertificatePaths client)
+    {
+        var etcdctl = new Etcdctl(proxyUrl, caFile, client);
+
+        var grant = (await etcdctl.RunAsync("lease", "grant", "60")).EnsureSuccess();
+        var lease = grant.StdOut.Split(' ')[1];
+        var put = await etcdctl.RunAsync("put", "/registry/events/default/deploy-test", "event", "--lease=" + lease);
+        var health = await etcdctl.RunAsync("get", "/registry/health");
+        var compactor = await etcdctl.RunAsync(
+            ["txn"],
+            "version(\"compact_rev_key\") = \"0\"\n\nput compact_rev_key 1\n\nget compact_rev_key\n\n");
+        using var header = JsonDocument.Parse((await etcdctl.RunAsync("get", "compact_rev_key", "-w", "json")).EnsureSuccess().StdOut);
+        var revision = header.RootElement.GetProperty("header").GetProperty("revision").GetInt64();
+        var compact = await etcdctl.RunAsync("compaction", revision.ToString(CultureInfo.InvariantCulture));
+        var status = await etcdctl.RunAsync("endpoint", "status");
+        var revoke = await etcdctl.RunAsync("lease", "revoke", lease);
+
+        Assert.True(put.Succeeded, put.ToString());
+        Assert.True(health.Succeeded, health.ToString());
+        Assert.True(compactor.Succeeded, compactor.ToString());
+        Assert.StartsWith("SUCCESS", compactor.StdOut, StringComparison.Ordinal);
+        Assert.True(compact.Succeeded, compact.ToString());
+        Assert.True(status.Succeeded, status.ToString());
+        Assert.True(revoke.Succeeded, revoke.ToString());
+    }
+
     /// <summary>The member list clients get names the proxy's advertised URL as the member's client URL.</summary>
     public static async Task MemberListNamesTheProxyAsync(string proxyUrl, string caFile, CertificatePaths client, string advertised)
     {
