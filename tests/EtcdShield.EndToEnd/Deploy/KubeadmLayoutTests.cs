@@ -11,8 +11,9 @@ namespace EtcdShield.EndToEnd.Deploy;
 /// kubelet's order (the check init container, then etcd and EtcdShield), with /etc/kubernetes/pki holding
 /// certificates made now in kubeadm's layout, the pod's volumes in a temporary directory, the node's address on
 /// 127.0.0.2 and every port moved to a free one. Then etcdctl and python3-etcd3 work through the proxy with the
-/// API server's certificate (its leases, compaction and status calls too), `etcdctl endpoint health` with kubeadm's health-check certificate, member lists name
-/// the proxy, values are ciphertext in etcd, and etcd answers no client on any TCP port.
+/// API server's certificate (its leases, compaction and status calls too), `etcdctl endpoint health` with kubeadm's health-check certificate (and, with the policy
+/// changed as the docs say for `kubeadm upgrade`, member lists naming the proxy), values are ciphertext in
+/// etcd, and etcd answers no client on any TCP port.
 /// </summary>
 [SupportedOSPlatform("linux")]
 public sealed class KubeadmLayoutTests : IDisposable
@@ -24,7 +25,7 @@ public sealed class KubeadmLayoutTests : IDisposable
     private readonly string root = Directory.CreateTempSubdirectory("etcdshield-kubeadm-").FullName;
     private readonly TestPki pki = new();
 
-    [Fact(Skip = "Needs the cli (serve/check subcommands), unix (unixs:// upstreams), lifecycle (/readyz) and check branches on main")]
+    [Fact(Skip = "Needs the cli (serve/check subcommands), lifecycle (/readyz) and check branches on main")]
     public async Task The_manifests_containers_run_etcd_on_its_socket_behind_etcdshield_for_etcdctl_and_python_clients()
     {
         var pod = StaticPod.Load(DeployFiles.KubeadmManifest);
@@ -41,7 +42,7 @@ public sealed class KubeadmLayoutTests : IDisposable
         var metricsPort = mapping.PortOf("127.0.0.1", 2382);
         using var http = new HttpClient();
         await Eventually.HoldsAsync(
-            async () => (await http.GetAsync(new Uri($"http://127.0.0.1:{metricsPort}/readyz"))).StatusCode,
+            () => StatusAsync(http, new Uri($"http://127.0.0.1:{metricsPort}/readyz")),
             status => status == HttpStatusCode.OK || shield.HasExited || etcd.HasExited,
             TimeSpan.FromSeconds(60));
         Assert.False(etcd.HasExited, etcd.ToString());
@@ -57,12 +58,23 @@ public sealed class KubeadmLayoutTests : IDisposable
         await LayoutClients.EtcdctlWorksAsync(loopbackUrl, ca, apiServer, "/registry/secrets/kube-system/deploy-test");
         await LayoutClients.EtcdctlWorksAsync(nodeUrl, ca, apiServer, "/registry/configmaps/kube-system/deploy-test");
         await LayoutClients.PythonEtcd3WorksAsync(loopbackUrl, ca, apiServer, "/registry/python/", root);
-        await LayoutClients.MemberListNamesTheProxyAsync(nodeUrl, ca, apiServer, nodeUrl);
         await LayoutClients.ApiServerCallsWorkAsync(loopbackUrl, ca, apiServer);
         var health = await new Etcdctl(loopbackUrl, ca, healthCheck).RunAsync("endpoint", "health");
         Assert.True(health.Succeeded, health.ToString());
         var refused = await new Etcdctl(loopbackUrl, ca, healthCheck).RunAsync("get", "/registry/secrets/kube-system/deploy-test");
         Assert.Contains("PermissionDenied", refused.StdErr, StringComparison.Ordinal);
+
+        // As docs/kubernetes.md says to before `kubeadm upgrade`: the health-check identity's methods line
+        // uncommented, the policy reloaded on SIGHUP; kubeadm's member list then names the proxies.
+        var policy = mapping.HostPath("/etc/etcdshield/policy.yaml");
+        var original = await File.ReadAllTextAsync(policy);
+        var forUpgrade = original.Replace("    # methods: [Cluster/MemberList, Maintenance/Status]\n", "    methods: [Cluster/MemberList, Maintenance/Status]\n", StringComparison.Ordinal);
+        Assert.NotEqual(original, forUpgrade);
+        await File.WriteAllTextAsync(policy + ".new", forUpgrade);
+        File.Move(policy + ".new", policy, overwrite: true);
+        (await ExternalCommand.RunAsync("/bin/kill", ["-HUP", shield.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)])).EnsureSuccess();
+        await Eventually.HoldsAsync(() => new Etcdctl(nodeUrl, ca, healthCheck).RunAsync("member", "list"), r => r.Succeeded, TimeSpan.FromSeconds(30));
+        await LayoutClients.MemberListNamesTheProxyAsync(nodeUrl, ca, healthCheck, nodeUrl);
 
         // Straight to etcd, over its socket (the only way in, and only from inside the pod): ciphertext.
         var socket = mapping.HostPath(Flags(pod.Container("etcdshield"))["upstream-endpoints"]["unixs://".Length..]);
@@ -140,6 +152,20 @@ public sealed class KubeadmLayoutTests : IDisposable
         (await LayoutPrograms.RunAsync(
             [LayoutPrograms.LayoutShield, "keys", "create", "--pkcs11-module", mapping.HostPath(SoftHsmToken.ModulePath), "--pkcs11-token-label", "etcdshield", "--pkcs11-pin-file", pin, "--pkcs11-key-label", "kek"],
             environment)).EnsureSuccess();
+    }
+
+    /// <summary>The probe's answer; null while nothing listens yet.</summary>
+    private static async Task<HttpStatusCode?> StatusAsync(HttpClient http, Uri probe)
+    {
+        try
+        {
+            using var response = await http.GetAsync(probe);
+            return response.StatusCode;
+        }
+        catch (HttpRequestException)
+        {
+            return null;
+        }
     }
 
     private static BackgroundProcess Start(YamlMappingNode container, HostMapping mapping) =>
