@@ -107,7 +107,7 @@ internal static class LayoutClients
 
     /// <summary>
     /// etcd has no TCP client listener: it listens on TCP only on <paramref name="nonClientPorts"/> (peer, metrics),
-    /// and none of those answers the client API.
+    /// and none of those answers the client API (etcd serves it on a plain-http peer listener too).
     /// </summary>
     public static async Task EtcdIsUnreachableOverTcpAsync(int etcdProcessId, IReadOnlySet<int> nonClientPorts, string caFile, CertificatePaths client, string key)
     {

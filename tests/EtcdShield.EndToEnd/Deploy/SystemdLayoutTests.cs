@@ -9,7 +9,7 @@ namespace EtcdShield.EndToEnd.Deploy;
 /// (ExecStart after the drop-in's reset, Environment= then EnvironmentFile=, WorkingDirectory=, RuntimeDirectory=,
 /// $NOTIFY_SOCKET for Type=notify, ExecStartPre before ExecStart), with /etc, /run and /var mapped into a temporary
 /// directory and ports moved to free ones. etcdctl and python3-etcd3 work through the proxy, values are ciphertext
-/// in etcd, and etcd answers no client on any TCP port. Users are not switched: the tests run as one user.
+/// in etcd, and etcd listens on no TCP port at all. Users are not switched: the tests run as one user.
 /// </summary>
 [SupportedOSPlatform("linux")]
 public sealed class SystemdLayoutTests : IDisposable
@@ -17,7 +17,7 @@ public sealed class SystemdLayoutTests : IDisposable
     private readonly string root = Directory.CreateTempSubdirectory("etcdshield-systemd-").FullName;
     private readonly TestPki pki = new();
 
-    [Fact(Skip = "Needs the cli (serve/check subcommands, ETCDSHIELD_* variables), lifecycle (READY=1) and check branches on main")]
+    [Fact(Skip = "Needs the lifecycle (READY=1) and check (etcdshield check passing) branches on main")]
     public async Task The_units_command_lines_run_etcd_on_its_socket_behind_etcdshield_for_etcdctl_and_python_clients()
     {
         var mapping = MapHost();
@@ -63,7 +63,8 @@ public sealed class SystemdLayoutTests : IDisposable
         Assert.DoesNotContain("etcdctl value", stored.StdOut, StringComparison.Ordinal);
         Assert.NotEmpty(stored.StdOut.Trim());
 
-        await LayoutClients.EtcdIsUnreachableOverTcpAsync(etcd.ProcessId, new HashSet<int> { mapping.PortOf("127.0.0.1", 2380) }, pki.CaFile, client, "/registry/secrets/default/systemd-test");
+        // Not even a peer port: etcd serves its client API there too, and the drop-in puts it on a socket.
+        await LayoutClients.EtcdIsUnreachableOverTcpAsync(etcd.ProcessId, new HashSet<int>(), pki.CaFile, client, "/registry/secrets/default/systemd-test");
 
         var stopped = await shield.TerminateAsync(TimeSpan.FromSeconds(30));
         Assert.Equal(0, stopped.ExitCode);
@@ -83,30 +84,21 @@ public sealed class SystemdLayoutTests : IDisposable
             mapping.Path(directory, Directory.CreateDirectory(Path.Combine(root, directory.TrimStart('/'))).FullName);
         }
 
-        var ports = FreePort.Allocate(3);
+        var ports = FreePort.Allocate(2);
         return mapping
             .Endpoint("127.0.0.1", 2379, "127.0.0.1", ports[0])
-            .Endpoint("127.0.0.1", 2380, "127.0.0.1", ports[1])
-            .Endpoint("127.0.0.1", 2382, "127.0.0.1", ports[2]);
+            .Endpoint("127.0.0.1", 2382, "127.0.0.1", ports[1]);
     }
 
     /// <summary>
     /// What the operator writes (as on the real machine: paths and ports are mapped where the units' settings are
-    /// read): /etc/default/etcdshield as shipped, certificates, the example policy and a token
-    /// with the KEK under /etc/etcdshield, and an /etc/default/etcd that only keeps etcd's peer listener (Debian's
-    /// default, localhost:2380) off the machine's own port.
+    /// read): /etc/default/etcdshield as shipped, and certificates, the example policy and a token with the KEK
+    /// under /etc/etcdshield. /etc/default/etcd stays absent, as Debian installs it (everything commented out).
     /// </summary>
     private async Task WriteOperatorFilesAsync(HostMapping mapping)
     {
         var defaults = mapping.HostPath("/etc/default");
         File.Copy(DeployFiles.ShieldDefaults, Path.Combine(defaults, "etcdshield"));
-        await File.WriteAllLinesAsync(Path.Combine(defaults, "etcd"), new[]
-        {
-            "ETCD_LISTEN_PEER_URLS=http://127.0.0.1:2380",
-            "ETCD_INITIAL_ADVERTISE_PEER_URLS=http://127.0.0.1:2380",
-            $"ETCD_INITIAL_CLUSTER={System.Environment.MachineName}=http://127.0.0.1:2380",
-        });
-
         var etc = mapping.HostPath("/etc/etcdshield");
         var certificates = Directory.CreateDirectory(Path.Combine(etc, "pki")).FullName;
         File.Copy(pki.ServerCert.CertFile, Path.Combine(certificates, "server.crt"));
