@@ -8,7 +8,7 @@ namespace EtcdShield.EndToEnd.Deploy;
 
 /// <summary>
 /// The acceptance test of the kubeadm layout: deploy/kubernetes/etcd.yaml's containers run here as processes, in
-/// kubelet's order (the check init container, then etcd and EtcdShield), with /etc/kubernetes/pki holding
+/// kubelet's way (etcd and EtcdShield, then EtcdShield's startup probe, `etcdshield check`, until it passes), with /etc/kubernetes/pki holding
 /// certificates made now in kubeadm's layout, the pod's volumes in a temporary directory, the node's address on
 /// 127.0.0.2 and every port moved to a free one. Then etcdctl and python3-etcd3 work through the proxy with the
 /// API server's certificate (its leases, compaction and status calls too), `etcdctl endpoint health` with kubeadm's health-check certificate (and, with the policy
@@ -34,11 +34,19 @@ public sealed class KubeadmLayoutTests : IDisposable
         KubeadmPki.Write(pki, pkiDirectory, NodeName, NodeAddress);
         await PrepareEtcdShieldDirectoryAsync(mapping);
 
-        var check = await LayoutPrograms.RunAsync(Argv(pod.Container("etcdshield-check"), mapping), Environment(pod.Container("etcdshield-check"), mapping));
-        Assert.True(check.Succeeded, check.ToString());
-
+        var container = pod.Container("etcdshield");
         await using var etcd = Start(pod.Container("etcd"), mapping);
-        await using var shield = Start(pod.Container("etcdshield"), mapping);
+        await using var shield = Start(container, mapping);
+
+        // The startup probe, as kubelet runs it (every periodSeconds, until it passes): etcdshield check.
+        var probe = StaticPod.Strings(StaticPod.Node(container, "startupProbe", "exec")!, "command").Select(mapping.Map).ToList();
+        var check = await Eventually.HoldsAsync(
+            () => LayoutPrograms.RunAsync(probe, Environment(container, mapping)),
+            result => result.Succeeded || etcd.HasExited || shield.HasExited,
+            TimeSpan.FromSeconds(60));
+        Assert.True(check.Succeeded, check.ToString());
+        Assert.DoesNotContain("FAIL", check.StdOut, StringComparison.Ordinal);
+
         var metricsPort = mapping.PortOf("127.0.0.1", 2382);
         using var http = new HttpClient();
         await Eventually.HoldsAsync(
