@@ -65,7 +65,8 @@ internal static class KeyProviderCheck
             }
             catch (KeyProviderUnavailableException e)
             {
-                report.Fail(name, $"{e.Message}; check --pkcs11-token-label or --pkcs11-slot and the PIN in --pkcs11-pin-file");
+                // The store's messages name the token and the flag to fix (a missing token, a refused PIN).
+                report.Fail(name, e.Message);
                 return;
             }
 
