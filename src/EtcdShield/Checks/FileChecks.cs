@@ -49,7 +49,8 @@ internal static class FileChecks
             ("--upstream-trusted-ca-file", options.UpstreamTrustedCaFile),
             ("--encryption-key-file", options.EncryptionKeyFile),
             .. options.RetiredEncryptionKeyFiles.Select(f => ("--retired-encryption-key-file", (string?)f)),
-            ("--pkcs11-module", options.Pkcs11Module),
+            // A bare library name is found by the dynamic loader's search path, not here; the pkcs11 check loads it.
+            ("--pkcs11-module", options.Pkcs11Module is { } module && module.Contains('/', StringComparison.Ordinal) ? module : null),
             ("--pkcs11-pin-file", options.Pkcs11PinFile),
         ];
         return files.Where(f => !string.IsNullOrEmpty(f.Item2)).Select(f => (f.Item1, f.Item2!));

@@ -84,6 +84,17 @@ public sealed class CertificateChecksTests : IDisposable
     }
 
     [Fact]
+    public void An_ipv6_listen_address_is_matched_against_the_ip_addresses_of_the_certificate()
+    {
+        var served = _pki.IssueServer("v6", ipAddresses: [IPAddress.IPv6Loopback]);
+        var options = Checked.Serving(_pki) with { CertFile = served.CertFile, KeyFile = served.KeyFile, ListenClientUrls = [new Uri("https://[::1]:2379")], AdvertiseClientUrls = [] };
+
+        var lines = Checked.Lines(r => CertificateChecks.ServingHosts(options, r));
+
+        Assert.Equal("ok   serving-cert-hosts: 'CN=localhost' covers ::1 (--listen-client-urls)", Assert.Single(lines).ToString());
+    }
+
+    [Fact]
     public void Listening_on_every_address_is_checked_by_the_advertised_names()
     {
         var options = Checked.Serving(_pki) with { ListenClientUrls = [new Uri("https://0.0.0.0:2379")], AdvertiseClientUrls = [new Uri("https://localhost:2379")] };

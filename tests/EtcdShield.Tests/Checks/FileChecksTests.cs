@@ -34,6 +34,18 @@ public sealed class FileChecksTests : IDisposable
     }
 
     [Fact]
+    public void A_pkcs11_module_is_checked_by_path_and_a_bare_library_name_is_left_to_the_loader()
+    {
+        var missing = Path.Combine(_pki.Directory, "libmissing.so");
+
+        var byPath = Checked.Lines(r => FileChecks.Run(Checked.Serving(_pki) with { Pkcs11Module = missing }, r));
+        var byName = Checked.Lines(r => FileChecks.Run(Checked.Serving(_pki) with { Pkcs11Module = "libsofthsm2.so" }, r));
+
+        Assert.StartsWith($"--pkcs11-module {missing} cannot be read", Checked.Single(byPath, CheckStatus.Fail).Detail, StringComparison.Ordinal);
+        Assert.DoesNotContain(byName, l => l.Detail.Contains("--pkcs11-module", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void A_pin_file_readable_by_others_is_a_warning_and_its_content_is_never_shown()
     {
         var pin = Path.Combine(_pki.Directory, "pin");
