@@ -55,6 +55,12 @@ internal static class EtcdCheck
                 report.Fail(Name, "the cluster has no leader, so writes fail; check that a quorum of members runs");
             }
 
+            // Alarms among them: NOSPACE refuses every write until the space is freed and the alarm disarmed.
+            foreach (var error in status.Errors)
+            {
+                report.Fail(Name, $"etcd reports: {error}; see etcd's log, and for an alarm etcdctl alarm list");
+            }
+
             foreach (var member in members.Members)
             {
                 Member(options, member, member.ID == answering, report);
