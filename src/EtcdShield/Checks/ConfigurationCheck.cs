@@ -29,7 +29,7 @@ internal static class ConfigurationCheck
             ("upstream-cert", (report, _) => Sync(() => CertificateChecks.Upstream(options, report))),
             ("expiry", (report, _) => Sync(() => CertificateChecks.Expiry(options, report))),
             (PolicyCheck.Name, (report, _) => Sync(() => PolicyCheck.Run(options, report))),
-            ("key-provider", (report, token) => KeyProviderCheck.RunAsync(options, report, token)),
+            (KeyProviderCheck.NameFor(options), (report, token) => KeyProviderCheck.RunAsync(options, report, token)),
             (EtcdCheck.Name, (report, token) => EtcdCheck.RunAsync(options, report, token)),
         ];
 

@@ -16,6 +16,14 @@ namespace EtcdShield.Checks;
 /// </summary>
 internal static class KeyProviderCheck
 {
+    /// <summary>The name of the check's first line for the configured provider, which a time-out is reported under.</summary>
+    public static string NameFor(ShieldOptions options) =>
+        options.NoEncryption ? "encryption"
+        : options.Pkcs11Module is not null ? "pkcs11"
+        : options.KmsPluginEndpoint is not null ? "kms"
+        : options.EncryptionKeyFile is not null ? "key-file"
+        : "encryption";
+
     public static async Task RunAsync(ShieldOptions options, CheckReport report, CancellationToken cancellationToken)
     {
         if (options.NoEncryption)

@@ -51,18 +51,27 @@ public sealed class ConfigurationCheckTests : IDisposable
     }
 
     [Fact]
-    public async Task A_check_past_its_deadline_fails_by_name_and_the_run_still_ends()
+    public async Task A_check_past_its_deadline_fails_by_name_and_the_next_ones_still_run()
     {
-        // Accepts connections (the kernel's backlog) and never answers a byte: an etcd that hangs.
-        using var silent = new TcpListener(IPAddress.Loopback, 0);
-        silent.Start();
-        var options = Checked.Serving(_pki) with { EncryptionKeyFile = DevelopmentKey(), UpstreamEndpoints = [new Uri($"http://127.0.0.1:{((IPEndPoint)silent.LocalEndpoint).Port}")] };
+        // Both accept connections (the kernel's backlog) and never answer a byte: a hung plugin and a hung etcd.
+        using var silentEtcd = new TcpListener(IPAddress.Loopback, 0);
+        silentEtcd.Start();
+        var kmsSocket = Path.Combine(_pki.Directory, "kms.sock");
+        using var silentKms = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        silentKms.Bind(new UnixDomainSocketEndPoint(kmsSocket));
+        silentKms.Listen();
+        var options = Checked.Serving(_pki) with
+        {
+            KmsPluginEndpoint = "unix://" + kmsSocket,
+            UpstreamEndpoints = [new Uri($"http://127.0.0.1:{((IPEndPoint)silentEtcd.LocalEndpoint).Port}")],
+        };
         using var output = new StringWriter();
 
         var exit = await ConfigurationCheck.RunAsync(options, output, TimeSpan.FromSeconds(2), CancellationToken.None);
 
         var lines = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(1, exit);
+        Assert.Equal("FAIL kms: no answer within 2s; whatever it waits for (device, socket, network) is not responding", lines[^3]);
         Assert.Equal("FAIL etcd: no answer within 2s; whatever it waits for (device, socket, network) is not responding", lines[^2]);
         Assert.StartsWith("summary: ", lines[^1], StringComparison.Ordinal);
     }
