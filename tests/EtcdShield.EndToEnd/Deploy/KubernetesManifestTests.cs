@@ -94,8 +94,8 @@ public sealed class KubernetesManifestTests
 
         // An init container would run before etcd starts, and check's etcd line could never pass.
         Assert.Empty(pod.InitContainers);
-        Assert.Equal(["/usr/local/bin/etcdshield", "check"], check.Take(2));
-        Assert.Equal(["/usr/local/bin/etcdshield", "serve"], serve.Take(2));
+        Assert.Equal(["/opt/etcdshield/EtcdShield", "check"], check.Take(2));
+        Assert.Equal(["/opt/etcdshield/EtcdShield", "serve"], serve.Take(2));
         Assert.Equal(serve.Skip(2), check.Skip(2));
     }
 
