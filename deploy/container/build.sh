@@ -30,3 +30,6 @@ bash "$here/podman.sh" build --pull=never --network host --quiet \
   --file "$here/Containerfile" --tag "$image" \
   --build-arg "REVISION=$revision" --build-arg "CREATED=$created" \
   "$context"
+# The images this build replaced (the previous image, its layout stage, a replaced base) are dangling now:
+# removed, so that repeated builds keep the storage at one base, one layout stage and one image.
+bash "$here/podman.sh" image prune --force >/dev/null

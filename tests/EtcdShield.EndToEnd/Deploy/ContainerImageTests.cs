@@ -74,15 +74,20 @@ public sealed class ContainerImageTests : IClassFixture<ContainerImageFixture>, 
         var mounted = await PrepareMountAsync(MountPoint);
         var ports = FreePort.Allocate(2);
         var clientUrl = $"https://127.0.0.1:{ports[0]}";
+        var metricsUrl = $"http://127.0.0.1:{ports[1]}";
         var name = NewContainerName();
 
         await using var container = image.StartPodman([
             "run", "--rm", "--name", name, .. RunFlags(MountPoint), ContainerImageFixture.Image,
-            .. ServeFlags(mounted, clientUrl, etcd.ClientUrl), "--metrics-listen-url", $"http://127.0.0.1:{ports[1]}",
+            .. ServeFlags(mounted, clientUrl, etcd.ClientUrl), "--metrics-listen-url", metricsUrl,
         ]);
         await container.WaitForStdOutAsync(line => line.Contains("EtcdShield ready", StringComparison.Ordinal), TimeSpan.FromSeconds(60));
         var pid = (await image.PodmanAsync("inspect", "--format", "{{.State.Pid}}", name)).EnsureSuccess().StdOut.Trim();
         var status = await File.ReadAllLinesAsync($"/proc/{pid}/status");
+
+        // The image has no HEALTHCHECK (no shell to run one): the host probes the metrics listener, as docs/container.md says.
+        using var http = new HttpClient();
+        using var health = await http.GetAsync(new Uri(metricsUrl + "/health"));
 
         var etcdctl = new Etcdctl(clientUrl, pki.CaFile, ShieldServer.DefaultClient(pki));
         var put = await etcdctl.RunAsync("put", "/container/k", Plaintext);
@@ -101,6 +106,7 @@ public sealed class ContainerImageTests : IClassFixture<ContainerImageFixture>, 
         // The kernel's view of the proxy process, not the image's metadata: every uid and gid is the image's user.
         Assert.Equal($"Uid:\t{ContainerImageFixture.UserId}\t{ContainerImageFixture.UserId}\t{ContainerImageFixture.UserId}\t{ContainerImageFixture.UserId}", status.Single(line => line.StartsWith("Uid:", StringComparison.Ordinal)));
         Assert.Equal($"Gid:\t{ContainerImageFixture.UserId}\t{ContainerImageFixture.UserId}\t{ContainerImageFixture.UserId}\t{ContainerImageFixture.UserId}", status.Single(line => line.StartsWith("Gid:", StringComparison.Ordinal)));
+        Assert.True(health.IsSuccessStatusCode, $"/health answered {(int)health.StatusCode}");
         Assert.True(put.Succeeded, put.ToString());
         Assert.Equal([Plaintext], get.EnsureSuccess().StdOutLines);
         StoredValue.AssertSealed(stored, Plaintext);
