@@ -10,9 +10,9 @@ namespace EtcdShield.EndToEnd.Deploy;
 /// containers.conf and storage, never the host's).
 /// </summary>
 /// <remarks>
-/// Cost, on this 2-core machine under the other sessions' load: cold (no base image, no layer cache) about 3-4 min,
-/// of which the base is about 1 min and the publish 1-2 min; warm (base cached, source changed or not) the publish
-/// and a build of about 20-40 s. Images stay cached in the storage; containers are removed by each test.
+/// Cost, on this 2-core machine under the other sessions' load (docs/container.md has the table): cold (no base, no
+/// layers, a fresh clone's publish) 4-6 min, of which the base is 1-2.5 min and the publish 2-3 min; warm (base
+/// cached outside the clone) 1-2 min, most of it the publish. Images stay cached; each test removes its containers.
 /// </remarks>
 public sealed class ContainerImageFixture : IAsyncLifetime
 {
