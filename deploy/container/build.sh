@@ -21,6 +21,13 @@ else
 fi
 [ -x "$context/etcdshield/EtcdShield" ] || { echo "build.sh: no program at $context/etcdshield/EtcdShield" >&2; exit 1; }
 
+# One build at a time per storage (two checkouts on one machine share it): the prune below must not remove what
+# another build is still making.
+lock="${ETCDSHIELD_CONTAINERS_ROOT:-/var/tmp/etcdshield-containers}/build.lock"
+mkdir -p "$(dirname "$lock")"
+exec 9>"$lock"
+flock 9
+
 bash "$here/build-base.sh" >&2
 
 revision=$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)

@@ -16,7 +16,7 @@ namespace EtcdShield.EndToEnd.Deploy;
 /// </remarks>
 public sealed class ContainerImageFixture : IAsyncLifetime
 {
-    public const string Image = "localhost/etcdshield:dev";
+    public const string Tag = "localhost/etcdshield:dev";
 
     /// <summary>The image's user (Containerfile ARG USER_ID/GROUP_ID): the files it reads must be readable by it.</summary>
     public const int UserId = 65532;
@@ -37,6 +37,12 @@ public sealed class ContainerImageFixture : IAsyncLifetime
 
     public string Program => Path.Combine(Published, "EtcdShield");
 
+    /// <summary>
+    /// The id of the image this fixture built: the tests use it rather than <see cref="Tag"/>, which another checkout's
+    /// build on the same machine may move meanwhile.
+    /// </summary>
+    public string Image { get; private set; } = "";
+
     /// <summary>How long publishing and building took, for the test output (no test asserts on it).</summary>
     public TimeSpan BuildTime { get; private set; }
 
@@ -51,11 +57,12 @@ public sealed class ContainerImageFixture : IAsyncLifetime
         }
 
         (await ExternalCommand.RunAsync("/bin/bash", [Path.Combine(Repository, "deploy", "publish.sh"), Published], timeout: BuildTimeout)).EnsureSuccess();
-        (await ExternalCommand.RunAsync(
+        var build = (await ExternalCommand.RunAsync(
             "/bin/bash",
-            [Path.Combine(Repository, "deploy", "container", "build.sh"), Image],
+            [Path.Combine(Repository, "deploy", "container", "build.sh"), Tag],
             environment: new Dictionary<string, string?> { ["ETCDSHIELD_PUBLISHED"] = Published },
             timeout: BuildTimeout)).EnsureSuccess();
+        Image = build.StdOutLines[^1].Trim();
         BuildTime = stopwatch.Elapsed;
     }
 

@@ -46,8 +46,8 @@ public sealed class ContainerImageTests : IClassFixture<ContainerImageFixture>, 
     [Fact]
     public async Task The_image_runs_as_a_fixed_non_root_user_and_holds_the_program_and_no_shell()
     {
-        var user = (await image.PodmanAsync("image", "inspect", "--format", "{{.Config.User}}", ContainerImageFixture.Image)).EnsureSuccess();
-        var root = (await image.PodmanAsync("image", "mount", ContainerImageFixture.Image)).EnsureSuccess().StdOut.Trim();
+        var user = (await image.PodmanAsync("image", "inspect", "--format", "{{.Config.User}}", image.Image)).EnsureSuccess();
+        var root = (await image.PodmanAsync("image", "mount", image.Image)).EnsureSuccess().StdOut.Trim();
         try
         {
             Assert.Equal($"{ContainerImageFixture.UserId}:{ContainerImageFixture.UserId}", user.StdOut.Trim());
@@ -63,7 +63,7 @@ public sealed class ContainerImageTests : IClassFixture<ContainerImageFixture>, 
         }
         finally
         {
-            await image.PodmanAsync("image", "unmount", ContainerImageFixture.Image);
+            await image.PodmanAsync("image", "unmount", image.Image);
         }
     }
 
@@ -78,7 +78,7 @@ public sealed class ContainerImageTests : IClassFixture<ContainerImageFixture>, 
         var name = NewContainerName();
 
         await using var container = image.StartPodman([
-            "run", "--rm", "--name", name, .. RunFlags(MountPoint), ContainerImageFixture.Image,
+            "run", "--rm", "--name", name, .. RunFlags(MountPoint), image.Image,
             .. ServeFlags(mounted, clientUrl, etcd.ClientUrl), "--metrics-listen-url", metricsUrl,
         ]);
         await container.WaitForStdOutAsync(line => line.Contains("EtcdShield ready", StringComparison.Ordinal), TimeSpan.FromSeconds(60));
@@ -135,7 +135,7 @@ public sealed class ContainerImageTests : IClassFixture<ContainerImageFixture>, 
         {
             var binary = await ExternalCommand.RunAsync(image.Program, ["check", .. flags]);
             var name = NewContainerName();
-            var contained = await image.PodmanAsync(["run", "--rm", "--name", name, .. RunFlags(directory), ContainerImageFixture.Image, "check", .. flags]);
+            var contained = await image.PodmanAsync(["run", "--rm", "--name", name, .. RunFlags(directory), image.Image, "check", .. flags]);
 
             Assert.False(binary.TimedOut, binary.ToString());
             Assert.True(binary.ExitCode == contained.ExitCode, $"the binary: {binary}{Environment.NewLine}the container: {contained}");
