@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Quickstart on a fresh Debian machine with the .NET SDK: installs etcd and SoftHSM2 if missing, makes a
-# development CA and certificates and a SoftHSM2 token holding the key-encryption key under .dev/, starts
-# etcd on loopback and EtcdShield (encrypting) in front of it, and prints etcdctl command lines to try.
-# Ctrl-C stops both.
+# development CA and certificates (valid for a year) and a SoftHSM2 token holding the key-encryption key under
+# .dev/, starts etcd with its client listener on a unix socket in .dev/ (no etcd TCP client port: clients reach
+# etcd only through the proxy) and EtcdShield (encrypting) in front of it, and prints etcdctl command lines to try.
+# Ctrl-C stops both. ETCD_PORT only names the socket file (etcd's unix://NAME:PORT form) and, plus one, etcd's
+# loopback peer port.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,13 +19,13 @@ mkdir -p "$dev/pki" "$dev/etcd"
 pki="$dev/pki"
 if [ ! -f "$pki/ca.pem" ]; then
   echo "== making a development CA and certificates in $pki"
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 365 \
     -subj "/CN=EtcdShield dev CA" -keyout "$pki/ca-key.pem" -out "$pki/ca.pem" 2>/dev/null
   issue() { # name, subject, extensions
     openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "$2" \
       -keyout "$pki/$1-key.pem" -out "$pki/$1.csr" 2>/dev/null
     openssl x509 -req -in "$pki/$1.csr" -CA "$pki/ca.pem" -CAkey "$pki/ca-key.pem" -CAcreateserial \
-      -days 30 -out "$pki/$1.pem" -extfile <(printf '%s\n' "$3") 2>/dev/null
+      -days 365 -out "$pki/$1.pem" -extfile <(printf '%s\n' "$3") 2>/dev/null
     rm -f "$pki/$1.csr"
   }
   issue server "/CN=etcdshield" "subjectAltName=IP:127.0.0.1,DNS:localhost
@@ -48,11 +50,16 @@ if [ ! -f "$SOFTHSM2_CONF" ]; then
 fi
 hsm=(--pkcs11-module /usr/lib/softhsm/libsofthsm2.so --pkcs11-token-label etcdshield --pkcs11-pin-file "$dev/pin" --pkcs11-key-label kek)
 
-echo "== starting etcd on http://127.0.0.1:$etcd_port (loopback only)"
-etcd --name quickstart --data-dir "$dev/etcd" \
-  --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
+# etcd 3.4 takes a unix listener only as unix://NAME:PORT and creates the file NAME:PORT in its working directory.
+socket_name="etcd-client:$etcd_port"
+socket="$dev/$socket_name"
+# etcd removes the file when it stops cleanly; after a crash 3.4 refuses to start ("address already in use").
+rm -f "$socket"
+echo "== starting etcd on the unix socket $socket (no TCP client port)"
+(cd "$dev" && exec etcd --name quickstart --data-dir "$dev/etcd" \
+  --listen-client-urls "unix://$socket_name" --advertise-client-urls "unix://$socket_name" \
   --listen-peer-urls "http://127.0.0.1:$((etcd_port + 1))" --initial-advertise-peer-urls "http://127.0.0.1:$((etcd_port + 1))" \
-  --initial-cluster "quickstart=http://127.0.0.1:$((etcd_port + 1))" >"$dev/etcd.log" 2>&1 &
+  --initial-cluster "quickstart=http://127.0.0.1:$((etcd_port + 1))" >"$dev/etcd.log" 2>&1) &
 etcd_pid=$!
 trap 'kill $etcd_pid ${shield_pid:-} 2>/dev/null || true' EXIT
 
@@ -60,7 +67,7 @@ echo "== starting EtcdShield on https://127.0.0.1:$shield_port (values encrypted
 dotnet "$shield" \
   --listen-client-urls "https://127.0.0.1:$shield_port" \
   --cert-file "$pki/server.pem" --key-file "$pki/server-key.pem" --trusted-ca-file "$pki/ca.pem" \
-  --upstream-endpoints "http://127.0.0.1:$etcd_port" \
+  --upstream-endpoints "unix://$socket" \
   --allow-cn quickstart-client \
   --metrics-listen-url "http://127.0.0.1:$metrics_port" \
   "${hsm[@]}" &
@@ -74,9 +81,9 @@ cat <<MSG
   $ctl --cert=$pki/client.pem --key=$pki/client-key.pem get /registry/secrets/demo
   $ctl --cert=$pki/client.pem --key=$pki/client-key.pem member list
   $ctl --cert=$pki/stranger.pem --key=$pki/stranger-key.pem get /registry/secrets/demo   # refused
-  etcdctl --endpoints=http://127.0.0.1:$etcd_port get /registry/secrets/demo                # etcd holds only ciphertext
+  etcdctl --endpoints=unix://$socket get /registry/secrets/demo   # etcd holds only ciphertext
   SOFTHSM2_CONF=$SOFTHSM2_CONF dotnet $shield keys rotate ${hsm[*]}      # new writes move to KEK version 2
-  SOFTHSM2_CONF=$SOFTHSM2_CONF dotnet $shield migrate --upstream-endpoints http://127.0.0.1:$etcd_port ${hsm[*]}
+  SOFTHSM2_CONF=$SOFTHSM2_CONF dotnet $shield migrate --upstream-endpoints unix://$socket ${hsm[*]}
   curl -s http://127.0.0.1:$metrics_port/health; curl -s http://127.0.0.1:$metrics_port/metrics
 
 MSG

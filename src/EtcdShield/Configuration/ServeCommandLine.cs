@@ -1,5 +1,3 @@
-using System.Text;
-
 namespace EtcdShield.Configuration;
 
 /// <summary>
@@ -8,6 +6,9 @@ namespace EtcdShield.Configuration;
 /// </summary>
 internal static class ServeCommandLine
 {
+    /// <summary>The defaults, from <see cref="ShieldOptions"/> alone: parsing falls back to them and --help shows them.</summary>
+    private static readonly ShieldOptions Defaults = new();
+
     public static readonly IReadOnlyList<Flag> Flags =
     [
         Flag.Repeated("listen-client-urls", "https://HOST:PORT[,...]", "Addresses to accept etcd clients on (mutual TLS; https only)."),
@@ -15,7 +16,7 @@ internal static class ServeCommandLine
         Flag.Single("cert-file", "FILE", "PEM certificate (chain) the proxy presents to clients."),
         Flag.Single("key-file", "FILE", "PEM private key for --cert-file."),
         Flag.Single("trusted-ca-file", "FILE", "PEM bundle of CAs that client certificates must chain to. A client certificate is always required."),
-        Flag.Repeated("upstream-endpoints", "URL[,...]", "etcd members to relay to (default http://127.0.0.1:2379): http:// or https://HOST:PORT, or a unix socket, unix:///abs/path or etcd's unix://NAME:PORT (the file NAME:PORT in the current directory), unixs:// for TLS over it. The first reachable one is used; others take over when it fails."),
+        Flag.Repeated("upstream-endpoints", "URL[,...]", $"etcd members to relay to (default {string.Join(',', Defaults.UpstreamEndpoints.Select(u => u.OriginalString))}): http:// or https://HOST:PORT, or a unix socket, unix:///abs/path or etcd's unix://NAME:PORT (the file NAME:PORT in the current directory), unixs:// for TLS over it. The first reachable one is used; others take over when it fails."),
         Flag.Single("upstream-cert-file", "FILE", "PEM client certificate the proxy presents to etcd (https upstreams)."),
         Flag.Single("upstream-key-file", "FILE", "PEM private key for --upstream-cert-file."),
         Flag.Single("upstream-trusted-ca-file", "FILE", "PEM bundle of CAs that etcd's server certificate must chain to (https upstreams)."),
@@ -24,12 +25,12 @@ internal static class ServeCommandLine
         Flag.Repeated("allow-uri", "URI", "Admit client certificates with this URI SAN (e.g. a SPIFFE ID) as an administrator, like --allow-cn; '*' matches one path segment, a trailing '/**' any rest. Repeatable."),
         Flag.Single("policy-file", "FILE", "YAML policy: identities (by CN, DNS/URI SAN, OU or SHA-256 fingerprint) and what each may do (methods, key ranges). Reloaded when it changes. The --allow-* flags add administrator identities after the policy's own; '*' in the file grants only unprivileged methods."),
         Flag.Single("client-crl-file", "FILE", "PEM or DER certificate revocation list(s), signed by a CA in --trusted-ca-file; revoked client certificates are refused. Reloaded when it changes."),
-        Flag.Single("tls-min-version", "1.2|1.3", "Lowest TLS version offered to clients (default 1.2). Cipher suites are AEAD only."),
-        Flag.Single("reload-interval", "DURATION", "How often certificate, CA, CRL and policy files are checked for changes (default 5s); SIGHUP checks at once."),
-        Flag.Single("cert-expiry-warning", "DURATION", "Warn in the log and report /health degraded when a certificate expires within this (default 720h)."),
+        Flag.Single("tls-min-version", "1.2|1.3", $"Lowest TLS version offered to clients (default {Defaults.TlsMinVersion}). Cipher suites are AEAD only."),
+        Flag.Single("reload-interval", "DURATION", $"How often certificate, CA, CRL and policy files are checked for changes (default {FlagValues.FormatDuration(Defaults.ReloadInterval)}); SIGHUP checks at once."),
+        Flag.Single("cert-expiry-warning", "DURATION", $"Warn in the log and report /health degraded when a certificate expires within this (default {FlagValues.FormatDuration(Defaults.CertExpiryWarning)})."),
         Flag.Single("audit-log", "FILE|-", "Write one JSON line per request (identity, peer, method, keys, outcome, latency; never values) to FILE, or to stdout with '-'."),
-        Flag.Single("audit-log-max-size", "MB", "Rotate the audit file when it reaches this size (default 100)."),
-        Flag.Single("audit-log-max-backups", "N", "Rotated audit files to keep (default 5)."),
+        Flag.Single("audit-log-max-size", "MB", $"Rotate the audit file when it reaches this size (default {Defaults.AuditLogMaxBytes / (1024 * 1024)})."),
+        Flag.Single("audit-log-max-backups", "N", $"Rotated audit files to keep (default {Defaults.AuditLogMaxBackups})."),
         Flag.Switch("audit-hash-keys", "Write the SHA-256 of keys instead of the keys, in the audit log and in log lines (clients are still told the key)."),
         Flag.Single("metrics-listen-url", "http://HOST:PORT", "Serve /health and /metrics (Prometheus) here, plain HTTP."),
         Flag.Repeated("cors-allowed-origins", "ORIGIN[,...]", "Answer browsers on these origins (scheme://host[:port], or '*' for any) with CORS headers on the client URLs, as etcd's --cors does: preflights are answered by the proxy. Default: none, no CORS headers at all."),
@@ -45,33 +46,38 @@ internal static class ServeCommandLine
         Flag.Single("kms-plugin-endpoint", "unix:///PATH.sock", "Kubernetes KMS v2 plugin that holds the key-encryption key."),
         Flag.Repeated("encrypt-prefix", "PREFIX", "Encrypt values only under these key prefixes (default: every key). Repeatable."),
         Flag.Repeated("legacy-plaintext-prefix", "PREFIX", "Migration window: under these prefixes, accept and return values that are not yet encrypted (counted in a metric). Repeatable."),
-        Flag.Single("max-request-bytes", "BYTES", "etcd's --max-request-bytes; requests (after encryption) above it are refused before reaching etcd (default 1572864)."),
-        Flag.Single("max-txn-ops", "N", "etcd's --max-txn-ops; a txn with more operations at one level is refused as etcd refuses it, before the proxy works on it (default 128). Set it to etcd's value."),
-        Flag.Single("max-concurrent-streams", "N", "HTTP/2 streams per client connection (default 10000)."),
-        Flag.Single("max-streams-per-identity", "N", "Open streams (Watch, LeaseKeepAlive, Observe, Snapshot) one policy identity may hold on this proxy process, each an upstream etcd stream (default 1000: kube-apiserver's etcd client multiplexes its watches and keep-alives over a few streams, so it stays far below; the count is per process). Past it a new stream gets RESOURCE_EXHAUSTED."),
-        Flag.Single("max-streams-per-connection", "N", "Open streams one client connection may hold (default 1000); unary calls are limited by --max-concurrent-streams only. Past it a new stream gets RESOURCE_EXHAUSTED."),
-        Flag.Single("shutdown-timeout", "DURATION", "On SIGTERM: how long in-flight unary calls may take to finish once the proxy stops accepting (default 10s); open streams end at once with UNAVAILABLE so clients move to another member."),
-        Flag.Single("log-level", "LEVEL", "Trace, Debug, Information, Warning or Error (default Information)."),
-        Flag.Switch("help", "Show this help."),
+        Flag.Single("max-request-bytes", "BYTES", $"etcd's --max-request-bytes; requests (after encryption) above it are refused before reaching etcd (default {Defaults.MaxRequestBytes})."),
+        Flag.Single("max-txn-ops", "N", $"etcd's --max-txn-ops; a txn with more operations at one level is refused as etcd refuses it, before the proxy works on it (default {Defaults.MaxTxnOps}). Set it to etcd's value."),
+        Flag.Single("max-concurrent-streams", "N", $"HTTP/2 streams per client connection (default {Defaults.MaxConcurrentStreams})."),
+        Flag.Single("max-streams-per-identity", "N", $"Open streams (Watch, LeaseKeepAlive, Observe, Snapshot) one policy identity may hold on this proxy process, each an upstream etcd stream (default {Defaults.MaxStreamsPerIdentity}: kube-apiserver's etcd client multiplexes its watches and keep-alives over a few streams, so it stays far below; the count is per process). Past it a new stream gets RESOURCE_EXHAUSTED."),
+        Flag.Single("max-streams-per-connection", "N", $"Open streams one client connection may hold (default {Defaults.MaxStreamsPerConnection}); unary calls are limited by --max-concurrent-streams only. Past it a new stream gets RESOURCE_EXHAUSTED."),
+        Flag.Single("shutdown-timeout", "DURATION", $"On SIGTERM: how long in-flight unary calls may take to finish once the proxy stops accepting (default {FlagValues.FormatDuration(Defaults.ShutdownTimeout)}); open streams end at once with UNAVAILABLE so clients move to another member."),
+        Flag.Single("log-level", "LEVEL", $"Trace, Debug, Information, Warning or Error (default {Defaults.LogLevel})."),
     ];
 
-    public static ShieldOptions ToOptions(ParsedFlags flags)
+    /// <summary>The proxy's options, or every problem with them at once.</summary>
+    /// <exception cref="ConfigurationException">Some flags are wrong or missing: one message per problem.</exception>
+    public static ShieldOptions ToOptions(FlagValues flags)
     {
+        ArgumentNullException.ThrowIfNull(flags);
         var listen = Urls(flags, "listen-client-urls");
-        if (listen.Count == 0)
+        if (listen.Count == 0 && !flags.Has("listen-client-urls"))
         {
-            throw new ConfigurationException("--listen-client-urls is required, e.g. --listen-client-urls https://127.0.0.1:23790");
+            flags.Error("--listen-client-urls is required, e.g. --listen-client-urls https://127.0.0.1:23790");
         }
 
-        foreach (var url in listen)
+        foreach (var url in listen.Where(u => u.Scheme != Uri.UriSchemeHttps))
         {
-            if (url.Scheme != Uri.UriSchemeHttps)
-            {
-                throw new ConfigurationException($"--listen-client-urls {url} must be https: EtcdShield only accepts clients over mutual TLS");
-            }
+            flags.Error($"--listen-client-urls {url} must be https: EtcdShield only accepts clients over mutual TLS");
         }
 
-        var options = UpstreamAndKeys(flags) with
+        var tls = flags.Single("tls-min-version") ?? Defaults.TlsMinVersion;
+        if (tls is not ("1.2" or "1.3"))
+        {
+            flags.Error($"--tls-min-version must be 1.2 or 1.3, not '{tls}'");
+        }
+
+        var options = ReadUpstreamAndKeys(flags) with
         {
             ListenClientUrls = listen,
             AdvertiseClientUrls = flags.Has("advertise-client-urls") ? Urls(flags, "advertise-client-urls") : listen,
@@ -83,25 +89,25 @@ internal static class ServeCommandLine
             AllowUris = flags.Many("allow-uri"),
             PolicyFile = OptionalFile(flags, "policy-file"),
             ClientCrlFile = OptionalFile(flags, "client-crl-file"),
-            TlsMinVersion = flags.Single("tls-min-version") is { } tls
-                ? tls is "1.2" or "1.3" ? tls : throw new ConfigurationException($"--tls-min-version must be 1.2 or 1.3, not '{tls}'")
-                : "1.2",
-            ReloadInterval = flags.Duration("reload-interval", TimeSpan.FromSeconds(5), TimeSpan.FromMilliseconds(100)),
-            CertExpiryWarning = flags.Duration("cert-expiry-warning", TimeSpan.FromDays(30), TimeSpan.Zero),
+            TlsMinVersion = tls,
+            ReloadInterval = flags.Duration("reload-interval", Defaults.ReloadInterval, TimeSpan.FromMilliseconds(100)),
+            CertExpiryWarning = flags.Duration("cert-expiry-warning", Defaults.CertExpiryWarning, TimeSpan.Zero),
             AuditLog = flags.Single("audit-log"),
-            AuditLogMaxBytes = flags.Int("audit-log-max-size", 100, 1, 1_000_000) * 1024L * 1024,
-            AuditLogMaxBackups = flags.Int("audit-log-max-backups", 5, 0, 1000),
+            AuditLogMaxBytes = flags.Int("audit-log-max-size", (int)(Defaults.AuditLogMaxBytes / (1024 * 1024)), 1, 1_000_000) * 1024L * 1024,
+            AuditLogMaxBackups = flags.Int("audit-log-max-backups", Defaults.AuditLogMaxBackups, 0, 1000),
             AuditHashKeys = flags.Switch("audit-hash-keys"),
-            MetricsListenUrl = flags.Single("metrics-listen-url") is { } m ? Url("metrics-listen-url", m) : null,
-            CorsAllowedOrigins = CorsOrigins(flags.Many("cors-allowed-origins")),
-            MaxConcurrentStreams = flags.Int("max-concurrent-streams", 10_000, 1, int.MaxValue),
-            MaxStreamsPerIdentity = flags.Int("max-streams-per-identity", ShieldOptions.DefaultMaxStreams, 1, int.MaxValue),
-            MaxStreamsPerConnection = flags.Int("max-streams-per-connection", ShieldOptions.DefaultMaxStreams, 1, int.MaxValue),
-            ShutdownTimeout = flags.Duration("shutdown-timeout", ShieldOptions.DefaultShutdownTimeout, TimeSpan.Zero),
-            LogLevel = flags.Single("log-level") ?? "Information",
+            MetricsListenUrl = flags.Single("metrics-listen-url") is { } m ? Url(flags, "metrics-listen-url", m) : null,
+            CorsAllowedOrigins = CorsOrigins(flags, flags.Many("cors-allowed-origins")),
+            MaxConcurrentStreams = flags.Int("max-concurrent-streams", Defaults.MaxConcurrentStreams, 1, int.MaxValue),
+            MaxStreamsPerIdentity = flags.Int("max-streams-per-identity", Defaults.MaxStreamsPerIdentity, 1, int.MaxValue),
+            MaxStreamsPerConnection = flags.Int("max-streams-per-connection", Defaults.MaxStreamsPerConnection, 1, int.MaxValue),
+            ShutdownTimeout = flags.Duration("shutdown-timeout", Defaults.ShutdownTimeout, TimeSpan.Zero),
+            LogLevel = flags.Single("log-level") ?? Defaults.LogLevel,
         };
 
-        Validate(options);
+        Validate(flags, options);
+        ValidateUpstreamAndKeys(flags, options);
+        flags.ThrowIfAny();
         return options;
     }
 
@@ -109,49 +115,64 @@ internal static class ServeCommandLine
     /// The settings shared by every command that talks to etcd and the key provider (the proxy, migrate, keys):
     /// upstream endpoints and TLS, key provider, encrypted prefixes and etcd's request limit.
     /// </summary>
-    public static ShieldOptions UpstreamAndKeys(ParsedFlags flags)
+    /// <exception cref="ConfigurationException">Some flags are wrong or missing: one message per problem.</exception>
+    public static ShieldOptions UpstreamAndKeys(FlagValues flags)
     {
-        var upstream = flags.Many("upstream-endpoints").Select(v => UpstreamUrls.Parse("upstream-endpoints", v)).ToList();
-        if (upstream.Count == 0)
+        ArgumentNullException.ThrowIfNull(flags);
+        var options = ReadUpstreamAndKeys(flags);
+        ValidateUpstreamAndKeys(flags, options);
+        flags.ThrowIfAny();
+        return options;
+    }
+
+    private static ShieldOptions ReadUpstreamAndKeys(FlagValues flags)
+    {
+        var upstream = new List<Uri>();
+        foreach (var value in flags.Many("upstream-endpoints"))
         {
-            upstream = [new Uri("http://127.0.0.1:2379")];
+            try
+            {
+                upstream.Add(UpstreamUrls.Parse("upstream-endpoints", value));
+            }
+            catch (ConfigurationException e)
+            {
+                flags.Error(e.Message);
+            }
         }
 
         if (upstream.Select(UpstreamUrls.UsesTls).Distinct().Count() > 1)
         {
-            throw new ConfigurationException("--upstream-endpoints must all use TLS (https, unixs) or all not (http, unix)");
+            flags.Error("--upstream-endpoints must all use TLS (https, unixs) or all not (http, unix)");
         }
 
-        var options = new ShieldOptions
+        return new ShieldOptions
         {
-            UpstreamEndpoints = upstream,
+            UpstreamEndpoints = upstream.Count > 0 ? upstream : Defaults.UpstreamEndpoints,
             UpstreamCertFile = OptionalFile(flags, "upstream-cert-file"),
             UpstreamKeyFile = OptionalFile(flags, "upstream-key-file"),
             UpstreamTrustedCaFile = OptionalFile(flags, "upstream-trusted-ca-file"),
             NoEncryption = flags.Switch("no-encryption"),
             EncryptionKeyFile = OptionalFile(flags, "encryption-key-file"),
-            RetiredEncryptionKeyFiles = flags.Many("retired-encryption-key-file").Select(f => ExistingFile("retired-encryption-key-file", f)).ToList(),
+            RetiredEncryptionKeyFiles = [.. flags.Many("retired-encryption-key-file").Select(f => ExistingFile(flags, "retired-encryption-key-file", f)).OfType<string>()],
             Pkcs11Module = OptionalFile(flags, "pkcs11-module"),
             Pkcs11TokenLabel = flags.Single("pkcs11-token-label"),
-            Pkcs11Slot = flags.Single("pkcs11-slot") is { } slot ? ParseSlot(slot) : null,
+            Pkcs11Slot = flags.Single("pkcs11-slot") is { } slot ? ParseSlot(flags, slot) : null,
             Pkcs11PinFile = OptionalFile(flags, "pkcs11-pin-file"),
             Pkcs11KeyLabel = flags.Single("pkcs11-key-label"),
             Pkcs11RetiredKeyLabels = flags.Many("pkcs11-retired-key-label"),
             KmsPluginEndpoint = flags.Single("kms-plugin-endpoint"),
             EncryptPrefixes = flags.Many("encrypt-prefix"),
             LegacyPlaintextPrefixes = flags.Many("legacy-plaintext-prefix"),
-            MaxRequestBytes = flags.Int("max-request-bytes", ShieldOptions.DefaultMaxRequestBytes, 1024, 64 * 1024 * 1024),
-            MaxTxnOps = flags.Int("max-txn-ops", ShieldOptions.DefaultMaxTxnOps, 1, 1_000_000),
+            MaxRequestBytes = flags.Int("max-request-bytes", Defaults.MaxRequestBytes, 1024, 64 * 1024 * 1024),
+            MaxTxnOps = flags.Int("max-txn-ops", Defaults.MaxTxnOps, 1, 1_000_000),
         };
-        ValidateUpstreamAndKeys(options);
-        return options;
     }
 
-    private static void Validate(ShieldOptions options)
+    private static void Validate(FlagValues flags, ShieldOptions options)
     {
-        if (options.AllowCommonNames.Count + options.AllowDnsNames.Count + options.AllowUris.Count == 0 && options.PolicyFile is null)
+        if (options.AllowCommonNames.Count + options.AllowDnsNames.Count + options.AllowUris.Count == 0 && options.PolicyFile is null && !flags.Has("policy-file"))
         {
-            throw new ConfigurationException(
+            flags.Error(
                 "no client identity is allowed: give a --policy-file, or at least one --allow-cn, --allow-dns or --allow-uri " +
                 "(a certificate signed by the trusted CA is not enough on its own)");
         }
@@ -159,109 +180,96 @@ internal static class ServeCommandLine
         // The plain-HTTP metrics listener is told apart from the mutual-TLS client listeners by its port alone.
         if (options.MetricsListenUrl is { } metrics && (metrics.Port == 0 || options.ListenClientUrls.Any(u => u.Port == metrics.Port)))
         {
-            throw new ConfigurationException($"--metrics-listen-url {metrics} needs a port of its own: not 0 and not the port of any --listen-client-urls");
+            flags.Error($"--metrics-listen-url {metrics} needs a port of its own: not 0 and not the port of any --listen-client-urls");
         }
 
         if (!Enum.TryParse<Microsoft.Extensions.Logging.LogLevel>(options.LogLevel, ignoreCase: true, out _))
         {
-            throw new ConfigurationException($"--log-level '{options.LogLevel}' is not one of Trace, Debug, Information, Warning, Error");
+            flags.Error($"--log-level '{options.LogLevel}' is not one of Trace, Debug, Information, Warning, Error");
         }
     }
 
-    private static void ValidateUpstreamAndKeys(ShieldOptions options)
+    private static void ValidateUpstreamAndKeys(FlagValues flags, ShieldOptions options)
     {
-        if ((options.UpstreamCertFile is null) != (options.UpstreamKeyFile is null))
+        if ((options.UpstreamCertFile is null) != (options.UpstreamKeyFile is null) && flags.Has("upstream-cert-file") != flags.Has("upstream-key-file"))
         {
-            throw new ConfigurationException("--upstream-cert-file and --upstream-key-file go together");
+            flags.Error("--upstream-cert-file and --upstream-key-file go together");
         }
 
-        if (!UpstreamUrls.UsesTls(options.UpstreamEndpoints[0]) && (options.UpstreamCertFile is not null || options.UpstreamTrustedCaFile is not null))
+        if (!UpstreamUrls.UsesTls(options.UpstreamEndpoints[0]) && (flags.Has("upstream-cert-file") || flags.Has("upstream-trusted-ca-file")))
         {
-            throw new ConfigurationException("--upstream-cert-file and --upstream-trusted-ca-file need TLS --upstream-endpoints (https or unixs)");
+            flags.Error("--upstream-cert-file and --upstream-trusted-ca-file need TLS --upstream-endpoints (https or unixs)");
         }
 
-        var providers = (options.EncryptionKeyFile is null ? 0 : 1) + (options.Pkcs11Module is null ? 0 : 1) + (options.KmsPluginEndpoint is null ? 0 : 1);
+        // Counted from the flags given, not the files found, so a missing key file is not also "no key provider".
+        var providers = (flags.Has("encryption-key-file") ? 1 : 0) + (flags.Has("pkcs11-module") ? 1 : 0) + (flags.Has("kms-plugin-endpoint") ? 1 : 0);
         if (options.NoEncryption && providers > 0)
         {
-            throw new ConfigurationException("--no-encryption contradicts the key provider flags: choose one");
+            flags.Error("--no-encryption contradicts the key provider flags: choose one");
         }
 
-        if (options.RetiredEncryptionKeyFiles.Count > 0 && options.EncryptionKeyFile is null)
+        if (flags.Has("retired-encryption-key-file") && !flags.Has("encryption-key-file"))
         {
-            throw new ConfigurationException("--retired-encryption-key-file goes with --encryption-key-file");
+            flags.Error("--retired-encryption-key-file goes with --encryption-key-file");
         }
 
         if (providers > 1)
         {
-            throw new ConfigurationException("give exactly one key provider: --pkcs11-module, --kms-plugin-endpoint or --encryption-key-file");
+            flags.Error("give exactly one key provider: --pkcs11-module, --kms-plugin-endpoint or --encryption-key-file");
         }
 
         if (!options.NoEncryption && providers == 0)
         {
-            throw new ConfigurationException(
+            flags.Error(
                 "no key provider is configured, and EtcdShield never stores values in plaintext unless told to: " +
                 "give --pkcs11-module (with --pkcs11-token-label, --pkcs11-pin-file, --pkcs11-key-label), " +
                 "--kms-plugin-endpoint, --encryption-key-file (development only), or --no-encryption to relay values as sent");
         }
 
-        if (options.Pkcs11Module is not null &&
-            ((options.Pkcs11TokenLabel is null && options.Pkcs11Slot is null) || options.Pkcs11PinFile is null || options.Pkcs11KeyLabel is null))
+        if (flags.Has("pkcs11-module") &&
+            ((!flags.Has("pkcs11-token-label") && !flags.Has("pkcs11-slot")) || !flags.Has("pkcs11-pin-file") || !flags.Has("pkcs11-key-label")))
         {
-            throw new ConfigurationException("--pkcs11-module needs --pkcs11-token-label (or --pkcs11-slot), --pkcs11-pin-file and --pkcs11-key-label");
+            flags.Error("--pkcs11-module needs --pkcs11-token-label (or --pkcs11-slot), --pkcs11-pin-file and --pkcs11-key-label");
         }
 
-        if (options.Pkcs11RetiredKeyLabels.Count > 0 && options.Pkcs11Module is null)
+        if (options.Pkcs11RetiredKeyLabels.Count > 0 && !flags.Has("pkcs11-module"))
         {
-            throw new ConfigurationException("--pkcs11-retired-key-label goes with --pkcs11-module");
+            flags.Error("--pkcs11-retired-key-label goes with --pkcs11-module");
         }
 
         if (options.KmsPluginEndpoint is { } kms && !kms.StartsWith("unix://", StringComparison.Ordinal))
         {
-            throw new ConfigurationException($"--kms-plugin-endpoint {kms} must be a unix socket URL, e.g. unix:///var/run/kms.sock");
+            flags.Error($"--kms-plugin-endpoint {kms} must be a unix socket URL, e.g. unix:///var/run/kms.sock");
         }
     }
 
-    public static string Help()
+    private static ulong? ParseSlot(FlagValues flags, string text)
     {
-        var text = new StringBuilder();
-        text.AppendLine("EtcdShield: an encrypting, identity-checking mutual-TLS proxy for etcd v3.");
-        text.AppendLine();
-        text.AppendLine("Usage: EtcdShield [flags]              run the proxy");
-        text.AppendLine("       EtcdShield keys create|rotate|status [flags]   manage the KEK in the HSM (--help for flags)");
-        text.AppendLine("       EtcdShield migrate [flags]      re-encrypt stored values under the current KEK (--help for flags)");
-        text.AppendLine();
-        text.AppendLine("Flags (--name value or --name=value):");
-        foreach (var flag in Flags)
+        if (ulong.TryParse(text, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var slot))
         {
-            var head = flag.Arity == FlagArity.Switch ? $"  --{flag.Name}" : $"  --{flag.Name} {flag.ValueName}";
-            text.AppendLine(head);
-            text.Append("      ").AppendLine(flag.Help);
+            return slot;
         }
 
-        return text.ToString();
+        flags.Error($"--pkcs11-slot must be a slot number, not '{text}'");
+        return null;
     }
-
-    private static ulong ParseSlot(string text) =>
-        ulong.TryParse(text, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var slot)
-            ? slot
-            : throw new ConfigurationException($"--pkcs11-slot must be a slot number, not '{text}'");
 
     /// <summary>
     /// Each origin as a browser sends it in its Origin header (a lower-case scheme and host, the port only when not
     /// the scheme's default, no path), or "*": anything else could never match and would leave CORS silently off.
     /// Every bad origin is named at once.
     /// </summary>
-    private static List<string> CorsOrigins(IReadOnlyList<string> origins)
+    private static List<string> CorsOrigins(FlagValues flags, IReadOnlyList<string> origins)
     {
         var bad = origins.Where(o => o != "*" && !IsOrigin(o)).ToList();
         if (bad.Count > 0)
         {
-            throw new ConfigurationException(
+            flags.Error(
                 $"--cors-allowed-origins: {string.Join(", ", bad.Select(o => $"'{o}'"))} {(bad.Count == 1 ? "is not an origin" : "are not origins")}: " +
                 "give scheme://host[:port] as browsers send it (e.g. https://app.example.com:8443; no path, no default port), or '*' for any");
         }
 
-        return [.. origins.Distinct(StringComparer.Ordinal)];
+        return [.. origins.Except(bad).Distinct(StringComparer.Ordinal)];
     }
 
     private static bool IsOrigin(string text) =>
@@ -270,31 +278,41 @@ internal static class ServeCommandLine
         && uri.UserInfo.Length == 0
         && string.Equals(text, uri.GetLeftPart(UriPartial.Authority), StringComparison.Ordinal);
 
-    private static List<Uri> Urls(ParsedFlags flags, string name) =>
-        flags.Many(name).Select(v => Url(name, v)).ToList();
+    private static List<Uri> Urls(FlagValues flags, string name) =>
+        [.. flags.Many(name).Select(v => Url(flags, name, v)).OfType<Uri>()];
 
-    private static Uri Url(string flag, string value)
+    private static Uri? Url(FlagValues flags, string flag, string value)
     {
         if (!Uri.TryCreate(value, UriKind.Absolute, out var uri) ||
             (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
         {
-            throw new ConfigurationException($"--{flag} '{value}' is not a URL like https://127.0.0.1:2379");
+            flags.Error($"--{flag} '{value}' is not a URL like https://127.0.0.1:2379");
+            return null;
         }
 
         return uri;
     }
 
-    private static string RequiredFile(ParsedFlags flags, string name) =>
-        OptionalFile(flags, name) ?? throw new ConfigurationException($"--{name} is required");
+    private static string RequiredFile(FlagValues flags, string name)
+    {
+        if (!flags.Has(name))
+        {
+            flags.Error($"--{name} is required");
+            return "";
+        }
 
-    private static string? OptionalFile(ParsedFlags flags, string name) =>
-        flags.Single(name) is { } path ? ExistingFile(name, path) : null;
+        return OptionalFile(flags, name) ?? "";
+    }
 
-    private static string ExistingFile(string name, string path)
+    private static string? OptionalFile(FlagValues flags, string name) =>
+        flags.Single(name) is { } path ? ExistingFile(flags, name, path) : null;
+
+    private static string? ExistingFile(FlagValues flags, string name, string path)
     {
         if (!File.Exists(path))
         {
-            throw new ConfigurationException($"--{name} {path}: file not found");
+            flags.Error($"--{name} {path}: file not found");
+            return null;
         }
 
         return Path.GetFullPath(path);

@@ -1,3 +1,4 @@
+using System.Net.Security;
 using EtcdShield.Configuration;
 using EtcdShield.Relay;
 using Yarp.ReverseProxy.Forwarder;
@@ -5,8 +6,8 @@ using Yarp.ReverseProxy.Forwarder;
 namespace EtcdShield.Gateway;
 
 /// <summary>
-/// etcd's members as destinations of plain HTTP requests forwarded with YARP: the same members and TLS as the gRPC
-/// channel (<see cref="UpstreamTls"/>), with its pick_first failover: the member that answered last is asked first,
+/// etcd's members as destinations of plain HTTP requests forwarded with YARP: the same members, sockets and TLS as the
+/// gRPC channel (<see cref="UpstreamDialer"/>), with its pick_first failover: the member that answered last is asked first,
 /// and one that cannot be reached before it answers hands the request to the next, each member once.
 /// </summary>
 internal sealed partial class UpstreamHttp : IDisposable
@@ -31,7 +32,8 @@ internal sealed partial class UpstreamHttp : IDisposable
     {
         _forwarder = forwarder;
         _invoker = new HttpMessageInvoker(handler, disposeHandler: true);
-        _members = [.. options.UpstreamEndpoints.Select(u => u.GetLeftPart(UriPartial.Authority))];
+        // http:// for every member: the dialer puts TLS on the connection itself, with the member's host name.
+        _members = [.. UpstreamMember.From(options.UpstreamEndpoints).Select(m => "http://" + m.Authority)];
         _logger = logger;
     }
 
@@ -77,18 +79,21 @@ internal sealed partial class UpstreamHttp : IDisposable
     /// <summary>As YARP's direct forwarding recommends: no proxy, redirects, cookies, decompression or tracing headers.</summary>
     private static SocketsHttpHandler Handler(ShieldOptions options)
     {
-        var handler = new SocketsHttpHandler
+        var dialer = new UpstreamDialer(options);
+        return new SocketsHttpHandler
         {
             UseProxy = false,
             AllowAutoRedirect = false,
             AutomaticDecompression = System.Net.DecompressionMethods.None,
             UseCookies = false,
             ActivityHeadersPropagator = null,
-            ConnectTimeout = TimeSpan.FromSeconds(5),
             PooledConnectionIdleTimeout = TimeSpan.FromMinutes(1),
+            // Each member has an authority of its own, so the connection asked for names the member to dial.
+            ConnectCallback = (context, cancellationToken) =>
+                UpstreamMember.Find(dialer.Members, context.DnsEndPoint.Host, context.DnsEndPoint.Port) is { } member
+                    ? dialer.ConnectAsync(member, SslApplicationProtocol.Http11, cancellationToken)
+                    : throw new InvalidOperationException($"No etcd member is {context.DnsEndPoint}."),
         };
-        UpstreamTls.ApplyTo(handler, options);
-        return handler;
     }
 
     /// <summary>

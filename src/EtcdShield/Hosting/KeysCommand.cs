@@ -21,39 +21,55 @@ internal static class KeysCommand
     private static readonly TimeSpan EtcdCallTimeout = TimeSpan.FromSeconds(30);
 
     /// <param name="args">The arguments after "keys".</param>
-    public static async Task<int> RunAsync(IReadOnlyList<string> args, TextWriter stdout, TextWriter stderr, ILoggerFactory? loggerFactory = null)
+    /// <param name="environment">ETCDSHIELD_* variables to read flags from (none when null).</param>
+    public static Task<int> RunAsync(IReadOnlyList<string> args, TextWriter stdout, TextWriter stderr, ILoggerFactory? loggerFactory = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         ArgumentNullException.ThrowIfNull(args);
+        ParsedCommand parsed = ShieldCommands.CommandLine.Parse([ShieldCommands.Keys, .. args], environment ?? new Dictionary<string, string>());
+        return RunAsync(parsed, stdout, stderr, loggerFactory);
+    }
+
+    /// <param name="parsed">A parse of "keys ..." by <see cref="ShieldCommands.CommandLine"/>.</param>
+    public static async Task<int> RunAsync(ParsedCommand parsed, TextWriter stdout, TextWriter stderr, ILoggerFactory? loggerFactory = null)
+    {
+        ArgumentNullException.ThrowIfNull(parsed);
         ArgumentNullException.ThrowIfNull(stdout);
         ArgumentNullException.ThrowIfNull(stderr);
-        if (args.Count == 0 || args[0] is "--help" or "-h" or "help")
+        if (parsed.HelpRequested)
         {
-            await (args.Count == 0 ? stderr : stdout).WriteAsync(KeysCommandLine.Help(null)).ConfigureAwait(false);
-            return args.Count == 0 ? BadFlags : Ok;
+            ShieldCommandLine.WriteHelp(parsed, stdout);
+            return Ok;
         }
 
-        string subcommand = args[0];
-        if (!KeysCommandLine.Subcommands.Contains(subcommand))
+        if (parsed.Path == ShieldCommands.Keys)
         {
-            await stderr.WriteLineAsync($"etcdshield keys: unknown command '{subcommand}' (create, rotate or status; see etcdshield keys --help)").ConfigureAwait(false);
+            // "keys" alone, or with a word that is not one of its commands.
+            if (parsed.UnknownCommands.Count == 0)
+            {
+                await stderr.WriteAsync(ShieldCommands.CommandLine.Help(ShieldCommands.Keys)).ConfigureAwait(false);
+            }
+
+            foreach (string unknown in parsed.UnknownCommands)
+            {
+                await stderr.WriteLineAsync($"etcdshield keys: unknown command '{unknown}' (create, rotate or status; see etcdshield keys --help)").ConfigureAwait(false);
+            }
+
             return BadFlags;
         }
 
+        string subcommand = parsed.Path[(ShieldCommands.Keys.Length + 1)..];
         KeysCommandOptions options;
         try
         {
-            ParsedFlags flags = ParsedFlags.Parse([.. args.Skip(1)], KeysCommandLine.FlagsFor(subcommand));
-            if (flags.Switch("help"))
-            {
-                await stdout.WriteAsync(KeysCommandLine.Help(subcommand)).ConfigureAwait(false);
-                return Ok;
-            }
-
-            options = KeysCommandLine.ToOptions(subcommand, flags);
+            options = KeysCommandLine.ToOptions(subcommand, parsed.Flags);
         }
         catch (ConfigurationException e)
         {
-            await stderr.WriteLineAsync($"etcdshield keys {subcommand}: {e.Message}").ConfigureAwait(false);
+            foreach (string error in e.Errors)
+            {
+                await stderr.WriteLineAsync($"etcdshield keys {subcommand}: {error}").ConfigureAwait(false);
+            }
+
             return BadFlags;
         }
 

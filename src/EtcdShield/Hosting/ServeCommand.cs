@@ -5,23 +5,22 @@ namespace EtcdShield.Hosting;
 /// <summary>The proxy's command line: parse, validate, start, and say clearly why not when it cannot.</summary>
 internal static partial class ServeCommand
 {
-    public static async Task<int> RunAsync(IReadOnlyList<string> args)
+    /// <param name="flags">serve's flags (<see cref="ServeCommandLine.Flags"/>) from every source.</param>
+    public static async Task<int> RunAsync(FlagValues flags)
     {
         ShieldOptions options;
         try
         {
-            var flags = ParsedFlags.Parse(args, ServeCommandLine.Flags);
-            if (flags.Switch("help"))
-            {
-                Console.Out.Write(ServeCommandLine.Help());
-                return 0;
-            }
-
             options = ServeCommandLine.ToOptions(flags);
         }
         catch (ConfigurationException e)
         {
-            await Console.Error.WriteLineAsync($"etcdshield: {e.Message}").ConfigureAwait(false);
+            // Every problem at once, one line each, so one run shows all there is to fix.
+            foreach (var error in e.Errors)
+            {
+                await Console.Error.WriteLineAsync($"etcdshield: {error}").ConfigureAwait(false);
+            }
+
             return 2;
         }
 

@@ -14,42 +14,27 @@ namespace EtcdShield.Migration;
 /// </summary>
 internal static class MigrateCommand
 {
-    private static readonly string[] SharedFlags =
-    [
-        "upstream-endpoints", "upstream-cert-file", "upstream-key-file", "upstream-trusted-ca-file",
-        "encryption-key-file", "retired-encryption-key-file", "pkcs11-module", "pkcs11-token-label", "pkcs11-slot", "pkcs11-pin-file", "pkcs11-key-label",
-        "pkcs11-retired-key-label", "kms-plugin-endpoint", "encrypt-prefix", "legacy-plaintext-prefix", "max-request-bytes", "log-level",
-    ];
-
-    public static readonly IReadOnlyList<Flag> Flags =
-    [
-        .. ServeCommandLine.Flags.Where(f => SharedFlags.Contains(f.Name)),
-        Flag.Single("prefix", "PREFIX", "Only migrate keys under this prefix (default: every key)."),
-        Flag.Switch("dry-run", "Report what would change; write nothing."),
-        Flag.Single("batch-size", "N", "Keys read per range request (default 500)."),
-        Flag.Switch("help", "Show this help."),
-    ];
-
-    public static async Task<int> RunAsync(IReadOnlyList<string> args)
+    /// <param name="flags">migrate's flags (<see cref="ShieldCommands.MigrateFlags"/>) from every source.</param>
+    public static async Task<int> RunAsync(FlagValues flags)
     {
-        ParsedFlags flags;
+        ArgumentNullException.ThrowIfNull(flags);
         ServiceProvider services;
+        // Read before the shared flags are checked, so that their problems are reported with the rest.
+        var batchSize = flags.Int("batch-size", 500, 1, 10_000);
+        var dryRun = flags.Switch("dry-run");
         try
         {
-            flags = ParsedFlags.Parse(args, Flags);
-            if (flags.Switch("help"))
-            {
-                Console.Out.Write(Help());
-                return 0;
-            }
-
             // Without --no-encryption among migrate's flags, the options always name exactly one key provider.
             var options = ServeCommandLine.UpstreamAndKeys(flags);
             services = BuildServices(options, EncryptionOptionsFor(options), flags.Single("log-level") ?? "Warning");
         }
         catch (ConfigurationException e)
         {
-            await Console.Error.WriteLineAsync($"etcdshield migrate: {e.Message}").ConfigureAwait(false);
+            foreach (var error in e.Errors)
+            {
+                await Console.Error.WriteLineAsync($"etcdshield migrate: {error}").ConfigureAwait(false);
+            }
+
             return 2;
         }
 
@@ -60,8 +45,8 @@ internal static class MigrateCommand
             var prefix = ByteString.CopyFromUtf8(flags.Single("prefix") ?? "");
             var report = await migrator.RunAsync(
                 prefix,
-                flags.Switch("dry-run"),
-                flags.Int("batch-size", 500, 1, 10_000),
+                dryRun,
+                batchSize,
                 new ProgressBar(Console.Error).Report,
                 CancellationToken.None).ConfigureAwait(false);
             Console.Out.WriteLine(report.ToString());
@@ -121,24 +106,5 @@ internal static class MigrateCommand
         {
             throw new ConfigurationException(e.Message, e);
         }
-    }
-
-    private static string Help()
-    {
-        var text = new System.Text.StringBuilder();
-        text.AppendLine("Usage: EtcdShield migrate [flags]");
-        text.AppendLine();
-        text.AppendLine("Re-encrypts every value in etcd under the current key-encryption key, online: each rewrite is guarded");
-        text.AppendLine("by the key's mod_revision, so newer writes are never overwritten. Values already current are checked and");
-        text.AppendLine("skipped, so an interrupted run is resumed by running it again. Plaintext is encrypted only under the");
-        text.AppendLine("--legacy-plaintext-prefix windows given here; elsewhere it is refused, listed, and the exit code is 1.");
-        text.AppendLine();
-        foreach (var flag in Flags)
-        {
-            text.AppendLine(flag.Arity == FlagArity.Switch ? $"  --{flag.Name}" : $"  --{flag.Name} {flag.ValueName}");
-            text.Append("      ").AppendLine(flag.Help);
-        }
-
-        return text.ToString();
     }
 }

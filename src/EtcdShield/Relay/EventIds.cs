@@ -9,4 +9,5 @@ internal static class EventIds
 {
     public const int UnexpectedFailure = 200;
     public const int UpstreamUnreachable = 201;
+    public const int UpstreamMemberSkipped = 202;
 }

@@ -15,17 +15,17 @@ internal static class UpstreamTls
 {
     public static bool Enabled(ShieldOptions options) => UpstreamUrls.UsesTls(options.UpstreamEndpoints[0]);
 
-    /// <summary>Sets the TLS options on <paramref name="handler"/> when the members are https; a handler of its own each.</summary>
-    public static void ApplyTo(SocketsHttpHandler handler, ShieldOptions options)
+    /// <summary>
+    /// The TLS options every connection to etcd starts from when the members are https or unixs, null when they
+    /// are http or unix; <see cref="UpstreamDialer"/> adds the member's host name and the application protocol.
+    /// </summary>
+    public static SslClientAuthenticationOptions? ClientOptions(ShieldOptions options)
     {
-        if (Enabled(options))
+        if (!Enabled(options))
         {
-            handler.SslOptions = ClientOptions(options);
+            return null;
         }
-    }
 
-    private static SslClientAuthenticationOptions ClientOptions(ShieldOptions options)
-    {
         var tls = new SslClientAuthenticationOptions
         {
             EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,

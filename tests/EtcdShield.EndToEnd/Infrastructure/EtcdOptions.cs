@@ -8,6 +8,13 @@ internal sealed record EtcdOptions
     /// <summary>Serve clients over TLS (an https:// client URL); null serves plain HTTP.</summary>
     public EtcdClientTls? ClientTls { get; init; }
 
+    /// <summary>
+    /// Serve clients on a unix socket instead of TCP: etcd's own <c>unix://NAME:PORT</c> (or <c>unixs://</c> with
+    /// <see cref="ClientTls"/>), the socket file <c>NAME:PORT</c> in etcd's working directory, and no TCP client
+    /// listener at all (etcd 3.4 refuses <c>unix:///abs/path</c>).
+    /// </summary>
+    public bool ClientUnixSocket { get; init; }
+
     /// <summary>Appended after the generated flags, e.g. <c>--auto-compaction-retention=1</c>.</summary>
     public IReadOnlyList<string> ExtraArguments { get; init; } = [];
 

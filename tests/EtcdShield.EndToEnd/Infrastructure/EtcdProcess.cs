@@ -34,16 +34,41 @@ internal sealed class EtcdProcess : IAsyncDisposable
 
         // etcd creates the data directory itself, with the 0700 mode it insists on.
         DataDir = Path.Combine(root.FullName, Name + ".etcd");
-        var scheme = options.ClientTls is null ? "http" : "https";
-        ClientUrl = string.Create(CultureInfo.InvariantCulture, $"{scheme}://127.0.0.1:{clientPort}");
+        var tls = options.ClientTls is not null;
+        if (options.ClientUnixSocket)
+        {
+            // etcd's form NAME:PORT; the port only makes the file name unique, nothing listens on it.
+            var socket = string.Create(CultureInfo.InvariantCulture, $"{Name}:{clientPort}");
+            ClientSocketPath = Path.Combine(root.FullName, socket);
+            ListenClientUrl = (tls ? "unixs://" : "unix://") + socket;
+            ClientUrl = (tls ? "unixs://" : "unix://") + ClientSocketPath;
+        }
+        else
+        {
+            ClientUrl = string.Create(CultureInfo.InvariantCulture, $"{(tls ? "https" : "http")}://127.0.0.1:{clientPort}");
+            ListenClientUrl = ClientUrl;
+        }
+
         PeerUrl = string.Create(CultureInfo.InvariantCulture, $"http://127.0.0.1:{peerPort}");
         arguments = BuildArguments(options);
     }
 
     public string Name { get; }
 
-    /// <summary>For example <c>http://127.0.0.1:41234</c>, or https when client TLS is on.</summary>
+    /// <summary>
+    /// For example <c>http://127.0.0.1:41234</c>, or https when client TLS is on; with a unix socket the absolute form
+    /// <c>unix:///tmp/.../etcd0:41234</c> (or unixs), which etcdctl and the proxy accept from any directory.
+    /// </summary>
     public string ClientUrl { get; }
+
+    /// <summary>What etcd was told to listen on: <see cref="ClientUrl"/>, or etcd's relative <c>unix://NAME:PORT</c>.</summary>
+    public string ListenClientUrl { get; }
+
+    /// <summary>The socket file etcd serves clients on; null on TCP.</summary>
+    public string? ClientSocketPath { get; }
+
+    /// <summary>etcd's working directory, where its relative socket file lives.</summary>
+    public string WorkingDirectory => root.FullName;
 
     public int ClientPort { get; }
 
@@ -94,7 +119,7 @@ internal sealed class EtcdProcess : IAsyncDisposable
     }
 
     /// <summary>
-    /// Waits for the ready log line and then for the client port to accept a TCP connection.
+    /// Waits for the ready log line and then for the client port (or socket) to accept a connection.
     /// Fails early if etcd exits, and after the ready timeout, both with the log tail.
     /// </summary>
     public async Task WaitUntilReadyAsync(CancellationToken cancellationToken = default)
@@ -167,6 +192,13 @@ internal sealed class EtcdProcess : IAsyncDisposable
         }
 
         await StopAsync();
+        // etcd removes its socket file on a clean stop only; after a kill, 3.4 refuses to start with
+        // "bind: address already in use" until the stale file is gone, as a service manager must do too.
+        if (ClientSocketPath is { } socket)
+        {
+            File.Delete(socket);
+        }
+
         output.Append($"----- {Name} restarted by the test -----");
         StartProcess();
         await WaitUntilReadyAsync(cancellationToken);
@@ -237,8 +269,17 @@ internal sealed class EtcdProcess : IAsyncDisposable
         {
             try
             {
-                using var client = new TcpClient();
-                await client.ConnectAsync(IPAddress.Loopback, ClientPort, cancellationToken);
+                if (ClientSocketPath is { } path)
+                {
+                    using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+                    await socket.ConnectAsync(new UnixDomainSocketEndPoint(path), cancellationToken);
+                }
+                else
+                {
+                    using var client = new TcpClient();
+                    await client.ConnectAsync(IPAddress.Loopback, ClientPort, cancellationToken);
+                }
+
                 return;
             }
             catch (SocketException)
@@ -254,8 +295,8 @@ internal sealed class EtcdProcess : IAsyncDisposable
         [
             "--name", Name,
             "--data-dir", DataDir,
-            "--listen-client-urls", ClientUrl,
-            "--advertise-client-urls", ClientUrl,
+            "--listen-client-urls", ListenClientUrl,
+            "--advertise-client-urls", ListenClientUrl,
             "--listen-peer-urls", PeerUrl,
             "--initial-advertise-peer-urls", PeerUrl,
             "--initial-cluster", options.InitialCluster ?? $"{Name}={PeerUrl}",

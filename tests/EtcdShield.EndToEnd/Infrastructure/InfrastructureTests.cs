@@ -25,6 +25,22 @@ public sealed partial class InfrastructureTests(TestPki pki) : IClassFixture<Tes
     }
 
     [Fact]
+    public async Task Etcd_on_a_unix_socket_has_no_tcp_client_port_and_serves_again_after_a_kill()
+    {
+        await using var etcd = await EtcdProcess.StartAsync(new EtcdOptions { ClientUnixSocket = true });
+        var etcdctl = new Etcdctl(etcd.ClientUrl);
+        (await etcdctl.RunAsync("put", "a", "1")).EnsureSuccess();
+        Assert.Equal(etcd.WorkingDirectory, Path.GetDirectoryName(etcd.ClientSocketPath));
+
+        // A kill leaves etcd's socket file behind, which etcd 3.4 refuses to bind over; StartAgainAsync removes it.
+        await etcd.StopAsync();
+        Assert.True(File.Exists(etcd.ClientSocketPath));
+        await etcd.StartAgainAsync();
+
+        Assert.Equal(["a", "1"], (await etcdctl.RunAsync("get", "a")).EnsureSuccess().StdOutLines);
+    }
+
+    [Fact]
     public async Task Etcd_that_cannot_start_fails_at_once_with_its_log()
     {
         var failure = await Assert.ThrowsAsync<InvalidOperationException>(

@@ -82,7 +82,7 @@ internal sealed class ShieldServer : IAsyncDisposable
 
         args.AddRange(extra);
 
-        var options = ServeCommandLine.ToOptions(ParsedFlags.Parse(args, ServeCommandLine.Flags));
+        var options = ServeCommandLine.ToOptions(ShieldCommandLine.ParseFlags(args, ServeCommandLine.Flags));
         var logs = new TestLogSink(output);
         var app = ShieldHost.Build(options, logging => logging.AddProvider(logs));
         await app.StartAsync().ConfigureAwait(false);

@@ -54,7 +54,7 @@ public sealed class KeysCommandTests(SoftHsmInProcess hsm, TestPki pki, ITestOut
     }
 
     [Theory]
-    [InlineData(new string[0], "Usage: etcdshield keys create|rotate|status")]
+    [InlineData(new string[0], "keys [command] [options]")]
     [InlineData(new[] { "destroy" }, "unknown command 'destroy'")]
     [InlineData(new[] { "create", "--pkcs11-module", "/usr/lib/softhsm/libsofthsm2.so" }, "--pkcs11-token-label or --pkcs11-slot")]
     [InlineData(new[] { "rotate", "--no-such-flag" }, "unknown flag --no-such-flag")]
@@ -69,9 +69,9 @@ public sealed class KeysCommandTests(SoftHsmInProcess hsm, TestPki pki, ITestOut
     }
 
     [Theory]
-    [InlineData("create", "--pkcs11-key-label LABEL")]
-    [InlineData("rotate", "--pkcs11-pin-file FILE")]
-    [InlineData("status", "--upstream-endpoints URL[,...]")]
+    [InlineData("create", "--pkcs11-key-label <LABEL>")]
+    [InlineData("rotate", "--pkcs11-pin-file <FILE>")]
+    [InlineData("status", "--upstream-endpoints <URL[,...]>")]
     public async Task Each_command_has_help(string command, string flag)
     {
         var result = await RunAsync([command, "--help"]);

@@ -13,7 +13,7 @@ namespace EtcdShield.EndToEnd.Relay;
 /// </summary>
 public sealed class ExecutableTests(TestPki pki) : IClassFixture<TestPki>
 {
-    private static readonly string Assembly = Path.Combine(AppContext.BaseDirectory, "EtcdShield.dll");
+    internal static readonly string Assembly = Path.Combine(AppContext.BaseDirectory, "EtcdShield.dll");
 
     [Fact]
     public async Task Help_lists_every_flag_and_exits_0()
@@ -46,6 +46,34 @@ public sealed class ExecutableTests(TestPki pki) : IClassFixture<TestPki>
         Assert.Equal(2, refused.ExitCode);
         Assert.StartsWith("etcdshield: ", refused.StdErr, StringComparison.Ordinal);
         Assert.Contains(named, refused.StdErr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Every_problem_is_reported_at_once_one_line_each()
+    {
+        var refused = await RunAsync("--no-such-flag", "--max-request-bytes=lots", "--listen-client-urls", "http://127.0.0.1:1", "--no-encryption");
+
+        var lines = refused.StdErr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(2, refused.ExitCode);
+        Assert.All(lines, line => Assert.StartsWith("etcdshield: ", line, StringComparison.Ordinal));
+        Assert.Contains("etcdshield: unknown flag --no-such-flag (see --help)", lines);
+        Assert.Contains(lines, line => line.StartsWith("etcdshield: --max-request-bytes must be a whole number", StringComparison.Ordinal));
+        Assert.Contains(lines, line => line.Contains("must be https", StringComparison.Ordinal));
+        Assert.Contains("etcdshield: --cert-file is required", lines);
+        Assert.Contains(lines, line => line.StartsWith("etcdshield: no client identity is allowed", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Check_takes_serves_flags_and_fails_each_invalid_option_on_its_own_line()
+    {
+        var check = await RunAsync("check", "--listen-client-urls", "https://127.0.0.1:1", "--no-encryption", "--cert-file", "/no/such.pem");
+        var help = await RunAsync("check", "--help");
+
+        Assert.Equal(1, check.ExitCode);
+        Assert.Contains("FAIL --cert-file /no/such.pem: file not found", check.StdOut, StringComparison.Ordinal);
+        Assert.Contains("FAIL --key-file is required", check.StdOut, StringComparison.Ordinal);
+        Assert.Equal(0, help.ExitCode);
+        Assert.All(ServeCommandLine.Flags, flag => Assert.Contains("  --" + flag.Name, help.StdOut, StringComparison.Ordinal));
     }
 
     [Fact]
@@ -270,7 +298,7 @@ public sealed class ExecutableTests(TestPki pki) : IClassFixture<TestPki>
         ExternalCommand.RunAsync(DotnetHost(), [Assembly, .. arguments]);
 
     /// <summary>The dotnet host running these tests (the SDK exports it to test runs), else the one on PATH.</summary>
-    private static string DotnetHost() =>
+    internal static string DotnetHost() =>
         Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host)
             ? host
             : Environment.ProcessPath is { } self && Path.GetFileNameWithoutExtension(self) == "dotnet" ? self : "/usr/bin/dotnet";

@@ -24,7 +24,7 @@ public sealed class ServeCommandLineTests : IDisposable
     ];
 
     private static ShieldOptions Options(IReadOnlyList<string> args) =>
-        ServeCommandLine.ToOptions(ParsedFlags.Parse(args, ServeCommandLine.Flags));
+        ServeCommandLine.ToOptions(ShieldCommandLine.ParseFlags(args, ServeCommandLine.Flags));
 
     [Fact]
     public void Minimal_flags_with_no_encryption_give_etcd_defaults()
@@ -115,14 +115,14 @@ public sealed class ServeCommandLineTests : IDisposable
     [Fact]
     public void A_flag_without_its_value_is_an_error()
     {
-        var e = Assert.Throws<ConfigurationException>(() => ParsedFlags.Parse(["--cert-file"], ServeCommandLine.Flags));
-        Assert.Contains("needs a value", e.Message, StringComparison.Ordinal);
+        var flags = ShieldCommandLine.ParseFlags(["--cert-file"], ServeCommandLine.Flags);
+        Assert.Contains("--cert-file needs a value (FILE)", flags.Errors);
     }
 
     [Fact]
     public void Help_documents_every_flag()
     {
-        var help = ServeCommandLine.Help();
+        var help = ShieldCommands.CommandLine.Help("serve");
 
         foreach (var flag in ServeCommandLine.Flags)
         {

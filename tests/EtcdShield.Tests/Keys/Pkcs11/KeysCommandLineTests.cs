@@ -23,7 +23,7 @@ public sealed class KeysCommandLineTests : IDisposable
         ["--pkcs11-module", _module, "--pkcs11-token-label", "etcd", "--pkcs11-pin-file", _pin, "--pkcs11-key-label", "kek", .. extra];
 
     private static KeysCommandOptions Options(string command, IReadOnlyList<string> args) =>
-        KeysCommandLine.ToOptions(command, ParsedFlags.Parse(args, KeysCommandLine.FlagsFor(command)));
+        KeysCommandLine.ToOptions(command, ShieldCommandLine.ParseFlags(args, ShieldCommands.KeysFlags(command)));
 
     [Fact]
     public void The_pkcs11_flags_become_settings()
@@ -81,12 +81,12 @@ public sealed class KeysCommandLineTests : IDisposable
     [Fact]
     public void The_flags_share_the_proxys_names_and_help()
     {
-        foreach (var flag in KeysCommandLine.FlagsFor("status").Where(f => f.Name != "help"))
+        foreach (var flag in ShieldCommands.KeysFlags("status"))
         {
             Assert.Contains(flag, ServeCommandLine.Flags);
         }
 
-        Assert.Contains("--pkcs11-key-label LABEL", KeysCommandLine.Help("create"), StringComparison.Ordinal);
-        Assert.Contains("Exit codes", KeysCommandLine.Help(null), StringComparison.Ordinal);
+        Assert.Contains("--pkcs11-key-label <LABEL>", ShieldCommands.CommandLine.Help("keys create"), StringComparison.Ordinal);
+        Assert.Contains("Exit codes", ShieldCommands.CommandLine.Help("keys"), StringComparison.Ordinal);
     }
 }

@@ -84,5 +84,5 @@ public sealed class Pkcs11TrustedLabelsTests : IDisposable
         "--pkcs11-module", _file, "--pkcs11-token-label", "etcd", "--pkcs11-pin-file", _file, "--pkcs11-key-label", "kek", .. extra,
     ];
 
-    private static ParsedFlags Parse(IReadOnlyList<string> args) => ParsedFlags.Parse(args, ServeCommandLine.Flags);
+    private static FlagValues Parse(IReadOnlyList<string> args) => ShieldCommandLine.ParseFlags(args, ServeCommandLine.Flags);
 }
