@@ -77,9 +77,12 @@ public sealed class ContainerImageTests : IClassFixture<ContainerImageFixture>, 
         var metricsUrl = $"http://127.0.0.1:{ports[1]}";
         var name = NewContainerName();
 
+        // The policy and the key file come from ETCDSHIELD_* variables, the rest from serve's flags: both reach the program.
+        string[] flags = [.. ServeFlags(mounted, clientUrl, etcd.ClientUrl)];
         await using var container = image.StartPodman([
-            "run", "--rm", "--name", name, .. RunFlags(MountPoint), image.Image,
-            .. ServeFlags(mounted, clientUrl, etcd.ClientUrl), "--metrics-listen-url", metricsUrl,
+            "run", "--rm", "--name", name, .. RunFlags(MountPoint),
+            "--env", "ETCDSHIELD_POLICY_FILE=" + mounted.PolicyFile, "--env", "ETCDSHIELD_ENCRYPTION_KEY_FILE=" + mounted.KekFile,
+            image.Image, "serve", .. flags[..^4], "--metrics-listen-url", metricsUrl,
         ]);
         await container.WaitForStdOutAsync(line => line.Contains("EtcdShield ready", StringComparison.Ordinal), TimeSpan.FromSeconds(60));
         var pid = (await image.PodmanAsync("inspect", "--format", "{{.State.Pid}}", name)).EnsureSuccess().StdOut.Trim();
@@ -156,15 +159,16 @@ public sealed class ContainerImageTests : IClassFixture<ContainerImageFixture>, 
         "--volume", $"{directory}:{mountPoint}:ro",
     ];
 
+    /// <summary>Every flag the proxy needs; the last two pairs are the policy and the key file.</summary>
     private static string[] ServeFlags(Mounted mounted, string clientUrl, string upstream) =>
     [
         "--listen-client-urls", clientUrl,
         "--cert-file", mounted.CertFile,
         "--key-file", mounted.KeyFile,
         "--trusted-ca-file", mounted.CaFile,
+        "--upstream-endpoints", upstream,
         "--policy-file", mounted.PolicyFile,
         "--encryption-key-file", mounted.KekFile,
-        "--upstream-endpoints", upstream,
     ];
 
     /// <summary>
