@@ -10,8 +10,8 @@ namespace EtcdShield.EndToEnd.Deploy;
 /// <summary>
 /// The built container image as docs/container.md runs it: its own non-root user, a read-only root filesystem with
 /// nothing writable mounted (as a kubelet's readOnlyRootFilesystem gives it), host networking, the certificates,
-/// policy and development key mounted read-only; in front of a real etcd on loopback, the same smoke test as the
-/// executable's, and <c>check</c> answering as the published binary answers.
+/// policy and development key mounted read-only; in front of a real etcd on loopback or on a mounted socket, the same
+/// smoke test as the executable's, and <c>check</c> answering as the published binary answers.
 /// </summary>
 [SupportedOSPlatform("linux")]
 public sealed class ContainerImageTests : IClassFixture<ContainerImageFixture>, IClassFixture<TestPki>, IAsyncLifetime
@@ -119,6 +119,43 @@ public sealed class ContainerImageTests : IClassFixture<ContainerImageFixture>, 
         Assert.False(exited.TimedOut, exited.ToString());
         Assert.Equal(0, exited.ExitCode);
         Assert.DoesNotContain(" fail: ", exited.StdOut, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// etcd only on its unix socket (etcd's own <c>unix://NAME:PORT</c>, a file in its working directory), that directory
+    /// mounted on the image's working directory: the proxy reaches etcd by the same relative name, and nothing else.
+    /// </summary>
+    [Fact]
+    public async Task Run_against_an_etcd_socket_directory_mounted_into_the_container_it_relays_and_seals()
+    {
+        await using var etcd = await EtcdProcess.StartAsync(new EtcdOptions { ClientUnixSocket = true });
+        var mounted = await PrepareMountAsync(MountPoint);
+        var socket = Path.GetFileName(etcd.ClientSocketPath!);
+
+        // The image's user must reach the socket: search on its directory, write on the socket (connect needs it).
+        File.SetUnixFileMode(etcd.WorkingDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute);
+        File.SetUnixFileMode(etcd.ClientSocketPath!, (UnixFileMode)0b110_110_110);
+        var clientUrl = $"https://127.0.0.1:{FreePort.Allocate()}";
+        var name = NewContainerName();
+        await using var container = image.StartPodman([
+            "run", "--rm", "--name", name, .. RunFlags(MountPoint), "--volume", $"{etcd.WorkingDirectory}:/run/etcdshield",
+            image.Image, "serve", .. ServeFlags(mounted, clientUrl, "unix://" + socket),
+        ]);
+        await container.WaitForStdOutAsync(line => line.Contains("EtcdShield ready", StringComparison.Ordinal), TimeSpan.FromSeconds(60));
+
+        var etcdctl = new Etcdctl(clientUrl, pki.CaFile, ShieldServer.DefaultClient(pki));
+        var put = await etcdctl.RunAsync("put", "/container/socket", Plaintext);
+        var get = await etcdctl.RunAsync("get", "/container/socket", "--print-value-only");
+        var stored = (await new Etcdctl(etcd.ClientUrl).RunAsync("get", "/container/socket", "-w", "json")).EnsureSuccess();
+        var stop = await image.PodmanAsync("stop", "--time", "20", name);
+        var exited = await container.WaitForExitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.True(put.Succeeded, put.ToString());
+        Assert.Equal([Plaintext], get.EnsureSuccess().StdOutLines);
+        using var json = System.Text.Json.JsonDocument.Parse(stored.StdOut);
+        StoredValue.AssertSealed(ByteString.FromBase64(json.RootElement.GetProperty("kvs")[0].GetProperty("value").GetString()!), Plaintext);
+        Assert.True(stop.Succeeded, stop.ToString());
+        Assert.Equal(0, exited.ExitCode);
     }
 
     /// <remarks>
