@@ -10,4 +10,5 @@ internal static class EventIds
     public const int Listening = 1;
     public const int EncryptionDisabled = 2;
     public const int PolicyLoaded = 3;
+    public const int NotifyFailed = 4;
 }

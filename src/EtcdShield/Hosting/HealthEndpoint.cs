@@ -1,9 +1,6 @@
 using System.Text.Json.Serialization;
-using EtcdShield.Protocol.Etcdserverpb;
-using EtcdShield.Relay;
 using EtcdShield.Reload;
 using EtcdShield.Tls;
-using Grpc.Core;
 
 namespace EtcdShield.Hosting;
 
@@ -16,31 +13,22 @@ namespace EtcdShield.Hosting;
 internal sealed class HealthEndpoint
 {
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(3);
-    private readonly Maintenance.MaintenanceClient _maintenance;
+    private readonly EtcdReachability _etcd;
     private readonly IReadOnlyList<IReloadable> _reloadables;
     private readonly CertificateExpiry _expiry;
     private readonly Audit.AuditLog _audit;
 
-    public HealthEndpoint(UpstreamChannel upstream, IEnumerable<IReloadable> reloadables, CertificateExpiry expiry, Audit.AuditLog audit)
+    public HealthEndpoint(EtcdReachability etcd, IEnumerable<IReloadable> reloadables, CertificateExpiry expiry, Audit.AuditLog audit)
     {
         _audit = audit;
-        _maintenance = new Maintenance.MaintenanceClient(upstream.Invoker);
+        _etcd = etcd;
         _reloadables = reloadables.ToList();
         _expiry = expiry;
     }
 
     public async Task WriteAsync(HttpContext context)
     {
-        string? reason = null;
-        try
-        {
-            await _maintenance.StatusAsync(new StatusRequest(), deadline: DateTime.UtcNow + Deadline, cancellationToken: context.RequestAborted)
-                .ConfigureAwait(false);
-        }
-        catch (RpcException e)
-        {
-            reason = $"etcd unreachable: {e.Status.StatusCode}: {e.Status.Detail}";
-        }
+        var reason = await _etcd.CheckAsync(Deadline, context.RequestAborted).ConfigureAwait(false);
 
         var warnings = _expiry.Expiring().ToList();
         warnings.AddRange(_reloadables

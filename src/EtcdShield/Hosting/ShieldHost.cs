@@ -21,7 +21,7 @@ namespace EtcdShield.Hosting;
 
 /// <summary>
 /// Composes the proxy from validated <see cref="ShieldOptions"/>: Kestrel with mutual TLS on the client URLs,
-/// the relay for every etcd method, and /health and /metrics on the metrics URL. Used by the command line
+/// the relay for every etcd method, and /health, /livez, /readyz and /metrics on the metrics URL. Used by the command line
 /// and, in-process, by the end-to-end tests.
 /// </summary>
 internal static class ShieldHost
@@ -129,7 +129,9 @@ internal static class ShieldHost
         services.AddSingleton<Streams.OpenStreams>();
         services.AddSingleton<UpstreamChannel>();
         services.AddSingleton<RelayMetrics>();
+        services.AddSingleton<EtcdReachability>();
         services.AddSingleton<HealthEndpoint>();
+        AddLifecycle(services, options);
         EtcdHttpEndpoints.AddTo(services);
         GatewayCors.AddTo(services, options);
         services.AddSingleton<EncryptionMetrics>();
@@ -156,6 +158,31 @@ internal static class ShieldHost
 
         // Last, so that it is the first hosted service stopped: streams end with their status before the server stops.
         services.AddHostedService<StreamShutdown>();
+    }
+
+    /// <summary>
+    /// Readiness (etcd, and the HSM or KMS plugin when one holds the KEK), the service manager's notifications, and
+    /// how long a stop may take: Kestrel stops accepting at once and lets unary calls in flight finish within
+    /// --shutdown-timeout, then aborts what is left.
+    /// </summary>
+    private static void AddLifecycle(IServiceCollection services, ShieldOptions options)
+    {
+        services.Configure<HostOptions>(host => host.ShutdownTimeout = options.ShutdownTimeout);
+        services.AddSingleton<IReadinessCheck>(sp => sp.GetRequiredService<EtcdReachability>());
+        if (!options.NoEncryption && (options.Pkcs11Module is not null || options.KmsPluginEndpoint is not null))
+        {
+            // A key file is read once at start-up; only a provider behind a session or a socket can go away.
+            services.AddSingleton<IReadinessCheck>(sp => new KeyProviderReachability(sp.GetRequiredService<KeyRingRefresher>()));
+        }
+
+        services.AddSingleton(sp => new Readiness(sp.GetServices<IReadinessCheck>(), sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton<ProbeEndpoints>();
+        services.AddSingleton<StreamResponses>();
+        if (NotifySocket.AddressFromEnvironment() is { } notify)
+        {
+            services.AddHostedService(sp => new ServiceNotifications(
+                notify, sp.GetRequiredService<IHostApplicationLifetime>(), options, sp.GetRequiredService<ILogger<ServiceNotifications>>()));
+        }
     }
 
     /// <summary>
@@ -267,13 +294,15 @@ internal static class ShieldHost
         GatewayCors.Use(app);
         EtcdHttpEndpoints.Map(app);
 
-        // The metrics port is plain HTTP: it serves /health and /metrics and nothing else, so it can never
-        // become a way around mutual TLS.
+        // The metrics port is plain HTTP: it serves /health, /livez, /readyz and /metrics and nothing else, so it
+        // can never become a way around mutual TLS.
+        var streamResponses = app.Services.GetRequiredService<StreamResponses>();
         app.Use((context, next) =>
         {
+            streamResponses.Track(context);
             var onMetricsPort = context.Connection.LocalPort == metricsPort;
             var path = context.Request.Path;
-            if (onMetricsPort && !(path == "/health" || path == "/metrics"))
+            if (onMetricsPort && !(path == "/health" || path == "/livez" || path == "/readyz" || path == "/metrics"))
             {
                 context.Response.StatusCode = StatusCodes.Status404NotFound;
                 return Task.CompletedTask;
@@ -299,6 +328,8 @@ internal static class ShieldHost
         {
             var health = app.Services.GetRequiredService<HealthEndpoint>();
             app.MapGet("/health", health.WriteAsync);
+            app.MapGet("/livez", ProbeEndpoints.WriteLivezAsync);
+            app.MapGet("/readyz", app.Services.GetRequiredService<ProbeEndpoints>().WriteReadyzAsync);
             app.MapPrometheusScrapingEndpoint("/metrics");
         }
     }

@@ -16,7 +16,7 @@ internal sealed partial class KeyRingRefresher : BackgroundService
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly SemaphoreSlim _checking = new(1, 1);
-    private bool _failing;
+    private volatile string? _lastFailure;
 
     public KeyRingRefresher(
         Func<CancellationToken, Task<KeyRing>> load,
@@ -38,6 +38,12 @@ internal sealed partial class KeyRingRefresher : BackgroundService
     }
 
     /// <summary>
+    /// Why the last check could not reach the key provider (the provider's message, never key material), or null
+    /// when it answered; readiness reports it.
+    /// </summary>
+    public string? LastFailure => _lastFailure;
+
+    /// <summary>
     /// Loads the ring now and switches to it if its current KEK differs. Returns whether it switched. A provider
     /// that cannot be reached keeps the ring in use (logged), since its KEKs are as good as they were.
     /// </summary>
@@ -53,16 +59,16 @@ internal sealed partial class KeyRingRefresher : BackgroundService
             }
             catch (Exception ex) when (ex is KeyProviderUnavailableException or TimeoutException)
             {
-                if (!_failing)
+                if (_lastFailure is null)
                 {
-                    _failing = true;
                     Log.CheckFailed(_logger, _manager.KeyRing.Current.Id, ex);
                 }
 
+                _lastFailure = ex.Message;
                 return false;
             }
 
-            _failing = false;
+            _lastFailure = null;
             string previous = _manager.KeyRing.Current.Id;
             if (string.Equals(loaded.Current.Id, previous, StringComparison.Ordinal))
             {

@@ -13,8 +13,8 @@ namespace EtcdShield.Relay;
 /// </summary>
 internal sealed class CallScopes
 {
-    /// <param name="lifetime">When the host starts stopping, calls still in flight (watches, lease keep-alives,
-    /// blocked Lock calls) are ended with UNAVAILABLE, as etcd ends them when it stops, so that clients reconnect
+    /// <param name="lifetime">When the host starts stopping, calls that may last indefinitely (watches, lease
+    /// keep-alives, blocked Lock calls) are ended with UNAVAILABLE, as etcd ends them when it stops, so that clients reconnect
     /// elsewhere at once and shutdown does not wait for them until the host's timeout.</param>
     public CallScopes(
         UpstreamChannel upstream,
@@ -89,7 +89,11 @@ internal sealed class CallScope : IDisposable
         Context = context;
         Caller = shared.Callers.Of(context);
         _accesses = shared.Audit.Enabled ? [] : null;
-        _stop = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, shared.Stopping);
+        // A unary call is left to finish within the host's shutdown timeout (Kestrel waits for it, then aborts it);
+        // a call that may last indefinitely (a stream, a Lock or Campaign waiting on etcd) ends at once.
+        _stop = method.Type == MethodType.Unary && !RequestRelay.WaitsOnEtcd(method)
+            ? CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken)
+            : CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, shared.Stopping);
         Call = new RelayCall(method, context, shared.Upstream, _stop.Token);
         if (method.Type != MethodType.Unary)
         {
@@ -107,7 +111,7 @@ internal sealed class CallScope : IDisposable
     /// <summary>The call as handlers see it, with the way to etcd.</summary>
     public RelayCall Call { get; }
 
-    /// <summary>Fires when the client goes away, the proxy shuts down, or the call is ended with <see cref="EndAsync"/>.</summary>
+    /// <summary>Fires when the client goes away, the call is ended with <see cref="EndAsync"/>, or (all but plain unary calls) the proxy shuts down.</summary>
     public CancellationToken Stopping => _stop.Token;
 
     /// <summary>Step 2: refuses the request with PERMISSION_DENIED unless the caller may make it.</summary>

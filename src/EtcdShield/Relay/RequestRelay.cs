@@ -162,5 +162,5 @@ internal sealed class RequestRelay
     /// A Lock, and a Campaign, wait for their turn on an etcd watch for as long as others hold the lock or the
     /// leadership: they count against the stream limits like a stream.
     /// </summary>
-    private static bool WaitsOnEtcd(RelayedMethod method) => method.Name is "Lock/Lock" or "Election/Campaign";
+    internal static bool WaitsOnEtcd(RelayedMethod method) => method.Name is "Lock/Lock" or "Election/Campaign";
 }
