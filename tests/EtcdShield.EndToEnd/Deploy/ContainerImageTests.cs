@@ -90,7 +90,7 @@ public sealed class ContainerImageTests : IClassFixture<ContainerImageFixture>, 
 
         // The image has no HEALTHCHECK (no shell to run one): the host probes the metrics listener, as docs/container.md says.
         using var http = new HttpClient();
-        using var health = await http.GetAsync(new Uri(metricsUrl + "/health"));
+        using var health = await http.GetAsync(new Uri(metricsUrl + "/livez"));
 
         var etcdctl = new Etcdctl(clientUrl, pki.CaFile, ShieldServer.DefaultClient(pki));
         var put = await etcdctl.RunAsync("put", "/container/k", Plaintext);
@@ -109,7 +109,7 @@ public sealed class ContainerImageTests : IClassFixture<ContainerImageFixture>, 
         // The kernel's view of the proxy process, not the image's metadata: every uid and gid is the image's user.
         Assert.Equal($"Uid:\t{ContainerImageFixture.UserId}\t{ContainerImageFixture.UserId}\t{ContainerImageFixture.UserId}\t{ContainerImageFixture.UserId}", status.Single(line => line.StartsWith("Uid:", StringComparison.Ordinal)));
         Assert.Equal($"Gid:\t{ContainerImageFixture.UserId}\t{ContainerImageFixture.UserId}\t{ContainerImageFixture.UserId}\t{ContainerImageFixture.UserId}", status.Single(line => line.StartsWith("Gid:", StringComparison.Ordinal)));
-        Assert.True(health.IsSuccessStatusCode, $"/health answered {(int)health.StatusCode}");
+        Assert.True(health.IsSuccessStatusCode, $"/livez answered {(int)health.StatusCode}");
         Assert.True(put.Succeeded, put.ToString());
         Assert.Equal([Plaintext], get.EnsureSuccess().StdOutLines);
         StoredValue.AssertSealed(stored, Plaintext);
