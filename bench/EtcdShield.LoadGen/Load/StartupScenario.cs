@@ -113,6 +113,7 @@ internal static class StartupScenario
             await Task.Delay(settings.Idle).ConfigureAwait(false);
             run.IdleRssBytes = ProcessSampler.ResidentBytes(etcd.Process.Pid);
             run.IdlePeakBytes = ProcessSampler.PeakResidentBytes(etcd.Process.Pid);
+            run.IdleAnonBytes = ProcessSampler.AnonymousBytes(etcd.Process.Pid);
             await PrepopulateAsync(etcd.Plaintext, pki, keys, options).ConfigureAwait(false);
             using var direct = await launcher.StartOnAsync(TargetKind.EtcdMtls, tag, etcd).ConfigureAwait(false);
             await LoadAsync(direct, etcd.Process.Pid, pki, keys, options, run, Stopwatch.GetTimestamp()).ConfigureAwait(false);
@@ -144,6 +145,7 @@ internal static class StartupScenario
             await Task.Delay(settings.Idle).ConfigureAwait(false);
             run.IdleRssBytes = ProcessSampler.ResidentBytes(process.Pid);
             run.IdlePeakBytes = ProcessSampler.PeakResidentBytes(process.Pid);
+            run.IdleAnonBytes = ProcessSampler.AnonymousBytes(process.Pid);
         }
 
         // Launch 2: the load starts at the first answer.
@@ -195,6 +197,7 @@ internal static class StartupScenario
         var cpu = new double[seconds + 1];
         var etcdCpu = new double[seconds + 1];
         var rss = new long[seconds];
+        var anon = new long[seconds];
         cpu[0] = ProcessSampler.CpuSeconds(pid) ?? 0;
         etcdCpu[0] = ProcessSampler.CpuSeconds(target.EtcdPid) ?? 0;
         var sampler = Task.Run(async () =>
@@ -205,6 +208,7 @@ internal static class StartupScenario
                 cpu[s] = ProcessSampler.CpuSeconds(pid) ?? cpu[s - 1];
                 etcdCpu[s] = ProcessSampler.CpuSeconds(target.EtcdPid) ?? etcdCpu[s - 1];
                 rss[s - 1] = ProcessSampler.ResidentBytes(pid) ?? 0;
+                anon[s - 1] = ProcessSampler.AnonymousBytes(pid) ?? 0;
             }
         });
         await Task.WhenAll(Enumerable.Range(0, clients).Select(c => Task.Run(async () =>
@@ -235,6 +239,7 @@ internal static class StartupScenario
         run.CpuPerSecond = [.. Enumerable.Range(0, seconds).Select(s => cpu[s + 1] - cpu[s])];
         run.EtcdCpuPerSecond = [.. Enumerable.Range(0, seconds).Select(s => etcdCpu[s + 1] - etcdCpu[s])];
         run.RssPerSecond = rss;
+        run.AnonPerSecond = anon;
         run.LoadPeakBytes = ProcessSampler.PeakResidentBytes(pid);
         foreach (var (code, count) in errors.SelectMany(e => e))
         {
@@ -319,6 +324,6 @@ internal static class StartupScenario
 
         Console.WriteLine(string.Create(
             CultureInfo.InvariantCulture,
-            $"  r{run.Round} {run.Variant,-28} first answer {string.Join(" / ", run.FirstAnswerMs.Select(m => m.ToString("0", CultureInfo.InvariantCulture)))} ms, first 10 s {run.ColdThroughputRatio:0.00}× steady ({run.SteadyOpsPerSecond:0} ops/s), CPU/op {run.ColdCpuRatio:0.00}× steady, RSS idle {run.IdleRssBytes / 1048576.0:0} MiB, load peak {run.LoadPeakBytes / 1048576.0:0} / steady {run.SteadyRssBytes / 1048576.0:0} MiB{(run.Errors > 0 ? $", {run.Errors} errors" : "")}{(run.Failure is null ? "" : " FAILED: " + run.Failure)}"));
+            $"  r{run.Round} {run.Variant,-28} first answer {string.Join(" / ", run.FirstAnswerMs.Select(m => m.ToString("0", CultureInfo.InvariantCulture)))} ms, first 10 s {run.ColdThroughputRatio:0.00}× steady ({run.SteadyOpsPerSecond:0} ops/s), CPU/op {run.ColdCpuRatio:0.00}× steady, RSS idle {run.IdleRssBytes / 1048576.0:0} MiB (anon {run.IdleAnonBytes / 1048576.0:0}), load peak {run.LoadPeakBytes / 1048576.0:0} / steady {run.SteadyRssBytes / 1048576.0:0} MiB (anon {run.SteadyAnonBytes / 1048576.0:0}){(run.Errors > 0 ? $", {run.Errors} errors" : "")}{(run.Failure is null ? "" : " FAILED: " + run.Failure)}"));
     }
 }

@@ -39,6 +39,12 @@ internal sealed class StartupRun
 
     public long? IdlePeakBytes { get; set; }
 
+    /// <summary>RssAnon at idle: the resident set without mapped images and shared memory.</summary>
+    public long? IdleAnonBytes { get; set; }
+
+    /// <summary>RssAnon at the end of each second under load.</summary>
+    public long[] AnonPerSecond { get; set; } = [];
+
     /// <summary>Operations answered in each second after the first answer (completion time).</summary>
     public long[] OpsPerSecond { get; set; } = [];
 
@@ -84,6 +90,16 @@ internal sealed class StartupRun
         get
         {
             var window = RssPerSecond.Skip(RssPerSecond.Length - SteadySeconds).Where(r => r > 0).Order().ToList();
+            return window.Count > 0 ? window[window.Count / 2] : null;
+        }
+    }
+
+    /// <summary>Median RssAnon over the steady window.</summary>
+    public long? SteadyAnonBytes
+    {
+        get
+        {
+            var window = AnonPerSecond.Skip(AnonPerSecond.Length - SteadySeconds).Where(r => r > 0).Order().ToList();
             return window.Count > 0 ? window[window.Count / 2] : null;
         }
     }

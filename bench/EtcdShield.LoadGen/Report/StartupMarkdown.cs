@@ -65,19 +65,19 @@ internal static class StartupMarkdown
         }
 
         md.AppendLine("## Start-up and memory").AppendLine();
-        Line(md, $"Medians over rounds. *exec → first answer*: from the exec of the measured process to its first answered linearizable Range (idle launch / loaded launch); *ready line*: to its own ready log line. *first 10 s*: requests answered in the 10 s after the first answer ÷ 10 s of its own steady state (the last {s.SteadySeconds} s of {s.LoadSeconds}); *CPU/req first 10 s*: CPU per answered request then ÷ steady; *hot for*: from the first 5-s bucket on whose CPU per request stays within 1.2× steady. RSS: VmRSS after {s.Idle.TotalSeconds:0} s idle; under load VmHWM since exec (peak) and median VmRSS over the steady window. The etcd row is etcd itself over mTLS (exec → first answer of a fresh member; its load after the key space was written).");
+        Line(md, $"Medians over rounds. *exec → first answer*: from the exec of the measured process to its first answered linearizable Range (idle launch / loaded launch); *ready line*: to its own ready log line. *first 10 s*: requests answered in the 10 s after the first answer ÷ 10 s of its own steady state (the last {s.SteadySeconds} s of {s.LoadSeconds}); *CPU/req first 10 s*: CPU per answered request then ÷ steady; *hot for*: from the first 5-s bucket on whose CPU per request stays within 1.2× steady. RSS: VmRSS after {s.Idle.TotalSeconds:0} s idle; under load VmHWM since exec (peak) and median VmRSS over the steady window; *anon*: RssAnon, the resident set without mapped images (RssFile, which for .NET is the framework's and the app's ReadyToRun images) and shared memory. The etcd row is etcd itself over mTLS (exec → first answer of a fresh member; its load after the key space was written).");
         md.AppendLine();
-        md.AppendLine("| target | exec → first answer ms | ready line ms | gateway first answer ms | first 10 s ÷ steady | CPU/req first 10 s ÷ steady | hot for s | steady ops/s | steady CPU ms/1k req | RSS idle MiB | RSS load peak MiB | RSS load steady MiB | errors |");
-        md.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        md.AppendLine("| target | exec → first answer ms | ready line ms | gateway first answer ms | first 10 s ÷ steady | CPU/req first 10 s ÷ steady | hot for s | steady ops/s | steady CPU ms/1k req | RSS idle MiB | RSS load peak MiB | RSS load steady MiB | anon idle / load steady MiB | errors |");
+        md.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var row in Rows(report.StartupRuns))
         {
             if (row.Failure is { } failure && row.SteadyOps is null)
             {
-                Line(md, $"| {row.Label} | **failed** | | | | | | | | | | | {failure} |");
+                Line(md, $"| {row.Label} | **failed** | | | | | | | | | | | | {failure} |");
                 continue;
             }
 
-            Line(md, $"| {row.Label} | {row.FirstAnswer} | {Opt(row.ReadyLineMs, "0")} | {Opt(row.GatewayMs, "0")} | {Ratio(row.ColdRatio)} | {Ratio(row.ColdCpuRatio)} | {Opt(row.HotFor, "0")} | {Opt(row.SteadyOps, "0")} | {Opt(row.SteadyCpuMsPer1k, "0.0")} | {Opt(row.IdleMiB, "0")} | {Opt(row.PeakMiB, "0")} | {Opt(row.SteadyMiB, "0")} | {row.Errors}{(row.Failure is null ? "" : " (" + row.Failure + ")")} |");
+            Line(md, $"| {row.Label} | {row.FirstAnswer} | {Opt(row.ReadyLineMs, "0")} | {Opt(row.GatewayMs, "0")} | {Ratio(row.ColdRatio)} | {Ratio(row.ColdCpuRatio)} | {Opt(row.HotFor, "0")} | {Opt(row.SteadyOps, "0")} | {Opt(row.SteadyCpuMsPer1k, "0.0")} | {Opt(row.IdleMiB, "0")} | {Opt(row.PeakMiB, "0")} | {Opt(row.SteadyMiB, "0")} | {Opt(row.IdleAnonMiB, "0")} / {Opt(row.SteadyAnonMiB, "0")} | {row.Errors}{(row.Failure is null ? "" : " (" + row.Failure + ")")} |");
         }
 
         md.AppendLine().AppendLine("Each second after the first answer, round by round: throughput ÷ steady, then CPU per request ÷ steady.").AppendLine();
@@ -143,6 +143,8 @@ internal static class StartupMarkdown
                 Median(ok.Select(r => r.IdleRssBytes / MiB)),
                 Median(ok.Select(r => r.LoadPeakBytes / MiB)),
                 Median(ok.Select(r => r.SteadyRssBytes / MiB)),
+                Median(ok.Select(r => r.IdleAnonBytes / MiB)),
+                Median(ok.Select(r => r.SteadyAnonBytes / MiB)),
                 g.Sum(r => r.Errors),
                 g.Select(r => r.Failure).FirstOrDefault(f => f is not null));
         });
@@ -162,6 +164,8 @@ internal static class StartupMarkdown
         double? IdleMiB,
         double? PeakMiB,
         double? SteadyMiB,
+        double? IdleAnonMiB,
+        double? SteadyAnonMiB,
         long Errors,
         string? Failure);
 
