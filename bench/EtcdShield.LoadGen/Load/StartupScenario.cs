@@ -96,21 +96,37 @@ internal static class StartupScenario
 
     private static async Task RunOneAsync(TargetLauncher launcher, BenchPki pki, BenchOptions options, Variant variant, StartupRun run)
     {
-        var settings = options.Startup;
         var keys = new KeySpace(options.Sizes[0], options.Load.Keys);
-        var probeKey = keys[0];
         var tag = $"r{run.Round}-startup-{variant.Id}";
+
+        // Stops every poll when this target's run ends, so a launch that failed leaves nothing dialing into the next.
+        using var stopPolls = new CancellationTokenSource();
+        try
+        {
+            await RunLaunchesAsync(launcher, pki, options, variant, run, keys, tag, stopPolls.Token).ConfigureAwait(false);
+        }
+        finally
+        {
+            await stopPolls.CancelAsync().ConfigureAwait(false);
+        }
+    }
+
+    private static async Task RunLaunchesAsync(
+        TargetLauncher launcher, BenchPki pki, BenchOptions options, Variant variant, StartupRun run, KeySpace keys, string tag, CancellationToken stop)
+    {
+        var settings = options.Startup;
+        var probeKey = keys[0];
         Task<long>? etcdAnswer = null;
         var isEtcd = variant.Kind == TargetKind.EtcdMtls;
         using var etcd = await launcher.StartSharedEtcdAsync(
-            tag, (process, urls) => etcdAnswer = PollAsync(isEtcd ? urls[1] : urls[0], pki, probeKey)).ConfigureAwait(false);
+            tag, (process, urls) => etcdAnswer = PollAsync(isEtcd ? urls[1] : urls[0], pki, probeKey, stop)).ConfigureAwait(false);
         run.EtcdFirstAnswerMs = Milliseconds(etcd.Process.StartedAt, await etcdAnswer!.ConfigureAwait(false));
 
         if (isEtcd)
         {
             // etcd is the process measured: its idle set straight after start, then the key space, then the load.
             run.FirstAnswerMs.Add(run.EtcdFirstAnswerMs.Value);
-            await Task.Delay(settings.Idle).ConfigureAwait(false);
+            await Task.Delay(settings.Idle, stop).ConfigureAwait(false);
             run.IdleRssBytes = ProcessSampler.ResidentBytes(etcd.Process.Pid);
             run.IdlePeakBytes = ProcessSampler.PeakResidentBytes(etcd.Process.Pid);
             run.IdleAnonBytes = ProcessSampler.AnonymousBytes(etcd.Process.Pid);
@@ -139,10 +155,10 @@ internal static class StartupScenario
             using var idle = await launcher.StartOnAsync(variant.Kind, tag + "-idle", etcd, variant.Shield!, (p, endpoint) =>
             {
                 process = p;
-                answered = PollAsync(endpoint, pki, probeKey);
+                answered = PollAsync(endpoint, pki, probeKey, stop);
             }).ConfigureAwait(false);
             run.FirstAnswerMs.Add(Milliseconds(process!.StartedAt, await answered!.ConfigureAwait(false)));
-            await Task.Delay(settings.Idle).ConfigureAwait(false);
+            await Task.Delay(settings.Idle, stop).ConfigureAwait(false);
             run.IdleRssBytes = ProcessSampler.ResidentBytes(process.Pid);
             run.IdlePeakBytes = ProcessSampler.PeakResidentBytes(process.Pid);
             run.IdleAnonBytes = ProcessSampler.AnonymousBytes(process.Pid);
@@ -155,7 +171,7 @@ internal static class StartupScenario
             using var loaded = await launcher.StartOnAsync(variant.Kind, tag + "-load", etcd, variant.Shield!, (p, endpoint) =>
             {
                 process = p;
-                answered = PollAsync(endpoint, pki, probeKey);
+                answered = PollAsync(endpoint, pki, probeKey, stop);
             }).ConfigureAwait(false);
             run.ReadyLineMs = Milliseconds(process!.StartedAt, Stopwatch.GetTimestamp());
             var first = await answered!.ConfigureAwait(false);
@@ -172,7 +188,7 @@ internal static class StartupScenario
             using var gateway = await launcher.StartOnAsync(variant.Kind, tag + "-gateway", etcd, variant.Shield, (p, endpoint) =>
             {
                 process = p;
-                answered = PollGatewayAsync(endpoint, pki, body);
+                answered = PollGatewayAsync(endpoint, pki, body, stop);
             }).ConfigureAwait(false);
             run.GatewayFirstAnswerMs = Milliseconds(process!.StartedAt, await answered!.ConfigureAwait(false));
         }
@@ -260,7 +276,7 @@ internal static class StartupScenario
     /// A linearizable Range on a new connection every 5 ms until one answers: a channel that failed to connect backs
     /// off, and a client reconnecting to a restarted member opens a new one. Returns the answer's timestamp.
     /// </summary>
-    private static Task<long> PollAsync(Uri endpoint, BenchPki pki, ByteString key) => Task.Run(async () =>
+    private static Task<long> PollAsync(Uri endpoint, BenchPki pki, ByteString key, CancellationToken stop) => Task.Run(async () =>
     {
         var limit = Stopwatch.GetTimestamp() + ClosedLoopRunner.Ticks(PollLimit);
         while (true)
@@ -269,7 +285,7 @@ internal static class StartupScenario
             {
                 try
                 {
-                    await connection.Kv(0).RangeAsync(new RangeRequest { Key = key }, deadline: DateTime.UtcNow.AddSeconds(5)).ResponseAsync.ConfigureAwait(false);
+                    await connection.Kv(0).RangeAsync(new RangeRequest { Key = key }, deadline: DateTime.UtcNow.AddSeconds(5), cancellationToken: stop).ResponseAsync.ConfigureAwait(false);
                     return Stopwatch.GetTimestamp();
                 }
                 catch (RpcException) when (Stopwatch.GetTimestamp() < limit)
@@ -278,11 +294,11 @@ internal static class StartupScenario
                 }
             }
 
-            await Task.Delay(5).ConfigureAwait(false);
+            await Task.Delay(5, stop).ConfigureAwait(false);
         }
-    });
+    }, stop);
 
-    private static Task<long> PollGatewayAsync(Uri endpoint, BenchPki pki, byte[] body) => Task.Run(async () =>
+    private static Task<long> PollGatewayAsync(Uri endpoint, BenchPki pki, byte[] body, CancellationToken stop) => Task.Run(async () =>
     {
         var limit = Stopwatch.GetTimestamp() + ClosedLoopRunner.Ticks(PollLimit);
         while (true)
@@ -308,9 +324,9 @@ internal static class StartupScenario
                 }
             }
 
-            await Task.Delay(5).ConfigureAwait(false);
+            await Task.Delay(5, stop).ConfigureAwait(false);
         }
-    });
+    }, stop);
 
     private static double Milliseconds(long from, long to) => (to - from) * 1000.0 / Stopwatch.Frequency;
 
