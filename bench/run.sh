@@ -15,7 +15,7 @@
 #   bash bench/run.sh --scenario startup --targets etcd-mtls,grpc-proxy,shield-encrypted
 #                                      # start-up and memory (issue #12): exec to first answer, first 10 s vs steady, RSS;
 #                                      # EtcdShield as `dotnet EtcdShield.dll` (JIT) and as deploy/publish.sh publishes it
-#                                      # (~6 min; --quick: 30 s of load per target, ~3.5 min; --full: 3 rounds, ~20 min)
+#                                      # (about 1.5 min per row, 70 s of load; --quick 30 s, ~1 min per row; --full 90 s x 3 rounds)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
