@@ -12,6 +12,10 @@
 #   bash bench/run.sh --scenario gateway --targets etcd-mtls,shield-plain,shield-encrypted
 #                                      # HTTP/JSON gateway put and range (HTTP/1.1, mTLS) against etcd's own gateway;
 #                                      # quick presets (< 2 min); add --full for the measurement (3 rounds, 3 sizes, ~15-20 min)
+#   bash bench/run.sh --scenario startup --targets etcd-mtls,grpc-proxy,shield-encrypted
+#                                      # start-up and memory (issue #12): exec to first answer, first 10 s vs steady, RSS;
+#                                      # EtcdShield as `dotnet EtcdShield.dll` (JIT) and as deploy/publish.sh publishes it
+#                                      # (about 1.5 min per row, 70 s of load; --quick 30 s, ~1 min per row; --full 90 s x 3 rounds)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -20,6 +24,7 @@ mode=--quick
 mode_args=()   # passed on only when given: the streaming scenarios measure at full size unless --quick is explicit
 micro=1
 scenario=unary
+published=
 loadgen_args=()
 args=("$@")
 for ((i = 0; i < ${#args[@]}; i++)); do
@@ -28,6 +33,7 @@ for ((i = 0; i < ${#args[@]}; i++)); do
     --quick|--full) mode=$arg; mode_args=("$arg") ;;
     --no-micro) micro=0 ;;
     --scenario) scenario=${args[i + 1]:-}; loadgen_args+=("$arg") ;;
+    --shield-published) published=${args[i + 1]:-}; loadgen_args+=("$arg") ;;
     *) loadgen_args+=("$arg") ;;
   esac
 done
@@ -59,6 +65,16 @@ dotnet build bench/EtcdShield.LoadGen -c Release --nologo -v q -warnaserror 2>&1
 test -f src/EtcdShield/bin/Release/net10.0/EtcdShield.dll || { echo "bench: the proxy did not build" >&2; exit 1; }
 
 dotnet bench/EtcdShield.LoadGen/bin/Release/net10.0/EtcdShield.LoadGen.dll selftest
+
+# The start-up scenario measures the proxy as the deploy layouts run it, next to the framework-dependent build.
+case ",$scenario," in
+  *,startup,*)
+    if [ -z "$published" ]; then
+      echo "bench: publishing with deploy/publish.sh (self-contained, ReadyToRun)"
+      published=$(bash deploy/publish.sh "$root/out/bench-published" | tail -1)
+      loadgen_args+=(--shield-published "$published")
+    fi ;;
+esac
 
 micro_args=()
 if [ "$micro" = 1 ]; then

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs the system packages EtcdShield's quickstart, tests and bench use, when they are missing.
 set -euo pipefail
-packages=(etcd-server etcd-client softhsm2 opensc openssl python3-etcd3 python3-etcd3gw curl afl++)
+# podman, runc and mmdebstrap build and run the container image (deploy/container/): rootful, with the kernel's
+# overlay and --network host, so neither uidmap, fuse-overlayfs, slirp4netns nor netavark is needed; runc because
+# crun fails on this host's hybrid cgroups.
+packages=(etcd-server etcd-client softhsm2 opensc openssl python3-etcd3 python3-etcd3gw curl afl++ podman runc mmdebstrap)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -11,5 +14,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   sudo_cmd=""
   [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # Quiet: dpkg's progress and the packages' own messages go nowhere; errors still reach stderr.
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

@@ -17,6 +17,15 @@ internal sealed record BenchOptions
 
     public string? ShieldDll { get; init; }
 
+    /// <summary>
+    /// Builds the start-up scenario measures next to the JIT build, by name: "published" is deploy/publish.sh's
+    /// program (--shield-published), others come from --shield-build NAME=PATH (a Native AOT trial, say).
+    /// </summary>
+    public IReadOnlyList<ShieldBuild> ShieldBuilds { get; init; } = [];
+
+    /// <summary>Added to every EtcdShield start (DOTNET_* knobs under test); empty normally, and the report lists it.</summary>
+    public IReadOnlyDictionary<string, string> ShieldEnvironment { get; init; } = new Dictionary<string, string>();
+
     public string? DataRoot { get; init; }
 
     public string? MicrobenchJson { get; init; }
@@ -50,6 +59,9 @@ internal sealed record BenchOptions
     public KeepAliveSettings KeepAlive { get; init; } = new(
         1000, 5000, [1, 10], TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(15));
 
+    /// <summary>Default: 5 s idle, 70 s of load of which the last 10 s are the steady state (quick: 30 s, full: 90 s).</summary>
+    public StartupSettings Startup { get; init; } = new(TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(70), TimeSpan.FromSeconds(10), WorkloadKind.RangeLinearizable);
+
     public const string Usage = """
         EtcdShield.LoadGen run [--quick | --full] [options]
 
@@ -71,6 +83,15 @@ internal sealed record BenchOptions
           --watch-rate N           puts per second in the watch workload (default 10, i.e. 10,000 events/s with 1000 watchers)
           --scenario a,b           unary (the workloads above), snapshot, keepalive, gateway (default unary); gateway is JSON
                                    put and range over HTTP/1.1 with --clients connections, --sizes, --warmup/--duration
+          --scenario startup       exec to first answer, first 10 s under load vs steady, RSS idle and under load, per target:
+                                   etcd-mtls (etcd itself), grpc-proxy, shield-* once per build (--shield-dll, --shield-published)
+          --shield-published PATH  deploy/publish.sh's EtcdShield program (bench/run.sh publishes it for the startup scenario)
+          --shield-build NAME=PATH[;K=V...]  another EtcdShield build (dll or program) for the startup scenario, with
+                                   environment variables of its own (repeatable; e.g. "nopgo=out/bench-published/EtcdShield;DOTNET_TieredPGO=0")
+          --shield-env K=V         an environment variable for every EtcdShield start (repeatable; e.g. DOTNET_TieredPGO=0)
+          --startup-idle S         seconds a started target sits without load before its idle RSS is read (default 5)
+          --startup-load S         seconds of load from the first answer (default 70; quick 30; full 90), the last 10 steady
+          --startup-workload W     the closed-loop request of the startup scenario (default range-lin)
           --snapshot-bytes N       database size the snapshot scenario fills etcd to, e.g. 1GiB, 64MiB (default 1GiB; explicit --quick 64MiB)
           --warm-snapshots N       snapshots per target after the first (cold) one (default 3; explicit --quick 1)
           --leases N               leases the keep-alive scenario keeps alive (default 1000)
@@ -100,6 +121,12 @@ internal sealed record BenchOptions
                 "run" or "--quick" or "--full" => options,
                 "--out" => options with { OutputDirectory = Next() },
                 "--shield-dll" => options with { ShieldDll = Next() },
+                "--shield-published" => options with { ShieldBuilds = [.. options.ShieldBuilds, new ShieldBuild("published", Next(), new Dictionary<string, string>())] },
+                "--shield-build" => options with { ShieldBuilds = [.. options.ShieldBuilds, ParseBuild(Next())] },
+                "--shield-env" => options with { ShieldEnvironment = WithVariable(options.ShieldEnvironment, Next()) },
+                "--startup-idle" => options with { Startup = options.Startup with { Idle = NextSeconds() } },
+                "--startup-load" => options with { Startup = options.Startup with { Load = NextSeconds() } },
+                "--startup-workload" => options with { Startup = options.Startup with { Workload = WorkloadKinds.Parse(Next()) } },
                 "--data-root" => options with { DataRoot = Next() },
                 "--microbench" => options with { MicrobenchJson = Next() },
                 "--command" => options with { Command = Next() },
@@ -155,7 +182,40 @@ internal sealed record BenchOptions
             throw new ArgumentException("leases, keepalive-rate and keepalive-duration must be positive, and each keepalive-streams count between 1 and the leases");
         }
 
+        if (options.Startup.Load.TotalSeconds < StartupSettings.ColdSeconds + options.Startup.Steady.TotalSeconds
+            || options.Startup.Idle < TimeSpan.Zero || options.Startup.Workload is WorkloadKind.Watch)
+        {
+            throw new ArgumentException($"startup-load must be at least {StartupSettings.ColdSeconds + options.Startup.Steady.TotalSeconds:0} s (the first 10 s and the steady 10 s), startup-idle not negative, startup-workload a closed-loop one");
+        }
+
         return options;
+    }
+
+    private static Dictionary<string, string> WithVariable(IReadOnlyDictionary<string, string> environment, string assignment)
+    {
+        var (name, value) = Split(assignment, "--shield-env");
+        return new Dictionary<string, string>(environment) { [name] = value };
+    }
+
+    /// <summary>"NAME=PATH" or "NAME=PATH;K=V;K=V" (environment variables for that build only).</summary>
+    private static ShieldBuild ParseBuild(string text)
+    {
+        var parts = text.Split(';', StringSplitOptions.RemoveEmptyEntries);
+        var (name, path) = Split(parts[0], "--shield-build");
+        var environment = new Dictionary<string, string>();
+        foreach (var assignment in parts.Skip(1))
+        {
+            var (key, value) = Split(assignment, "--shield-build");
+            environment[key] = value;
+        }
+
+        return new ShieldBuild(name, path, environment);
+    }
+
+    private static (string Name, string Value) Split(string assignment, string flag)
+    {
+        var equals = assignment.IndexOf('=', StringComparison.Ordinal);
+        return equals < 1 ? throw new ArgumentException($"{flag} takes NAME=VALUE, not '{assignment}'") : (assignment[..equals], assignment[(equals + 1)..]);
     }
 
     /// <summary>"1073741824", "1GiB", "64MiB", "512KiB".</summary>
@@ -175,6 +235,7 @@ internal sealed record BenchOptions
     private static BenchOptions Quick() => new()
     {
         Mode = "quick",
+        Startup = new BenchOptions().Startup with { Load = TimeSpan.FromSeconds(30) },
         Snapshot = new SnapshotSettings(64L << 20, 1),
         KeepAlive = new BenchOptions().KeepAlive with
         {
@@ -187,6 +248,7 @@ internal sealed record BenchOptions
     private static BenchOptions Full() => new()
     {
         Mode = "full",
+        Startup = new BenchOptions().Startup with { Load = TimeSpan.FromSeconds(90) },
         Sizes = [256, 1024, 16384],
         Rounds = 3,
         TargetWarmup = TimeSpan.FromSeconds(90),
@@ -194,3 +256,6 @@ internal sealed record BenchOptions
         Load = new LoadSettings(64, 4, TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(6), 1000, 1000, 10),
     };
 }
+
+/// <summary>An EtcdShield build the start-up scenario measures: its report name, the dll or program, its own environment.</summary>
+internal sealed record ShieldBuild(string Name, string Path, IReadOnlyDictionary<string, string> Environment);

@@ -42,6 +42,8 @@ internal static class BenchmarkSession
         var snapshots = new List<SnapshotRun>();
         var keepAlives = new List<KeepAliveRun>();
         var gatewayRuns = new List<GatewayRun>();
+        var startupRuns = new List<StartupRun>();
+        var shieldBuilds = new List<string>();
         var gatewayWarmUps = new List<(int Round, TargetKind Target, TargetWarmUp WarmUp)>();
         var warmUps = new List<(int Round, TargetKind Target, TargetWarmUp WarmUp)>();
         var machine = MachineInfo.Collect();
@@ -53,7 +55,7 @@ internal static class BenchmarkSession
         {
             Directory.CreateDirectory(dataRoot);
             using var pki = BenchPki.Create(Path.Combine(dataRoot, "pki"));
-            var shield = new ShieldBinary(shieldDll);
+            var shield = new ShieldBinary(shieldDll, options.ShieldEnvironment);
             if (options.Targets.Contains(TargetKind.ShieldEncrypted))
             {
                 keys = await KeyProviderSetup.ChooseAsync(shield, pki, Path.Combine(dataRoot, "kek"), logs).ConfigureAwait(false);
@@ -96,6 +98,30 @@ internal static class BenchmarkSession
                 Console.WriteLine($"bench: HTTP/JSON gateway put and range, {options.Load.Clients} clients over HTTP/1.1 keep-alive connections");
                 gatewayRuns.AddRange(await GatewayScenario.RunAsync(launcher, pki, options, gatewayWarmUps).ConfigureAwait(false));
             }
+
+            if (options.Scenarios.Contains(Scenario.Startup))
+            {
+                List<ShieldBinary> shields = [shield];
+                foreach (var build in options.ShieldBuilds)
+                {
+                    if (!File.Exists(build.Path))
+                    {
+                        throw new FileNotFoundException($"{build.Path} not found; publish it with: bash deploy/publish.sh", build.Path);
+                    }
+
+                    var environment = new Dictionary<string, string>(options.ShieldEnvironment);
+                    foreach (var (key, value) in build.Environment)
+                    {
+                        environment[key] = value;
+                    }
+
+                    shields.Add(new ShieldBinary(Path.GetFullPath(build.Path), environment, build.Name));
+                }
+
+                shieldBuilds.AddRange(shields.Select(s => s.Description));
+                Console.WriteLine($"bench: start-up and memory, {options.Startup.Load.TotalSeconds:0} s of {options.Startup.Workload.Id()} from the first answer, {options.Load.Clients} clients over {options.Load.Connections} connections");
+                startupRuns.AddRange(await StartupScenario.RunAsync(launcher, pki, options, shields).ConfigureAwait(false));
+            }
         }
         finally
         {
@@ -130,6 +156,7 @@ internal static class BenchmarkSession
                 .. options.Scenarios.Contains(Scenario.Unary) ? GoalChecks.Evaluate(summaries, micro, options.Load.Watchers) : [],
                 .. options.Scenarios.Contains(Scenario.Snapshot) ? GoalChecks.Snapshot(snapshotSummaries) : [],
                 .. options.Scenarios.Contains(Scenario.Gateway) ? GoalChecks.Gateway(gatewaySummaries) : [],
+                .. options.Scenarios.Contains(Scenario.Startup) ? StartupMarkdown.Goals(startupRuns) : [],
             ],
             Microbench = micro,
             Scenarios = options.Scenarios,
@@ -144,6 +171,10 @@ internal static class BenchmarkSession
             GatewayRuns = gatewayRuns,
             GatewaySummaries = gatewaySummaries,
             GatewayWarmUps = gatewayWarmUps,
+            StartupSettings = options.Startup,
+            StartupRuns = startupRuns,
+            ShieldBuilds = shieldBuilds,
+            ShieldEnvironment = options.ShieldEnvironment,
         };
         await File.WriteAllTextAsync(Path.Combine(output, "results.md"), MarkdownReport.Write(report)).ConfigureAwait(false);
         await File.WriteAllTextAsync(Path.Combine(output, "results.json"), JsonReport.Write(report)).ConfigureAwait(false);
@@ -160,9 +191,10 @@ internal static class BenchmarkSession
         }
 
         // A target without a gateway (grpc-proxy) is reported, neither measured nor failed.
-        var measured = runs.Count + snapshots.Count + keepAlives.Count + gatewayRuns.Count(r => r.NotServed is null);
+        var measured = runs.Count + snapshots.Count + keepAlives.Count + gatewayRuns.Count(r => r.NotServed is null) + startupRuns.Count;
         var failed = runs.Count(r => r.Failure is not null) + snapshots.Count(r => r.Failure is not null) + keepAlives.Count(r => r.Failure is not null)
             + gatewayRuns.Count(r => r.Failure is not null)
+            + startupRuns.Count(r => r.Failure is not null)
             + (snapshotFailure is null ? 0 : 1);
         return measured == 0 || failed > 0 ? 1 : 0;
     }

@@ -33,7 +33,11 @@ internal sealed class ServerProcess : IDisposable
 
     public bool HasExited => _process.HasExited;
 
+    /// <summary>Stopwatch timestamp taken right after the exec: where the start-up scenario's clocks start.</summary>
+    public long StartedAt { get; private set; }
+
     /// <summary>Starts <paramref name="fileName"/> and waits for <paramref name="readyMarker"/> in its output.</summary>
+    /// <param name="launched">Called right after the exec, before the ready line: the start-up scenario polls from there.</param>
     /// <exception cref="InvalidOperationException">It exited or stayed silent past the timeout; the message has its last lines.</exception>
     public static async Task<ServerProcess> StartAsync(
         string name,
@@ -42,7 +46,8 @@ internal sealed class ServerProcess : IDisposable
         string logFile,
         string readyMarker,
         TimeSpan timeout,
-        IReadOnlyDictionary<string, string>? environment = null)
+        IReadOnlyDictionary<string, string>? environment = null,
+        Action<ServerProcess>? launched = null)
     {
         var info = new ProcessStartInfo(fileName)
         {
@@ -75,7 +80,9 @@ internal sealed class ServerProcess : IDisposable
         process.Exited += (_, _) => server._ready.TrySetException(
             new InvalidOperationException($"{name} exited before it was ready.{server.Tail()}"));
         process.Start();
+        server.StartedAt = Stopwatch.GetTimestamp();
         ChildProcesses.Add(process);
+        launched?.Invoke(server);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
 

@@ -12,6 +12,7 @@ internal enum Scenario
     Snapshot,
     KeepAlive,
     Gateway,
+    Startup,
 }
 
 internal static class Scenarios
@@ -22,6 +23,7 @@ internal static class Scenarios
         Scenario.Snapshot => "snapshot",
         Scenario.KeepAlive => "keepalive",
         Scenario.Gateway => "gateway",
+        Scenario.Startup => "startup",
         _ => scenario.ToString(),
     };
 

@@ -37,6 +37,12 @@ internal static class ProcessSampler
     public static long? ResidentBytes(int pid) => StatusKilobytes(pid, "VmRSS:") * 1024;
 
     /// <summary>
+    /// The anonymous part of the resident set (RssAnon: heap, stacks, JIT'd code), without the file-backed pages of
+    /// mapped images (RssFile) and shared memory (RssShmem): what the process holds privately.
+    /// </summary>
+    public static long? AnonymousBytes(int pid) => StatusKilobytes(pid, "RssAnon:") * 1024;
+
+    /// <summary>
     /// Resets VmHWM to the current resident set (writing 5 to clear_refs, Linux 4.0+), so each workload reports its
     /// own peak rather than the largest of every workload before it. False when the kernel refuses.
     /// </summary>

@@ -73,4 +73,13 @@ internal sealed class BenchReport
 
     /// <summary>Workloads in the order they ran, for tables and the chart.</summary>
     public IEnumerable<Workload> Workloads => Summaries.Select(s => s.Workload).Distinct();
+
+    public StartupSettings? StartupSettings { get; init; }
+
+    public IReadOnlyList<StartupRun> StartupRuns { get; init; } = [];
+
+    /// <summary>How each EtcdShield build of the start-up scenario ran.</summary>
+    public IReadOnlyList<string> ShieldBuilds { get; init; } = [];
+
+    public IReadOnlyDictionary<string, string> ShieldEnvironment { get; init; } = new Dictionary<string, string>();
 }

@@ -89,6 +89,11 @@ internal static class JsonReport
             root["gateway"] = Gateway(report);
         }
 
+        if (report.Scenarios.Contains(Scenario.Startup))
+        {
+            root["startup"] = Startup(report);
+        }
+
         if (report.Microbench is { } micro)
         {
             root["microbench"] = new JsonObject
@@ -287,6 +292,46 @@ internal static class JsonReport
         ["errors"] = x.Errors,
         ["deliveredFraction"] = x.DeliveredFraction,
         ["failure"] = x.Failure,
+    };
+
+    private static JsonObject Startup(BenchReport report) => new()
+    {
+        ["idleSeconds"] = report.StartupSettings?.Idle.TotalSeconds,
+        ["loadSeconds"] = report.StartupSettings?.LoadSeconds,
+        ["steadySeconds"] = report.StartupSettings?.SteadySeconds,
+        ["workload"] = report.StartupSettings?.Workload.Id(),
+        ["shieldBuilds"] = new JsonArray([.. report.ShieldBuilds.Select(b => (JsonNode?)b)]),
+        ["shieldEnvironment"] = new JsonObject([.. report.ShieldEnvironment.Select(e => KeyValuePair.Create(e.Key, (JsonNode?)e.Value))]),
+        ["runs"] = new JsonArray([.. report.StartupRuns.Select(r => (JsonNode)new JsonObject
+        {
+            ["round"] = r.Round,
+            ["variant"] = r.Variant,
+            ["label"] = r.Label,
+            ["howRun"] = r.HowRun,
+            ["etcdFirstAnswerMs"] = r.EtcdFirstAnswerMs,
+            ["firstAnswerMs"] = new JsonArray([.. r.FirstAnswerMs.Select(m => (JsonNode?)m)]),
+            ["readyLineMs"] = r.ReadyLineMs,
+            ["gatewayFirstAnswerMs"] = r.GatewayFirstAnswerMs,
+            ["idleRssBytes"] = r.IdleRssBytes,
+            ["idlePeakBytes"] = r.IdlePeakBytes,
+            ["idleAnonBytes"] = r.IdleAnonBytes,
+            ["steadyAnonBytes"] = r.SteadyAnonBytes,
+            ["loadPeakBytes"] = r.LoadPeakBytes,
+            ["steadyRssBytes"] = r.SteadyRssBytes,
+            ["steadyOpsPerSecond"] = r.SteadyOpsPerSecond,
+            ["steadyCpuSecondsPerOp"] = r.SteadyCpuPerOp,
+            ["first10sThroughputRatio"] = r.ColdThroughputRatio,
+            ["first10sCpuPerOpRatio"] = r.ColdCpuRatio,
+            ["hotForSeconds"] = r.SettledAfterSeconds,
+            ["opsPerSecond"] = new JsonArray([.. r.OpsPerSecond.Select(o => (JsonNode?)o)]),
+            ["cpuSecondsPerSecond"] = new JsonArray([.. r.CpuPerSecond.Select(c => (JsonNode?)Math.Round(c, 4))]),
+            ["etcdCpuSecondsPerSecond"] = new JsonArray([.. r.EtcdCpuPerSecond.Select(c => (JsonNode?)Math.Round(c, 4))]),
+            ["rssBytesPerSecond"] = new JsonArray([.. r.RssPerSecond.Select(b => (JsonNode?)b)]),
+            ["anonBytesPerSecond"] = new JsonArray([.. r.AnonPerSecond.Select(b => (JsonNode?)b)]),
+            ["errors"] = r.Errors,
+            ["errorsByCode"] = new JsonObject([.. r.ErrorsByCode.Select(e => KeyValuePair.Create(e.Key, (JsonNode?)e.Value))]),
+            ["failure"] = r.Failure,
+        })]),
     };
 }
 

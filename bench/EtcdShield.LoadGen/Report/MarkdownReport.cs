@@ -26,6 +26,7 @@ internal static class MarkdownReport
 
         StreamingMarkdown.WriteSetup(md, report);
         GatewayMarkdown.WriteSetup(md, report);
+        StartupMarkdown.WriteSetup(md, report);
         Line(md, $"- **Encrypting target's KEK:** {report.KeyProvider} — {report.KeyProviderDetail}");
         Line(md, $"- **etcd data:** {report.DataRoot}");
         md.AppendLine();
@@ -51,6 +52,7 @@ internal static class MarkdownReport
         StreamingMarkdown.WriteSnapshots(md, report);
         StreamingMarkdown.WriteKeepAlives(md, report);
         GatewayMarkdown.Write(md, report);
+        StartupMarkdown.Write(md, report);
         if (report.Microbench is { } micro)
         {
             md.AppendLine("## Micro-benchmarks (EtcdShield.Bench, BenchmarkDotNet)").AppendLine();

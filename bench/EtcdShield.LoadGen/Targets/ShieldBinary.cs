@@ -2,12 +2,36 @@ using EtcdShield.LoadGen.Infrastructure;
 
 namespace EtcdShield.LoadGen.Targets;
 
-/// <summary>The built proxy (src/EtcdShield/bin/Release/net10.0/EtcdShield.dll) and the flags every bench instance shares.</summary>
+/// <summary>
+/// The built proxy and the flags every bench instance shares: the framework-dependent build
+/// (src/EtcdShield/bin/Release/net10.0/EtcdShield.dll, run as `dotnet EtcdShield.dll`, as the test suite runs it) or
+/// the program deploy/publish.sh writes (self-contained, ReadyToRun, run as itself, as every deploy layout runs it).
+/// </summary>
 internal sealed class ShieldBinary
 {
-    public ShieldBinary(string dllPath) => DllPath = dllPath;
+    private readonly IReadOnlyDictionary<string, string> _environment;
+
+    /// <param name="path">EtcdShield.dll (started with dotnet) or a published EtcdShield executable.</param>
+    /// <param name="environment">Added to every start, e.g. DOTNET_* runtime knobs under test; empty normally.</param>
+    /// <param name="name">What the report calls this build: "jit" for the dll, "published" for deploy/publish.sh's program.</param>
+    public ShieldBinary(string path, IReadOnlyDictionary<string, string>? environment = null, string? name = null)
+    {
+        DllPath = path;
+        _environment = environment ?? new Dictionary<string, string>();
+        Name = name ?? (IsPublished ? "published" : "jit");
+    }
+
+    public string Name { get; }
 
     public string DllPath { get; }
+
+    public bool IsPublished => !DllPath.EndsWith(".dll", StringComparison.Ordinal);
+
+    /// <summary>How it runs, for the report.</summary>
+    public string Description => (IsPublished
+        ? $"{Name}: {DllPath} run as itself{(Name == "published" ? " (deploy/publish.sh: self-contained, ReadyToRun)" : "")}"
+        : $"{Name}: dotnet {DllPath} (framework-dependent, JIT)")
+        + (_environment.Count > 0 ? ", with " + string.Join(' ', _environment.Select(e => $"{e.Key}={e.Value}")) : "");
 
     public async Task<ServerProcess> StartAsync(
         string name,
@@ -16,13 +40,14 @@ internal sealed class ShieldBinary
         IEnumerable<string> keyArguments,
         IReadOnlyDictionary<string, string> environment,
         string logFile,
-        int? listenPort = null)
+        int? listenPort = null,
+        Action<ServerProcess>? launched = null)
     {
         var ports = FreePorts.Take(2);
         var port = listenPort ?? ports[0];
         string[] arguments =
         [
-            DllPath,
+            .. IsPublished ? Array.Empty<string>() : [DllPath],
             "--listen-client-urls", $"https://127.0.0.1:{port}",
             "--cert-file", pki.ServerCertFile,
             "--key-file", pki.ServerKeyFile,
@@ -39,6 +64,13 @@ internal sealed class ShieldBinary
         ];
 
         // The proxy runs as deployed: the Release build with the GC settings of its own runtimeconfig.json.
-        return await ServerProcess.StartAsync(name, "dotnet", arguments, logFile, "EtcdShield ready", TimeSpan.FromSeconds(60), environment).ConfigureAwait(false);
+        var merged = new Dictionary<string, string>(_environment);
+        foreach (var (key, value) in environment)
+        {
+            merged[key] = value;
+        }
+
+        return await ServerProcess.StartAsync(
+            name, IsPublished ? DllPath : "dotnet", arguments, logFile, "EtcdShield ready", TimeSpan.FromSeconds(60), merged, launched).ConfigureAwait(false);
     }
 }

@@ -56,17 +56,22 @@ internal sealed class TargetLauncher
         }
     }
 
-    /// <summary>One etcd with a plaintext and a mutual-TLS client listener, for targets started with <see cref="StartOnAsync"/>.</summary>
-    public async Task<SharedEtcd> StartSharedEtcdAsync(string tag)
+    /// <summary>One etcd with a plaintext and a mutual-TLS client listener, for targets started with <see cref="StartOnAsync(TargetKind, string, SharedEtcd)"/>.</summary>
+    /// <param name="launched">Called with each exec and the client URLs it will serve (plaintext first), before it is ready.</param>
+    public async Task<SharedEtcd> StartSharedEtcdAsync(string tag, Action<ServerProcess, IReadOnlyList<Uri>>? launched = null)
     {
         var directory = Path.Combine(_dataRoot, tag);
         Directory.CreateDirectory(directory);
-        var (etcd, urls) = await StartEtcdAsync(directory, plaintext: true, mutualTls: true, Path.Combine(_logDirectory, tag + "-etcd.log")).ConfigureAwait(false);
+        var (etcd, urls) = await StartEtcdAsync(directory, plaintext: true, mutualTls: true, Path.Combine(_logDirectory, tag + "-etcd.log"), launched).ConfigureAwait(false);
         return new SharedEtcd(etcd, urls[0], urls[1], directory);
     }
 
     /// <summary>A target in front of <paramref name="etcd"/>, which it does not own: disposing it stops only its proxy.</summary>
-    public async Task<RunningTarget> StartOnAsync(TargetKind kind, string tag, SharedEtcd etcd)
+    public async Task<RunningTarget> StartOnAsync(TargetKind kind, string tag, SharedEtcd etcd) => await StartOnAsync(kind, tag, etcd, _shield, launched: null).ConfigureAwait(false);
+
+    /// <param name="shield">Which build of the proxy (the start-up scenario compares the JIT build with the published one).</param>
+    /// <param name="launched">Called with the proxy's exec and its endpoint before it is ready.</param>
+    public async Task<RunningTarget> StartOnAsync(TargetKind kind, string tag, SharedEtcd etcd, ShieldBinary shield, Action<ServerProcess, Uri>? launched)
     {
         if (!kind.HasProxy())
         {
@@ -75,27 +80,32 @@ internal sealed class TargetLauncher
 
         var directory = Path.Combine(_dataRoot, tag);
         Directory.CreateDirectory(directory);
-        var (proxy, endpoint) = await StartProxyAsync(kind, directory, etcd.Plaintext, tag).ConfigureAwait(false);
+        var (proxy, endpoint) = await StartProxyAsync(kind, directory, etcd.Plaintext, tag, shield, launched).ConfigureAwait(false);
         return new RunningTarget(kind, endpoint, etcd.Process, proxy, directory: null);
     }
 
-    private async Task<(ServerProcess Proxy, Uri Endpoint)> StartProxyAsync(TargetKind kind, string directory, Uri etcdUrl, string tag)
+    private async Task<(ServerProcess Proxy, Uri Endpoint)> StartProxyAsync(
+        TargetKind kind, string directory, Uri etcdUrl, string tag, ShieldBinary? shield = null, Action<ServerProcess, Uri>? launched = null)
     {
+        shield ??= _shield;
         var proxyLog = Path.Combine(_logDirectory, tag + "-proxy.log");
         var proxyPort = FreePorts.Take(1)[0];
+        var endpoint = new Uri("https://127.0.0.1:" + proxyPort);
+        Action<ServerProcess>? onExec = launched is null ? null : p => launched(p, endpoint);
         var proxy = kind switch
         {
-            TargetKind.GrpcProxy => await StartGrpcProxyAsync(directory, etcdUrl, proxyPort, proxyLog).ConfigureAwait(false),
-            TargetKind.ShieldPlain => await _shield.StartAsync(
-                "EtcdShield --no-encryption", _pki, etcdUrl, ["--no-encryption"], new Dictionary<string, string>(), proxyLog, proxyPort).ConfigureAwait(false),
-            _ => await _shield.StartAsync(
-                "EtcdShield encrypting", _pki, etcdUrl, _keys.Arguments, _keys.Environment, proxyLog, proxyPort).ConfigureAwait(false),
+            TargetKind.GrpcProxy => await StartGrpcProxyAsync(directory, etcdUrl, proxyPort, proxyLog, onExec).ConfigureAwait(false),
+            TargetKind.ShieldPlain => await shield.StartAsync(
+                "EtcdShield --no-encryption", _pki, etcdUrl, ["--no-encryption"], new Dictionary<string, string>(), proxyLog, proxyPort, onExec).ConfigureAwait(false),
+            _ => await shield.StartAsync(
+                "EtcdShield encrypting", _pki, etcdUrl, _keys.Arguments, _keys.Environment, proxyLog, proxyPort, onExec).ConfigureAwait(false),
         };
-        return (proxy, new Uri("https://127.0.0.1:" + proxyPort));
+        return (proxy, endpoint);
     }
 
     /// <returns>The client URLs asked for: the plaintext one first.</returns>
-    private async Task<(ServerProcess Etcd, IReadOnlyList<Uri> Urls)> StartEtcdAsync(string directory, bool plaintext, bool mutualTls, string logFile)
+    private async Task<(ServerProcess Etcd, IReadOnlyList<Uri> Urls)> StartEtcdAsync(
+        string directory, bool plaintext, bool mutualTls, string logFile, Action<ServerProcess, IReadOnlyList<Uri>>? launched = null)
     {
         // A port can be taken between choosing and binding it; try again on fresh ports rather than fail the run.
         for (var attempt = 1; ; attempt++)
@@ -137,9 +147,11 @@ internal sealed class TargetLauncher
 
             try
             {
+                Uri[] urls = [.. clients.Select(c => new Uri(c))];
                 var etcd = await ServerProcess.StartAsync(
-                    mutualTls ? "etcd (mTLS)" : "etcd", EtcdPath, arguments, logFile, "ready to serve client requests", TimeSpan.FromSeconds(30)).ConfigureAwait(false);
-                return (etcd, [.. clients.Select(c => new Uri(c))]);
+                    mutualTls ? "etcd (mTLS)" : "etcd", EtcdPath, arguments, logFile, "ready to serve client requests", TimeSpan.FromSeconds(30),
+                    launched: launched is null ? null : p => launched(p, urls)).ConfigureAwait(false);
+                return (etcd, urls);
             }
             catch (InvalidOperationException) when (attempt < 3)
             {
@@ -148,7 +160,7 @@ internal sealed class TargetLauncher
         }
     }
 
-    private async Task<ServerProcess> StartGrpcProxyAsync(string directory, Uri etcd, int port, string logFile)
+    private async Task<ServerProcess> StartGrpcProxyAsync(string directory, Uri etcd, int port, string logFile, Action<ServerProcess>? launched)
     {
         string[] arguments =
         [
@@ -161,6 +173,6 @@ internal sealed class TargetLauncher
             "--trusted-ca-file", _pki.CaFile,
             "--data-dir", Path.Combine(directory, "grpc-proxy"),
         ];
-        return await ServerProcess.StartAsync("etcd grpc-proxy", EtcdPath, arguments, logFile, "started gRPC proxy", TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+        return await ServerProcess.StartAsync("etcd grpc-proxy", EtcdPath, arguments, logFile, "started gRPC proxy", TimeSpan.FromSeconds(30), launched: launched).ConfigureAwait(false);
     }
 }
