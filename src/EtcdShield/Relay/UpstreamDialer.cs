@@ -61,7 +61,10 @@ internal sealed partial class UpstreamDialer
             {
                 var stream = await ConnectAsync(Members[index], protocol, cancellationToken).ConfigureAwait(false);
                 Volatile.Write(ref _current, index);
-                return stream;
+                // A TLS handshake already proved the member answers; a plain connection proves nothing yet.
+                return _tls is null && Members.Count > 1
+                    ? new FirstWordStream(stream, () => Interlocked.CompareExchange(ref _current, (index + 1) % Members.Count, index))
+                    : stream;
             }
             catch (Exception e) when (!cancellationToken.IsCancellationRequested && e is SocketException or IOException or OperationCanceledException or System.Security.Authentication.AuthenticationException)
             {

@@ -160,4 +160,22 @@ public sealed class UpstreamDialerTlsTests : IDisposable
 
         Assert.All(codes, code => Assert.Equal(Grpc.Core.StatusCode.Unavailable, code));
     }
+
+    [Fact]
+    public async Task A_plain_socket_that_accepted_but_never_said_a_word_is_not_dialled_first_again()
+    {
+        // Without TLS there is no handshake to time out: a stopped etcd's listen queue accepts, HTTP/2 waits,
+        // and only the keep-alive ping ends the connection. pick_first stuck to it: the next dial began there again.
+        var (silent, silentPath) = Listen("mute.sock");
+        using var _ = silent;
+        var (next, nextPath) = Listen("speaks.sock");
+        using var __ = next;
+        var dialer = new UpstreamDialer(new ShieldOptions { UpstreamEndpoints = [new Uri("unix://" + silentPath), new Uri("unix://" + nextPath)] });
+
+        await (await dialer.ConnectAnyAsync(SslApplicationProtocol.Http2, CancellationToken.None)).DisposeAsync();
+        await using var second = await dialer.ConnectAnyAsync(SslApplicationProtocol.Http2, CancellationToken.None);
+        using var accepted = await next.AcceptAsync().WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.True(accepted.Connected);
+    }
 }
