@@ -8,17 +8,17 @@ using EtcdShield.Relay;
 namespace EtcdShield.Tests.Relay;
 
 /// <summary>
-/// unixs:// members as an attacker on the machine would try them: a socket whose server holds a certificate of
+/// Members as an attacker on the machine, or a stopped etcd, present them: a socket whose server holds a certificate of
 /// the trusted CA for another name (a socket path is no identity), and one that accepts and then never
 /// answers the TLS handshake (a stopped etcd, or a squatter), which must not hold the dialer past its bound.
 /// </summary>
-public sealed class UpstreamDialerTlsTests : IDisposable
+public sealed class UpstreamDialerTests : IDisposable
 {
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("etcdshield-dialer-tls-");
     private readonly X509Certificate2 _ca;
     private readonly string _caFile;
 
-    public UpstreamDialerTlsTests()
+    public UpstreamDialerTests()
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var request = new CertificateRequest("CN=dialer test CA", key, HashAlgorithmName.SHA256);
