@@ -1,9 +1,7 @@
 using System.Globalization;
 using System.Net.Security;
-using System.Net.Sockets;
 using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
-using System.Text;
 using EtcdShield.EndToEnd.Infrastructure;
 using EtcdShield.EndToEnd.Relay.Support;
 using Grpc.Net.Client;
@@ -22,7 +20,7 @@ internal sealed class ShieldProcess : IAsyncDisposable
     private readonly TestPki _pki;
     private readonly string _directory;
 
-    private ShieldProcess(TestPki pki, string directory, Socket notify, BackgroundProcess process, string clientUrl, string metricsUrl)
+    private ShieldProcess(TestPki pki, string directory, NotifySocket notify, BackgroundProcess process, string clientUrl, string metricsUrl)
     {
         _pki = pki;
         _directory = directory;
@@ -32,7 +30,7 @@ internal sealed class ShieldProcess : IAsyncDisposable
         MetricsUrl = metricsUrl;
     }
 
-    public Socket Notify { get; }
+    public NotifySocket Notify { get; }
 
     public BackgroundProcess Process { get; }
 
@@ -44,8 +42,7 @@ internal sealed class ShieldProcess : IAsyncDisposable
     {
         var directory = Directory.CreateTempSubdirectory("etcdshield-lifecycle-").FullName;
         var socketPath = Path.Combine(directory, "notify");
-        var notify = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
-        notify.Bind(new UnixDomainSocketEndPoint(socketPath));
+        var notify = new NotifySocket(socketPath);
         var ports = FreePort.Allocate(2);
         var clientUrl = $"https://127.0.0.1:{ports[0]}";
         var metricsUrl = $"http://127.0.0.1:{ports[1]}";
@@ -67,16 +64,13 @@ internal sealed class ShieldProcess : IAsyncDisposable
     /// <summary>The next notification the proxy sent, waiting for it up to <paramref name="timeout"/>.</summary>
     public async Task<string> NextNotificationAsync(TimeSpan timeout)
     {
-        var buffer = new byte[4096];
-        using var deadline = new CancellationTokenSource(timeout);
         try
         {
-            var length = await Notify.ReceiveAsync(buffer, SocketFlags.None, deadline.Token);
-            return Encoding.UTF8.GetString(buffer, 0, length);
+            return await Notify.NextAsync(timeout);
         }
-        catch (OperationCanceledException)
+        catch (TimeoutException e)
         {
-            throw new TimeoutException($"no notification within {timeout.TotalSeconds:0} s; the proxy wrote:\n{Process.StdOut}\n{Process.StdErr}");
+            throw new TimeoutException($"{e.Message}; the proxy wrote:\n{Process.StdOut}\n{Process.StdErr}", e);
         }
     }
 
