@@ -72,6 +72,34 @@ public sealed class LifecycleTests(TestPki pki) : IClassFixture<TestPki>
     }
 
     [Fact]
+    public async Task Readyz_is_503_naming_the_key_provider_while_the_kms_plugin_fails_and_200_again_once_it_answers()
+    {
+        await using var etcd = await EtcdProcess.StartAsync();
+        await using var plugin = await TestKmsPlugin.StartAsync();
+        await using var shield = ShieldProcess.Start(pki, etcd.ClientUrl, "--kms-plugin-endpoint", plugin.Endpoint);
+        await shield.NextNotificationAsync(StartTimeout);
+        var before = await Eventually.HoldsAsync(() => shield.GetAsync("/readyz"), r => r.Status == 200, StartTimeout);
+
+        plugin.Down = true;
+        (int Status, string Body) failing;
+        try
+        {
+            failing = await Eventually.HoldsAsync(() => shield.GetAsync("/readyz"), r => r.Status == 503, ExitTimeout);
+        }
+        finally
+        {
+            plugin.Down = false;
+        }
+
+        var after = await Eventually.HoldsAsync(() => shield.GetAsync("/readyz"), r => r.Status == 200, ExitTimeout);
+
+        Assert.Equal("ok", before.Body);
+        Assert.Contains("[-]key_provider failed: key provider unreachable: ", failing.Body, StringComparison.Ordinal);
+        Assert.DoesNotContain("[-]etcd", failing.Body, StringComparison.Ordinal);
+        Assert.Equal("ok", after.Body);
+    }
+
+    [Fact]
     public async Task Sigterm_under_write_load_exits_0_keeps_every_acknowledged_put_and_ends_an_open_watch_unavailable()
     {
         await using var etcd = await EtcdProcess.StartAsync();

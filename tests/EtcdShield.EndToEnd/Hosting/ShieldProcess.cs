@@ -55,7 +55,10 @@ internal sealed class ShieldProcess : IAsyncDisposable
             "--allow-cn", ShieldServer.ClientName,
             "--upstream-endpoints", upstream,
             "--metrics-listen-url", metricsUrl,
-            "--encryption-key-file", ShieldServer.WriteDevelopmentKey(directory),
+            // A development key unless the test names its own key provider.
+            .. extraFlags.Any(f => f.StartsWith("--kms", StringComparison.Ordinal) || f.StartsWith("--pkcs11", StringComparison.Ordinal))
+                ? Array.Empty<string>()
+                : ["--encryption-key-file", ShieldServer.WriteDevelopmentKey(directory)],
             .. extraFlags,
         ], new Dictionary<string, string?> { ["NOTIFY_SOCKET"] = socketPath });
         return new ShieldProcess(pki, directory, notify, process, clientUrl, metricsUrl);
