@@ -135,7 +135,7 @@ public sealed class LifecycleTests(TestPki pki) : IClassFixture<TestPki>
         Assert.False(exited.TimedOut, exited.ToString());
         Assert.Equal(0, exited.ExitCode);
         Assert.All(acknowledged, key => Assert.Contains(key, storedKeys));
-        Assert.All(refusals, code => Assert.True(code is StatusCode.Unavailable or StatusCode.Cancelled, code.ToString()));
+        Assert.All(refusals, status => Assert.True(status.StatusCode is StatusCode.Unavailable or StatusCode.Cancelled, status.ToString()));
         Assert.True(watchEnded.StatusCode == StatusCode.Unavailable, $"{watchEnded.Status}; the proxy wrote: {shield.Process.StdOut}");
     }
 
@@ -207,7 +207,7 @@ public sealed class LifecycleTests(TestPki pki) : IClassFixture<TestPki>
     }
 
     /// <summary>Puts distinct keys until the proxy refuses one; returns the status of that refusal.</summary>
-    private static async Task<StatusCode> WriteUntilRefusedAsync(ShieldProcess shield, int writer, ConcurrentBag<string> acknowledged)
+    private static async Task<Status> WriteUntilRefusedAsync(ShieldProcess shield, int writer, ConcurrentBag<string> acknowledged)
     {
         using var channel = shield.Channel();
         var kv = new KV.KVClient(channel);
@@ -221,7 +221,7 @@ public sealed class LifecycleTests(TestPki pki) : IClassFixture<TestPki>
             }
             catch (RpcException e)
             {
-                return e.StatusCode;
+                return e.Status;
             }
         }
     }
