@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using EtcdShield.Configuration;
 
 namespace EtcdShield.Hosting;
@@ -23,6 +24,11 @@ internal static partial class ServeCommand
 
             return 2;
         }
+
+        // Until the host installs its own handler (in StartAsync), SIGTERM would end a proxy that is still starting
+        // with the runtime's default action, exit 143; a supervisor stopping it then gets exit 0, as after the start.
+        using var stopBeforeStart = new CancellationTokenSource();
+        using var earlyHandlers = new EarlySignals(stopBeforeStart);
 
         WebApplication app;
         try
@@ -56,7 +62,22 @@ internal static partial class ServeCommand
                 Log.EncryptionDisabled(logger);
             }
 
-            await app.StartAsync().ConfigureAwait(false);
+            try
+            {
+                await app.StartAsync(stopBeforeStart.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (stopBeforeStart.IsCancellationRequested)
+            {
+                return 0;
+            }
+
+            earlyHandlers.Dispose();
+            if (stopBeforeStart.IsCancellationRequested)
+            {
+                await app.StopAsync().ConfigureAwait(false);
+                return 0;
+            }
+
             var policy = app.Services.GetRequiredService<Reload.ReloadableFiles<Authorization.AccessPolicy>>().Current;
             Log.PolicyLoaded(logger, policy.Source, policy.Identities.Count);
             Log.Listening(logger, options.ListenClientUrls, options.UpstreamEndpoints);
@@ -64,6 +85,27 @@ internal static partial class ServeCommand
         }
 
         return 0;
+    }
+
+    /// <summary>SIGTERM and SIGINT while the proxy starts: cancel the start instead of the runtime's default exit.</summary>
+    private sealed class EarlySignals : IDisposable
+    {
+        private readonly PosixSignalRegistration[] _registrations;
+
+        public EarlySignals(CancellationTokenSource stop) =>
+            _registrations = [.. new[] { PosixSignal.SIGTERM, PosixSignal.SIGINT }.Select(signal => PosixSignalRegistration.Create(signal, context =>
+            {
+                context.Cancel = true;
+                stop.Cancel();
+            }))];
+
+        public void Dispose()
+        {
+            foreach (var registration in _registrations)
+            {
+                registration.Dispose();
+            }
+        }
     }
 
     private static partial class Log

@@ -41,6 +41,30 @@ public sealed class LifecycleTests(TestPki pki) : IClassFixture<TestPki>
     }
 
     [Fact]
+    public async Task Sigterm_while_it_is_still_starting_exits_0()
+    {
+        await using var etcd = await EtcdProcess.StartAsync();
+        await using var plugin = await TestKmsPlugin.StartAsync();
+        // The key ring is loaded from the plugin while the host is built, before the host's own signal handlers exist.
+        plugin.HoldStatus();
+        await using var shield = ShieldProcess.Start(pki, etcd.ClientUrl, "--kms-plugin-endpoint", plugin.Endpoint);
+        try
+        {
+            await plugin.StatusHeld.Task.WaitAsync(StartTimeout);
+            await shield.TerminateAsync();
+        }
+        finally
+        {
+            plugin.ReleaseStatus();
+        }
+
+        var exited = await shield.Process.WaitForExitAsync(ExitTimeout);
+
+        Assert.False(exited.TimedOut, exited.ToString());
+        Assert.Equal(0, exited.ExitCode);
+    }
+
+    [Fact]
     public async Task Readyz_is_503_naming_etcd_while_etcd_is_stopped_and_200_again_once_it_continues()
     {
         await using var etcd = await EtcdProcess.StartAsync();

@@ -40,9 +40,14 @@ internal sealed class TestKmsPlugin : KeyManagementService.KeyManagementServiceB
     /// <summary>While true every call fails UNAVAILABLE.</summary>
     public bool Down { get; set; }
 
+    /// <summary>Completes when a Status call waits under <see cref="HoldStatus"/>.</summary>
+    public TaskCompletionSource StatusHeld { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     public int EncryptCalls;
 
     public int DecryptCalls;
+
+    private TaskCompletionSource? _statusRelease;
 
     public static async Task<TestKmsPlugin> StartAsync()
     {
@@ -66,10 +71,21 @@ internal sealed class TestKmsPlugin : KeyManagementService.KeyManagementServiceB
         return CurrentKeyId;
     }
 
-    public override Task<StatusResponse> Status(StatusRequest request, ServerCallContext context)
+    /// <summary>From now on Status calls wait until <see cref="ReleaseStatus"/>.</summary>
+    public void HoldStatus() => _statusRelease = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public void ReleaseStatus() => _statusRelease?.TrySetResult();
+
+    public override async Task<StatusResponse> Status(StatusRequest request, ServerCallContext context)
     {
         ThrowIfDown();
-        return Task.FromResult(new StatusResponse { Version = "v2", Healthz = "ok", KeyId = CurrentKeyId });
+        if (_statusRelease is { } release)
+        {
+            StatusHeld.TrySetResult();
+            await release.Task;
+        }
+
+        return new StatusResponse { Version = "v2", Healthz = "ok", KeyId = CurrentKeyId };
     }
 
     public override Task<EncryptResponse> Encrypt(EncryptRequest request, ServerCallContext context)
