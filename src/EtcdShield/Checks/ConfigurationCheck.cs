@@ -58,17 +58,20 @@ internal static class ConfigurationCheck
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(timeout);
         // On the pool, so that a check blocked in a native call (a PKCS#11 module) is abandoned at its deadline.
+        using var expiry = deadline.Token.Register(report.Expire);
         var work = Task.Run(() => run(report, deadline.Token), CancellationToken.None);
+        var seconds = timeout.TotalSeconds.ToString("0.#", CultureInfo.InvariantCulture);
+        var timedOut = new CheckLine(CheckStatus.Fail, name, $"no answer within {seconds}s; whatever it waits for (device, socket, network) is not responding");
         try
         {
             await work.WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
-            return report.Close();
+            // A check may finish on its own because its deadline cancelled the call it waited on: still a time-out.
+            return report.Close(deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested ? timedOut : null);
         }
         catch (Exception e) when (!cancellationToken.IsCancellationRequested && (e is TimeoutException || deadline.IsCancellationRequested))
         {
             // Past the deadline whatever the check threw: a call cut short by it is the same time-out.
-            var seconds = timeout.TotalSeconds.ToString("0.#", CultureInfo.InvariantCulture);
-            return report.Close(new CheckLine(CheckStatus.Fail, name, $"no answer within {seconds}s; whatever it waits for (device, socket, network) is not responding"));
+            return report.Close(timedOut);
         }
 #pragma warning disable CA1031 // A check that throws what nobody expected fails that check; the others still run.
         catch (Exception e) when (e is not OperationCanceledException)
