@@ -55,6 +55,7 @@ internal static class CertificateChecks
     public static void ServingHosts(ShieldOptions options, CheckReport report)
     {
         const string name = "serving-cert-hosts";
+        Listenable(options, report);
         X509Certificate2 leaf;
         try
         {
@@ -84,6 +85,27 @@ internal static class CertificateChecks
             {
                 var kind = IPAddress.TryParse(host, out _) ? "an IP address" : "a DNS name";
                 report.Fail(name, $"'{leaf.Subject}' does not cover {host} of {flag} {url}: clients checking the host name refuse it; reissue it with {host} as {kind} subject alternative name");
+            }
+        }
+    }
+
+    /// <summary>
+    /// The proxy binds an IP address or localhost (ShieldHost.Listen) and refuses any other host name at start-up: a
+    /// name resolved at bind time could move the listener to an address nobody meant.
+    /// </summary>
+    private static void Listenable(ShieldOptions options, CheckReport report)
+    {
+        var urls = options.ListenClientUrls.Select(u => (Flag: "--listen-client-urls", Url: u));
+        if (options.MetricsListenUrl is { } metrics)
+        {
+            urls = urls.Append(("--metrics-listen-url", metrics));
+        }
+
+        foreach (var (flag, url) in urls)
+        {
+            if (!string.Equals(url.Host, "localhost", StringComparison.OrdinalIgnoreCase) && !IPAddress.TryParse(HostOf(url), out _))
+            {
+                report.Fail("listen", $"{flag} {url} names the host {url.Host}: the proxy listens only on an IP address or localhost and refuses to start; listen on the address and name the host in --advertise-client-urls");
             }
         }
     }

@@ -95,6 +95,31 @@ public sealed class CertificateChecksTests : IDisposable
     }
 
     [Fact]
+    public void A_listen_url_naming_a_host_other_than_localhost_fails_as_serve_refuses_it()
+    {
+        // The certificate covers the name, so only the listen rule (ShieldHost binds an IP address or localhost) can fail it.
+        var served = _pki.IssueServer("named-listen", dnsNames: ["etcd-1.example.com"]);
+        var options = Checked.Serving(_pki) with
+        {
+            CertFile = served.CertFile,
+            KeyFile = served.KeyFile,
+            ListenClientUrls = [new Uri("https://etcd-1.example.com:2379"), new Uri("https://LOCALHOST:2379"), new Uri("https://[::1]:2379")],
+            AdvertiseClientUrls = [],
+            MetricsListenUrl = new Uri("http://etcd-1.example.com:2381"),
+        };
+
+        var lines = Checked.Lines(r => CertificateChecks.ServingHosts(options, r));
+
+        var failures = lines.Where(l => l.Status == CheckStatus.Fail).Select(l => l.ToString()).ToList();
+        Assert.Equal(
+            [
+                "FAIL listen: --listen-client-urls https://etcd-1.example.com:2379/ names the host etcd-1.example.com: the proxy listens only on an IP address or localhost and refuses to start; listen on the address and name the host in --advertise-client-urls",
+                "FAIL listen: --metrics-listen-url http://etcd-1.example.com:2381/ names the host etcd-1.example.com: the proxy listens only on an IP address or localhost and refuses to start; listen on the address and name the host in --advertise-client-urls",
+            ],
+            failures.Where(l => l.StartsWith("FAIL listen:", StringComparison.Ordinal)));
+    }
+
+    [Fact]
     public void Listening_on_every_address_is_checked_by_the_advertised_names()
     {
         var options = Checked.Serving(_pki) with { ListenClientUrls = [new Uri("https://0.0.0.0:2379")], AdvertiseClientUrls = [new Uri("https://localhost:2379")] };
