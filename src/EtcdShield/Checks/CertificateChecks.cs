@@ -67,14 +67,25 @@ internal static class CertificateChecks
             return;
         }
 
+        // Before the names are made distinct: a listen URL of 0.0.0.0 would hide the advertised one it defaulted to.
+        foreach (var url in options.AdvertiseClientUrls.Where(IsUnspecified))
+        {
+            report.Warn(name, $"--advertise-client-urls {url} names no host: member lists give it to clients, which cannot connect to it; set --advertise-client-urls to the addresses or names clients use");
+        }
+
         var hosts = options.ListenClientUrls.Select(u => (Flag: "--listen-client-urls", Url: u))
             .Concat(options.AdvertiseClientUrls.Select(u => (Flag: "--advertise-client-urls", Url: u)))
             .DistinctBy(h => HostOf(h.Url), StringComparer.OrdinalIgnoreCase);
         foreach (var (flag, url) in hosts)
         {
             var host = HostOf(url);
-            if (IPAddress.TryParse(host, out var address) && (address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any)))
+            if (IsUnspecified(url))
             {
+                if (flag == "--advertise-client-urls")
+                {
+                    continue;
+                }
+
                 report.Ok(name, $"{flag} {url} listens on every address; clients connect by --advertise-client-urls, checked by name");
             }
             else if (leaf.MatchesHostname(host, allowWildcards: true, allowCommonName: false))
@@ -318,6 +329,9 @@ internal static class CertificateChecks
     private static bool HasUsage(X509Certificate2 certificate, string oid) =>
         certificate.Extensions.OfType<X509EnhancedKeyUsageExtension>().FirstOrDefault() is not { } usages
         || usages.EnhancedKeyUsages.Cast<System.Security.Cryptography.Oid>().Any(u => u.Value == oid);
+
+    private static bool IsUnspecified(Uri url) =>
+        IPAddress.TryParse(HostOf(url), out var address) && (address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any));
 
     private static string HostOf(Uri url) => url.HostNameType == UriHostNameType.IPv6 ? url.Host.Trim('[', ']') : url.Host;
 

@@ -120,6 +120,24 @@ public sealed class CertificateChecksTests : IDisposable
     }
 
     [Fact]
+    public void Advertising_every_address_warns_since_no_client_can_connect_to_it()
+    {
+        // What --listen-client-urls https://0.0.0.0:2379 alone gives: the advertised URLs default to the listen URLs,
+        // so member lists tell clients 0.0.0.0, and no host name is checked at all.
+        var options = Checked.Serving(_pki) with { ListenClientUrls = [new Uri("https://0.0.0.0:2379")], AdvertiseClientUrls = [new Uri("https://0.0.0.0:2379"), new Uri("https://[::]:2379")] };
+
+        var lines = Checked.Lines(r => CertificateChecks.ServingHosts(options, r));
+
+        Assert.DoesNotContain(lines, l => l.Status == CheckStatus.Fail);
+        Assert.Equal(
+            [
+                "warn serving-cert-hosts: --advertise-client-urls https://0.0.0.0:2379/ names no host: member lists give it to clients, which cannot connect to it; set --advertise-client-urls to the addresses or names clients use",
+                "warn serving-cert-hosts: --advertise-client-urls https://[::]:2379/ names no host: member lists give it to clients, which cannot connect to it; set --advertise-client-urls to the addresses or names clients use",
+            ],
+            lines.Where(l => l.Status == CheckStatus.Warn).Select(l => l.ToString()));
+    }
+
+    [Fact]
     public void Listening_on_every_address_is_checked_by_the_advertised_names()
     {
         var options = Checked.Serving(_pki) with { ListenClientUrls = [new Uri("https://0.0.0.0:2379")], AdvertiseClientUrls = [new Uri("https://localhost:2379")] };
