@@ -55,6 +55,7 @@ internal static class CertificateChecks
     public static void ServingHosts(ShieldOptions options, CheckReport report)
     {
         const string name = "serving-cert-hosts";
+        Listenable(options, report);
         X509Certificate2 leaf;
         try
         {
@@ -66,14 +67,25 @@ internal static class CertificateChecks
             return;
         }
 
+        // Before the names are made distinct: a listen URL of 0.0.0.0 would hide the advertised one it defaulted to.
+        foreach (var url in options.AdvertiseClientUrls.Where(IsUnspecified))
+        {
+            report.Warn(name, $"--advertise-client-urls {url} names no host: member lists give it to clients, which cannot connect to it; set --advertise-client-urls to the addresses or names clients use");
+        }
+
         var hosts = options.ListenClientUrls.Select(u => (Flag: "--listen-client-urls", Url: u))
             .Concat(options.AdvertiseClientUrls.Select(u => (Flag: "--advertise-client-urls", Url: u)))
             .DistinctBy(h => HostOf(h.Url), StringComparer.OrdinalIgnoreCase);
         foreach (var (flag, url) in hosts)
         {
             var host = HostOf(url);
-            if (IPAddress.TryParse(host, out var address) && (address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any)))
+            if (IsUnspecified(url))
             {
+                if (flag == "--advertise-client-urls")
+                {
+                    continue;
+                }
+
                 report.Ok(name, $"{flag} {url} listens on every address; clients connect by --advertise-client-urls, checked by name");
             }
             else if (leaf.MatchesHostname(host, allowWildcards: true, allowCommonName: false))
@@ -84,6 +96,27 @@ internal static class CertificateChecks
             {
                 var kind = IPAddress.TryParse(host, out _) ? "an IP address" : "a DNS name";
                 report.Fail(name, $"'{leaf.Subject}' does not cover {host} of {flag} {url}: clients checking the host name refuse it; reissue it with {host} as {kind} subject alternative name");
+            }
+        }
+    }
+
+    /// <summary>
+    /// The proxy binds an IP address or localhost (ShieldHost.Listen) and refuses any other host name at start-up: a
+    /// name resolved at bind time could move the listener to an address nobody meant.
+    /// </summary>
+    private static void Listenable(ShieldOptions options, CheckReport report)
+    {
+        var urls = options.ListenClientUrls.Select(u => (Flag: "--listen-client-urls", Url: u));
+        if (options.MetricsListenUrl is { } metrics)
+        {
+            urls = urls.Append(("--metrics-listen-url", metrics));
+        }
+
+        foreach (var (flag, url) in urls)
+        {
+            if (!string.Equals(url.Host, "localhost", StringComparison.OrdinalIgnoreCase) && !IPAddress.TryParse(HostOf(url), out _))
+            {
+                report.Fail("listen", $"{flag} {url} names the host {url.Host}: the proxy listens only on an IP address or localhost and refuses to start; listen on the address and name the host in --advertise-client-urls");
             }
         }
     }
@@ -296,6 +329,9 @@ internal static class CertificateChecks
     private static bool HasUsage(X509Certificate2 certificate, string oid) =>
         certificate.Extensions.OfType<X509EnhancedKeyUsageExtension>().FirstOrDefault() is not { } usages
         || usages.EnhancedKeyUsages.Cast<System.Security.Cryptography.Oid>().Any(u => u.Value == oid);
+
+    private static bool IsUnspecified(Uri url) =>
+        IPAddress.TryParse(HostOf(url), out var address) && (address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any));
 
     private static string HostOf(Uri url) => url.HostNameType == UriHostNameType.IPv6 ? url.Host.Trim('[', ']') : url.Host;
 

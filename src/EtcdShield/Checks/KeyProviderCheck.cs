@@ -26,6 +26,11 @@ internal static class KeyProviderCheck
 
     public static async Task RunAsync(ShieldOptions options, CheckReport report, CancellationToken cancellationToken)
     {
+        if (!options.NoEncryption)
+        {
+            Prefixes(options, report);
+        }
+
         if (options.NoEncryption)
         {
             report.Warn("encryption", "--no-encryption: values are stored in etcd exactly as clients send them, unencrypted");
@@ -45,6 +50,19 @@ internal static class KeyProviderCheck
         else
         {
             report.Fail("encryption", "no key provider: give --pkcs11-module, --kms-plugin-endpoint or (development only) --encryption-key-file, or --no-encryption");
+        }
+    }
+
+    /// <summary>The prefixes as start-up builds them (ShieldHost), which refuses a legacy prefix no encrypted prefix covers.</summary>
+    private static void Prefixes(ShieldOptions options, CheckReport report)
+    {
+        try
+        {
+            _ = EncryptionOptions.FromUtf8(options.EncryptPrefixes, options.LegacyPlaintextPrefixes, options.MaxRequestBytes);
+        }
+        catch (ArgumentException e)
+        {
+            report.Fail("encryption", $"{e.Message}; the proxy refuses to start with these --encrypt-prefix/--legacy-plaintext-prefix/--max-request-bytes");
         }
     }
 

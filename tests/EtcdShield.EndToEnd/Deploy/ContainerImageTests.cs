@@ -60,6 +60,15 @@ public sealed class ContainerImageTests : IClassFixture<ContainerImageFixture>, 
             // No other program at all: nothing in the image but the proxy could be run in it.
             Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(root, "usr/bin")));
             Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(root, "usr/sbin")));
+
+            // Nor one elsewhere: every ELF file that names a program interpreter can be exec'd (podman exec). libc.so.6
+            // only prints its version; the runtime's createdump would write the proxy's memory, keys included, to
+            // any writable mount.
+            var programs = Directory.EnumerateFiles(root, "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.ReparsePoint })
+                .Where(RequestsInterpreter)
+                .Select(f => "/" + Path.GetRelativePath(root, f))
+                .Order(StringComparer.Ordinal);
+            Assert.Equal(["/opt/etcdshield/EtcdShield", "/usr/lib/x86_64-linux-gnu/libc.so.6"], programs);
         }
         finally
         {
@@ -237,6 +246,32 @@ public sealed class ContainerImageTests : IClassFixture<ContainerImageFixture>, 
             Path.Combine(mountPoint, "ca.crt"),
             Path.Combine(mountPoint, "policy.yaml"),
             Path.Combine(mountPoint, "kek.b64"));
+    }
+
+    /// <summary>A 64-bit little-endian ELF file with a PT_INTERP program header: what the kernel runs as a program.</summary>
+    private static bool RequestsInterpreter(string path)
+    {
+        using var file = File.OpenRead(path);
+        Span<byte> header = stackalloc byte[64];
+        if (file.Read(header) < 64 || !header[..4].SequenceEqual("\u007fELF"u8) || header[4] != 2)
+        {
+            return false;
+        }
+
+        var offset = (long)System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(header[0x20..]);
+        var size = System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(header[0x36..]);
+        var count = System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(header[0x38..]);
+        Span<byte> type = stackalloc byte[4];
+        for (var i = 0; i < count; i++)
+        {
+            file.Position = offset + (i * size);
+            if (file.Read(type) == 4 && System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(type) == 3)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private static async Task<ByteString?> StoredAsync(KV.KVClient etcd, string key)

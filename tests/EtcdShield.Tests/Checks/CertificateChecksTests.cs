@@ -95,6 +95,49 @@ public sealed class CertificateChecksTests : IDisposable
     }
 
     [Fact]
+    public void A_listen_url_naming_a_host_other_than_localhost_fails_as_serve_refuses_it()
+    {
+        // The certificate covers the name, so only the listen rule (ShieldHost binds an IP address or localhost) can fail it.
+        var served = _pki.IssueServer("named-listen", dnsNames: ["etcd-1.example.com"]);
+        var options = Checked.Serving(_pki) with
+        {
+            CertFile = served.CertFile,
+            KeyFile = served.KeyFile,
+            ListenClientUrls = [new Uri("https://etcd-1.example.com:2379"), new Uri("https://LOCALHOST:2379"), new Uri("https://[::1]:2379")],
+            AdvertiseClientUrls = [],
+            MetricsListenUrl = new Uri("http://etcd-1.example.com:2381"),
+        };
+
+        var lines = Checked.Lines(r => CertificateChecks.ServingHosts(options, r));
+
+        var failures = lines.Where(l => l.Status == CheckStatus.Fail).Select(l => l.ToString()).ToList();
+        Assert.Equal(
+            [
+                "FAIL listen: --listen-client-urls https://etcd-1.example.com:2379/ names the host etcd-1.example.com: the proxy listens only on an IP address or localhost and refuses to start; listen on the address and name the host in --advertise-client-urls",
+                "FAIL listen: --metrics-listen-url http://etcd-1.example.com:2381/ names the host etcd-1.example.com: the proxy listens only on an IP address or localhost and refuses to start; listen on the address and name the host in --advertise-client-urls",
+            ],
+            failures.Where(l => l.StartsWith("FAIL listen:", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public void Advertising_every_address_warns_since_no_client_can_connect_to_it()
+    {
+        // What --listen-client-urls https://0.0.0.0:2379 alone gives: the advertised URLs default to the listen URLs,
+        // so member lists tell clients 0.0.0.0, and no host name is checked at all.
+        var options = Checked.Serving(_pki) with { ListenClientUrls = [new Uri("https://0.0.0.0:2379")], AdvertiseClientUrls = [new Uri("https://0.0.0.0:2379"), new Uri("https://[::]:2379")] };
+
+        var lines = Checked.Lines(r => CertificateChecks.ServingHosts(options, r));
+
+        Assert.DoesNotContain(lines, l => l.Status == CheckStatus.Fail);
+        Assert.Equal(
+            [
+                "warn serving-cert-hosts: --advertise-client-urls https://0.0.0.0:2379/ names no host: member lists give it to clients, which cannot connect to it; set --advertise-client-urls to the addresses or names clients use",
+                "warn serving-cert-hosts: --advertise-client-urls https://[::]:2379/ names no host: member lists give it to clients, which cannot connect to it; set --advertise-client-urls to the addresses or names clients use",
+            ],
+            lines.Where(l => l.Status == CheckStatus.Warn).Select(l => l.ToString()));
+    }
+
+    [Fact]
     public void Listening_on_every_address_is_checked_by_the_advertised_names()
     {
         var options = Checked.Serving(_pki) with { ListenClientUrls = [new Uri("https://0.0.0.0:2379")], AdvertiseClientUrls = [new Uri("https://localhost:2379")] };

@@ -34,6 +34,19 @@ public sealed class KeyProviderCheckTests : IDisposable
     }
 
     [Fact]
+    public async Task A_legacy_plaintext_prefix_outside_every_encrypted_prefix_fails_as_serve_refuses_it()
+    {
+        var options = Checked.Serving(_pki) with { EncryptionKeyFile = KeyFile(32), EncryptPrefixes = ["/registry/secrets/"], LegacyPlaintextPrefixes = ["/other/"] };
+
+        var lines = await Checked.LinesAsync(r => KeyProviderCheck.RunAsync(options, r, CancellationToken.None));
+
+        var failure = Checked.Single(lines, CheckStatus.Fail);
+        Assert.Equal("encryption", failure.Check);
+        Assert.StartsWith("Legacy plaintext prefix \"/other/\" does not overlap any encrypted prefix", failure.Detail, StringComparison.Ordinal);
+        Assert.EndsWith("; the proxy refuses to start with these --encrypt-prefix/--legacy-plaintext-prefix/--max-request-bytes", failure.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_key_file_of_the_wrong_length_fails()
     {
         var path = KeyFile(16);
