@@ -56,9 +56,12 @@ socket="$dev/$socket_name"
 # etcd removes the file when it stops cleanly; after a crash 3.4 refuses to start ("address already in use").
 rm -f "$socket"
 echo "== starting etcd on the unix socket $socket (no TCP client port)"
+# etcd serves its client API on a plain peer listener too, so that one is a socket as well (one member: no peer
+# ever dials it). Member lists advertise the proxy, so clients that sync endpoints never learn the socket.
+rm -f "$dev/etcd-peer:$((etcd_port + 1))"
 (cd "$dev" && exec etcd --name quickstart --data-dir "$dev/etcd" \
-  --listen-client-urls "unix://$socket_name" --advertise-client-urls "unix://$socket_name" \
-  --listen-peer-urls "http://127.0.0.1:$((etcd_port + 1))" --initial-advertise-peer-urls "http://127.0.0.1:$((etcd_port + 1))" \
+  --listen-client-urls "unix://$socket_name" --advertise-client-urls "https://127.0.0.1:$shield_port" \
+  --listen-peer-urls "unix://etcd-peer:$((etcd_port + 1))" --initial-advertise-peer-urls "http://127.0.0.1:$((etcd_port + 1))" \
   --initial-cluster "quickstart=http://127.0.0.1:$((etcd_port + 1))" >"$dev/etcd.log" 2>&1) &
 etcd_pid=$!
 trap 'kill $etcd_pid ${shield_pid:-} 2>/dev/null || true' EXIT
