@@ -9,26 +9,28 @@ namespace EtcdShield.Hosting;
 /// request through the proxy's upstream channel, 503 with the reason when none does. While it serves, anything
 /// an operator must act on soon (a certificate close to expiry, a changed file that failed to load) makes the
 /// status "degraded", still 200, with the details under "warnings"; so does an audit log that cannot be written.
+/// etcd's answer is the one <c>/readyz</c> made (<see cref="Readiness"/>: cached, one round in flight), so a storm
+/// of requests on the unauthenticated metrics port asks etcd no more often than the probes do.
 /// </summary>
 internal sealed class HealthEndpoint
 {
-    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(3);
-    private readonly EtcdReachability _etcd;
+    private readonly Readiness _readiness;
     private readonly IReadOnlyList<IReloadable> _reloadables;
     private readonly CertificateExpiry _expiry;
     private readonly Audit.AuditLog _audit;
 
-    public HealthEndpoint(EtcdReachability etcd, IEnumerable<IReloadable> reloadables, CertificateExpiry expiry, Audit.AuditLog audit)
+    public HealthEndpoint(Readiness readiness, IEnumerable<IReloadable> reloadables, CertificateExpiry expiry, Audit.AuditLog audit)
     {
         _audit = audit;
-        _etcd = etcd;
+        _readiness = readiness;
         _reloadables = reloadables.ToList();
         _expiry = expiry;
     }
 
     public async Task WriteAsync(HttpContext context)
     {
-        var reason = await _etcd.CheckAsync(Deadline, context.RequestAborted).ConfigureAwait(false);
+        var report = await _readiness.CheckAsync().WaitAsync(context.RequestAborted).ConfigureAwait(false);
+        var reason = report.Results.Single(r => r.Name == EtcdReachability.CheckName).Reason;
 
         var warnings = _expiry.Expiring().ToList();
         warnings.AddRange(_reloadables

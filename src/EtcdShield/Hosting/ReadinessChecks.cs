@@ -5,7 +5,7 @@ using Grpc.Core;
 
 namespace EtcdShield.Hosting;
 
-/// <summary>etcd answers a Status request through the proxy's own upstream channel (shared by /health).</summary>
+/// <summary>etcd answers a Status request through the proxy's own upstream channel (/readyz, and /health from its round).</summary>
 internal sealed class EtcdReachability : IReadinessCheck
 {
     private readonly Maintenance.MaintenanceClient _maintenance;
@@ -15,7 +15,9 @@ internal sealed class EtcdReachability : IReadinessCheck
         _maintenance = new Maintenance.MaintenanceClient(upstream.Invoker);
     }
 
-    public string Name => "etcd";
+    public const string CheckName = "etcd";
+
+    public string Name => CheckName;
 
     public async Task<string?> CheckAsync(TimeSpan deadline, CancellationToken cancellationToken)
     {
