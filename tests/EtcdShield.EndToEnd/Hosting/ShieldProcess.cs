@@ -56,7 +56,7 @@ internal sealed class ShieldProcess : IAsyncDisposable
             "--upstream-endpoints", upstream,
             "--metrics-listen-url", metricsUrl,
             // A development key unless the test names its own key provider.
-            .. extraFlags.Any(f => f.StartsWith("--kms", StringComparison.Ordinal) || f.StartsWith("--pkcs11", StringComparison.Ordinal))
+            .. ShieldServer.NamesKeyProvider(extraFlags)
                 ? Array.Empty<string>()
                 : ["--encryption-key-file", ShieldServer.WriteDevelopmentKey(directory)],
             .. extraFlags,

@@ -74,7 +74,7 @@ internal sealed class ShieldServer : IAsyncDisposable
         {
             args.Add("--no-encryption");
         }
-        else if (!extra.Any(f => f.StartsWith("--encryption-key-file", StringComparison.Ordinal) || f.StartsWith("--pkcs11", StringComparison.Ordinal) || f.StartsWith("--kms", StringComparison.Ordinal)))
+        else if (!NamesKeyProvider(extra))
         {
             args.Add("--encryption-key-file");
             args.Add(WriteDevelopmentKey(directory));
@@ -88,6 +88,10 @@ internal sealed class ShieldServer : IAsyncDisposable
         await app.StartAsync().ConfigureAwait(false);
         return new ShieldServer(app, directory, clientUrl, metricsUrl, logs, args);
     }
+
+    /// <summary>Whether <paramref name="flags"/> choose a key provider themselves, so no development key is added.</summary>
+    public static bool NamesKeyProvider(IEnumerable<string> flags) =>
+        flags.Any(f => f.StartsWith("--encryption-key-file", StringComparison.Ordinal) || f.StartsWith("--pkcs11", StringComparison.Ordinal) || f.StartsWith("--kms", StringComparison.Ordinal));
 
     /// <summary>A development key-encryption key file: 32 random bytes, base64, readable by the owner only.</summary>
     public static string WriteDevelopmentKey(string directory)
