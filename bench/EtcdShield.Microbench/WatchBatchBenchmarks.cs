@@ -68,7 +68,7 @@ public class WatchBatchBenchmarks
     public ValueTask<IMessage> RewriteBatch()
     {
         Reset();
-        return _rewriter.RewriteResponseAsync(_response, _call);
+        return _rewriter.RewriteResponseAsync(_response, _call.CancellationToken);
     }
 
     [Benchmark]

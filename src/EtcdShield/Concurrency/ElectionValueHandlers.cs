@@ -104,9 +104,9 @@ internal sealed class ObserveValueRewriter : IStreamRewriter
 
     public ObserveValueRewriter(KeyValueOpener opener) => _opener = opener;
 
-    public async ValueTask<IMessage> RewriteResponseAsync(IMessage response, RelayCall call)
+    public async ValueTask<IMessage> RewriteResponseAsync(IMessage response, CancellationToken cancellationToken)
     {
-        await _opener.OpenAsync(((LeaderResponse)response).Kv, call.CancellationToken).ConfigureAwait(false);
+        await _opener.OpenAsync(((LeaderResponse)response).Kv, cancellationToken).ConfigureAwait(false);
         return response;
     }
 }

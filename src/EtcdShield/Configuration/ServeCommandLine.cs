@@ -52,6 +52,10 @@ internal static class ServeCommandLine
         Flag.Single("max-streams-per-identity", "N", $"Open streams (Watch, LeaseKeepAlive, Observe, Snapshot) one policy identity may hold on this proxy process, each an upstream etcd stream (default {Defaults.MaxStreamsPerIdentity}: kube-apiserver's etcd client multiplexes its watches and keep-alives over a few streams, so it stays far below; the count is per process). Past it a new stream gets RESOURCE_EXHAUSTED."),
         Flag.Single("max-streams-per-connection", "N", $"Open streams one client connection may hold (default {Defaults.MaxStreamsPerConnection}); unary calls are limited by --max-concurrent-streams only. Past it a new stream gets RESOURCE_EXHAUSTED."),
         Flag.Single("shutdown-timeout", "DURATION", $"On SIGTERM: how long in-flight unary calls may take to finish once the proxy stops accepting (default {FlagValues.FormatDuration(Defaults.ShutdownTimeout)}); open streams end at once with UNAVAILABLE so clients move to another member."),
+        Flag.Switch("watch-sharing", $"Client watches of the same range share one upstream etcd watch, each event decrypted and encoded once (default {Defaults.WatchSharing.ToString().ToLowerInvariant()}); --watch-sharing=false relays one upstream watch stream per client stream."),
+        Flag.Single("watch-queue-bytes", "BYTES", $"Responses queued for one client watch stream (default {Defaults.WatchQueueBytes}); past it its slowest watch moves to its own upstream watch instead of holding the others up."),
+        Flag.Single("watch-buffer-bytes", "BYTES", $"Queued watch responses and shared watch histories of all streams together (default {Defaults.WatchBufferBytes})."),
+        Flag.Single("watch-progress-notify-interval", "DURATION", $"How often a progress_notify watch without events is told its revision (default {FlagValues.FormatDuration(Defaults.WatchProgressNotifyInterval)}, etcd's)."),
         Flag.Single("log-level", "LEVEL", $"Trace, Debug, Information, Warning or Error (default {Defaults.LogLevel})."),
     ];
 
@@ -104,6 +108,10 @@ internal static class ServeCommandLine
             MaxStreamsPerIdentity = flags.Int("max-streams-per-identity", Defaults.MaxStreamsPerIdentity, 1, int.MaxValue),
             MaxStreamsPerConnection = flags.Int("max-streams-per-connection", Defaults.MaxStreamsPerConnection, 1, int.MaxValue),
             ShutdownTimeout = flags.Duration("shutdown-timeout", Defaults.ShutdownTimeout, TimeSpan.Zero),
+            WatchSharing = flags.Has("watch-sharing") ? flags.Switch("watch-sharing") : Defaults.WatchSharing,
+            WatchQueueBytes = flags.Int("watch-queue-bytes", Defaults.WatchQueueBytes, 64 * 1024, int.MaxValue),
+            WatchBufferBytes = flags.Int("watch-buffer-bytes", (int)Defaults.WatchBufferBytes, 1024 * 1024, int.MaxValue),
+            WatchProgressNotifyInterval = flags.Duration("watch-progress-notify-interval", Defaults.WatchProgressNotifyInterval, TimeSpan.FromMilliseconds(100)),
             LogLevel = flags.Single("log-level") ?? Defaults.LogLevel,
         };
 

@@ -82,5 +82,17 @@ internal sealed record ShieldOptions
 
     public static readonly TimeSpan DefaultShutdownTimeout = TimeSpan.FromSeconds(10);
 
+    /// <summary>Client watches of the same range share one upstream watch; false relays one upstream watch stream per client stream.</summary>
+    public bool WatchSharing { get; init; } = true;
+
+    /// <summary>What one client watch stream may have queued for it before its slowest watches are moved to their own upstream watch.</summary>
+    public int WatchQueueBytes { get; init; } = 4 * 1024 * 1024;
+
+    /// <summary>What all watch streams' queues and the shared watches' histories may hold together.</summary>
+    public long WatchBufferBytes { get; init; } = 256L * 1024 * 1024;
+
+    /// <summary>How often a progress_notify watch with no events is told how far it is; etcd's default interval.</summary>
+    public TimeSpan WatchProgressNotifyInterval { get; init; } = TimeSpan.FromMinutes(10);
+
     public string LogLevel { get; init; } = "Information";
 }

@@ -14,13 +14,13 @@ internal sealed class WatchValueRewriter : IStreamRewriter
 
     public WatchValueRewriter(KeyValueOpener opener) => _opener = opener;
 
-    public async ValueTask<IMessage> RewriteResponseAsync(IMessage response, RelayCall call)
+    public async ValueTask<IMessage> RewriteResponseAsync(IMessage response, CancellationToken cancellationToken)
     {
         var watch = (WatchResponse)response;
         foreach (var change in watch.Events)
         {
-            await _opener.OpenAsync(change.Kv, call.CancellationToken).ConfigureAwait(false);
-            await _opener.OpenAsync(change.PrevKv, call.CancellationToken).ConfigureAwait(false);
+            await _opener.OpenAsync(change.Kv, cancellationToken).ConfigureAwait(false);
+            await _opener.OpenAsync(change.PrevKv, cancellationToken).ConfigureAwait(false);
         }
 
         return watch;

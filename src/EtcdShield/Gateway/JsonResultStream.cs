@@ -1,4 +1,5 @@
 using System.Buffers;
+using EtcdShield.Relay;
 using Google.Protobuf;
 using Grpc.Core;
 
@@ -33,7 +34,8 @@ internal sealed class JsonResultStream : IServerStreamWriter<IMessage>
     {
         _buffer.ResetWrittenCount();
         _buffer.Write(Opening);
-        JsonpbWriter.Write(message, _buffer);
+        // A shared watch's response arrives as its encoded bytes; JSON needs its fields.
+        JsonpbWriter.Write(message is EncodedMessage encoded ? encoded.Parse() : message, _buffer);
         _buffer.Write(Closing);
         if (!Started)
         {

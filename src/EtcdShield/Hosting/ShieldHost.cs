@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.Net;
 using EtcdShield.Api;
 using EtcdShield.Audit;
@@ -12,6 +13,7 @@ using EtcdShield.Protocol.Etcdserverpb;
 using EtcdShield.Relay;
 using EtcdShield.Reload;
 using EtcdShield.Tls;
+using EtcdShield.Watches;
 using Grpc.AspNetCore.Server.Model;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
@@ -139,7 +141,20 @@ internal static class ShieldHost
         AddValueProtection(services, options);
         services.AddSingleton(sp => RelayRoutesFor(options, sp));
         services.AddSingleton<CallScopes>();
-        services.AddSingleton<RequestRelay>();
+        if (options.WatchSharing)
+        {
+            services.AddSingleton(sp => new WatchHub(
+                sp.GetRequiredService<UpstreamChannel>().Invoker,
+                sp.GetRequiredService<RelayRoutes>().StreamRewriter(RelayedMethod.All().Single(m => m.IsWatch)),
+                options,
+                sp.GetRequiredService<IMeterFactory>(),
+                sp.GetRequiredService<TimeProvider>(),
+                sp.GetRequiredService<ILogger<WatchHub>>(),
+                sp.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping));
+        }
+
+        services.AddSingleton(sp => new RequestRelay(
+            sp.GetRequiredService<CallScopes>(), sp.GetRequiredService<RelayRoutes>(), options.WatchSharing ? sp.GetRequiredService<WatchHub>() : null));
         services.AddSingleton<RelayService>();
         services.AddSingleton(new GatewayRoutes(RelayedMethod.All()));
         services.AddSingleton<GatewayEndpoint>();

@@ -98,7 +98,15 @@ internal sealed class RelayedMethod
             (value, context) =>
             {
                 context.SetPayloadLength(value.CalculateSize());
-                value.WriteTo(context.GetBufferWriter());
+                if (value is EncodedMessage encoded)
+                {
+                    encoded.WriteTo(context.GetBufferWriter());
+                }
+                else
+                {
+                    value.WriteTo(context.GetBufferWriter());
+                }
+
                 context.Complete();
             },
             context => parse(parser, context.PayloadAsReadOnlySequence()));

@@ -27,11 +27,14 @@ internal sealed class RequestRelay
 {
     private readonly CallScopes _scopes;
     private readonly RelayRoutes _routes;
+    private readonly IWatchStreams? _watches;
 
-    public RequestRelay(CallScopes scopes, RelayRoutes routes)
+    /// <param name="watches">Serves watch streams from shared upstream watches (<c>--watch-sharing</c>); null relays each watch stream one to one.</param>
+    public RequestRelay(CallScopes scopes, RelayRoutes routes, IWatchStreams? watches = null)
     {
         _scopes = scopes;
         _routes = routes;
+        _watches = watches;
     }
 
     public async Task<IMessage> UnaryAsync(RelayedMethod method, IMessage request, ServerCallContext context)
@@ -113,10 +116,19 @@ internal sealed class RequestRelay
         }
     }
 
-    /// <summary>Watch and LeaseKeepAlive: a one-to-one relay of the client's stream, both halves judged.</summary>
+    /// <summary>
+    /// Watch and LeaseKeepAlive: a one-to-one relay of the client's stream, both halves judged; or, with watch
+    /// sharing on, a watch stream served from the shared upstream watches, each watch judged as it is created and again on every reload.
+    /// </summary>
     public async Task DuplexStreamingAsync<T>(RelayedMethod method, IAsyncStreamReader<T> requests, IServerStreamWriter<T> responses, ServerCallContext context)
         where T : class
     {
+        if (method.IsWatch && _watches is not null && requests is IAsyncStreamReader<IMessage> watchRequests && responses is IServerStreamWriter<IMessage> watchResponses)
+        {
+            await SharedWatchAsync(method, watchRequests, watchResponses, context).ConfigureAwait(false);
+            return;
+        }
+
         using var scope = _scopes.Begin(method, context);
         // On a watch stream both directions may answer the client (the pump refuses a forbidden watch itself, the
         // judge cancels one no longer allowed) and both write to etcd, so writes take turns there; a keep-alive
@@ -155,6 +167,32 @@ internal sealed class RequestRelay
             await (judging ?? Task.CompletedTask).ConfigureAwait(false);
             judge?.Dispose();
             toEtcd?.Dispose();
+        }
+    }
+
+    /// <summary>A watch stream served by <see cref="IWatchStreams"/>: the same steps, the watches shared with other streams.</summary>
+    private async Task SharedWatchAsync(RelayedMethod method, IAsyncStreamReader<IMessage> requests, IServerStreamWriter<IMessage> responses, ServerCallContext context)
+    {
+        using var scope = _scopes.Begin(method, context);
+        IWatchSession? session = null;
+        try
+        {
+            scope.AuthorizeStream(null);
+            using var open = scope.HoldStream();
+            session = _watches!.Open(scope, open, requests, responses);
+            await session.RunAsync().ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            throw scope.Fail(session?.Failure ?? e);
+        }
+        finally
+        {
+            await scope.EndAsync().ConfigureAwait(false);
+            if (session is not null)
+            {
+                await session.DisposeAsync().ConfigureAwait(false);
+            }
         }
     }
 

@@ -139,7 +139,7 @@ internal sealed class StreamJudge<T> : IDisposable
 
             if (_rewriter is not null && response is IMessage message)
             {
-                response = (T)await _rewriter.RewriteResponseAsync(message, _scope.Call).ConfigureAwait(false);
+                response = (T)await _rewriter.RewriteResponseAsync(message, _scope.Call.CancellationToken).ConfigureAwait(false);
             }
 
             await _client.WriteAsync(response, cancellationToken).ConfigureAwait(false);

@@ -82,9 +82,9 @@ public sealed class ElectionValueHandlersTests : IDisposable
         _bed.Etcd.OnEvery("Election/Leader", _ => new LeaderResponse { Kv = announced });
 
         var leader = await _bed.CallAsync<LeaderResponse>(_bed.Leader, "Election/Leader", new LeaderRequest { Name = Utf8("/e") });
-        var observed = (LeaderResponse)await _bed.Observe.RewriteResponseAsync(new LeaderResponse { Kv = announced.Clone() }, _bed.Etcd.CallFor("Election/Observe"));
+        var observed = (LeaderResponse)await _bed.Observe.RewriteResponseAsync(new LeaderResponse { Kv = announced.Clone() }, CancellationToken.None);
         var planted = await Assert.ThrowsAsync<RpcException>(() =>
-            _bed.Observe.RewriteResponseAsync(new LeaderResponse { Kv = new KeyValue { Key = Utf8("/e/2a"), Value = Utf8("me"), Version = 1 } }, _bed.Etcd.CallFor("Election/Observe")).AsTask());
+            _bed.Observe.RewriteResponseAsync(new LeaderResponse { Kv = new KeyValue { Key = Utf8("/e/2a"), Value = Utf8("me"), Version = 1 } }, CancellationToken.None).AsTask());
 
         Assert.Equal(("me", "me"), (leader.Kv.Value.ToStringUtf8(), observed.Kv.Value.ToStringUtf8()));
         Assert.Equal((StatusCode.DataLoss, "etcdshield: cannot decrypt value of key \"/e/2a\": value is not encrypted"), (planted.StatusCode, planted.Status.Detail));

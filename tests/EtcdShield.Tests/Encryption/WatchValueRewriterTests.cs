@@ -66,7 +66,7 @@ public sealed class WatchValueRewriterTests : IDisposable
         Assert.DoesNotContain("theirs", refusal.Status.Detail, StringComparison.Ordinal);
     }
 
-    private ValueTask<IMessage> RewriteAsync(WatchResponse response) => _bed.Watch.RewriteResponseAsync(response, _bed.Etcd.CallFor("Watch/Watch"));
+    private ValueTask<IMessage> RewriteAsync(WatchResponse response) => _bed.Watch.RewriteResponseAsync(response, CancellationToken.None);
 
     private KeyValue Sealed(string key, string plaintext, long version) =>
         new() { Key = Utf8(key), Value = _bed.Seal(key, plaintext), Version = version, ModRevision = 5 };

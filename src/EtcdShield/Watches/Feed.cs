@@ -1,0 +1,368 @@
+using EtcdShield.Protocol.Etcdserverpb;
+using Google.Protobuf;
+
+namespace EtcdShield.Watches;
+
+/// <summary>Which client watches can share one upstream watch: the same range as etcd normalizes it, prev_kv, and the metadata sent to etcd.</summary>
+internal readonly record struct FeedKey(ByteString Key, ByteString RangeEnd, bool PrevKv, string Headers);
+
+/// <summary>
+/// One shared upstream watch and the client watches it serves. Opened at the current revision (start 0), with
+/// progress_notify and fragment; every response is opened once and fanned out to the subscribers as encoded
+/// frames, never waiting: a subscriber whose stream's queue is full is demoted to its own upstream watch. The feed
+/// keeps its position (every event of its range up to that revision received) and a short history of its recent
+/// responses (bounded in bytes, charged to the global budget) from which a watch starting a little in the past,
+/// or coming back from its own upstream watch, joins without a gap or a duplicate. Everything is done under the
+/// feed's lock, which is never held across an await; the lock order is hub, then feed, then session.
+/// </summary>
+internal sealed class Feed : IUpstreamWatcher
+{
+    private readonly object _lock = new();
+    private readonly WatchHub _hub;
+    private readonly List<ClientWatch> _subscribers = [];
+    private readonly Queue<FeedResponse> _history = new();
+    private readonly List<ClientWatch> _demoted = [];
+
+    // Watches added before etcd confirmed the upstream watch; placed when it does. Only ever a few at once.
+    private readonly List<ClientWatch> _pending = [];
+    private long _historyBytes;
+    private int _members;
+    private bool _created;
+    private bool _closed;
+    private ResponseHeader _header = new();
+
+    public Feed(WatchHub hub, FeedKey key, UpstreamWatchStream stream)
+    {
+        _hub = hub;
+        Key = key;
+        Stream = stream;
+    }
+
+    public FeedKey Key { get; }
+
+    public UpstreamWatchStream Stream { get; }
+
+    public long UpstreamId { get; set; }
+
+    /// <summary>Every event of the range up to this revision has been received.</summary>
+    public long Position { get; private set; }
+
+    /// <summary>The history holds every response above this revision.</summary>
+    public long HistoryFloor { get; private set; }
+
+    /// <summary>Watches that belong to this feed (subscribed, or on their own upstream watch meaning to come back); the hub closes a feed with none.</summary>
+    public int Members
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _members;
+            }
+        }
+    }
+
+    public bool Closed
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _closed;
+            }
+        }
+    }
+
+    /// <summary>Closes the feed if no watch belongs to it; under the hub's lock. True when it was closed now.</summary>
+    public bool CloseIfUnused()
+    {
+        lock (_lock)
+        {
+            if (_members > 0 || _closed)
+            {
+                return false;
+            }
+
+            _closed = true;
+            TrimHistory(0);
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// A new client watch: subscribed at once when it starts at the feed's position or later (the created answer
+    /// says the position), kept waiting for the upstream created answer when there is none yet, or, when it starts
+    /// in the past, made a member that the session serves on its own upstream watch first. False when the feed closed.
+    /// </summary>
+    public bool Add(ClientWatch watch)
+    {
+        lock (_lock)
+        {
+            if (_closed)
+            {
+                return false;
+            }
+
+            _members++;
+            watch.Feed = this;
+            if (!_created)
+            {
+                _pending.Add(watch);
+                return true;
+            }
+
+            Place(watch);
+            return true;
+        }
+    }
+
+    /// <summary>A watch leaves the feed (cancelled, or its stream ended); true when no watch belongs to it any more.</summary>
+    public bool Remove(ClientWatch watch)
+    {
+        lock (_lock)
+        {
+            if (watch.Feed != this)
+            {
+                return false;
+            }
+
+            Unsubscribe(watch);
+            _pending.Remove(watch);
+            watch.Feed = null;
+            _members--;
+            return _members == 0;
+        }
+    }
+
+    /// <summary>
+    /// A watch on its own upstream watch that has been given everything below <see cref="ClientWatch.Next"/> joins:
+    /// when the history holds every response from there on and the replay fits its queue, the replay is queued and
+    /// the watch subscribed in one step under the lock, so the next response fanned out follows the replay.
+    /// </summary>
+    public bool TryRejoin(ClientWatch watch, long privateId)
+    {
+        lock (_lock)
+        {
+            if (_closed || !_created || watch.Feed != this || watch.OnFeed)
+            {
+                return false;
+            }
+
+            var next = watch.Session.NextOf(watch);
+            if (next <= HistoryFloor)
+            {
+                return false;
+            }
+
+            var replay = new List<Outbound>();
+            var bytes = 0;
+            foreach (var response in _history)
+            {
+                bytes += watch.Session.FramesFor(watch, response, next, replay);
+            }
+
+            if (!watch.Session.TryRejoin(watch, privateId, replay, bytes, Position + 1))
+            {
+                return false;
+            }
+
+            Subscribe(watch);
+            return true;
+        }
+    }
+
+    public ValueTask OnResponseAsync(WatchResponse response)
+    {
+        var cancelled = false;
+        lock (_lock)
+        {
+            if (_closed)
+            {
+                return ValueTask.CompletedTask;
+            }
+
+            if (response.Header is { } header)
+            {
+                _header = header;
+            }
+
+            if (response.Created)
+            {
+                Opened(response.Header?.Revision ?? 0);
+            }
+            else if (response.Canceled)
+            {
+                // etcd cancelled the shared watch itself (compaction, or a failure of its own): each subscriber goes
+                // on from its next revision on its own upstream watch, where etcd judges it as it would have.
+                Cancelled();
+                cancelled = true;
+            }
+            else
+            {
+                Deliver(new FeedResponse(response));
+            }
+        }
+
+        if (cancelled)
+        {
+            _hub.Forget(this);
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    public void OnFailed(Exception failure)
+    {
+        ClientWatch[] members;
+        lock (_lock)
+        {
+            _closed = true;
+            members = [.. _subscribers, .. _pending];
+            _pending.Clear();
+            TrimHistory(0);
+        }
+
+        foreach (var watch in members)
+        {
+            watch.Session.Fail(failure);
+        }
+
+        _hub.Forget(this);
+    }
+
+    /// <summary>etcd's last header (cluster, member, term) at <paramref name="revision"/>.</summary>
+    public ResponseHeader HeaderAt(long revision) => new(_header) { Revision = revision };
+
+    private void Opened(long revision)
+    {
+        _created = true;
+        Position = revision;
+        HistoryFloor = revision;
+        foreach (var watch in _pending)
+        {
+            Place(watch);
+        }
+
+        _pending.Clear();
+    }
+
+    /// <summary>Subscribes a watch starting at or after the position (created at the position), or sends one starting earlier to its own upstream watch.</summary>
+    private void Place(ClientWatch watch)
+    {
+        var start = watch.StartRevision;
+        if (start == 0 || start > Position)
+        {
+            Subscribe(watch);
+            watch.Session.Created(watch, HeaderAt(Position), start == 0 ? Position + 1 : start);
+            return;
+        }
+
+        watch.Session.ServeOwn(watch, start);
+    }
+
+    private void Deliver(FeedResponse response)
+    {
+        Position = Math.Max(Position, response.Revision);
+        _hub.Saw(_header);
+        if (!response.HasEvents)
+        {
+            // etcd's progress notification: every subscriber has had everything up to it.
+            foreach (var watch in _subscribers)
+            {
+                watch.Session.Advance(watch, response.Revision + 1);
+            }
+
+            return;
+        }
+
+        Remember(response);
+        for (var i = 0; i < _subscribers.Count;)
+        {
+            var watch = _subscribers[i];
+            if (watch.Session.Offer(watch, response))
+            {
+                i++;
+                continue;
+            }
+
+            Unsubscribe(watch);
+            _demoted.Add(watch);
+        }
+
+        foreach (var watch in _demoted)
+        {
+            watch.Session.Demote(watch);
+        }
+
+        _demoted.Clear();
+    }
+
+    private void Cancelled()
+    {
+        _created = false;
+        var subscribers = _subscribers.ToArray();
+        foreach (var watch in subscribers)
+        {
+            Unsubscribe(watch);
+            watch.Session.Demote(watch);
+        }
+
+        foreach (var watch in _pending)
+        {
+            watch.Session.ServeOwn(watch, watch.StartRevision);
+        }
+
+        _pending.Clear();
+
+        _closed = true;
+        TrimHistory(0);
+    }
+
+    private void Remember(FeedResponse response)
+    {
+        _history.Enqueue(response);
+        _historyBytes += response.Size;
+        if (!_hub.Budget.TryCharge(response.Size))
+        {
+            _hub.Budget.Force(response.Size);
+            TrimHistory(_hub.FeedHistoryBytes / 2);
+        }
+
+        TrimHistory(_hub.FeedHistoryBytes);
+    }
+
+    private void TrimHistory(long keep)
+    {
+        while (_history.Count > 0 && (_historyBytes > keep || _history.Count > WatchHub.FeedHistoryResponses))
+        {
+            var oldest = _history.Dequeue();
+            _historyBytes -= oldest.Size;
+            _hub.Budget.Release(oldest.Size);
+            HistoryFloor = oldest.Revision;
+        }
+    }
+
+    private void Subscribe(ClientWatch watch)
+    {
+        watch.FeedIndex = _subscribers.Count;
+        watch.OnFeed = true;
+        _subscribers.Add(watch);
+        _hub.Metrics.Subscribed();
+    }
+
+    /// <summary>Constant time: the last subscriber takes the leaving one's place.</summary>
+    private void Unsubscribe(ClientWatch watch)
+    {
+        if (!watch.OnFeed)
+        {
+            return;
+        }
+
+        var last = _subscribers[^1];
+        _subscribers[watch.FeedIndex] = last;
+        last.FeedIndex = watch.FeedIndex;
+        _subscribers.RemoveAt(_subscribers.Count - 1);
+        watch.OnFeed = false;
+        _hub.Metrics.Unsubscribed();
+    }
+}

@@ -1,0 +1,308 @@
+using EtcdShield.Protocol.Etcdserverpb;
+using EtcdShield.Relay;
+using Google.Protobuf;
+using Grpc.Core;
+
+namespace EtcdShield.Watches;
+
+/// <summary>What an upstream watch's responses go to: a shared feed, or one client watch served on its own.</summary>
+internal interface IUpstreamWatcher
+{
+    /// <summary>One response, reassembled from its fragments and its values opened. Awaited: a private watch waits here for its client's queue, which holds etcd back.</summary>
+    ValueTask OnResponseAsync(WatchResponse response);
+
+    /// <summary>The stream failed, or one of this watch's responses could not be opened: the watch is gone.</summary>
+    void OnFailed(Exception failure);
+}
+
+/// <summary>
+/// One Watch stream to etcd owned by the proxy, carrying many upstream watches under ids the proxy chooses (etcd
+/// 3.4 takes <c>watch_id</c> in a create). Each response is reassembled from its fragments, opened once by the
+/// Watch route's rewriter and handed to its watcher; progress answers (<c>watch_id</c> -1) go to whoever asked,
+/// with at most one progress request in flight. Writes to etcd take turns.
+/// </summary>
+internal sealed class UpstreamWatchStream : IAsyncDisposable
+{
+    private readonly AsyncDuplexStreamingCall<IMessage, IMessage> _call;
+    private readonly IStreamRewriter? _rewriter;
+    private readonly CancellationTokenSource _stop;
+    private readonly SemaphoreSlim _writeTurn = new(1, 1);
+    private readonly object _lock = new();
+    private readonly Dictionary<long, IUpstreamWatcher> _watchers = [];
+    private readonly Dictionary<long, WatchResponse> _fragments = [];
+    private List<Action<ResponseHeader>>? _progressInFlight;
+    private List<Action<ResponseHeader>>? _progressWaiting;
+    private long _nextId;
+    private bool _ended;
+
+    public UpstreamWatchStream(CallInvoker upstream, RelayedMethod watch, CallOptions options, IStreamRewriter? rewriter)
+    {
+        _stop = CancellationTokenSource.CreateLinkedTokenSource(options.CancellationToken);
+        _call = upstream.AsyncDuplexStreamingCall(watch.Method, null, options.WithCancellationToken(_stop.Token));
+        _rewriter = rewriter;
+        Reading = Task.Run(ReadAsync);
+    }
+
+    /// <summary>Completes when the stream has ended and every watcher has been told.</summary>
+    public Task Reading { get; }
+
+    /// <summary>What ended the stream, once it has.</summary>
+    public Exception? Failure { get; private set; }
+
+    public bool Ended
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _ended;
+            }
+        }
+    }
+
+    public int Count
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _watchers.Count;
+            }
+        }
+    }
+
+    /// <summary>Registers a watcher under a new id, before its create is sent (<see cref="CreateAsync"/>); false when the stream has ended.</summary>
+    public bool TryAdd(IUpstreamWatcher watcher, out long id)
+    {
+        lock (_lock)
+        {
+            if (_ended)
+            {
+                id = 0;
+                return false;
+            }
+
+            id = ++_nextId;
+            _watchers[id] = watcher;
+            return true;
+        }
+    }
+
+    /// <summary>Sends the create of the watch registered as <paramref name="id"/>.</summary>
+    public Task CreateAsync(long id, WatchCreateRequest create)
+    {
+        create.WatchId = id;
+        return WriteAsync(new WatchRequest { CreateRequest = create });
+    }
+
+    /// <summary>Cancels a watch in etcd; its later responses, already on their way, are dropped.</summary>
+    public Task CancelAsync(long id)
+    {
+        lock (_lock)
+        {
+            if (!_watchers.Remove(id) || _ended)
+            {
+                return Task.CompletedTask;
+            }
+
+            _fragments.Remove(id);
+        }
+
+        return WriteAsync(new WatchRequest { CancelRequest = new WatchCancelRequest { WatchId = id } });
+    }
+
+    /// <summary>
+    /// Asks etcd how far the stream is; <paramref name="answered"/> gets the answer's header, on the reader, after
+    /// every response etcd sent before it was handed on. Requests coalesce: one in flight, the rest wait for the next.
+    /// </summary>
+    public Task RequestProgressAsync(Action<ResponseHeader> answered)
+    {
+        lock (_lock)
+        {
+            if (_ended)
+            {
+                return Task.CompletedTask;
+            }
+
+            if (_progressInFlight is not null)
+            {
+                (_progressWaiting ??= []).Add(answered);
+                return Task.CompletedTask;
+            }
+
+            _progressInFlight = [answered];
+        }
+
+        return WriteAsync(new WatchRequest { ProgressRequest = new WatchProgressRequest() });
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await EndAsync().ConfigureAwait(false);
+        try
+        {
+            await Reading.ConfigureAwait(false);
+        }
+        finally
+        {
+            _call.Dispose();
+            _stop.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Sends one request. A write that fails means the stream is broken or ending: the reader then ends too and tells
+    /// every watcher, so the failure is not the writer's to report.
+    /// </summary>
+    private async Task WriteAsync(WatchRequest request)
+    {
+        try
+        {
+            await _writeTurn.WaitAsync(_stop.Token).ConfigureAwait(false);
+            try
+            {
+                await _call.RequestStream.WriteAsync(request, _stop.Token).ConfigureAwait(false);
+            }
+            finally
+            {
+                _writeTurn.Release();
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or RpcException or InvalidOperationException or ObjectDisposedException or IOException)
+        {
+            await EndAsync().ConfigureAwait(false);
+        }
+    }
+
+    private async Task EndAsync()
+    {
+        try
+        {
+            await _stop.CancelAsync().ConfigureAwait(false);
+        }
+        catch (ObjectDisposedException)
+        {
+            // Already disposed: the stream is over.
+        }
+    }
+
+    private async Task ReadAsync()
+    {
+        Exception failure;
+        try
+        {
+            while (await _call.ResponseStream.MoveNext(_stop.Token).ConfigureAwait(false))
+            {
+                await DispatchAsync((WatchResponse)_call.ResponseStream.Current).ConfigureAwait(false);
+            }
+
+            failure = new RpcException(new Status(StatusCode.Unavailable, "etcdshield: etcd ended the watch stream"));
+        }
+        catch (Exception e)
+        {
+            failure = e;
+        }
+
+        IUpstreamWatcher[] watchers;
+        lock (_lock)
+        {
+            _ended = true;
+            Failure = failure;
+            watchers = [.. _watchers.Values];
+            _watchers.Clear();
+        }
+
+        foreach (var watcher in watchers)
+        {
+            watcher.OnFailed(failure);
+        }
+    }
+
+    private async Task DispatchAsync(WatchResponse response)
+    {
+        if (response.WatchId == -1 && !response.Created && !response.Canceled)
+        {
+            AnswerProgress(response.Header ?? new ResponseHeader());
+            return;
+        }
+
+        IUpstreamWatcher? watcher;
+        lock (_lock)
+        {
+            if (!_watchers.TryGetValue(response.WatchId, out watcher))
+            {
+                return;
+            }
+
+            if (!Reassembled(ref response))
+            {
+                return;
+            }
+
+            if (response.Canceled)
+            {
+                _watchers.Remove(response.WatchId);
+            }
+        }
+
+        if (_rewriter is not null && response.Events.Count > 0)
+        {
+            try
+            {
+                response = (WatchResponse)await _rewriter.RewriteResponseAsync(response, _stop.Token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (!_stop.IsCancellationRequested)
+            {
+                // A value that cannot be opened ends this watch's clients with it (DATA_LOSS); the stream's other watches go on.
+                _ = CancelAsync(response.WatchId);
+                watcher.OnFailed(e);
+                return;
+            }
+        }
+
+        await watcher.OnResponseAsync(response).ConfigureAwait(false);
+    }
+
+    /// <summary>Holds a fragment until its last one arrives; true when <paramref name="response"/> is whole (the fragments joined).</summary>
+    private bool Reassembled(ref WatchResponse response)
+    {
+        var id = response.WatchId;
+        if (_fragments.Remove(id, out var earlier))
+        {
+            earlier.Events.AddRange(response.Events);
+            earlier.Fragment = response.Fragment;
+            response = earlier;
+        }
+
+        if (response.Fragment)
+        {
+            _fragments[id] = response;
+            return false;
+        }
+
+        return true;
+    }
+
+    private void AnswerProgress(ResponseHeader header)
+    {
+        List<Action<ResponseHeader>>? answered;
+        var askAgain = false;
+        lock (_lock)
+        {
+            answered = _progressInFlight;
+            _progressInFlight = _progressWaiting;
+            _progressWaiting = null;
+            askAgain = _progressInFlight is not null;
+        }
+
+        foreach (var answer in answered ?? [])
+        {
+            answer(header);
+        }
+
+        if (askAgain)
+        {
+            _ = WriteAsync(new WatchRequest { ProgressRequest = new WatchProgressRequest() });
+        }
+    }
+}
