@@ -9,6 +9,7 @@ using EtcdShield.Relay;
 using EtcdShield.Reload;
 using EtcdShield.Streams;
 using EtcdShield.Tls;
+using EtcdShield.Watches;
 using Grpc.Core;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http;
@@ -36,7 +37,9 @@ internal sealed class RelayBed : IDisposable
     private readonly AdmittedClient _connection = new(null);
 
     /// <param name="audit">Whether the relay writes an audit log, which <see cref="AuditedAsync"/> reads.</param>
-    public RelayBed(string keys = "{ prefix: /app/, permission: readwrite }", string methods = "[Maintenance/Status, Maintenance/Snapshot, Lease/LeaseKeepAlive]", int maxStreams = 1000, bool audit = false)
+    /// <param name="watches">With options, watch streams are served by a <see cref="WatchHub"/> (watch sharing) with them.</param>
+    /// <param name="watchRewriter">What opens the shared watches' values.</param>
+    public RelayBed(string keys = "{ prefix: /app/, permission: readwrite }", string methods = "[Maintenance/Status, Maintenance/Snapshot, Lease/LeaseKeepAlive]", int maxStreams = 1000, bool audit = false, ShieldOptions? watches = null, IStreamRewriter? watchRewriter = null)
     {
         _policyFile = Path.Combine(_dir, "policy.yaml");
         File.WriteAllText(_policyFile, PolicyText(keys, methods));
@@ -63,7 +66,8 @@ internal sealed class RelayBed : IDisposable
             new FakeLogger(Logs),
             _stopping.Token);
         Routes = new RelayRoutes();
-        Relay = new RequestRelay(scopes, Routes);
+        Hub = watches is null ? null : new WatchHub(Etcd, watchRewriter, watches, meters, Time, NullLogger<WatchHub>.Instance, _stopping.Token);
+        Relay = new RequestRelay(scopes, Routes, Hub);
     }
 
     public InMemoryEtcd Etcd { get; } = new();
@@ -78,6 +82,9 @@ internal sealed class RelayBed : IDisposable
     public RelayRoutes Routes { get; }
 
     public RequestRelay Relay { get; }
+
+    /// <summary>The watch sharing hub, when the bed shares watches.</summary>
+    public WatchHub? Hub { get; }
 
     /// <summary><c>etcdshield.requests</c> as this relay counted them, by method and code.</summary>
     public MetricCollector<long> Requests { get; }
@@ -126,6 +133,12 @@ internal sealed class RelayBed : IDisposable
 
     public void Dispose()
     {
+        if (Hub is not null)
+        {
+            _stopping.Cancel();
+            Hub.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        }
+
         _stopping.Dispose();
         _audit.Dispose();
         Requests.Dispose();
