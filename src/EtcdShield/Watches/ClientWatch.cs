@@ -84,6 +84,9 @@ internal sealed class ClientWatch
 
     public bool CreatedSent { get; set; }
 
+    /// <summary>Whether etcd has shown the watch is not cancelled for compaction: it was shared, or its own upstream watch answered after its created answer.</summary>
+    public bool Proven { get; set; }
+
     /// <summary>Whether events were queued for it since the last progress tick.</summary>
     public bool EventsSinceTick { get; set; }
 

@@ -109,7 +109,8 @@ internal sealed partial class WatchSession
             _unshared--;
             watch.Next = next;
             watch.CreatedSent = true;
-            Enqueue(new WatchResponse { Header = header, WatchId = watch.Id, Created = true }, watch);
+            watch.Proven = true;
+            Enqueue(new WatchResponse { Header = header, WatchId = watch.Id, Created = true }, null);
             watch.MarkAnswered();
         }
     }
@@ -164,7 +165,7 @@ internal sealed partial class WatchSession
     {
         lock (_lock)
         {
-            if (watch.State != WatchState.Private || watch.PrivateId != privateId || privateId == 0 || !watch.CreatedSent)
+            if (watch.State != WatchState.Private || watch.PrivateId != privateId || privateId == 0 || !watch.Proven)
             {
                 return false;
             }
@@ -270,6 +271,7 @@ internal sealed partial class WatchSession
 
         if (response.Created)
         {
+            bool demoted;
             lock (_lock)
             {
                 if (watch.PrivateId != id || watch.State != WatchState.Private)
@@ -277,15 +279,22 @@ internal sealed partial class WatchSession
                     return;
                 }
 
-                if (!watch.CreatedSent)
+                demoted = watch.CreatedSent;
+                if (!demoted)
                 {
                     watch.CreatedSent = true;
-                    Enqueue(new WatchResponse { Header = response.Header, WatchId = watch.Id, Created = true }, watch);
+                    Enqueue(new WatchResponse { Header = response.Header, WatchId = watch.Id, Created = true }, null);
                     watch.MarkAnswered();
                 }
             }
 
-            TryRejoin(watch, id);
+            // A new watch from the past may still be cancelled for compaction, which etcd tells after the created
+            // answer: it joins only after a response that shows it was not (Proven). A demoted one goes back at once.
+            if (demoted)
+            {
+                TryRejoin(watch, id);
+            }
+
             return;
         }
 
@@ -323,6 +332,7 @@ internal sealed partial class WatchSession
                     Push(frame);
                 }
 
+                watch.Proven = true;
                 watch.EventsSinceTick |= bytes > 0;
                 watch.Next = Math.Max(watch.Next, revision + 1);
             }
@@ -331,9 +341,10 @@ internal sealed partial class WatchSession
         {
             lock (_lock)
             {
-                if (watch.PrivateId == id && watch.Next <= revision)
+                if (watch.PrivateId == id)
                 {
-                    watch.Next = revision + 1;
+                    watch.Proven = true;
+                    watch.Next = Math.Max(watch.Next, revision + 1);
                 }
             }
         }

@@ -325,7 +325,7 @@ internal sealed partial class WatchSession : IWatchSession
         }
     }
 
-    /// <summary>Queues a message under the lock, charged whatever the limits.</summary>
+    /// <summary>Queues a message under the lock, charged whatever the limits; with <paramref name="watch"/>, dropped if the watch is gone by the time it would be written (an answer the client must get, such as created, names none).</summary>
     private void Enqueue(IMessage message, ClientWatch? watch)
     {
         var size = message.CalculateSize();

@@ -163,7 +163,7 @@ internal sealed class RelayBed : IDisposable
 }
 
 /// <summary>The client's side of a stream: what it sends (the test writes), and what it received.</summary>
-internal sealed class ClientStream<T> : IAsyncStreamReader<T>, IServerStreamWriter<T>
+internal class ClientStream<T> : IAsyncStreamReader<T>, IServerStreamWriter<T>
 {
     private readonly Channel<T> _sent = Channel.CreateUnbounded<T>();
     private readonly Channel<T> _received = Channel.CreateUnbounded<T>();
@@ -197,5 +197,5 @@ internal sealed class ClientStream<T> : IAsyncStreamReader<T>, IServerStreamWrit
         return Task.CompletedTask;
     }
 
-    public Task WriteAsync(T message, CancellationToken cancellationToken) => WriteAsync(message);
+    public virtual Task WriteAsync(T message, CancellationToken cancellationToken) => WriteAsync(message);
 }
