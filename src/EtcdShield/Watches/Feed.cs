@@ -269,7 +269,7 @@ internal sealed class Feed : IUpstreamWatcher
             // etcd's progress notification: every subscriber has had everything up to it.
             foreach (var watch in _subscribers)
             {
-                watch.Session.Advance(watch, response.Revision + 1);
+                watch.Session.Advance(watch, response.Response.Header);
             }
 
             return;

@@ -75,14 +75,24 @@ internal sealed partial class WatchSession
         return events.Count == 0 ? 0 : WatchFrames.AddOwnFrames(watch, response.Response.Header, events, _hub.MaxRequestBytes, into);
     }
 
-    /// <summary>etcd's progress notification on a feed: the subscriber has had everything below <paramref name="next"/>.</summary>
-    public void Advance(ClientWatch watch, long next)
+    /// <summary>
+    /// etcd's progress notification on a feed (under its lock): the subscriber has had everything up to its
+    /// revision, and one that asked for progress_notify is told so when etcd tells its own watches.
+    /// </summary>
+    public void Advance(ClientWatch watch, ResponseHeader header)
     {
         lock (_lock)
         {
-            if (watch.State == WatchState.Shared && watch.Next < next)
+            if (watch.State != WatchState.Shared)
             {
-                watch.Next = next;
+                return;
+            }
+
+            watch.Next = Math.Max(watch.Next, header.Revision + 1);
+            if (watch.ProgressNotify)
+            {
+                Enqueue(new WatchResponse { Header = header, WatchId = watch.Id }, watch);
+                watch.EventsSinceTick = false;
             }
         }
     }
@@ -345,6 +355,11 @@ internal sealed partial class WatchSession
                 {
                     watch.Proven = true;
                     watch.Next = Math.Max(watch.Next, revision + 1);
+                    if (watch.ProgressNotify && response.Header is { } header)
+                    {
+                        Enqueue(new WatchResponse { Header = header, WatchId = watch.Id }, watch);
+                        watch.EventsSinceTick = false;
+                    }
                 }
             }
         }
