@@ -46,6 +46,30 @@ public sealed class WatchRulesTests
     }
 
     [Fact]
+    public async Task A_progress_notify_watch_without_events_is_told_its_revision_each_interval_and_one_with_events_is_not()
+    {
+        using var bed = new RelayBed(watches: new ShieldOptions { WatchProgressNotifyInterval = TimeSpan.FromMinutes(1) });
+        var etcd = new WatchEtcd(bed.Etcd);
+        var quiet = new WatchClient(bed);
+        var created = await quiet.WatchAsync("/app/quiet", watchId: 3, progressNotify: true);
+        var busy = new WatchClient(bed);
+        await busy.WatchAsync("/app/busy", watchId: 4, progressNotify: true);
+        var put = etcd.Put("/app/busy", "1");
+        await busy.NextAsync();
+
+        bed.Time.Advance(TimeSpan.FromMinutes(1));
+        var told = await quiet.NextAsync();
+        bed.Time.Advance(TimeSpan.FromMinutes(1));
+        var busyTold = await busy.NextAsync();
+
+        Assert.True(told is { WatchId: 3, Created: false, Canceled: false, Events.Count: 0 });
+        // The revision below which the watch has had everything its feed received; never one it may not have had.
+        Assert.Equal(created.Header.Revision, told.Header.Revision);
+        Assert.True(busyTold is { WatchId: 4, Events.Count: 0 });
+        Assert.Equal(put, busyTold.Header.Revision);
+    }
+
+    [Fact]
     public async Task A_policy_that_no_longer_allows_a_range_cancels_its_watch_with_the_reason_and_the_others_go_on()
     {
         using var bed = new RelayBed(keys: "{ prefix: /app/, permission: read }, { prefix: /other/, permission: read }", watches: new ShieldOptions());
