@@ -184,6 +184,7 @@ internal sealed class Feed : IUpstreamWatcher
             if (response.Header is { } header)
             {
                 _header = header;
+                _hub.Saw(header);
             }
 
             if (response.Created)
@@ -263,7 +264,6 @@ internal sealed class Feed : IUpstreamWatcher
     private void Deliver(FeedResponse response)
     {
         Position = Math.Max(Position, response.Revision);
-        _hub.Saw(_header);
         if (!response.HasEvents)
         {
             // etcd's progress notification: every subscriber has had everything up to it.

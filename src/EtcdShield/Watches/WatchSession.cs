@@ -68,6 +68,7 @@ internal sealed partial class WatchSession : IWatchSession
         var writing = WriteAsync();
         var controlling = ControlAsync();
         var judging = JudgeOnChangesAsync();
+        var expiring = ExpireAsync();
         try
         {
             await ReadAsync().ConfigureAwait(false);
@@ -85,7 +86,7 @@ internal sealed partial class WatchSession : IWatchSession
         }
 
         await _scope.EndAsync().ConfigureAwait(false);
-        await Task.WhenAll(writing, controlling, judging).ConfigureAwait(false);
+        await Task.WhenAll(writing, controlling, judging, expiring).ConfigureAwait(false);
         if (Failure is { } failure)
         {
             throw failure;
@@ -145,6 +146,31 @@ internal sealed partial class WatchSession : IWatchSession
         catch (ObjectDisposedException)
         {
             // The call is already over.
+        }
+    }
+
+    /// <summary>A client's deadline ends its watch stream as it ends a relayed one: DEADLINE_EXCEEDED.</summary>
+    private async Task ExpireAsync()
+    {
+        var deadline = _scope.Context.Deadline;
+        if (deadline == DateTime.MaxValue)
+        {
+            return;
+        }
+
+        try
+        {
+            var left = deadline - DateTime.UtcNow;
+            if (left > TimeSpan.Zero)
+            {
+                await Task.Delay(left, _hub.Time, Stopping).ConfigureAwait(false);
+            }
+
+            Fail(new RpcException(new Status(StatusCode.DeadlineExceeded, "context deadline exceeded")));
+        }
+        catch (OperationCanceledException) when (Stopping.IsCancellationRequested)
+        {
+            // The stream ended first.
         }
     }
 
