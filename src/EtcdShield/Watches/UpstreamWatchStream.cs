@@ -60,6 +60,21 @@ internal sealed class UpstreamWatchStream : IAsyncDisposable
         }
     }
 
+    /// <summary>Whether a progress request is waiting for its answer (the stream must stay open for it).</summary>
+    public bool Busy
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _progressInFlight is not null;
+            }
+        }
+    }
+
+    /// <summary>Whether the proxy closed the stream itself, having no watch left on it.</summary>
+    public bool Released { get; private set; }
+
     public int Count
     {
         get
@@ -138,6 +153,7 @@ internal sealed class UpstreamWatchStream : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        Released = true;
         await EndAsync().ConfigureAwait(false);
         try
         {
@@ -210,6 +226,9 @@ internal sealed class UpstreamWatchStream : IAsyncDisposable
             Failure = failure;
             watchers = [.. _watchers.Values];
             _watchers.Clear();
+            _fragments.Clear();
+            _progressInFlight = null;
+            _progressWaiting = null;
         }
 
         foreach (var watcher in watchers)

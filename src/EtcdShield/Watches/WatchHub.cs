@@ -165,7 +165,31 @@ internal sealed partial class WatchHub : IWatchStreams, IAsyncDisposable
         if (cancel)
         {
             await feed.Stream.CancelAsync(feed.UpstreamId).ConfigureAwait(false);
+            await ReleaseStreamAsync(feed.Stream).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>An upstream stream that carries no watch is closed, so streams are bounded by the watches (and metadata) in use.</summary>
+    public async Task ReleaseStreamAsync(UpstreamWatchStream stream)
+    {
+        lock (_lock)
+        {
+            if (stream.Count > 0 || stream.Busy)
+            {
+                return;
+            }
+
+            foreach (var (key, current) in _streams)
+            {
+                if (current == stream)
+                {
+                    _streams.Remove(key);
+                    break;
+                }
+            }
+        }
+
+        await stream.DisposeAsync().ConfigureAwait(false);
     }
 
     /// <summary>A feed that etcd cancelled, or whose stream failed: later watches of its range get a new one.</summary>
@@ -229,10 +253,17 @@ internal sealed partial class WatchHub : IWatchStreams, IAsyncDisposable
     private async Task LogEndAsync(UpstreamWatchStream stream)
     {
         await stream.Reading.ConfigureAwait(false);
+        if (stream.Released)
+        {
+            return;
+        }
+
         if (!_stopping.IsCancellationRequested)
         {
             Log.UpstreamWatchStreamEnded(Logger, stream.Failure is RpcException rpc ? rpc.StatusCode.ToString() : stream.Failure?.GetType().Name ?? "none");
         }
+
+        await ReleaseStreamAsync(stream).ConfigureAwait(false);
     }
 
     private static partial class Log

@@ -392,7 +392,13 @@ internal sealed partial class WatchSession
 
         _progressAsked = true;
         var stream = _hub.StreamFor(HeadersKey, Headers);
-        Control(() => stream.RequestProgressAsync(ProgressAnswered));
+        Control(() => stream.RequestProgressAsync(header =>
+        {
+            ProgressAnswered(header);
+
+            // A stream opened only to ask (no watch on it) is closed again.
+            _ = _hub.ReleaseStreamAsync(stream);
+        }));
     }
 
     private void ProgressAnswered(ResponseHeader header)
