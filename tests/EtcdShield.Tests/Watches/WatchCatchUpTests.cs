@@ -1,4 +1,5 @@
 using EtcdShield.Configuration;
+using EtcdShield.Protocol.Etcdserverpb;
 using EtcdShield.Tests.Relay;
 
 namespace EtcdShield.Tests.Watches;
@@ -123,5 +124,37 @@ public sealed class WatchCatchUpTests : IDisposable
         Assert.Equal(written, slowSaw);
         Assert.InRange(demoted.Request.CreateRequest.StartRevision, written[0], written[^1]);
         Assert.Equal(after, live.Events.Single().Kv.ModRevision);
+    }
+
+    [Fact]
+    public async Task Cancelling_a_watch_with_events_still_queued_drops_them_and_nothing_of_it_follows_the_cancel_answer()
+    {
+        var gated = new GatedClientStream();
+        var client = new WatchClient(_bed, gated.Stream);
+        gated.Open();
+        await client.WatchAsync("/app/", "/app0", watchId: 2);
+        await client.WatchAsync("/app/other", watchId: 3);
+        gated.Close();
+        for (var i = 0; i < 30; i++)
+        {
+            _etcd.Put($"/app/{i}", new string('v', 200));
+        }
+
+        client.Cancel(2);
+        await _etcd.ReceivedAsync(r => r.CancelRequest is not null);
+        var after = _etcd.Put("/app/other", "x");
+        gated.Open();
+        var told = new List<WatchResponse>();
+        do
+        {
+            told.Add(await client.NextAsync());
+        }
+        while (told[^1].WatchId != 3);
+
+        var cancel = told.FindIndex(r => r is { WatchId: 2, Canceled: true });
+        Assert.True(cancel >= 0);
+        Assert.DoesNotContain(told.Skip(cancel + 1), r => r.WatchId == 2);
+        Assert.True(told.Count(r => r.WatchId == 2 && r.Events.Count > 0) < 30);
+        Assert.Equal(after, told[^1].Events.Single().Kv.ModRevision);
     }
 }
