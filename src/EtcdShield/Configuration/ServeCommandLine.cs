@@ -52,6 +52,7 @@ internal static class ServeCommandLine
         Flag.Single("max-streams-per-identity", "N", $"Open streams (Watch, LeaseKeepAlive, Observe, Snapshot) one policy identity may hold on this proxy process, each an upstream etcd stream (default {Defaults.MaxStreamsPerIdentity}: kube-apiserver's etcd client multiplexes its watches and keep-alives over a few streams, so it stays far below; the count is per process). Past it a new stream gets RESOURCE_EXHAUSTED."),
         Flag.Single("max-streams-per-connection", "N", $"Open streams one client connection may hold (default {Defaults.MaxStreamsPerConnection}); unary calls are limited by --max-concurrent-streams only. Past it a new stream gets RESOURCE_EXHAUSTED."),
         Flag.Single("shutdown-timeout", "DURATION", $"On SIGTERM: how long in-flight unary calls may take to finish once the proxy stops accepting (default {FlagValues.FormatDuration(Defaults.ShutdownTimeout)}); open streams end at once with UNAVAILABLE so clients move to another member."),
+        Flag.Single("log-format", "text|json", "The log on stdout: text, one line per event (default), or json, one JSON object per line with etcd's zap keys (level, ts, logger, msg) and the event's fields. The audit log is separate."),
         Flag.Single("log-level", "LEVEL", $"Trace, Debug, Information, Warning or Error (default {Defaults.LogLevel})."),
     ];
 
@@ -105,6 +106,7 @@ internal static class ServeCommandLine
             MaxStreamsPerConnection = flags.Int("max-streams-per-connection", Defaults.MaxStreamsPerConnection, 1, int.MaxValue),
             ShutdownTimeout = flags.Duration("shutdown-timeout", Defaults.ShutdownTimeout, TimeSpan.Zero),
             LogLevel = flags.Single("log-level") ?? Defaults.LogLevel,
+            LogFormat = flags.Single("log-format") ?? Defaults.LogFormat,
         };
 
         Validate(flags, options);
@@ -194,6 +196,11 @@ internal static class ServeCommandLine
         if (!Enum.TryParse<Microsoft.Extensions.Logging.LogLevel>(options.LogLevel, ignoreCase: true, out _))
         {
             flags.Error($"--log-level '{options.LogLevel}' is not one of Trace, Debug, Information, Warning, Error");
+        }
+
+        if (options.LogFormat is not (ShieldOptions.TextLogFormat or ShieldOptions.JsonLogFormat))
+        {
+            flags.Error($"--log-format must be text or json, not '{options.LogFormat}'");
         }
     }
 

@@ -83,4 +83,10 @@ internal sealed record ShieldOptions
     public static readonly TimeSpan DefaultShutdownTimeout = TimeSpan.FromSeconds(10);
 
     public string LogLevel { get; init; } = "Information";
+
+    /// <summary><c>--log-format</c>: <see cref="TextLogFormat"/> (one line per event, for people) or <see cref="JsonLogFormat"/> (zap's JSON lines, for log pipelines).</summary>
+    public string LogFormat { get; init; } = TextLogFormat;
+
+    public const string TextLogFormat = "text";
+    public const string JsonLogFormat = "json";
 }

@@ -15,6 +15,7 @@ using EtcdShield.Tls;
 using Grpc.AspNetCore.Server.Model;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
+using Microsoft.Extensions.Logging.Console;
 using OpenTelemetry.Metrics;
 
 namespace EtcdShield.Hosting;
@@ -36,12 +37,7 @@ internal static class ShieldHost
         builder.Logging.AddFilter("Grpc", LogLevel.Warning);
         if (configureLogging is null)
         {
-            builder.Logging.AddSimpleConsole(o =>
-            {
-                o.SingleLine = true;
-                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
-                o.UseUtcTimestamp = true;
-            });
+            AddConsoleLog(builder.Logging, options.LogFormat);
         }
         else
         {
@@ -52,10 +48,32 @@ internal static class ShieldHost
         ConfigureServices(builder.Services, options);
 
         var app = builder.Build();
+        // The meter provider first, so that the counters their owners export at zero from their constructors are seen,
+        // then the gauges that nothing else asks for.
+        app.Services.GetService<MeterProvider>();
+        app.Services.GetRequiredService<ReadinessMetrics>();
+        app.Services.GetRequiredService<Streams.StreamMetrics>();
         // Built now, so that a method whose values no handler covers stops the proxy before it listens.
         app.Services.GetRequiredService<RelayRoutes>();
         MapEndpoints(app, options);
         return app;
+    }
+
+    /// <summary>The log on stdout: one line per event, text (the default) or JSON lines in zap's keys (<c>--log-format json</c>).</summary>
+    private static void AddConsoleLog(ILoggingBuilder logging, string format)
+    {
+        if (format == ShieldOptions.JsonLogFormat)
+        {
+            logging.AddConsole(o => o.FormatterName = JsonLogFormatter.FormatterName).AddConsoleFormatter<JsonLogFormatter, ConsoleFormatterOptions>();
+            return;
+        }
+
+        logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+            o.UseUtcTimestamp = true;
+        });
     }
 
     private static void ConfigureKestrel(WebApplicationBuilder builder, ShieldOptions options)
@@ -127,6 +145,7 @@ internal static class ShieldHost
         services.AddSingleton<CallerLookup>();
         services.AddSingleton<AccessGate>();
         services.AddSingleton<Streams.OpenStreams>();
+        services.AddSingleton<Streams.StreamMetrics>();
         services.AddSingleton<UpstreamChannel>();
         services.AddSingleton<RelayMetrics>();
         services.AddSingleton<EtcdReachability>();
@@ -152,7 +171,7 @@ internal static class ShieldHost
             grpc.EnableDetailedErrors = false;
         });
         services.AddOpenTelemetry().WithMetrics(metrics => metrics
-            // Every feature's meter is "EtcdShield.<Feature>" (Relay, Encryption, Keys, Authorization, Audit, Tls, Reload).
+            // Every feature's meter is "EtcdShield.<Feature>" (Relay, Encryption, Keys, Authorization, Audit, Tls, Reload, Streams, Hosting).
             .AddMeter("EtcdShield.*")
             .AddPrometheusExporter());
 
@@ -176,6 +195,7 @@ internal static class ShieldHost
         }
 
         services.AddSingleton(sp => new Readiness(sp.GetServices<IReadinessCheck>(), sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton<ReadinessMetrics>();
         services.AddSingleton<ProbeEndpoints>();
         services.AddSingleton<StreamResponses>();
         if (NotifySocket.AddressFromEnvironment() is { } notify)

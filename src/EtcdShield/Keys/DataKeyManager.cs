@@ -49,6 +49,7 @@ internal sealed partial class DataKeyManager : IDataKeyProvider, IDisposable
         _logger = logger;
         _cache = new DataKeyCache(options.DecryptionCacheSize, options.DecryptionCacheTtl, timeProvider);
         _refused = new RefusedWrappings(options.DecryptionCacheSize, options.DecryptionCacheTtl < MaxRefusalAge ? options.DecryptionCacheTtl : MaxRefusalAge, timeProvider);
+        metrics.ObserveKeys(() => _keyRing.Current.Id, DataKeysByKek);
     }
 
     public KeyRing KeyRing => _keyRing;
@@ -229,6 +230,18 @@ internal sealed partial class DataKeyManager : IDataKeyProvider, IDisposable
         _metrics.DataKeyRotated(reason);
         Log.DataKeyCreated(_logger, created.DataKey.Id, kek.Id, reason);
         completion.SetResult(created);
+    }
+
+    /// <summary>The data keys held unwrapped, by KEK: the cache's, and the one sealing writes (never cached while it seals).</summary>
+    private Dictionary<string, int> DataKeysByKek()
+    {
+        Dictionary<string, int> counts = _cache.CountByKek();
+        if (_current is { } current)
+        {
+            counts[current.DataKey.KekId] = counts.GetValueOrDefault(current.DataKey.KekId) + 1;
+        }
+
+        return counts;
     }
 
     private DataKey? FindKnown(DataKeyId id, ReadOnlySpan<byte> kekId, ReadOnlySpan<byte> wrappedKey)

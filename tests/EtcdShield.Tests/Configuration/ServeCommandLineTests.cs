@@ -37,6 +37,8 @@ public sealed class ServeCommandLineTests : IDisposable
         Assert.Equal(1_572_864, options.MaxRequestBytes);
         Assert.Equal(128, options.MaxTxnOps);
         Assert.Equal(["apiserver"], options.AllowCommonNames);
+        Assert.Equal("text", options.LogFormat);
+        Assert.Equal("json", Options(Minimal("--no-encryption", "--log-format", "json")).LogFormat);
     }
 
     [Theory]
@@ -86,6 +88,7 @@ public sealed class ServeCommandLineTests : IDisposable
     [InlineData("--max-request-bytes", "ten", "--max-request-bytes must be a whole number")]
     [InlineData("--max-txn-ops", "0", "--max-txn-ops must be a whole number from 1")]
     [InlineData("--log-level", "Chatty", "--log-level")]
+    [InlineData("--log-format", "JSON", "--log-format must be text or json, not 'JSON'")]
     [InlineData("--upstream-cert-file", "FILE", "go together")]
     public void Bad_input_is_refused_with_a_message_naming_the_flag(string flag, string value, string expected)
     {
