@@ -1,3 +1,4 @@
+using System.Text.RegularExpressions;
 using EtcdShield.EndToEnd.Hosting;
 using EtcdShield.EndToEnd.Infrastructure;
 using EtcdShield.Protocol.Etcdserverpb;
@@ -12,7 +13,7 @@ namespace EtcdShield.EndToEnd.Deploy;
 /// needs) under a little load: a put and a get, a watch held open, a denial and a value that cannot be decrypted.
 /// Each must evaluate without error and name only metrics the two serve, so no panel or alert is silently empty.
 /// </summary>
-public sealed class MonitoringExpressionTests(TestPki pki) : IClassFixture<TestPki>
+public sealed partial class MonitoringExpressionTests(TestPki pki) : IClassFixture<TestPki>
 {
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan ScrapeTimeout = TimeSpan.FromSeconds(15);
@@ -88,10 +89,19 @@ public sealed class MonitoringExpressionTests(TestPki pki) : IClassFixture<TestP
         Assert.Equal(StatusCode.DataLoss, undecryptable.StatusCode);
         Assert.True(problems.Count == 0, string.Join('\n', problems));
         Assert.True(expressions.Count >= 20, $"only {expressions.Count} expressions were read from deploy/monitoring");
+        // Every metric the proxy serves has its row in the operations guide (a histogram under its base name; the
+        // _created series are OpenMetrics' start times of counters and histograms, not metrics of their own).
+        var guide = File.ReadAllText(Path.Combine(DeployFiles.RepositoryRoot, "docs", "operations.md"));
+        var served = scraped.Where(n => n.StartsWith("etcdshield_", StringComparison.Ordinal) && !n.EndsWith("_created", StringComparison.Ordinal))
+            .Select(n => HistogramSeries().Replace(n, "")).Distinct();
+        Assert.Equal([], served.Where(n => !guide.Contains($"| `{n}` |", StringComparison.Ordinal)));
         // The load reached Prometheus: the denial and the refused value are counted where the alerts look.
         Assert.Equal(1, await prometheus.ScalarAsync("sum(etcdshield_requests_denied_total{identity=\"reader\"})"));
         Assert.Equal(1, await prometheus.ScalarAsync("sum(etcdshield_encryption_decrypt_failures_total)"));
     }
 
     private static ByteString B(string text) => ByteString.CopyFromUtf8(text);
+
+    [GeneratedRegex("_(bucket|sum|count)$")]
+    private static partial Regex HistogramSeries();
 }

@@ -58,6 +58,14 @@ public sealed class MonitoringRulesTests
     }
 
     [Fact]
+    public void Every_alert_has_its_row_in_the_operations_guide()
+    {
+        var guide = File.ReadAllText(Path.Combine(DeployFiles.RepositoryRoot, "docs", "operations.md"));
+
+        Assert.Equal([], MonitoringFiles.RuleExpressions().Select(r => r.Name["rule ".Length..]).Where(a => !guide.Contains($"| `{a}` |", StringComparison.Ordinal)));
+    }
+
+    [Fact]
     public void The_metric_names_an_expression_selects_are_found_and_nothing_else()
     {
         var names = MonitoringFiles.MetricNames(
