@@ -75,6 +75,33 @@ public sealed class DataKeyManagerTests : IDisposable
     }
 
     [Fact]
+    public async Task The_key_gauges_show_the_current_kek_and_the_data_keys_held_under_each_kek()
+    {
+        using var current = new MetricCollector<int>(_meters, KeyMetrics.MeterName, "etcdshield.keys.kek_current");
+        using var held = new MetricCollector<int>(_meters, KeyMetrics.MeterName, "etcdshield.keys.data_keys");
+        using var newKek = new FakeKeyEncryptionKey("fake:next");
+        var manager = NewManager();
+        static string Observe(MetricCollector<int> collector)
+        {
+            collector.Clear();
+            collector.RecordObservableInstruments();
+            return string.Join(",", collector.GetMeasurementSnapshot().Select(m => $"{m.Tags["kek"]}={m.Value}").Order(StringComparer.Ordinal));
+        }
+
+        var before = (Observe(current), Observe(held));
+        await manager.GetEncryptionKeyAsync(CancellationToken.None);
+        var sealing = (Observe(current), Observe(held));
+        // After a KEK rotation the old sealing key stays cached (its values keep decrypting) beside the new one.
+        manager.ReplaceKeyRing(new KeyRing(newKek, _kek));
+        await manager.RotateAsync(CancellationToken.None);
+        var rotated = (Observe(current), Observe(held));
+
+        Assert.Equal(("fake:current=1", ""), before);
+        Assert.Equal(("fake:current=1", "fake:current=1"), sealing);
+        Assert.Equal(("fake:next=1", "fake:current=1,fake:next=1"), rotated);
+    }
+
+    [Fact]
     public async Task Rotates_after_the_configured_number_of_writes()
     {
         var manager = NewManager(new DataKeyOptions(maxWritesPerKey: 5));
