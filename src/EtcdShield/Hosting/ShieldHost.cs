@@ -11,6 +11,7 @@ using EtcdShield.Leases;
 using EtcdShield.Protocol.Etcdserverpb;
 using EtcdShield.Relay;
 using EtcdShield.Reload;
+using EtcdShield.Telemetry;
 using EtcdShield.Tls;
 using Grpc.AspNetCore.Server.Model;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -129,6 +130,7 @@ internal static class ShieldHost
         services.AddSingleton<Streams.OpenStreams>();
         services.AddSingleton<UpstreamChannel>();
         services.AddSingleton<RelayMetrics>();
+        services.AddSingleton<RelayTraces>();
         services.AddSingleton<EtcdReachability>();
         services.AddSingleton<HealthEndpoint>();
         AddLifecycle(services, options);
@@ -155,6 +157,7 @@ internal static class ShieldHost
             // Every feature's meter is "EtcdShield.<Feature>" (Relay, Encryption, Keys, Authorization, Audit, Tls, Reload).
             .AddMeter("EtcdShield.*")
             .AddPrometheusExporter());
+        TraceExport.AddTo(services, options);
 
         // Last, so that it is the first hosted service stopped: streams end with their status before the server stops.
         services.AddHostedService<StreamShutdown>();
