@@ -54,13 +54,14 @@ public sealed class RelayTracesTests : IDisposable
     {
         using var spans = new CollectedSpans(RelayTraces.SourceName);
 
-        await Assert.ThrowsAsync<Authorization.AccessDenial>(() => PutAsync("/other/secret-key", sampled: true));
+        await Assert.ThrowsAsync<EtcdShield.Authorization.AccessDenial>(() => PutAsync("/other/secret-key", sampled: true));
 
         var request = Assert.Single(spans.OfTrace(_trace));
         Assert.Equal((int)StatusCode.PermissionDenied, request.GetTagItem("rpc.grpc.status_code"));
         // The client's mistake, not the proxy's failure.
         Assert.Equal(ActivityStatusCode.Unset, request.Status);
         Assert.DoesNotContain(request.TagObjects, t => t.Value?.ToString()?.Contains("secret-key", StringComparison.Ordinal) == true);
+        Assert.Empty(_bed.Etcd.Requests);
     }
 
     [Fact]
