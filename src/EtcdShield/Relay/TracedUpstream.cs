@@ -18,7 +18,17 @@ internal sealed class TracedUpstream(CallInvoker upstream, RelayTraces traces) :
             return upstream.AsyncUnaryCall(method, host, options, request);
         }
 
-        var call = Started(span, () => upstream.AsyncUnaryCall(method, host, Carrying(options, span), request));
+        AsyncUnaryCall<TResponse> call;
+        try
+        {
+            call = upstream.AsyncUnaryCall(method, host, Carrying(options, span), request);
+        }
+        catch (Exception e)
+        {
+            Failed(span, e);
+            throw;
+        }
+
         return new AsyncUnaryCall<TResponse>(EndedAsync(call.ResponseAsync, span), call.ResponseHeadersAsync, call.GetStatus, call.GetTrailers, call.Dispose);
     }
 
@@ -29,7 +39,17 @@ internal sealed class TracedUpstream(CallInvoker upstream, RelayTraces traces) :
             return upstream.BlockingUnaryCall(method, host, options, request);
         }
 
-        var response = Started(span, () => upstream.BlockingUnaryCall(method, host, Carrying(options, span), request));
+        TResponse response;
+        try
+        {
+            response = upstream.BlockingUnaryCall(method, host, Carrying(options, span), request);
+        }
+        catch (Exception e)
+        {
+            Failed(span, e);
+            throw;
+        }
+
         RelayTraces.EndUpstream(span, StatusCode.OK);
         return response;
     }
@@ -41,7 +61,17 @@ internal sealed class TracedUpstream(CallInvoker upstream, RelayTraces traces) :
             return upstream.AsyncClientStreamingCall(method, host, options);
         }
 
-        var call = Started(span, () => upstream.AsyncClientStreamingCall(method, host, Carrying(options, span)));
+        AsyncClientStreamingCall<TRequest, TResponse> call;
+        try
+        {
+            call = upstream.AsyncClientStreamingCall(method, host, Carrying(options, span));
+        }
+        catch (Exception e)
+        {
+            Failed(span, e);
+            throw;
+        }
+
         return new AsyncClientStreamingCall<TRequest, TResponse>(call.RequestStream, EndedAsync(call.ResponseAsync, span), call.ResponseHeadersAsync, call.GetStatus, call.GetTrailers, call.Dispose);
     }
 
@@ -52,7 +82,17 @@ internal sealed class TracedUpstream(CallInvoker upstream, RelayTraces traces) :
             return upstream.AsyncServerStreamingCall(method, host, options, request);
         }
 
-        var call = Started(span, () => upstream.AsyncServerStreamingCall(method, host, Carrying(options, span), request));
+        AsyncServerStreamingCall<TResponse> call;
+        try
+        {
+            call = upstream.AsyncServerStreamingCall(method, host, Carrying(options, span), request);
+        }
+        catch (Exception e)
+        {
+            Failed(span, e);
+            throw;
+        }
+
         return new AsyncServerStreamingCall<TResponse>(call.ResponseStream, call.ResponseHeadersAsync, call.GetStatus, call.GetTrailers, () => EndStream(span, call.GetStatus, call.Dispose));
     }
 
@@ -63,24 +103,24 @@ internal sealed class TracedUpstream(CallInvoker upstream, RelayTraces traces) :
             return upstream.AsyncDuplexStreamingCall(method, host, options);
         }
 
-        var call = Started(span, () => upstream.AsyncDuplexStreamingCall(method, host, Carrying(options, span)));
+        AsyncDuplexStreamingCall<TRequest, TResponse> call;
+        try
+        {
+            call = upstream.AsyncDuplexStreamingCall(method, host, Carrying(options, span));
+        }
+        catch (Exception e)
+        {
+            Failed(span, e);
+            throw;
+        }
+
         return new AsyncDuplexStreamingCall<TRequest, TResponse>(call.RequestStream, call.ResponseStream, call.ResponseHeadersAsync, call.GetStatus, call.GetTrailers, () => EndStream(span, call.GetStatus, call.Dispose));
     }
 
     private static CallOptions Carrying(CallOptions options, Activity span) => options.WithHeaders(TraceContext.Propagate(options.Headers, span));
 
-    private static T Started<T>(Activity span, Func<T> start)
-    {
-        try
-        {
-            return start();
-        }
-        catch (Exception e)
-        {
-            RelayTraces.EndUpstream(span, (e as RpcException)?.StatusCode ?? StatusCode.Unknown);
-            throw;
-        }
-    }
+    /// <summary>A call that could not even start (etcd's channel refused it at once).</summary>
+    private static void Failed(Activity span, Exception e) => RelayTraces.EndUpstream(span, (e as RpcException)?.StatusCode ?? StatusCode.Unknown);
 
     private static async Task<T> EndedAsync<T>(Task<T> response, Activity span)
     {

@@ -120,6 +120,25 @@ public sealed class RelayTracesTests : IDisposable
         Assert.Same(host, Activity.Current);
     }
 
+    [Theory]
+    [InlineData(true, ActivityStatusCode.Unset, 0)]
+    [InlineData(false, ActivityStatusCode.Error, 1)]
+    public void A_stream_to_etcd_is_a_span_until_the_relay_lets_go_of_it_ended_with_etcds_status_or_as_cancelled(bool etcdEnded, ActivityStatusCode expected, int code)
+    {
+        using var spans = new CollectedSpans(RelayTraces.SourceName);
+        using var request = new Activity("request").Start();
+        var etcd = new StreamInvoker(etcdEnded ? new Status(StatusCode.OK, "") : null);
+
+        var call = new TracedUpstream(etcd, _traces).AsyncDuplexStreamingCall(RelayBed.Method("Watch/Watch").Method, null, new CallOptions(new Metadata { { "traceparent", ClientParent(sampled: true) } }));
+        Assert.Empty(spans.OfTrace(request.TraceId));
+        call.Dispose();
+
+        var stream = Assert.Single(spans.OfTrace(request.TraceId));
+        Assert.Equal((request.SpanId, "etcdserverpb.Watch/Watch", expected, code), (stream.ParentSpanId, stream.DisplayName, stream.Status, stream.GetTagItem("rpc.grpc.status_code")));
+        Assert.Equal(stream.Id, etcd.Sent?.GetValue("traceparent"));
+        Assert.True(etcd.Disposed);
+    }
+
     private string ClientParent(bool sampled) => $"00-{_trace}-{_clientSpan}-{(sampled ? "01" : "00")}";
 
     private Task<IMessage> PutAsync(string key, bool sampled)
@@ -128,5 +147,28 @@ public sealed class RelayTracesTests : IDisposable
         context.RequestHeaders.Add("traceparent", ClientParent(sampled));
         context.RequestHeaders.Add("tracestate", "vendor=1");
         return _bed.Relay.UnaryAsync(RelayBed.Method("KV/Put"), new PutRequest { Key = ByteString.CopyFromUtf8(key), Value = ByteString.CopyFromUtf8("v") }, context);
+    }
+
+    /// <summary>An etcd whose one stream has ended with <c>status</c>, or is still open (null) when the relay lets go of it.</summary>
+    private sealed class StreamInvoker(Status? status) : CallInvoker
+    {
+        public Metadata? Sent { get; private set; }
+
+        public bool Disposed { get; private set; }
+
+        public override AsyncDuplexStreamingCall<TRequest, TResponse> AsyncDuplexStreamingCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options)
+        {
+            Sent = options.Headers;
+            return new AsyncDuplexStreamingCall<TRequest, TResponse>(
+                null!, null!, Task.FromResult(new Metadata()), () => status ?? throw new InvalidOperationException("still open"), () => [], () => Disposed = true);
+        }
+
+        public override TResponse BlockingUnaryCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request) => throw new NotSupportedException();
+
+        public override AsyncUnaryCall<TResponse> AsyncUnaryCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request) => throw new NotSupportedException();
+
+        public override AsyncServerStreamingCall<TResponse> AsyncServerStreamingCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request) => throw new NotSupportedException();
+
+        public override AsyncClientStreamingCall<TRequest, TResponse> AsyncClientStreamingCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options) => throw new NotSupportedException();
     }
 }
