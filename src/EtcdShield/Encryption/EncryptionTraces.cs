@@ -18,7 +18,7 @@ internal static class EncryptionTraces
         var span = Source.StartActivity("txn.guard_retry", ActivityKind.Internal);
         if (span is { IsAllDataRequested: true })
         {
-            span.SetTag("etcdshield.attempt", attempt);
+            span.AddTag("etcdshield.attempt", attempt);
         }
 
         return span;

