@@ -34,11 +34,17 @@ internal static class JsonReport
                 ["etcdDataRoot"] = report.DataRoot,
             },
             ["keyProvider"] = new JsonObject { ["provider"] = report.KeyProvider, ["detail"] = report.KeyProviderDetail },
-            ["targets"] = new JsonArray([.. report.Targets.Select(t => (JsonNode)new JsonObject { ["id"] = t.Id(), ["label"] = t.Label() })]),
+            ["targets"] = new JsonArray([.. report.UnaryTargets.Select(t => (JsonNode)new JsonObject
+            {
+                ["id"] = t.Id,
+                ["label"] = t.Label,
+                ["variant"] = report.ShieldVariants.FirstOrDefault(v => v.Name == t.Variant)?.Description,
+            })]),
+            ["shieldArguments"] = new JsonArray([.. report.ShieldArguments.Select(a => (JsonNode)a)]),
             ["warmUps"] = new JsonArray([.. report.WarmUps.Select(w => (JsonNode)new JsonObject
             {
                 ["round"] = w.Round,
-                ["target"] = w.Target.Id(),
+                ["target"] = w.Target.Id,
                 ["seconds"] = w.WarmUp.Seconds,
                 ["settled"] = w.WarmUp.Settled,
                 ["cpuSecondsPer1000"] = w.WarmUp.CpuPer1000,
@@ -48,7 +54,7 @@ internal static class JsonReport
             ["runs"] = new JsonArray([.. report.Runs.Select(r => (JsonNode)new JsonObject
             {
                 ["round"] = r.Round,
-                ["target"] = r.Target.Id(),
+                ["target"] = r.Target.Id,
                 ["workload"] = r.Workload.Kind.Id(),
                 ["valueSize"] = r.Workload.ValueSize,
                 ["operations"] = r.Operations,
@@ -65,6 +71,12 @@ internal static class JsonReport
                 ["loadGenCpuSeconds"] = r.Resources.LoadGenCpuSeconds,
                 ["proxyPeakBytes"] = r.Resources.ProxyPeakBytes,
                 ["etcdPeakBytes"] = r.Resources.EtcdPeakBytes,
+                ["proxySteadyBytes"] = r.Resources.ProxySteadyBytes,
+                ["etcdSteadyBytes"] = r.Resources.EtcdSteadyBytes,
+                ["windowSeconds"] = r.Resources.WindowSeconds,
+                ["loadGenCores"] = r.Resources.LoadGenCores,
+                ["watchOpenSeconds"] = r.WatchOpenSeconds,
+                ["proxyResidentBeforeWatchersBytes"] = r.ProxyResidentBeforeWatchers,
                 ["txnSucceeded"] = r.TxnSucceeded,
                 ["txnFailed"] = r.TxnFailed,
                 ["watchers"] = r.Watchers,
@@ -276,11 +288,15 @@ internal static class JsonReport
     {
         ["workload"] = x.Workload.Kind.Id(),
         ["valueSize"] = x.Workload.ValueSize,
-        ["target"] = x.Target.Id(),
+        ["target"] = x.Target.Id,
         ["opsPerSecondMedian"] = x.MedianOpsPerSecond,
         ["opsPerSecondByRound"] = new JsonArray([.. x.OpsPerSecondByRound.Select(v => (JsonNode)v)]),
         ["ratioToDirectMtls"] = x.RatioToMtls,
         ["p50Ms"] = x.P50Ms,
+        ["proxySteadyMiB"] = x.ProxySteadyMiB,
+        ["etcdSteadyMiB"] = x.EtcdSteadyMiB,
+        ["loadGenCores"] = x.LoadGenCores,
+        ["watchOpenSeconds"] = x.WatchOpenSeconds,
         ["p99Ms"] = x.P99Ms,
         ["p999Ms"] = x.P999Ms,
         ["maxMs"] = x.MaxMs,
