@@ -92,7 +92,7 @@ internal sealed record BenchOptions
           --keys N                 keys per value size (default 1000)
           --watchers N             watchers in the watch workloads (default 1000), each its own Watch stream, spread
                                    round robin over --connections, opened in batches of 500
-          --watch-rate N           events per second each watcher gets (default 10): watch puts N/s under the prefix
+          --watch-rate N           events per second each watcher gets (default 10; may be a fraction, 0.5): watch puts N/s under the prefix
                                    (10,000 events/s with 1000 watchers), watch-keys N/s to each watcher's own key
                                    (watchers x N puts/s); keep watchers x N within what 2 cores deliver (10,000 watchers: 1)
           --scenario a,b           unary (the workloads above), snapshot, keepalive, gateway (default unary); gateway is JSON
@@ -172,14 +172,14 @@ internal sealed record BenchOptions
                 "--duration" => options with { Load = load = load with { Duration = NextSeconds() } },
                 "--keys" => options with { Load = load = load with { Keys = NextInt() } },
                 "--watchers" => options with { Load = load = load with { Watchers = NextInt() } },
-                "--watch-rate" => options with { Load = load = load with { WatchPutsPerSecond = NextInt() } },
+                "--watch-rate" => options with { Load = load = load with { WatchPutsPerSecond = double.Parse(Next(), CultureInfo.InvariantCulture) } },
                 _ => throw new ArgumentException($"unknown argument '{args[i]}'"),
             };
         }
 
-        if (load.Clients < 1 || load.Connections < 1 || load.Keys < 1 || load.Watchers < 1 || load.WatchPutsPerSecond < 1 || options.Rounds < 1)
+        if (load.Clients < 1 || load.Connections < 1 || load.Keys < 1 || load.Watchers < 1 || !(load.WatchPutsPerSecond > 0) || options.Rounds < 1)
         {
-            throw new ArgumentException("clients, connections, keys, watchers, watch-rate and rounds must be at least 1");
+            throw new ArgumentException("clients, connections, keys, watchers and rounds must be at least 1, watch-rate above 0");
         }
 
         foreach (var target in options.UnaryTargets.Where(t => t.Variant is not null && options.ShieldVariants.All(v => v.Name != t.Variant)))

@@ -81,7 +81,7 @@ internal static class WatchFanOut
             }
 
             var sampler = ClosedLoopRunner.SampleAsync(target, measureFrom, end);
-            var putsPerSecond = distinctKeys ? (double)settings.WatchPutsPerSecond * watchers.Length : settings.WatchPutsPerSecond;
+            var putsPerSecond = distinctKeys ? settings.WatchPutsPerSecond * watchers.Length : settings.WatchPutsPerSecond;
             Func<long, ByteString> keyOfPut = distinctKeys ? i => KeyOf((int)(i % watchers.Length)) : i => Prefix.Concat((int)(i % 100));
             var puts = await WriteAsync(connections.Kv(0), keyOfPut, valueSize, putsPerSecond, start, measureFrom, end, run, stop.Token).ConfigureAwait(false);
             run.Resources = await sampler.ConfigureAwait(false);

@@ -13,6 +13,7 @@ internal sealed class ResourceWindow
     private readonly RunningTarget _target;
     private readonly List<long> _proxyResident = [];
     private readonly List<long> _etcdResident = [];
+    private readonly List<long> _proxyAnonymous = [];
     private long _opened;
     private double? _proxyCpu;
     private double _etcdCpu;
@@ -51,6 +52,10 @@ internal sealed class ResourceWindow
         if (_target.ProxyPid is { } pid && ProcessSampler.ResidentBytes(pid) is { } proxy)
         {
             _proxyResident.Add(proxy);
+            if (ProcessSampler.AnonymousBytes(pid) is { } anonymous)
+            {
+                _proxyAnonymous.Add(anonymous);
+            }
         }
 
         if (ProcessSampler.ResidentBytes(_target.EtcdPid) is { } etcd)
@@ -79,7 +84,8 @@ internal sealed class ResourceWindow
             ProcessSampler.PeakResidentBytes(_target.EtcdPid),
             Median(_proxyResident),
             Median(_etcdResident),
-            Stopwatch.GetElapsedTime(_opened).TotalSeconds);
+            Stopwatch.GetElapsedTime(_opened).TotalSeconds,
+            Median(_proxyAnonymous));
     }
 
     private static long? Median(List<long> samples)

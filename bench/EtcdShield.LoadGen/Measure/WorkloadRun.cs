@@ -52,7 +52,8 @@ internal sealed class WorkloadRun
 
 /// <summary>
 /// CPU seconds and memory of the target's processes and of the load generator over a measured window: peak is VmHWM
-/// since the workload's reset, steady the median VmRSS read every half second inside the window.
+/// since the workload's reset, steady the median VmRSS (and of the proxy its RssAnon part: heap, stacks, JIT'd code,
+/// without mapped images) read every half second inside the window.
 /// </summary>
 internal sealed record ResourceUse(
     double? ProxyCpuSeconds,
@@ -62,7 +63,8 @@ internal sealed record ResourceUse(
     long? EtcdPeakBytes,
     long? ProxySteadyBytes = null,
     long? EtcdSteadyBytes = null,
-    double WindowSeconds = 0)
+    double WindowSeconds = 0,
+    long? ProxySteadyAnonymousBytes = null)
 {
     public static ResourceUse None { get; } = new(null, 0, 0, null, null);
 

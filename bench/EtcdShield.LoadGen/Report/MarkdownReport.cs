@@ -20,7 +20,7 @@ internal static class MarkdownReport
         var unary = report.Runs.Count > 0;
         if (unary)
         {
-            Line(md, $"- **Load:** {s.Clients} clients over {s.Connections} connections, closed loop, {s.Warmup.TotalSeconds:0.#} s warm-up + {s.Duration.TotalSeconds:0.#} s measured per workload, {report.Rounds} round(s), targets interleaved (order rotated each round), fresh etcd per target per round, unmeasured load on every path after each target starts until its CPU per operation settles (at least {report.MinTargetWarmup.TotalSeconds:0.#} s, at most {report.TargetWarmup.TotalSeconds:0.#} s; see the end); {s.Keys} keys per value size; watch: {s.Watchers} watchers, {s.WatchPutsPerSecond} puts/s");
+            Line(md, $"- **Load:** {s.Clients} clients over {s.Connections} connections, closed loop, {s.Warmup.TotalSeconds:0.#} s warm-up + {s.Duration.TotalSeconds:0.#} s measured per workload, {report.Rounds} round(s), targets interleaved (order rotated each round), fresh etcd per target per round, unmeasured load on every path after each target starts until its CPU per operation settles (at least {report.MinTargetWarmup.TotalSeconds:0.#} s, at most {report.TargetWarmup.TotalSeconds:0.#} s; see the end); {s.Keys} keys per value size; watch: {s.Watchers} watchers, {s.WatchPutsPerSecond:0.##} events/s each (watch: as many puts/s under one prefix; watch-keys: {s.WatchPutsPerSecond * s.Watchers:0.#} puts/s over the watchers' own keys)");
         }
 
         StreamingMarkdown.WriteSetup(md, report);
@@ -138,13 +138,14 @@ internal static class MarkdownReport
 
     /// <summary>
     /// A watch workload's table: per delivered event, CPU in microseconds of each process (the issue's unit), the
-    /// memory at its peak (VmHWM from before the watchers opened) and steady (median VmRSS in the window), and the load
+    /// memory before the watchers opened (after the closed-loop warm-up), at its peak (VmHWM from then on) and steady
+    /// (median VmRSS in the window, and its anonymous part), and the load
     /// generator's busy cores, so a run where it, not the target, ran out of CPU shows as such.
     /// </summary>
     private static void WriteWatch(StringBuilder md, BenchReport report, Workload workload)
     {
-        md.AppendLine("| target | events/s | ratio | delivered | put→event p50 ms | p99 ms | p99.9 ms | proxy CPU µs/event | etcd CPU µs/event | loadgen CPU µs/event | loadgen cores | proxy peak MiB | proxy steady MiB | etcd steady MiB | open s | errors |");
-        md.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        md.AppendLine("| target | events/s | ratio | delivered | put→event p50 ms | p99 ms | p99.9 ms | proxy CPU µs/event | etcd CPU µs/event | loadgen CPU µs/event | loadgen cores | proxy RSS before MiB | proxy peak MiB | proxy steady MiB | proxy anon steady MiB | etcd steady MiB | open s | errors |");
+        md.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var target in report.UnaryTargets)
         {
             var x = report.Summaries.FirstOrDefault(v => v.Workload == workload && v.Target == target);
@@ -157,7 +158,7 @@ internal static class MarkdownReport
             md.Append(CultureInfo.InvariantCulture, $"{x.P50Ms:0.000} | {x.P99Ms:0.000} | {x.P999Ms:0.000} | ");
             // Seconds per 1000 events × 1000 = milliseconds per event... × 1000 again: µs per event is CPU s/1k × 1000.
             md.Append(CultureInfo.InvariantCulture, $"{Opt(x.ProxyCpuPer1000 * 1000, "0.0")} | {x.EtcdCpuPer1000 * 1000:0.0} | {x.LoadGenCpuPer1000 * 1000:0.0} | {Opt(x.LoadGenCores, "0.00")} | ");
-            md.Append(CultureInfo.InvariantCulture, $"{Opt(x.ProxyPeakMiB, "0")} | {Opt(x.ProxySteadyMiB, "0")} | {Opt(x.EtcdSteadyMiB, "0")} | {Opt(x.WatchOpenSeconds, "0.0")} | ");
+            md.Append(CultureInfo.InvariantCulture, $"{Opt(x.ProxyBeforeWatchersMiB, "0")} | {Opt(x.ProxyPeakMiB, "0")} | {Opt(x.ProxySteadyMiB, "0")} | {Opt(x.ProxySteadyAnonymousMiB, "0")} | {Opt(x.EtcdSteadyMiB, "0")} | {Opt(x.WatchOpenSeconds, "0.0")} | ");
             md.Append(CultureInfo.InvariantCulture, $"{x.Errors}{(x.Failure is null ? "" : " (" + x.Failure + ")")} |").AppendLine();
         }
 

@@ -41,6 +41,12 @@ internal sealed class Summary
 
     public double? EtcdSteadyMiB { get; init; }
 
+    /// <summary>The anonymous part (RssAnon) of the proxy's steady resident set: what it holds privately, images aside.</summary>
+    public double? ProxySteadyAnonymousMiB { get; init; }
+
+    /// <summary>Watch only: the proxy's VmRSS just before the watchers opened (the largest round's).</summary>
+    public double? ProxyBeforeWatchersMiB { get; init; }
+
     /// <summary>The load generator's average busy cores over the measured windows (near 1 of 2 cores: it may be the bottleneck).</summary>
     public double? LoadGenCores { get; init; }
 
@@ -103,6 +109,8 @@ internal sealed class Summary
             EtcdPeakMiB = runs.Max(r => r.Resources.EtcdPeakBytes) / (1024.0 * 1024),
             ProxySteadyMiB = runs.Max(r => r.Resources.ProxySteadyBytes) / (1024.0 * 1024),
             EtcdSteadyMiB = runs.Max(r => r.Resources.EtcdSteadyBytes) / (1024.0 * 1024),
+            ProxySteadyAnonymousMiB = runs.Max(r => r.Resources.ProxySteadyAnonymousBytes) / (1024.0 * 1024),
+            ProxyBeforeWatchersMiB = runs.Max(r => r.ProxyResidentBeforeWatchers) / (1024.0 * 1024),
             LoadGenCores = runs.Max(r => r.Resources.LoadGenCores),
             WatchOpenSeconds = runs.Max(r => r.WatchOpenSeconds),
             Errors = runs.Sum(r => r.Errors),
