@@ -23,6 +23,16 @@ internal static class MarkdownReport
             Line(md, $"- **Load:** {s.Clients} clients over {s.Connections} connections, closed loop, {s.Warmup.TotalSeconds:0.#} s warm-up + {s.Duration.TotalSeconds:0.#} s measured per workload, {report.Rounds} round(s), targets interleaved (order rotated each round), fresh etcd per target per round, unmeasured load on every path after each target starts until its CPU per operation settles (at least {report.MinTargetWarmup.TotalSeconds:0.#} s, at most {report.TargetWarmup.TotalSeconds:0.#} s; see the end); {s.Keys} keys per value size; watch: {s.Watchers} watchers, {s.WatchPutsPerSecond:0.##} events/s each (watch: as many puts/s under one prefix; watch-keys: {s.WatchPutsPerSecond * s.Watchers:0.#} puts/s over the watchers' own keys)");
         }
 
+        foreach (var variant in report.ShieldVariants)
+        {
+            Line(md, $"- **EtcdShield variant `{variant.Name}`** (rows `+{variant.Name}`): {variant.Description}");
+        }
+
+        if (report.ShieldArguments.Count > 0)
+        {
+            Line(md, $"- **Flags added to every EtcdShield start (--shield-args):** `{string.Join(' ', report.ShieldArguments)}`");
+        }
+
         StreamingMarkdown.WriteSetup(md, report);
         GatewayMarkdown.WriteSetup(md, report);
         StartupMarkdown.WriteSetup(md, report);

@@ -33,7 +33,7 @@ internal sealed record BenchTarget(TargetKind Kind, string? Variant = null)
 
 /// <summary>
 /// A named EtcdShield configuration: extra command-line flags and environment variables added to that row's proxy
-/// (after the bench's own flags and the KEK's).
+/// (after the bench's own flags, --shield-args and the KEK's: the most specific last).
 /// </summary>
 internal sealed record ShieldVariant(string Name, IReadOnlyList<string> Arguments, IReadOnlyDictionary<string, string> Environment)
 {

@@ -66,8 +66,9 @@ internal sealed class ShieldBinary
             "--metrics-listen-url", $"http://127.0.0.1:{ports[1]}",
             // The ready line is logged at Information; the proxy logs nothing per request at that level.
             "--log-level", "Information",
-            .. keyArguments,
+            // --shield-args before the caller's (the KEK's, then a --shield-variant's), so the most specific comes last.
             .. _arguments,
+            .. keyArguments,
         ];
 
         // The proxy runs as deployed: the Release build with the GC settings of its own runtimeconfig.json.
