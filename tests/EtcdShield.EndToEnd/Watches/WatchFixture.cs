@@ -23,8 +23,15 @@ public sealed class WatchEtcd : ICollectionFixture<WatchFixture>
 /// </summary>
 public sealed class WatchFixture : IAsyncLifetime
 {
-    /// <summary>etcd's and the proxies' --max-request-bytes: etcd fragments watch responses of this size or more.</summary>
+    /// <summary>etcd's and the proxies' --max-request-bytes.</summary>
     public const int MaxRequestBytes = 64 * 1024;
+
+    /// <summary>
+    /// The size from which etcd splits a watch response for a watch that asked for fragments: not --max-request-bytes
+    /// itself but that plus gRPC's overhead allowance of 512 KiB (v3rpc's watch server takes
+    /// <c>MaxRequestBytes + grpcOverheadBytes</c>). Each fragment but a single-event one stays below it.
+    /// </summary>
+    public const int FragmentBytes = MaxRequestBytes + 512 * 1024;
 
     private readonly Dictionary<string, Task<Proxy>> proxies = [];
     private EtcdProcess? etcd;
