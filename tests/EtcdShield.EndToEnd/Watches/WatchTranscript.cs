@@ -52,10 +52,11 @@ internal sealed class WatchTranscript
     /// <summary>The events watch <paramref name="watchId"/> received, one line each.</summary>
     public IReadOnlyList<string> Events(long watchId) => events.TryGetValue(watchId, out var lines) ? lines : [];
 
-    /// <summary>The created and canceled answers in order; header revisions only when <paramref name="headers"/>
-    /// (comparable when nothing was written while they were made).</summary>
+    /// <summary>The created and canceled answers, in order per watch id (etcd sends a compaction's cancels of several
+    /// watches in no set order); header revisions only when <paramref name="headers"/> (comparable when nothing was
+    /// written while they were made).</summary>
     public IReadOnlyList<string> Control(bool headers) =>
-        responses.Where(r => r.Created || r.Canceled).Select(r => Describe(r, headers)).ToList();
+        responses.Where(r => r.Created || r.Canceled).OrderBy(r => r.WatchId).Select(r => Describe(r, headers)).ToList();
 
     /// <summary>The progress answers (watch id -1, nothing else) in order.</summary>
     public IReadOnlyList<WatchResponse> ProgressAnswers =>
