@@ -4,8 +4,8 @@ namespace EtcdShield.EndToEnd.Infrastructure;
 
 /// <summary>
 /// The two ways the proxy can serve watches, as flags for <see cref="ShieldServer.StartAsync"/>: "relay" (one upstream
-/// etcd watch stream per client stream, <c>--watch-sharing false</c>) and "shared" (client watches of one range share
-/// an upstream watch, <c>--watch-sharing true</c>). Before the proxy knows the flag it only relays, so "relay" then
+/// etcd watch stream per client stream, <c>--watch-sharing=false</c>) and "shared" (client watches of one range share
+/// an upstream watch, <c>--watch-sharing=true</c>). Before the proxy knows the flag it only relays, so "relay" then
 /// adds no flag and "shared" is not offered: the tests that take <see cref="Modes"/> run in every mode this build has.
 /// </summary>
 internal static class WatchSharing
@@ -25,8 +25,9 @@ internal static class WatchSharing
     /// <summary>The flags that select <paramref name="mode"/>.</summary>
     public static IReadOnlyList<string> Flags(string mode) => mode switch
     {
-        Relay => FlagKnown ? ["--" + FlagName, "false"] : [],
-        Shared when FlagKnown => ["--" + FlagName, "true"],
+        // --flag=value reads the same whether the flag is a switch (etcd's form) or takes a value.
+        Relay => FlagKnown ? [$"--{FlagName}=false"] : [],
+        Shared when FlagKnown => [$"--{FlagName}=true"],
         Shared => throw new InvalidOperationException("This build of the proxy has no --watch-sharing: it only relays."),
         _ => throw new ArgumentOutOfRangeException(nameof(mode), mode, "relay or shared"),
     };

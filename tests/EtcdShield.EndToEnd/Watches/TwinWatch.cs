@@ -75,11 +75,11 @@ internal sealed class TwinWatch : IAsyncDisposable
         var (direct, proxied) = await TranscriptsAsync();
         direct.AssertConsistent();
         proxied.AssertConsistent();
-        Assert.Equal(direct.Control(controlHeaders), proxied.Control(controlHeaders));
+        WatchTranscript.AssertSameLines(direct.Control(controlHeaders), proxied.Control(controlHeaders), "created and canceled answers");
         Assert.Equal(direct.WatchIds, proxied.WatchIds);
         foreach (var id in direct.WatchIds)
         {
-            Assert.Equal(direct.Events(id), proxied.Events(id));
+            WatchTranscript.AssertSameLines(direct.Events(id), proxied.Events(id), $"events of watch {id}");
         }
 
         return direct;

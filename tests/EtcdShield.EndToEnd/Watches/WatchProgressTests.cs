@@ -99,7 +99,7 @@ public sealed class WatchProgressTests(WatchFixture fixture)
         proxied.AssertConsistent();
         foreach (var id in new long[] { 0, 1, 2 })
         {
-            Assert.Equal(direct.Events(id), proxied.Events(id));
+            WatchTranscript.AssertSameLines(direct.Events(id), proxied.Events(id), $"events of watch {id}");
         }
     }
 

@@ -134,6 +134,17 @@ internal sealed class WatchTranscript
         }
     }
 
+    /// <summary>Asserts two renderings are equal, naming the first line that differs in full (xunit would cut it).</summary>
+    public static void AssertSameLines(IReadOnlyList<string> expected, IReadOnlyList<string> actual, string what)
+    {
+        for (var i = 0; i < Math.Max(expected.Count, actual.Count); i++)
+        {
+            var wanted = i < expected.Count ? expected[i] : "(nothing)";
+            var got = i < actual.Count ? actual[i] : "(nothing)";
+            Assert.True(wanted == got, $"{what}: line {i} of {expected.Count} (etcd) / {actual.Count} (proxy) differs{Environment.NewLine}etcd:  {wanted}{Environment.NewLine}proxy: {got}");
+        }
+    }
+
     public static string Describe(WatchResponse r, bool header) =>
         string.Create(CultureInfo.InvariantCulture, $"id={r.WatchId} created={r.Created} canceled={r.Canceled} reason=\"{r.CancelReason}\" compact={r.CompactRevision}{(header ? $" rev={r.Header?.Revision}" : "")}");
 
