@@ -204,12 +204,17 @@ public sealed class WatchParityTests(WatchFixture fixture)
 
         // Each transaction fits under --max-request-bytes; a watch catching up from before the first gets all their
         // events in one response, with the previous values twice the fragment limit.
-        var start = 0L;
-        for (var round = 0; round < 12; round++)
+        TxnRequest Overwrite(int round)
         {
             var txn = new TxnRequest();
             txn.Success.AddRange(Enumerable.Range(0, 5).Select(i => new RequestOp { RequestPut = new PutRequest { Key = B(p + i), Value = B(new string((char)('a' + round), 12_000) + i) } }));
-            var revision = (await kv.TxnAsync(txn)).Header.Revision;
+            return txn;
+        }
+
+        var start = 0L;
+        for (var round = 0; round < 12; round++)
+        {
+            var revision = (await kv.TxnAsync(Overwrite(round))).Header.Revision;
             start = start == 0 ? revision : start;
         }
 
@@ -223,9 +228,21 @@ public sealed class WatchParityTests(WatchFixture fixture)
         var last = (await kv.TxnAsync(new TxnRequest { Success = { new RequestOp { RequestPut = new PutRequest { Key = B(p + "last"), Value = B("last") } } } })).Header.Revision;
         await twin.WaitForAsync([(1, last), (2, last)]);
 
+        // Once caught up, one revision's response: above --max-request-bytes, below the fragment limit.
+        var between = (await kv.TxnAsync(Overwrite(12))).Header.Revision;
+        await twin.WaitForAsync([(1, between), (2, between)]);
+
         await twin.AssertSameAsync();
         var (direct, proxied) = await twin.TranscriptsAsync();
         Assert.True(direct.Responses.Any(r => r.WatchId == 2 && r.Fragment), "etcd did not fragment: the test no longer tests fragments");
+        foreach (var transcript in new[] { direct, proxied })
+        {
+            var at = transcript.Responses.Where(r => r.WatchId == 2 && r.Header.Revision == between).ToList();
+            Assert.True(
+                at is [{ Events.Count: 5, Fragment: false } whole] && whole.CalculateSize() > WatchFixture.MaxRequestBytes,
+                $"revision {between} came in {at.Count} responses: {string.Join(", ", at.Select(r => $"{r.Events.Count} events of {r.CalculateSize()} bytes, fragment {r.Fragment}"))}");
+        }
+
         Assert.DoesNotContain(proxied.Responses, r => r.WatchId == 1 && r.Fragment);
         Assert.All(proxied.Responses.Where(r => r.WatchId == 2 && r.Events.Count > 1), r => Assert.True(r.CalculateSize() < WatchFixture.FragmentBytes, $"a fragment of {r.CalculateSize()} bytes"));
     }
