@@ -82,6 +82,15 @@ internal sealed record ShieldOptions
 
     public static readonly TimeSpan DefaultShutdownTimeout = TimeSpan.FromSeconds(10);
 
+    /// <summary>The OTLP collector spans are sent to; null turns tracing off, so no span is even created.</summary>
+    public Uri? OtlpEndpoint { get; init; }
+
+    /// <summary>"grpc" or "http/protobuf".</summary>
+    public string OtlpProtocol { get; init; } = "grpc";
+
+    /// <summary>The fraction of requests without a client's sampling decision that are traced (0 to 1).</summary>
+    public double TraceSamplingRatio { get; init; }
+
     public string LogLevel { get; init; } = "Information";
 
     /// <summary><c>--log-format</c>: <see cref="TextLogFormat"/> (one line per event, for people) or <see cref="JsonLogFormat"/> (zap's JSON lines, for log pipelines).</summary>

@@ -11,6 +11,7 @@ using EtcdShield.Leases;
 using EtcdShield.Protocol.Etcdserverpb;
 using EtcdShield.Relay;
 using EtcdShield.Reload;
+using EtcdShield.Telemetry;
 using EtcdShield.Tls;
 using Grpc.AspNetCore.Server.Model;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -148,6 +149,7 @@ internal static class ShieldHost
         services.AddSingleton<Streams.StreamMetrics>();
         services.AddSingleton<UpstreamChannel>();
         services.AddSingleton<RelayMetrics>();
+        services.AddSingleton<RelayTraces>();
         services.AddSingleton<EtcdReachability>();
         services.AddSingleton<HealthEndpoint>();
         AddLifecycle(services, options);
@@ -174,6 +176,7 @@ internal static class ShieldHost
             // Every feature's meter is "EtcdShield.<Feature>" (Relay, Encryption, Keys, Authorization, Audit, Tls, Reload, Streams, Hosting).
             .AddMeter("EtcdShield.*")
             .AddPrometheusExporter());
+        TraceExport.AddTo(services, options);
 
         // Last, so that it is the first hosted service stopped: streams end with their status before the server stops.
         services.AddHostedService<StreamShutdown>();

@@ -185,6 +185,7 @@ internal sealed partial class DataKeyManager : IDataKeyProvider, IDisposable
         IKeyEncryptionKey kek = _keyRing.Current;
         EncryptionKey? created = null;
         Exception? failure = null;
+        System.Diagnostics.Activity? span = KeyTraces.StartWrap(kek.Id);
         try
         {
             created = await EncryptionKey.CreateAsync(kek, _options.MaxWritesPerKey, _time, _lifetime.Token).ConfigureAwait(false);
@@ -193,6 +194,8 @@ internal sealed partial class DataKeyManager : IDataKeyProvider, IDisposable
         {
             failure = AsProviderFailure(kek, ex);
         }
+
+        KeyTraces.End(span, failure);
 
         EncryptionKey? retired = null;
         lock (_gate)
@@ -304,6 +307,7 @@ internal sealed partial class DataKeyManager : IDataKeyProvider, IDisposable
         DataKeyId id = pending.Wrapping.Id;
         DataKey? key = null;
         Exception? failure = null;
+        System.Diagnostics.Activity? span = KeyTraces.StartUnwrap(pending.KekId);
         try
         {
             key = await UnwrapAndVerifyAsync(id, pending.KekId, pending.WrappedKey).ConfigureAwait(false);
@@ -312,6 +316,8 @@ internal sealed partial class DataKeyManager : IDataKeyProvider, IDisposable
         {
             failure = ex;
         }
+
+        KeyTraces.End(span, failure);
 
         lock (_gate)
         {
