@@ -26,13 +26,14 @@ tools="$root/.tools"
 if [ ! -x "$tools/prometheus/usr/bin/promtool" ] || [ ! -x "$tools/prometheus/usr/bin/prometheus" ]; then
   echo "== unpacking Debian's prometheus into $tools/prometheus"
   mkdir -p "$tools/cache"
-  # apt-get download writes into the current directory; _apt may not write there, so it downloads as root (a warning).
+  # apt-get download writes into the current directory; as root it warns that _apt cannot write there (quietened on
+  # the first try); without package lists yet (a fresh machine) the second try follows apt-get update and speaks.
   if ! ls "$tools/cache"/prometheus_*.deb >/dev/null 2>&1; then
     (cd "$tools/cache" && apt-get download -qq prometheus 2>/dev/null) || {
       sudo_cmd=""
       [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
       $sudo_cmd apt-get update -qq
-      (cd "$tools/cache" && apt-get download -qq prometheus 2>/dev/null)
+      (cd "$tools/cache" && apt-get download -qq prometheus)
     }
   fi
   rm -rf "$tools/prometheus"
