@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Collections;
+using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Encodings.Web;
@@ -22,7 +23,7 @@ internal sealed class JsonLogFormatter : ConsoleFormatter
     private const string OriginalFormat = "{OriginalFormat}";
 
     // A template field with one of these names would repeat a key; it is written with a '_' after its name instead.
-    private static readonly HashSet<string> Reserved = new(StringComparer.Ordinal) { "level", "ts", "logger", "msg", "event_id", "event", "error", "stacktrace" };
+    private static readonly HashSet<string> Reserved = new(StringComparer.Ordinal) { "level", "ts", "logger", "msg", "event_id", "event", "trace_id", "span_id", "error", "stacktrace" };
 
     private static readonly JsonWriterOptions WriterOptions = new()
     {
@@ -59,6 +60,14 @@ internal sealed class JsonLogFormatter : ConsoleFormatter
             if (logEntry.EventId.Name is { } name)
             {
                 json.WriteString("event", name);
+            }
+
+            // The request's span, when it is one of the proxy's and exported (--otlp-endpoint, sampled): the ids lead
+            // from the log line to its trace. ASP.NET Core's own per-request activity is never exported, so not named.
+            if (Activity.Current is { Recorded: true } span && span.Source.Name.StartsWith("EtcdShield.", StringComparison.Ordinal))
+            {
+                json.WriteString("trace_id", span.TraceId.ToHexString());
+                json.WriteString("span_id", span.SpanId.ToHexString());
             }
 
             if (logEntry.State is IReadOnlyList<KeyValuePair<string, object?>> fields)

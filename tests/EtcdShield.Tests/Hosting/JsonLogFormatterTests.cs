@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text.Json;
 using EtcdShield.Hosting;
 using Microsoft.Extensions.Logging;
@@ -42,6 +43,37 @@ public sealed partial class JsonLogFormatterTests
         Assert.Equal("mine", root.GetProperty("msg_").GetString());
         Assert.Equal("InvalidOperationException: broken", root.GetProperty("error").GetString());
         Assert.Contains("System.InvalidOperationException: broken", root.GetProperty("stacktrace").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Inside_an_exported_span_of_the_proxy_the_line_names_its_trace_and_span_and_outside_it_does_not()
+    {
+        using var source = new ActivitySource("EtcdShield.Test");
+        using var other = new ActivitySource("Microsoft.AspNetCore.Test");
+        using var listener = new ActivityListener
+        {
+            ShouldListenTo = s => s == source || s == other,
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+        };
+        ActivitySource.AddActivityListener(listener);
+
+        string inside, outside;
+        string? ids;
+        using (var span = source.StartActivity("request"))
+        {
+            inside = Format(logger => Log.Failed(logger, "x", new InvalidOperationException("broken")));
+            ids = $"{span!.TraceId.ToHexString()}/{span.SpanId.ToHexString()}";
+        }
+
+        using (other.StartActivity("framework"))
+        {
+            outside = Format(logger => Log.Failed(logger, "x", new InvalidOperationException("broken")));
+        }
+
+        using var insideJson = JsonDocument.Parse(inside);
+        using var outsideJson = JsonDocument.Parse(outside);
+        Assert.Equal(ids, $"{insideJson.RootElement.GetProperty("trace_id").GetString()}/{insideJson.RootElement.GetProperty("span_id").GetString()}");
+        Assert.False(outsideJson.RootElement.TryGetProperty("trace_id", out _));
     }
 
     private static string Format(Action<ILogger> log)
