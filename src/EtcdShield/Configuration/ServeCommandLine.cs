@@ -52,6 +52,7 @@ internal static class ServeCommandLine
         Flag.Single("max-streams-per-identity", "N", $"Open streams (Watch, LeaseKeepAlive, Observe, Snapshot) one policy identity may hold on this proxy process, each an upstream etcd stream (default {Defaults.MaxStreamsPerIdentity}: kube-apiserver's etcd client multiplexes its watches and keep-alives over a few streams, so it stays far below; the count is per process). Past it a new stream gets RESOURCE_EXHAUSTED."),
         Flag.Single("max-streams-per-connection", "N", $"Open streams one client connection may hold (default {Defaults.MaxStreamsPerConnection}); unary calls are limited by --max-concurrent-streams only. Past it a new stream gets RESOURCE_EXHAUSTED."),
         Flag.Single("shutdown-timeout", "DURATION", $"On SIGTERM: how long in-flight unary calls may take to finish once the proxy stops accepting (default {FlagValues.FormatDuration(Defaults.ShutdownTimeout)}); open streams end at once with UNAVAILABLE so clients move to another member."),
+        Flag.Single("serializable-cache-size", "BYTES", $"Bytes of etcd's answers to serializable ranges kept, sealed as etcd stores them, and kept current by one watch of the whole keyspace (default {Defaults.SerializableCacheSize}, 64 MiB; 0 turns the cache off). See docs/serializable-cache.md."),
         Flag.Single("log-level", "LEVEL", $"Trace, Debug, Information, Warning or Error (default {Defaults.LogLevel})."),
     ];
 
@@ -104,6 +105,7 @@ internal static class ServeCommandLine
             MaxStreamsPerIdentity = flags.Int("max-streams-per-identity", Defaults.MaxStreamsPerIdentity, 1, int.MaxValue),
             MaxStreamsPerConnection = flags.Int("max-streams-per-connection", Defaults.MaxStreamsPerConnection, 1, int.MaxValue),
             ShutdownTimeout = flags.Duration("shutdown-timeout", Defaults.ShutdownTimeout, TimeSpan.Zero),
+            SerializableCacheSize = flags.Int("serializable-cache-size", (int)Defaults.SerializableCacheSize, 0, int.MaxValue),
             LogLevel = flags.Single("log-level") ?? Defaults.LogLevel,
         };
 

@@ -82,5 +82,10 @@ internal sealed record ShieldOptions
 
     public static readonly TimeSpan DefaultShutdownTimeout = TimeSpan.FromSeconds(10);
 
+    /// <summary>Bytes the serializable read cache may hold (docs/serializable-cache.md); 0 turns it off.</summary>
+    public long SerializableCacheSize { get; init; } = DefaultSerializableCacheSize;
+
+    public const long DefaultSerializableCacheSize = 64L * 1024 * 1024;
+
     public string LogLevel { get; init; } = "Information";
 }

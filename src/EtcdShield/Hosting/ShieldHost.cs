@@ -9,6 +9,7 @@ using EtcdShield.Gateway;
 using EtcdShield.Keys;
 using EtcdShield.Leases;
 using EtcdShield.Protocol.Etcdserverpb;
+using EtcdShield.ReadCache;
 using EtcdShield.Relay;
 using EtcdShield.Reload;
 using EtcdShield.Tls;
@@ -128,6 +129,13 @@ internal static class ShieldHost
         services.AddSingleton<AccessGate>();
         services.AddSingleton<Streams.OpenStreams>();
         services.AddSingleton<UpstreamChannel>();
+        services.AddSingleton<ReadCacheMetrics>();
+        services.AddSingleton(sp => new SerializableReadCache(
+            sp.GetRequiredService<UpstreamChannel>().Invoker,
+            options.SerializableCacheSize,
+            sp.GetRequiredService<ReadCacheMetrics>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<SerializableReadCache>>()));
         services.AddSingleton<RelayMetrics>();
         services.AddSingleton<EtcdReachability>();
         services.AddSingleton<HealthEndpoint>();
