@@ -62,6 +62,7 @@ internal sealed class RangeCache
     private long _generation;
     private long _ownWrites;
     private long _floor;
+    private List<(long Revision, TaskCompletionSource Reached)>? _waiters;
 
     public RangeCache(long budget, ReadCacheMetrics metrics)
     {
@@ -175,6 +176,7 @@ internal sealed class RangeCache
             _established = true;
             _position = revision;
             _generation++;
+            Wake();
         }
     }
 
@@ -208,6 +210,23 @@ internal sealed class RangeCache
             }
 
             _position = Math.Max(_position, revision);
+            Wake();
+        }
+    }
+
+    /// <summary>For tests: completes once the watch is up and has delivered everything up to <paramref name="revision"/>.</summary>
+    internal Task Reached(long revision)
+    {
+        lock (_lock)
+        {
+            if (_established && _position >= revision)
+            {
+                return Task.CompletedTask;
+            }
+
+            var reached = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            (_waiters ??= []).Add((revision, reached));
+            return reached.Task;
         }
     }
 
@@ -293,6 +312,20 @@ internal sealed class RangeCache
         }
 
         _metrics.Invalidated(removed);
+    }
+
+    private void Wake()
+    {
+        if (_waiters is null)
+        {
+            return;
+        }
+
+        foreach (var waiter in _waiters.Where(w => w.Revision <= _position).ToList())
+        {
+            waiter.Reached.TrySetResult();
+            _waiters.Remove(waiter);
+        }
     }
 
     private void InvalidateKey(ByteString key, long revision)
