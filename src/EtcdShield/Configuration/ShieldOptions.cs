@@ -87,5 +87,14 @@ internal sealed record ShieldOptions
 
     public const long DefaultSerializableCacheSize = 64L * 1024 * 1024;
 
+    /// <summary>The OTLP collector spans are sent to; null turns tracing off, so no span is even created.</summary>
+    public Uri? OtlpEndpoint { get; init; }
+
+    /// <summary>"grpc" or "http/protobuf".</summary>
+    public string OtlpProtocol { get; init; } = "grpc";
+
+    /// <summary>The fraction of requests without a client's sampling decision that are traced (0 to 1).</summary>
+    public double TraceSamplingRatio { get; init; }
+
     public string LogLevel { get; init; } = "Information";
 }

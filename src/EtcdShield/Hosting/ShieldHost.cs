@@ -12,6 +12,7 @@ using EtcdShield.Protocol.Etcdserverpb;
 using EtcdShield.ReadCache;
 using EtcdShield.Relay;
 using EtcdShield.Reload;
+using EtcdShield.Telemetry;
 using EtcdShield.Tls;
 using Grpc.AspNetCore.Server.Model;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
@@ -137,6 +138,7 @@ internal static class ShieldHost
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<SerializableReadCache>>()));
         services.AddSingleton<RelayMetrics>();
+        services.AddSingleton<RelayTraces>();
         services.AddSingleton<EtcdReachability>();
         services.AddSingleton<HealthEndpoint>();
         AddLifecycle(services, options);
@@ -163,6 +165,7 @@ internal static class ShieldHost
             // Every feature's meter is "EtcdShield.<Feature>" (Relay, Encryption, Keys, Authorization, Audit, Tls, Reload).
             .AddMeter("EtcdShield.*")
             .AddPrometheusExporter());
+        TraceExport.AddTo(services, options);
 
         // Last, so that it is the first hosted service stopped: streams end with their status before the server stops.
         services.AddHostedService<StreamShutdown>();

@@ -184,6 +184,7 @@ internal sealed partial class DataKeyManager : IDataKeyProvider, IDisposable
         IKeyEncryptionKey kek = _keyRing.Current;
         EncryptionKey? created = null;
         Exception? failure = null;
+        System.Diagnostics.Activity? span = KeyTraces.StartWrap(kek.Id);
         try
         {
             created = await EncryptionKey.CreateAsync(kek, _options.MaxWritesPerKey, _time, _lifetime.Token).ConfigureAwait(false);
@@ -192,6 +193,8 @@ internal sealed partial class DataKeyManager : IDataKeyProvider, IDisposable
         {
             failure = AsProviderFailure(kek, ex);
         }
+
+        KeyTraces.End(span, failure);
 
         EncryptionKey? retired = null;
         lock (_gate)
@@ -291,6 +294,7 @@ internal sealed partial class DataKeyManager : IDataKeyProvider, IDisposable
         DataKeyId id = pending.Wrapping.Id;
         DataKey? key = null;
         Exception? failure = null;
+        System.Diagnostics.Activity? span = KeyTraces.StartUnwrap(pending.KekId);
         try
         {
             key = await UnwrapAndVerifyAsync(id, pending.KekId, pending.WrappedKey).ConfigureAwait(false);
@@ -299,6 +303,8 @@ internal sealed partial class DataKeyManager : IDataKeyProvider, IDisposable
         {
             failure = ex;
         }
+
+        KeyTraces.End(span, failure);
 
         lock (_gate)
         {

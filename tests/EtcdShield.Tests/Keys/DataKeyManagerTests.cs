@@ -214,6 +214,22 @@ public sealed class DataKeyManagerTests : IDisposable
     }
 
     [Fact]
+    public async Task A_data_key_creation_and_an_unwrap_are_spans_beneath_the_request_that_needed_them_naming_the_kek()
+    {
+        using var spans = new CollectedSpans(KeyTraces.SourceName);
+        using var request = new System.Diagnostics.Activity("request").Start();
+        byte[] envelope = await SealAsync(NewManager());
+
+        DataKey key = await Lookup(NewManager(), envelope);
+
+        var traced = spans.OfTrace(request.TraceId);
+        Assert.Equal(["kek.wrap", "kek.unwrap"], traced.Select(s => s.DisplayName));
+        Assert.All(traced, s => Assert.Equal((request.SpanId, _kek.Id), (s.ParentSpanId, s.GetTagItem("etcdshield.kek_id"))));
+        Assert.All(traced, s => Assert.Equal(System.Diagnostics.ActivityStatusCode.Unset, s.Status));
+        Assert.Equal("s3cr3t"u8.ToArray(), ValueEnvelope.Open(key, EtcdKey, envelope));
+    }
+
+    [Fact]
     public async Task Fifty_concurrent_decrypts_of_a_cold_key_unwrap_once()
     {
         byte[] envelope = await SealAsync(NewManager());

@@ -36,8 +36,9 @@ internal sealed class RelayBed : IDisposable
     private readonly AdmittedClient _connection = new(null);
 
     /// <param name="audit">Whether the relay writes an audit log, which <see cref="AuditedAsync"/> reads.</param>
+    /// <param name="traces">The relay's spans; none are made without.</param>
     /// <param name="upstream">What the relay reaches <see cref="Etcd"/> through (the read cache); etcd itself by default.</param>
-    public RelayBed(string keys = "{ prefix: /app/, permission: readwrite }", string methods = "[Maintenance/Status, Maintenance/Snapshot, Lease/LeaseKeepAlive]", int maxStreams = 1000, bool audit = false, Func<CallInvoker, CallInvoker>? upstream = null)
+    public RelayBed(string keys = "{ prefix: /app/, permission: readwrite }", string methods = "[Maintenance/Status, Maintenance/Snapshot, Lease/LeaseKeepAlive]", int maxStreams = 1000, bool audit = false, RelayTraces? traces = null, Func<CallInvoker, CallInvoker>? upstream = null)
     {
         _policyFile = Path.Combine(_dir, "policy.yaml");
         File.WriteAllText(_policyFile, PolicyText(keys, methods));
@@ -62,7 +63,8 @@ internal sealed class RelayBed : IDisposable
             _audit,
             Time,
             new FakeLogger(Logs),
-            _stopping.Token);
+            _stopping.Token,
+            traces);
         Routes = new RelayRoutes();
         Relay = new RequestRelay(scopes, Routes);
     }
