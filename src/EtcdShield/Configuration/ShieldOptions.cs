@@ -82,6 +82,11 @@ internal sealed record ShieldOptions
 
     public static readonly TimeSpan DefaultShutdownTimeout = TimeSpan.FromSeconds(10);
 
+    /// <summary>Bytes the serializable read cache may hold (docs/serializable-cache.md); 0 turns it off.</summary>
+    public long SerializableCacheSize { get; init; } = DefaultSerializableCacheSize;
+
+    public const long DefaultSerializableCacheSize = 64L * 1024 * 1024;
+
     /// <summary>The OTLP collector spans are sent to; null turns tracing off, so no span is even created.</summary>
     public Uri? OtlpEndpoint { get; init; }
 

@@ -9,6 +9,7 @@ using EtcdShield.Gateway;
 using EtcdShield.Keys;
 using EtcdShield.Leases;
 using EtcdShield.Protocol.Etcdserverpb;
+using EtcdShield.ReadCache;
 using EtcdShield.Relay;
 using EtcdShield.Reload;
 using EtcdShield.Telemetry;
@@ -148,6 +149,13 @@ internal static class ShieldHost
         services.AddSingleton<Streams.OpenStreams>();
         services.AddSingleton<Streams.StreamMetrics>();
         services.AddSingleton<UpstreamChannel>();
+        services.AddSingleton<ReadCacheMetrics>();
+        services.AddSingleton(sp => new SerializableReadCache(
+            sp.GetRequiredService<UpstreamChannel>().Invoker,
+            options.SerializableCacheSize,
+            sp.GetRequiredService<ReadCacheMetrics>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<SerializableReadCache>>()));
         services.AddSingleton<RelayMetrics>();
         services.AddSingleton<RelayTraces>();
         services.AddSingleton<EtcdReachability>();

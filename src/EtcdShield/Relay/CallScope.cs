@@ -1,6 +1,7 @@
 using EtcdShield.Audit;
 using EtcdShield.Authorization;
 using EtcdShield.Protocol.Etcdserverpb;
+using EtcdShield.ReadCache;
 using EtcdShield.Streams;
 using Google.Protobuf;
 using Grpc.Core;
@@ -18,6 +19,7 @@ internal sealed class CallScopes
     /// elsewhere at once and shutdown does not wait for them until the host's timeout.</param>
     public CallScopes(
         UpstreamChannel upstream,
+        SerializableReadCache readCache,
         CallerLookup callers,
         AccessGate gate,
         OpenStreams streams,
@@ -27,7 +29,7 @@ internal sealed class CallScopes
         ILogger<RequestRelay> logger,
         RelayTraces traces,
         IHostApplicationLifetime? lifetime = null)
-        : this(upstream.Invoker, callers, gate, streams, metrics, audit, time, logger, lifetime?.ApplicationStopping ?? CancellationToken.None, traces)
+        : this(readCache.Wrap(upstream.Invoker), callers, gate, streams, metrics, audit, time, logger, lifetime?.ApplicationStopping ?? CancellationToken.None, traces)
     {
     }
 

@@ -10,7 +10,8 @@ namespace EtcdShield.EndToEnd.Deploy;
 /// <summary>
 /// Every expression of deploy/monitoring (each alert rule, each dashboard target and variable) against a real
 /// Prometheus scraping the built proxy and etcd (with <c>--metrics=extensive</c>, which the latency comparison
-/// needs) under a little load: a put and a get, a watch held open, a denial and a value that cannot be decrypted.
+/// needs) under a little load: a put, gets (two serializable), a watch held open, a denial and a value that cannot be
+/// decrypted.
 /// Each must evaluate without error and name only metrics the two serve, so no panel or alert is silently empty.
 /// </summary>
 public sealed partial class MonitoringExpressionTests(TestPki pki) : IClassFixture<TestPki>
@@ -45,6 +46,9 @@ public sealed partial class MonitoringExpressionTests(TestPki pki) : IClassFixtu
         var kv = new KV.KVClient(admin);
         await kv.PutAsync(new PutRequest { Key = B("/monitoring/a"), Value = B("v") });
         await kv.RangeAsync(new RangeRequest { Key = B("/monitoring/a") });
+        // Serializable, twice: the read cache's miss and (once its watch is up) hit.
+        await kv.RangeAsync(new RangeRequest { Key = B("/monitoring/a"), Serializable = true });
+        await kv.RangeAsync(new RangeRequest { Key = B("/monitoring/a"), Serializable = true });
         var denied = await Assert.ThrowsAsync<RpcException>(async () =>
             await new KV.KVClient(readerChannel).PutAsync(new PutRequest { Key = B("/monitoring/b"), Value = B("v") }));
         // Planted past the proxy, unencrypted under an encrypted prefix: the proxy refuses to return it.

@@ -37,7 +37,8 @@ internal sealed class RelayBed : IDisposable
 
     /// <param name="audit">Whether the relay writes an audit log, which <see cref="AuditedAsync"/> reads.</param>
     /// <param name="traces">The relay's spans; none are made without.</param>
-    public RelayBed(string keys = "{ prefix: /app/, permission: readwrite }", string methods = "[Maintenance/Status, Maintenance/Snapshot, Lease/LeaseKeepAlive]", int maxStreams = 1000, bool audit = false, RelayTraces? traces = null)
+    /// <param name="upstream">What the relay reaches <see cref="Etcd"/> through (the read cache); etcd itself by default.</param>
+    public RelayBed(string keys = "{ prefix: /app/, permission: readwrite }", string methods = "[Maintenance/Status, Maintenance/Snapshot, Lease/LeaseKeepAlive]", int maxStreams = 1000, bool audit = false, RelayTraces? traces = null, Func<CallInvoker, CallInvoker>? upstream = null)
     {
         _policyFile = Path.Combine(_dir, "policy.yaml");
         File.WriteAllText(_policyFile, PolicyText(keys, methods));
@@ -54,7 +55,7 @@ internal sealed class RelayBed : IDisposable
         _audit.StartAsync(CancellationToken.None).GetAwaiter().GetResult();
         var options = new ShieldOptions { MaxStreamsPerIdentity = maxStreams, MaxStreamsPerConnection = maxStreams };
         var scopes = new CallScopes(
-            Etcd,
+            upstream?.Invoke(Etcd) ?? Etcd,
             new CallerLookup(Policy, trust),
             new AccessGate(KeyRedaction.None, new AuthorizationMetrics(meters), NullLogger<AccessGate>.Instance),
             new OpenStreams(options, Policy, trust, NullLogger<OpenStreams>.Instance),
