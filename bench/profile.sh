@@ -6,6 +6,8 @@
 #   bash bench/profile.sh --target shield-encrypted --workload put --seconds 15
 #   bash bench/profile.sh --target grpc-proxy --workload range-lin
 #   bash bench/profile.sh --target shield-plain --workload snapshot --settle 30   # or --workload keepalive
+#   bash bench/profile.sh --target shield-encrypted+nosharing --workload watch -- --watchers 10000 --watch-rate 1 \
+#     --shield-variant "nosharing=--watch-sharing=false"     # everything after -- goes to the load generator
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -14,13 +16,15 @@ target=shield-encrypted
 workload=put
 seconds=15
 settle=20
+extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
+    --) shift; extra=("$@"); break ;;
     --target) target=$2; shift 2 ;;
     --workload) workload=$2; shift 2 ;;
     --seconds) seconds=$2; shift 2 ;;
     --settle) settle=$2; shift 2 ;;
-    *) echo "usage: bash bench/profile.sh [--target ID] [--workload ID] [--seconds N] [--settle N]" >&2; exit 2 ;;
+    *) echo "usage: bash bench/profile.sh [--target ID] [--workload ID] [--seconds N] [--settle N] [-- LOADGEN FLAGS]" >&2; exit 2 ;;
   esac
 done
 command -v perf >/dev/null || { echo "profile: perf is not installed (apt-get install linux-perf)" >&2; exit 2; }
@@ -51,7 +55,7 @@ case "$workload" in
   keepalive) load=(--scenario keepalive --keepalive-streams 10 --keepalive-target-warmup 0 --keepalive-duration $((seconds + settle + 5))) ;;
   *) load=(--quick --workloads "$workload" --sizes 1024 --warmup 3 --duration $((seconds + settle + 5))) ;;
 esac
-dotnet bench/EtcdShield.LoadGen/bin/Release/net10.0/EtcdShield.LoadGen.dll run --targets "$target" "${load[@]}" --out "$out" \
+dotnet bench/EtcdShield.LoadGen/bin/Release/net10.0/EtcdShield.LoadGen.dll run --targets "$target" "${load[@]}" "${extra[@]}" --out "$out" \
   --command "bash bench/profile.sh --target $target --workload $workload --seconds $seconds" >"$out/loadgen.log" 2>&1 &
 lg=$!
 

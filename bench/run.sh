@@ -16,6 +16,9 @@
 #                                      # start-up and memory (issue #12): exec to first answer, first 10 s vs steady, RSS;
 #                                      # EtcdShield as `dotnet EtcdShield.dll` (JIT) and as deploy/publish.sh publishes it
 #                                      # (about 1.5 min per row, 70 s of load; --quick 30 s, ~1 min per row; --full 90 s x 3 rounds)
+#   bash bench/run.sh --quick --no-micro --workloads watch --watchers 10000 --watch-rate 1 \
+#     --targets etcd-mtls,grpc-proxy,shield-encrypted,shield-encrypted+nosharing --shield-variant "nosharing=--watch-sharing=false"
+#                                      # watch at scale (issue #13); the exact commands are in bench/RESULTS.md
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

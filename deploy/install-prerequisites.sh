@@ -18,3 +18,24 @@ if [ ${#missing[@]} -gt 0 ]; then
   # Quiet: dpkg's progress and the packages' own messages go nowhere; errors still reach stderr.
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# Prometheus and promtool for the monitoring tests (deploy/monitoring/): Debian's prometheus package, downloaded and
+# unpacked into .tools/ (never installed, so no Prometheus daemon is started or enabled on this machine).
+root=$(cd "$(dirname "$0")/.." && pwd)
+tools="$root/.tools"
+if [ ! -x "$tools/prometheus/usr/bin/promtool" ] || [ ! -x "$tools/prometheus/usr/bin/prometheus" ]; then
+  echo "== unpacking Debian's prometheus into $tools/prometheus"
+  mkdir -p "$tools/cache"
+  # apt-get download writes into the current directory; as root it warns that _apt cannot write there (quietened on
+  # the first try); without package lists yet (a fresh machine) the second try follows apt-get update and speaks.
+  if ! ls "$tools/cache"/prometheus_*.deb >/dev/null 2>&1; then
+    (cd "$tools/cache" && apt-get download -qq prometheus 2>/dev/null) || {
+      sudo_cmd=""
+      [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+      $sudo_cmd apt-get update -qq
+      (cd "$tools/cache" && apt-get download -qq prometheus)
+    }
+  fi
+  rm -rf "$tools/prometheus"
+  dpkg-deb -x "$(ls "$tools/cache"/prometheus_*.deb | tail -1)" "$tools/prometheus"
+fi

@@ -26,17 +26,27 @@ internal sealed record BenchOptions
     /// <summary>Added to every EtcdShield start (DOTNET_* knobs under test); empty normally, and the report lists it.</summary>
     public IReadOnlyDictionary<string, string> ShieldEnvironment { get; init; } = new Dictionary<string, string>();
 
+    /// <summary>Added to every EtcdShield start's command line (--shield-args), after the bench's own flags; empty normally.</summary>
+    public IReadOnlyList<string> ShieldArguments { get; init; } = [];
+
+    /// <summary>Named EtcdShield configurations (--shield-variant) that --targets runs as rows of their own (shield-encrypted+NAME).</summary>
+    public IReadOnlyList<ShieldVariant> ShieldVariants { get; init; } = [];
+
     public string? DataRoot { get; init; }
 
     public string? MicrobenchJson { get; init; }
 
     public string? Command { get; init; }
 
+    /// <summary>The kinds in --targets, each once: what the snapshot, keep-alive, gateway and startup scenarios run.</summary>
     public IReadOnlyList<TargetKind> Targets { get; init; } = Enum.GetValues<TargetKind>();
+
+    /// <summary>The rows of the unary workloads (watch included), variants as rows of their own, in --targets order.</summary>
+    public IReadOnlyList<BenchTarget> UnaryTargets { get; init; } = [.. Enum.GetValues<TargetKind>().Select(k => new BenchTarget(k))];
 
     public IReadOnlyList<Scenario> Scenarios { get; init; } = [Scenario.Unary];
 
-    public IReadOnlyList<WorkloadKind> Workloads { get; init; } = Enum.GetValues<WorkloadKind>();
+    public IReadOnlyList<WorkloadKind> Workloads { get; init; } = WorkloadKinds.Default;
 
     public IReadOnlyList<int> Sizes { get; init; } = [1024];
 
@@ -68,9 +78,10 @@ internal sealed record BenchOptions
           --quick | --full         preset (quick: 1 round, 1 KiB, 0.5 s warm-up + 1 s; full: 3 rounds, 256 B/1 KiB/16 KiB, 2 s + 6 s)
           --out DIR                where results.md, results.json, chart.svg and logs go (default bench/out/<timestamp>)
           --shield-dll PATH        the built proxy (default src/EtcdShield/bin/Release/net10.0/EtcdShield.dll)
-          --targets a,b            etcd, etcd-mtls, grpc-proxy, shield-plain, shield-encrypted (default all)
-          --workloads a,b          put, range-lin, range-ser, txn-cas, mixed, watch, and the hostile-input rows
-                                   txn-compares, txn-puts, range-by-value (default all)
+          --targets a,b            etcd, etcd-mtls, grpc-proxy, shield-plain, shield-encrypted (default all); a shield
+                                   target may be named once more as shield-encrypted+NAME, a --shield-variant of it
+          --workloads a,b          put, range-lin, range-ser, txn-cas, mixed, watch, watch-keys, and the hostile-input
+                                   rows txn-compares, txn-puts, range-by-value (default all but watch-keys)
           --sizes 256,1024,16384   value sizes in bytes
           --clients N              concurrent closed-loop clients (default 64)
           --connections N          gRPC connections they share (default 4)
@@ -79,8 +90,11 @@ internal sealed record BenchOptions
           --target-warmup S        at most this much unmeasured load after a target starts, until its CPU/op settles (quick 8, full 90)
           --min-target-warmup S    at least this much before settling counts (quick 0, full 40)
           --keys N                 keys per value size (default 1000)
-          --watchers N             watchers in the watch workload (default 1000)
-          --watch-rate N           puts per second in the watch workload (default 10, i.e. 10,000 events/s with 1000 watchers)
+          --watchers N             watchers in the watch workloads (default 1000), each its own Watch stream, spread
+                                   round robin over --connections, opened in batches of 500
+          --watch-rate N           events per second each watcher gets (default 10; may be a fraction, 0.5): watch puts N/s under the prefix
+                                   (10,000 events/s with 1000 watchers), watch-keys N/s to each watcher's own key
+                                   (watchers x N puts/s); keep watchers x N within what 2 cores deliver (10,000 watchers: 1)
           --scenario a,b           unary (the workloads above), snapshot, keepalive, gateway (default unary); gateway is JSON
                                    put and range over HTTP/1.1 with --clients connections, --sizes, --warmup/--duration
           --scenario startup       exec to first answer, first 10 s under load vs steady, RSS idle and under load, per target:
@@ -89,6 +103,11 @@ internal sealed record BenchOptions
           --shield-build NAME=PATH[;K=V...]  another EtcdShield build (dll or program) for the startup scenario, with
                                    environment variables of its own (repeatable; e.g. "nopgo=out/bench-published/EtcdShield;DOTNET_TieredPGO=0")
           --shield-env K=V         an environment variable for every EtcdShield start (repeatable; e.g. DOTNET_TieredPGO=0)
+          --shield-args "FLAGS"    extra proxy flags for every EtcdShield start (repeatable; split on spaces)
+          --shield-variant "NAME=FLAGS[;K=V...]"  a named EtcdShield configuration, run as the row shield-encrypted+NAME
+                                   (or shield-plain+NAME) when --targets names it: its flags after the bench's, its
+                                   variables added (repeatable; e.g. "nosharing=--watch-sharing=false",
+                                   "gen0=;DOTNET_GCgen0size=0x400000"); unary workloads only
           --startup-idle S         seconds a started target sits without load before its idle RSS is read (default 5)
           --startup-load S         seconds of load from the first answer (default 70; quick 30; full 90), the last 10 steady
           --startup-workload W     the closed-loop request of the startup scenario (default range-lin)
@@ -124,13 +143,15 @@ internal sealed record BenchOptions
                 "--shield-published" => options with { ShieldBuilds = [.. options.ShieldBuilds, new ShieldBuild("published", Next(), new Dictionary<string, string>())] },
                 "--shield-build" => options with { ShieldBuilds = [.. options.ShieldBuilds, ParseBuild(Next())] },
                 "--shield-env" => options with { ShieldEnvironment = WithVariable(options.ShieldEnvironment, Next()) },
+                "--shield-args" => options with { ShieldArguments = [.. options.ShieldArguments, .. SplitFlags(Next())] },
+                "--shield-variant" => options with { ShieldVariants = [.. options.ShieldVariants, ParseVariant(Next())] },
                 "--startup-idle" => options with { Startup = options.Startup with { Idle = NextSeconds() } },
                 "--startup-load" => options with { Startup = options.Startup with { Load = NextSeconds() } },
                 "--startup-workload" => options with { Startup = options.Startup with { Workload = WorkloadKinds.Parse(Next()) } },
                 "--data-root" => options with { DataRoot = Next() },
                 "--microbench" => options with { MicrobenchJson = Next() },
                 "--command" => options with { Command = Next() },
-                "--targets" => options with { Targets = [.. NextList().Select(TargetKinds.Parse)] },
+                "--targets" => WithTargets(options, [.. NextList().Select(BenchTarget.Parse).Distinct()]),
                 "--scenario" => options with { Scenarios = [.. NextList().Select(EtcdShield.LoadGen.Load.Scenarios.Parse).Distinct()] },
                 "--snapshot-bytes" => options with { Snapshot = options.Snapshot with { DatabaseBytes = ParseBytes(Next()) } },
                 "--warm-snapshots" => options with { Snapshot = options.Snapshot with { WarmSnapshots = NextInt() } },
@@ -151,14 +172,29 @@ internal sealed record BenchOptions
                 "--duration" => options with { Load = load = load with { Duration = NextSeconds() } },
                 "--keys" => options with { Load = load = load with { Keys = NextInt() } },
                 "--watchers" => options with { Load = load = load with { Watchers = NextInt() } },
-                "--watch-rate" => options with { Load = load = load with { WatchPutsPerSecond = NextInt() } },
+                "--watch-rate" => options with { Load = load = load with { WatchPutsPerSecond = double.Parse(Next(), CultureInfo.InvariantCulture) } },
                 _ => throw new ArgumentException($"unknown argument '{args[i]}'"),
             };
         }
 
-        if (load.Clients < 1 || load.Connections < 1 || load.Keys < 1 || load.Watchers < 1 || load.WatchPutsPerSecond < 1 || options.Rounds < 1)
+        if (load.Clients < 1 || load.Connections < 1 || load.Keys < 1 || load.Watchers < 1 || !(load.WatchPutsPerSecond > 0) || options.Rounds < 1)
         {
-            throw new ArgumentException("clients, connections, keys, watchers, watch-rate and rounds must be at least 1");
+            throw new ArgumentException("clients, connections, keys, watchers and rounds must be at least 1, watch-rate above 0");
+        }
+
+        foreach (var target in options.UnaryTargets.Where(t => t.Variant is not null && options.ShieldVariants.All(v => v.Name != t.Variant)))
+        {
+            throw new ArgumentException($"--targets names {target.Id}, but no --shield-variant \"{target.Variant}=FLAGS\" defines it");
+        }
+
+        foreach (var variant in options.ShieldVariants.Where(v => options.UnaryTargets.All(t => t.Variant != v.Name)))
+        {
+            throw new ArgumentException($"--shield-variant {variant.Name} is not run: add shield-encrypted+{variant.Name} (or shield-plain+{variant.Name}) to --targets");
+        }
+
+        if (options.ShieldVariants.Select(v => v.Name).Distinct().Count() != options.ShieldVariants.Count)
+        {
+            throw new ArgumentException("each --shield-variant needs a name of its own");
         }
 
         if (options.Sizes.Any(s => s < 8))
@@ -183,7 +219,7 @@ internal sealed record BenchOptions
         }
 
         if (options.Startup.Load.TotalSeconds < StartupSettings.ColdSeconds + options.Startup.Steady.TotalSeconds
-            || options.Startup.Idle < TimeSpan.Zero || options.Startup.Workload is WorkloadKind.Watch)
+            || options.Startup.Idle < TimeSpan.Zero || options.Startup.Workload.IsWatch())
         {
             throw new ArgumentException($"startup-load must be at least {StartupSettings.ColdSeconds + options.Startup.Steady.TotalSeconds:0} s (the first 10 s and the steady 10 s), startup-idle not negative, startup-workload a closed-loop one");
         }
@@ -195,6 +231,34 @@ internal sealed record BenchOptions
     {
         var (name, value) = Split(assignment, "--shield-env");
         return new Dictionary<string, string>(environment) { [name] = value };
+    }
+
+    private static BenchOptions WithTargets(BenchOptions options, IReadOnlyList<BenchTarget> targets) =>
+        options with { UnaryTargets = targets, Targets = [.. targets.Select(t => t.Kind).Distinct()] };
+
+    private static string[] SplitFlags(string text) => text.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+
+    /// <summary>
+    /// "NAME=FLAGS" or "NAME=FLAGS;K=V;K=V" (FLAGS may be empty: a variant of environment variables only). The name
+    /// is what precedes the first '=', so it cannot start with '-': "--watch-sharing=false" alone is a mistake, not a name.
+    /// </summary>
+    private static ShieldVariant ParseVariant(string text)
+    {
+        var parts = text.Split(';');
+        var (name, flags) = Split(parts[0], "--shield-variant");
+        if (name.StartsWith('-') || name.Contains('+', StringComparison.Ordinal) || name.Contains(',', StringComparison.Ordinal))
+        {
+            throw new ArgumentException($"--shield-variant takes NAME=FLAGS[;K=V...] with a name first (no '-' at its start, no '+' or ','), not '{text}'");
+        }
+
+        var environment = new Dictionary<string, string>();
+        foreach (var assignment in parts.Skip(1).Where(p => p.Length > 0))
+        {
+            var (key, value) = Split(assignment, "--shield-variant");
+            environment[key] = value;
+        }
+
+        return new ShieldVariant(name, SplitFlags(flags), environment);
     }
 
     /// <summary>"NAME=PATH" or "NAME=PATH;K=V;K=V" (environment variables for that build only).</summary>

@@ -45,7 +45,7 @@ internal static class BenchmarkSession
         var startupRuns = new List<StartupRun>();
         var shieldBuilds = new List<string>();
         var gatewayWarmUps = new List<(int Round, TargetKind Target, TargetWarmUp WarmUp)>();
-        var warmUps = new List<(int Round, TargetKind Target, TargetWarmUp WarmUp)>();
+        var warmUps = new List<(int Round, BenchTarget Target, TargetWarmUp WarmUp)>();
         var machine = MachineInfo.Collect();
         Console.WriteLine($"bench: {options.Mode} run → {output}");
         Console.WriteLine($"bench: {machine.Cores} cores, {machine.CpuModel}, load average {machine.LoadAverageAtStart}");
@@ -55,17 +55,22 @@ internal static class BenchmarkSession
         {
             Directory.CreateDirectory(dataRoot);
             using var pki = BenchPki.Create(Path.Combine(dataRoot, "pki"));
-            var shield = new ShieldBinary(shieldDll, options.ShieldEnvironment);
+            var shield = new ShieldBinary(shieldDll, options.ShieldEnvironment, arguments: options.ShieldArguments);
             if (options.Targets.Contains(TargetKind.ShieldEncrypted))
             {
                 keys = await KeyProviderSetup.ChooseAsync(shield, pki, Path.Combine(dataRoot, "kek"), logs).ConfigureAwait(false);
                 Console.WriteLine($"bench: encrypting target uses {keys.Provider}: {keys.Detail}");
             }
 
-            var launcher = new TargetLauncher(pki, shield, keys!, dataRoot, logs);
+            var launcher = new TargetLauncher(pki, shield, keys!, dataRoot, logs, options.ShieldVariants);
+            foreach (var variant in options.ShieldVariants)
+            {
+                Console.WriteLine($"bench: variant {variant.Name}: {variant.Description}");
+            }
+
             for (var round = 1; options.Scenarios.Contains(Scenario.Unary) && round <= options.Rounds; round++)
             {
-                foreach (var target in Rotate(options.Targets, round - 1))
+                foreach (var target in Rotate(options.UnaryTargets, round - 1))
                 {
                     runs.AddRange(await RunTargetAsync(launcher, pki, target, round, options, warmUps).ConfigureAwait(false));
                 }
@@ -115,7 +120,7 @@ internal static class BenchmarkSession
                         environment[key] = value;
                     }
 
-                    shields.Add(new ShieldBinary(Path.GetFullPath(build.Path), environment, build.Name));
+                    shields.Add(new ShieldBinary(Path.GetFullPath(build.Path), environment, build.Name, options.ShieldArguments));
                 }
 
                 shieldBuilds.AddRange(shields.Select(s => s.Description));
@@ -147,6 +152,9 @@ internal static class BenchmarkSession
             MinTargetWarmup = options.MinTargetWarmup,
             WarmUps = warmUps,
             Targets = options.Targets,
+            UnaryTargets = options.UnaryTargets,
+            ShieldVariants = options.ShieldVariants,
+            ShieldArguments = options.ShieldArguments,
             KeyProvider = keys?.Provider ?? "n/a",
             KeyProviderDetail = keys?.Detail ?? "the encrypting target was not run",
             DataRoot = options.DataRoot ?? (Directory.Exists("/dev/shm") ? "/dev/shm (tmpfs)" : "the output directory"),
@@ -154,6 +162,7 @@ internal static class BenchmarkSession
             Summaries = summaries,
             Goals = [
                 .. options.Scenarios.Contains(Scenario.Unary) ? GoalChecks.Evaluate(summaries, micro, options.Load.Watchers) : [],
+                .. options.Scenarios.Contains(Scenario.Unary) ? GoalChecks.WatchAtScale(summaries, options.Load.Watchers, options.ShieldVariants) : [],
                 .. options.Scenarios.Contains(Scenario.Snapshot) ? GoalChecks.Snapshot(snapshotSummaries) : [],
                 .. options.Scenarios.Contains(Scenario.Gateway) ? GoalChecks.Gateway(gatewaySummaries) : [],
                 .. options.Scenarios.Contains(Scenario.Startup) ? StartupMarkdown.Goals(startupRuns) : [],
@@ -200,13 +209,13 @@ internal static class BenchmarkSession
     }
 
     private static async Task<List<WorkloadRun>> RunTargetAsync(
-        TargetLauncher launcher, BenchPki pki, TargetKind kind, int round, BenchOptions options, List<(int Round, TargetKind Target, TargetWarmUp WarmUp)> warmUps)
+        TargetLauncher launcher, BenchPki pki, BenchTarget row, int round, BenchOptions options, List<(int Round, BenchTarget Target, TargetWarmUp WarmUp)> warmUps)
     {
         var results = new List<WorkloadRun>();
-        var tag = $"r{round}-{kind.Id()}";
+        var tag = $"r{round}-{row.Id}";
         try
         {
-            using var target = await launcher.StartAsync(kind, tag).ConfigureAwait(false);
+            using var target = await launcher.StartAsync(row, tag).ConfigureAwait(false);
             using var connections = EtcdConnections.Open(target.Endpoint, options.Load.Connections, pki);
             using (var connect = new CancellationTokenSource(TimeSpan.FromSeconds(60)))
             {
@@ -214,7 +223,7 @@ internal static class BenchmarkSession
             }
 
             var warmedUp = false;
-            var closedLoop = options.Workloads.Where(w => w != WorkloadKind.Watch).ToList();
+            var closedLoop = options.Workloads.Where(w => !w.IsWatch()).ToList();
             foreach (var size in closedLoop.Count == 0 ? options.Sizes.Take(1) : options.Sizes)
             {
                 // Even a watch-only run warms the target up on the closed-loop paths first (a watch's put is one).
@@ -223,7 +232,7 @@ internal static class BenchmarkSession
                 if (!warmedUp)
                 {
                     var warmUp = await WarmUpAsync(target, connections, keys, options).ConfigureAwait(false);
-                    warmUps.Add((round, kind, warmUp));
+                    warmUps.Add((round, row, warmUp));
                     warmedUp = true;
                 }
 
@@ -235,11 +244,11 @@ internal static class BenchmarkSession
                 }
             }
 
-            if (options.Workloads.Contains(WorkloadKind.Watch))
+            foreach (var watch in options.Workloads.Where(w => w.IsWatch()))
             {
                 // Watch runs once per target, at 1 KiB when that size is measured: its goal is stated for it.
                 var size = options.Sizes.Contains(GoalChecks.ReferenceSize) ? GoalChecks.ReferenceSize : options.Sizes[0];
-                var run = await WatchFanOut.RunAsync(target, connections, size, options.Load, round).ConfigureAwait(false);
+                var run = await WatchFanOut.RunAsync(target, connections, watch, size, options.Load, round).ConfigureAwait(false);
                 Report(run);
                 results.Add(run);
             }
@@ -251,7 +260,7 @@ internal static class BenchmarkSession
             results.Add(new WorkloadRun
             {
                 Round = round,
-                Target = kind,
+                Target = row,
                 Workload = new Workload(options.Workloads[0], options.Sizes[0]),
                 Failure = e.GetType().Name + ": " + e.Message.Split('\n')[0],
             });
@@ -271,7 +280,7 @@ internal static class BenchmarkSession
     {
         // The hostile rows are left out, so the warm-up (and so every other row) is what it was before they existed;
         // each of them still has its own warm-up before its measured window.
-        var kinds = Enum.GetValues<WorkloadKind>().Where(k => k != WorkloadKind.Watch && !k.IsHostile()).ToList();
+        var kinds = Enum.GetValues<WorkloadKind>().Where(k => !k.IsWatch() && !k.IsHostile()).ToList();
         var slice = options.Load with { Warmup = TimeSpan.Zero, Duration = TimeSpan.FromSeconds(0.5) };
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         double? previous = null;
@@ -302,7 +311,7 @@ internal static class BenchmarkSession
         var warmUp = new TargetWarmUp(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds, cpuPerOp * 1000, settled);
         Console.WriteLine(string.Create(
             CultureInfo.InvariantCulture,
-            $"  {target.Kind.Id()}: warm-up {warmUp.Seconds:0.0} s, {(settled ? "settled" : "NOT settled")} at {warmUp.CpuPer1000:0.0000} CPU s/1k ops"));
+            $"  {target.Target.Id}: warm-up {warmUp.Seconds:0.0} s, {(settled ? "settled" : "NOT settled")} at {warmUp.CpuPer1000:0.0000} CPU s/1k ops"));
         return warmUp;
     }
 
@@ -314,11 +323,11 @@ internal static class BenchmarkSession
         var errors = run.Errors > 0 ? $", {run.Errors} errors ({string.Join(", ", run.ErrorsByCode.Select(e => $"{e.Key}: {e.Value}"))})" : "";
         Console.WriteLine(string.Create(
             CultureInfo.InvariantCulture,
-            $"  r{run.Round} {run.Target.Id(),-16} {run.Workload.Id,-16} {run.OperationsPerSecond,9:0} ops/s  p50 {run.Latency.ValueAtPercentile(50) / 1e6,7:0.000} ms  p99 {run.Latency.ValueAtPercentile(99) / 1e6,7:0.000} ms{proxy}{errors}{(run.Failure is null ? "" : " FAILED: " + run.Failure)}"));
+            $"  r{run.Round} {run.Target.Id,-16} {run.Workload.Id,-16} {run.OperationsPerSecond,9:0} ops/s  p50 {run.Latency.ValueAtPercentile(50) / 1e6,7:0.000} ms  p99 {run.Latency.ValueAtPercentile(99) / 1e6,7:0.000} ms{proxy}{errors}{(run.Failure is null ? "" : " FAILED: " + run.Failure)}"));
     }
 
     /// <summary>Round r starts r places further along: A B C, B C A, C A B.</summary>
-    internal static IEnumerable<TargetKind> Rotate(IReadOnlyList<TargetKind> targets, int by) =>
+    internal static IEnumerable<T> Rotate<T>(IReadOnlyList<T> targets, int by) =>
         targets.Skip(by % targets.Count).Concat(targets.Take(by % targets.Count));
 
     private static string FindRepository()

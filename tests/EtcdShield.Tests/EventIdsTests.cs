@@ -36,6 +36,15 @@ public sealed class EventIdsTests
     }
 
     [Fact]
+    public void Every_event_has_its_row_in_the_operations_guide()
+    {
+        // docs/operations.md tells operators what each event means and what to do: a new event needs its row there.
+        var guide = File.ReadAllText(RepositoryFile.Find(Path.Combine("docs", "operations.md")));
+
+        Assert.Equal([], Events.Where(e => !guide.Contains($"| {e.Attribute.EventId} | {e.Attribute.EventName} |", StringComparison.Ordinal)).Select(e => e.Method));
+    }
+
+    [Fact]
     public void Every_event_is_named_as_its_log_method()
     {
         Assert.All(Events, e =>

@@ -20,7 +20,7 @@ internal static class ClosedLoopRunner
         LoadSettings settings,
         int round)
     {
-        var run = new WorkloadRun { Round = round, Target = target.Kind, Workload = new Workload(kind, keys.ValueSize) };
+        var run = new WorkloadRun { Round = round, Target = target.Target, Workload = new Workload(kind, keys.ValueSize) };
         var operations = Enumerable.Range(0, settings.Clients)
             .Select(c => ClientOperation.Create(kind, connections.Kv(c), keys, c, settings.Clients))
             .ToArray();
@@ -60,11 +60,20 @@ internal static class ClosedLoopRunner
 
     internal static long Nanoseconds(long ticks) => (long)(ticks * (1e9 / Stopwatch.Frequency));
 
-    /// <summary>Waits for the window to open, samples, waits for it to close, samples again.</summary>
+    /// <summary>
+    /// Waits for the window to open, samples CPU, reads the resident sets every <see cref="ResourceWindow.RssInterval"/>
+    /// (for the steady RSS: their median) until the window closes, samples CPU again.
+    /// </summary>
     internal static async Task<ResourceUse> SampleAsync(RunningTarget target, long from, long to)
     {
         await DelayUntilAsync(from).ConfigureAwait(false);
         var window = ResourceWindow.Open(target);
+        for (var next = from + Ticks(ResourceWindow.RssInterval); next < to; next += Ticks(ResourceWindow.RssInterval))
+        {
+            await DelayUntilAsync(next).ConfigureAwait(false);
+            window.SampleResident();
+        }
+
         await DelayUntilAsync(to).ConfigureAwait(false);
         return window.Close();
     }

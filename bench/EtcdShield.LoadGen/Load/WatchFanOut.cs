@@ -9,46 +9,68 @@ using Grpc.Core;
 namespace EtcdShield.LoadGen.Load;
 
 /// <summary>
-/// Watch fan-out: N watchers, each on its own Watch stream (as N independent clients would be), spread over the
-/// connections, all watching one prefix; one writer puts under it at a fixed rate. Every value starts with the
-/// Stopwatch timestamp taken just before its put was sent, so each watcher measures put-to-event latency for every
-/// event it receives, through whatever the target does to the value on the way.
+/// Watch fan-out: N watchers, each on its own Watch stream (as N independent clients would be), spread round robin
+/// over the connections; one writer puts at a fixed rate. <see cref="WorkloadKind.Watch"/>: every watcher on one
+/// prefix, so every put is an event for all N (what a shared upstream watch coalesces). <see cref="WorkloadKind.WatchKeys"/>:
+/// watcher i on key i alone and the writer cycling over the N keys, so no two watchers could share anything. Either
+/// way each watcher gets --watch-rate events per second. Every value starts with the Stopwatch timestamp taken just
+/// before its put was sent, so each watcher measures put-to-event latency for every event it receives, through
+/// whatever the target does to the value on the way.
 /// </summary>
 internal static class WatchFanOut
 {
     private static readonly ByteString Prefix = ByteString.CopyFromUtf8("/registry/bench/watch/");
     private static readonly ByteString PrefixEnd = ByteString.CopyFromUtf8("/registry/bench/watch0");
+    private const string KeysPrefix = "/registry/bench/watchkeys/key-";
 
     // After the last put, how long watchers may take to receive what is still in flight before the run ends.
     private static readonly TimeSpan Drain = TimeSpan.FromSeconds(3);
 
-    public static async Task<WorkloadRun> RunAsync(RunningTarget target, EtcdConnections connections, int valueSize, LoadSettings settings, int round)
+    // Streams opened at once: enough that 10,000 open in seconds, few enough that one batch's HEADERS frames and
+    // created answers do not all queue behind each other on the target.
+    private const int OpenBatch = 500;
+
+    // Puts in flight at most: watch-keys at 1000 watchers asks for 1000+ puts/s, more than one put at a time can
+    // send at a millisecond's latency; the prefix workload's few puts per second never have more than one in flight.
+    private const int MaxPutsInFlight = 64;
+
+    // Watchers record into these, chosen by index: 10,000 private 58 KB histograms would be 580 MB of load generator.
+    private const int HistogramStripes = 64;
+
+    public static async Task<WorkloadRun> RunAsync(RunningTarget target, EtcdConnections connections, WorkloadKind kind, int valueSize, LoadSettings settings, int round)
     {
+        var distinctKeys = kind == WorkloadKind.WatchKeys;
         var run = new WorkloadRun
         {
             Round = round,
-            Target = target.Kind,
-            Workload = new Workload(WorkloadKind.Watch, valueSize),
+            Target = target.Target,
+            Workload = new Workload(kind, valueSize),
             Watchers = settings.Watchers,
         };
-        using var stop = new CancellationTokenSource(settings.Warmup + settings.Duration + Drain + TimeSpan.FromSeconds(60));
+        using var stop = new CancellationTokenSource();
         var watchers = new Watcher[settings.Watchers];
+        var stripes = Enumerable.Range(0, Math.Min(HistogramStripes, watchers.Length)).Select(_ => new LatencyHistogram()).ToArray();
         try
         {
-            // Open in batches so 1000 stream creations do not all queue on one connection's first flight.
-            for (var batch = 0; batch < watchers.Length; batch += 100)
+            // The peak covers opening the streams too: 10,000 of them may cost more than their steady state.
+            ResourceWindow.ResetPeaks(target);
+            run.ProxyResidentBeforeWatchers = target.ProxyPid is { } pid ? ProcessSampler.ResidentBytes(pid) : null;
+            var opening = Stopwatch.GetTimestamp();
+            for (var batch = 0; batch < watchers.Length; batch += OpenBatch)
             {
                 var created = new List<Task>();
-                for (var w = batch; w < Math.Min(watchers.Length, batch + 100); w++)
+                for (var w = batch; w < Math.Min(watchers.Length, batch + OpenBatch); w++)
                 {
-                    watchers[w] = new Watcher(connections.Watch(w), stop.Token);
-                    created.Add(watchers[w].CreateAsync());
+                    var (key, rangeEnd) = distinctKeys ? (KeyOf(w), ByteString.Empty) : (Prefix, PrefixEnd);
+                    watchers[w] = new Watcher(connections.Watch(w), stripes[w % stripes.Length], stop.Token);
+                    created.Add(watchers[w].CreateAsync(key, rangeEnd));
                 }
 
                 await Task.WhenAll(created).WaitAsync(TimeSpan.FromSeconds(60)).ConfigureAwait(false);
             }
 
-            ResourceWindow.ResetPeaks(target);
+            run.WatchOpenSeconds = Stopwatch.GetElapsedTime(opening).TotalSeconds;
+            stop.CancelAfter(settings.Warmup + settings.Duration + Drain + TimeSpan.FromSeconds(60));
             var start = Stopwatch.GetTimestamp();
             var measureFrom = start + ClosedLoopRunner.Ticks(settings.Warmup);
             var end = measureFrom + ClosedLoopRunner.Ticks(settings.Duration);
@@ -59,11 +81,13 @@ internal static class WatchFanOut
             }
 
             var sampler = ClosedLoopRunner.SampleAsync(target, measureFrom, end);
-            var puts = await WriteAsync(connections.Kv(0), valueSize, settings.WatchPutsPerSecond, start, measureFrom, end, run, stop.Token).ConfigureAwait(false);
+            var putsPerSecond = distinctKeys ? settings.WatchPutsPerSecond * watchers.Length : settings.WatchPutsPerSecond;
+            Func<long, ByteString> keyOfPut = distinctKeys ? i => KeyOf((int)(i % watchers.Length)) : i => Prefix.Concat((int)(i % 100));
+            var puts = await WriteAsync(connections.Kv(0), keyOfPut, valueSize, putsPerSecond, start, measureFrom, end, run, stop.Token).ConfigureAwait(false);
             run.Resources = await sampler.ConfigureAwait(false);
 
             // Events of puts sent before the window closed may still be on their way; wait for them, boundedly.
-            var expected = (long)puts * watchers.Length;
+            var expected = distinctKeys ? puts : puts * watchers.Length;
             var drainUntil = Stopwatch.GetTimestamp() + ClosedLoopRunner.Ticks(Drain);
             while (watchers.Sum(w => w.Events) < expected && Stopwatch.GetTimestamp() < drainUntil)
             {
@@ -86,11 +110,10 @@ internal static class WatchFanOut
             }
         }
 
-        // Only now that every reader has stopped are the watchers' histograms safe to read.
+        // Only now that every reader has stopped are the watchers' counts and histograms final.
         foreach (var watcher in watchers)
         {
             run.Operations += watcher.Events;
-            run.Latency.Add(watcher.Latency);
             if (watcher.Error is { } error)
             {
                 run.Errors++;
@@ -98,45 +121,77 @@ internal static class WatchFanOut
             }
         }
 
+        foreach (var stripe in stripes)
+        {
+            run.Latency.Add(stripe);
+        }
+
         run.Failure = target.Failure;
         return run;
     }
 
-    /// <summary>Puts at a fixed rate (catching up, not skipping, when a put is slow); returns the puts sent in the window.</summary>
-    private static async Task<int> WriteAsync(
-        KV.KVClient kv, int valueSize, int perSecond, long start, long measureFrom, long end, WorkloadRun run, CancellationToken cancellationToken)
+    private static ByteString KeyOf(int watcher) =>
+        ByteString.CopyFromUtf8(KeysPrefix + watcher.ToString("D6", System.Globalization.CultureInfo.InvariantCulture));
+
+    /// <summary>
+    /// Puts at a fixed rate, up to <see cref="MaxPutsInFlight"/> at once (catching up, not skipping, when puts are
+    /// slow); returns the puts sent in the window that etcd acknowledged.
+    /// </summary>
+    private static async Task<long> WriteAsync(
+        KV.KVClient kv, Func<long, ByteString> keyOf, int valueSize, double perSecond, long start, long measureFrom, long end, WorkloadRun run, CancellationToken cancellationToken)
     {
         var value = new byte[Math.Max(valueSize, sizeof(long))];
         Random.Shared.NextBytes(value);
-        var interval = Stopwatch.Frequency / (double)perSecond;
-        var inWindow = 0;
-        for (var i = 0; ; i++)
+        var interval = Stopwatch.Frequency / perSecond;
+        long inWindow = 0;
+        using var slots = new SemaphoreSlim(MaxPutsInFlight);
+        for (long i = 0; ; i++)
         {
-            var due = start + (long)(i * interval);
+            // Half an interval in, so no put is due exactly at a window's edge, where timer jitter would decide whether it counts.
+            var due = start + (long)((i + 0.5) * interval);
             if (due >= end)
             {
-                return inWindow;
+                break;
             }
 
             await ClosedLoopRunner.DelayUntilAsync(due).ConfigureAwait(false);
+            await slots.WaitAsync(cancellationToken).ConfigureAwait(false);
             var sent = Stopwatch.GetTimestamp();
             BinaryPrimitives.WriteInt64LittleEndian(value, sent);
+            // The watchers count an event by the same test, so a put sent late (behind schedule, past the end) counts for neither.
+            _ = PutAsync(new PutRequest { Key = keyOf(i), Value = ByteString.CopyFrom(value) }, sent >= measureFrom && sent < end);
+        }
+
+        // Every slot back: no put still in flight.
+        for (var s = 0; s < MaxPutsInFlight; s++)
+        {
+            await slots.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        return Interlocked.Read(ref inWindow);
+
+        async Task PutAsync(PutRequest request, bool counts)
+        {
             try
             {
-                await kv.PutAsync(
-                    new PutRequest { Key = Prefix.Concat(i % 100), Value = ByteString.CopyFrom(value) },
-                    deadline: DateTime.UtcNow + LoadSettings.CallDeadline,
-                    cancellationToken: cancellationToken).ResponseAsync.ConfigureAwait(false);
-                if (sent >= measureFrom)
+                await kv.PutAsync(request, deadline: DateTime.UtcNow + LoadSettings.CallDeadline, cancellationToken: cancellationToken).ResponseAsync.ConfigureAwait(false);
+                if (counts)
                 {
-                    inWindow++;
+                    Interlocked.Increment(ref inWindow);
                 }
             }
             catch (RpcException e)
             {
-                run.Errors++;
                 var code = "put " + e.StatusCode;
-                run.ErrorsByCode[code] = run.ErrorsByCode.GetValueOrDefault(code) + 1;
+                lock (run)
+                {
+                    run.Errors++;
+                    run.ErrorsByCode[code] = run.ErrorsByCode.GetValueOrDefault(code) + 1;
+                }
+            }
+            finally
+            {
+                slots.Release();
             }
         }
     }
@@ -144,18 +199,20 @@ internal static class WatchFanOut
     private static ByteString Concat(this ByteString prefix, int suffix) =>
         ByteString.CopyFromUtf8(prefix.ToStringUtf8() + suffix.ToString("D3", System.Globalization.CultureInfo.InvariantCulture));
 
-    /// <summary>One watcher: its own stream, its own histogram, nothing shared with the others while events flow.</summary>
+    /// <summary>One watcher: its own stream and count; its latencies go to a histogram it shares with every 64th watcher, under a lock.</summary>
     private sealed class Watcher : IAsyncDisposable
     {
         private readonly AsyncDuplexStreamingCall<WatchRequest, WatchResponse> _call;
         private readonly CancellationToken _stop;
         private readonly TaskCompletionSource _created = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly LatencyHistogram _latency;
         private Task? _reader;
         private long _events;
 
-        public Watcher(Watch.WatchClient client, CancellationToken stop)
+        public Watcher(Watch.WatchClient client, LatencyHistogram latency, CancellationToken stop)
         {
             _stop = stop;
+            _latency = latency;
             _call = client.Watch(cancellationToken: stop);
         }
 
@@ -165,15 +222,13 @@ internal static class WatchFanOut
 
         public long Events => Volatile.Read(ref _events);
 
-        public LatencyHistogram Latency { get; } = new();
-
         public string? Error { get; private set; }
 
-        public async Task CreateAsync()
+        public async Task CreateAsync(ByteString key, ByteString rangeEnd)
         {
             await _call.RequestStream.WriteAsync(new WatchRequest
             {
-                CreateRequest = new WatchCreateRequest { Key = Prefix, RangeEnd = PrefixEnd },
+                CreateRequest = new WatchCreateRequest { Key = key, RangeEnd = rangeEnd },
             }).ConfigureAwait(false);
             _reader = ReadAsync();
             await _created.Task.ConfigureAwait(false);
@@ -219,7 +274,10 @@ internal static class WatchFanOut
                         if (sent >= MeasureFrom && sent < MeasureTo)
                         {
                             Interlocked.Increment(ref _events);
-                            Latency.Record(ClosedLoopRunner.Nanoseconds(received - sent));
+                            lock (_latency)
+                            {
+                                _latency.Record(ClosedLoopRunner.Nanoseconds(received - sent));
+                            }
                         }
                     }
                 }

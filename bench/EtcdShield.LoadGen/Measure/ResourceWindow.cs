@@ -11,11 +11,18 @@ namespace EtcdShield.LoadGen.Measure;
 internal sealed class ResourceWindow
 {
     private readonly RunningTarget _target;
+    private readonly List<long> _proxyResident = [];
+    private readonly List<long> _etcdResident = [];
+    private readonly List<long> _proxyAnonymous = [];
+    private long _opened;
     private double? _proxyCpu;
     private double _etcdCpu;
     private TimeSpan _selfCpu;
 
     private ResourceWindow(RunningTarget target) => _target = target;
+
+    /// <summary>How often the resident sets are read inside a window (each read is one /proc/PID/status per process).</summary>
+    public static TimeSpan RssInterval { get; } = TimeSpan.FromSeconds(0.5);
 
     /// <summary>Resets the processes' peak-memory marks now, so the peaks reported are this workload's.</summary>
     public static void ResetPeaks(RunningTarget target)
@@ -34,7 +41,27 @@ internal sealed class ResourceWindow
         window._proxyCpu = target.ProxyPid is { } pid ? ProcessSampler.CpuSeconds(pid) : null;
         window._etcdCpu = ProcessSampler.CpuSeconds(target.EtcdPid) ?? 0;
         window._selfCpu = Process.GetCurrentProcess().TotalProcessorTime;
+        window._opened = Stopwatch.GetTimestamp();
+        window.SampleResident();
         return window;
+    }
+
+    /// <summary>Reads the proxy's and etcd's VmRSS now, for the window's steady (median) resident set.</summary>
+    public void SampleResident()
+    {
+        if (_target.ProxyPid is { } pid && ProcessSampler.ResidentBytes(pid) is { } proxy)
+        {
+            _proxyResident.Add(proxy);
+            if (ProcessSampler.AnonymousBytes(pid) is { } anonymous)
+            {
+                _proxyAnonymous.Add(anonymous);
+            }
+        }
+
+        if (ProcessSampler.ResidentBytes(_target.EtcdPid) is { } etcd)
+        {
+            _etcdResident.Add(etcd);
+        }
     }
 
     public ResourceUse Close()
@@ -47,11 +74,28 @@ internal sealed class ResourceWindow
             proxyPeak = ProcessSampler.PeakResidentBytes(pid);
         }
 
+        SampleResident();
+
         return new ResourceUse(
             proxy,
             (ProcessSampler.CpuSeconds(_target.EtcdPid) ?? 0) - _etcdCpu,
             (Process.GetCurrentProcess().TotalProcessorTime - _selfCpu).TotalSeconds,
             proxyPeak,
-            ProcessSampler.PeakResidentBytes(_target.EtcdPid));
+            ProcessSampler.PeakResidentBytes(_target.EtcdPid),
+            Median(_proxyResident),
+            Median(_etcdResident),
+            Stopwatch.GetElapsedTime(_opened).TotalSeconds,
+            Median(_proxyAnonymous));
+    }
+
+    private static long? Median(List<long> samples)
+    {
+        if (samples.Count == 0)
+        {
+            return null;
+        }
+
+        samples.Sort();
+        return samples[samples.Count / 2];
     }
 }

@@ -27,9 +27,18 @@ internal sealed class BenchReport
 
     public required TimeSpan MinTargetWarmup { get; init; }
 
-    public required IReadOnlyList<(int Round, TargetKind Target, TargetWarmUp WarmUp)> WarmUps { get; init; }
+    public required IReadOnlyList<(int Round, BenchTarget Target, TargetWarmUp WarmUp)> WarmUps { get; init; }
 
+    /// <summary>The kinds in --targets, each once (the snapshot, keep-alive, gateway and startup scenarios').</summary>
     public required IReadOnlyList<TargetKind> Targets { get; init; }
+
+    /// <summary>The unary workloads' rows, --shield-variant rows included.</summary>
+    public required IReadOnlyList<BenchTarget> UnaryTargets { get; init; }
+
+    public IReadOnlyList<ShieldVariant> ShieldVariants { get; init; } = [];
+
+    /// <summary>--shield-args: flags every EtcdShield start got.</summary>
+    public IReadOnlyList<string> ShieldArguments { get; init; } = [];
 
     public required string KeyProvider { get; init; }
 

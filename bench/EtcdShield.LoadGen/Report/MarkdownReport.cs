@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Text;
 using EtcdShield.LoadGen.Load;
-using EtcdShield.LoadGen.Targets;
 
 namespace EtcdShield.LoadGen.Report;
 
@@ -21,7 +20,17 @@ internal static class MarkdownReport
         var unary = report.Runs.Count > 0;
         if (unary)
         {
-            Line(md, $"- **Load:** {s.Clients} clients over {s.Connections} connections, closed loop, {s.Warmup.TotalSeconds:0.#} s warm-up + {s.Duration.TotalSeconds:0.#} s measured per workload, {report.Rounds} round(s), targets interleaved (order rotated each round), fresh etcd per target per round, unmeasured load on every path after each target starts until its CPU per operation settles (at least {report.MinTargetWarmup.TotalSeconds:0.#} s, at most {report.TargetWarmup.TotalSeconds:0.#} s; see the end); {s.Keys} keys per value size; watch: {s.Watchers} watchers, {s.WatchPutsPerSecond} puts/s");
+            Line(md, $"- **Load:** {s.Clients} clients over {s.Connections} connections, closed loop, {s.Warmup.TotalSeconds:0.#} s warm-up + {s.Duration.TotalSeconds:0.#} s measured per workload, {report.Rounds} round(s), targets interleaved (order rotated each round), fresh etcd per target per round, unmeasured load on every path after each target starts until its CPU per operation settles (at least {report.MinTargetWarmup.TotalSeconds:0.#} s, at most {report.TargetWarmup.TotalSeconds:0.#} s; see the end); {s.Keys} keys per value size; watch: {s.Watchers} watchers, {s.WatchPutsPerSecond:0.##} events/s each (watch: as many puts/s under one prefix; watch-keys: {s.WatchPutsPerSecond * s.Watchers:0.#} puts/s over the watchers' own keys)");
+        }
+
+        foreach (var variant in report.ShieldVariants)
+        {
+            Line(md, $"- **EtcdShield variant `{variant.Name}`** (rows `+{variant.Name}`): {variant.Description}");
+        }
+
+        if (report.ShieldArguments.Count > 0)
+        {
+            Line(md, $"- **Flags added to every EtcdShield start (--shield-args):** `{string.Join(' ', report.ShieldArguments)}`");
         }
 
         StreamingMarkdown.WriteSetup(md, report);
@@ -77,16 +86,16 @@ internal static class MarkdownReport
     {
         md.AppendLine("## Throughput ratio to direct mTLS etcd").AppendLine();
         md.Append("| workload |");
-        foreach (var target in report.Targets)
+        foreach (var target in report.UnaryTargets)
         {
-            md.Append(CultureInfo.InvariantCulture, $" {target.Label()} |");
+            md.Append(CultureInfo.InvariantCulture, $" {target.Label} |");
         }
 
-        md.AppendLine().Append("|---|").AppendLine(string.Concat(report.Targets.Select(_ => "---:|")));
+        md.AppendLine().Append("|---|").AppendLine(string.Concat(report.UnaryTargets.Select(_ => "---:|")));
         foreach (var workload in report.Workloads)
         {
             md.Append(CultureInfo.InvariantCulture, $"| {workload.Id} |");
-            foreach (var target in report.Targets)
+            foreach (var target in report.UnaryTargets)
             {
                 var summary = report.Summaries.FirstOrDefault(x => x.Workload == workload && x.Target == target);
                 md.Append(CultureInfo.InvariantCulture, $" {(summary?.RatioToMtls is { } r ? r.ToString("0.00", CultureInfo.InvariantCulture) + "×" : "–")} |");
@@ -101,12 +110,15 @@ internal static class MarkdownReport
         {
             Line(md, $"### {workload.Id}: {workload.Kind.Describe()}, {Workload.SizeLabel(workload.ValueSize)} values");
             md.AppendLine();
-            var watch = workload.Kind == WorkloadKind.Watch;
-            md.AppendLine(watch
-                ? "| target | events/s | ratio | delivered | put→event p50 ms | p99 ms | p99.9 ms | proxy CPU s/1k events | etcd CPU s/1k | loadgen CPU s/1k | proxy peak MiB | errors |"
-                : "| target | ops/s | ratio | p50 ms | p99 ms | p99.9 ms | proxy CPU s/1k ops | etcd CPU s/1k | loadgen CPU s/1k | proxy peak MiB | errors |");
-            md.AppendLine(watch ? "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" : "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-            foreach (var target in report.Targets)
+            if (workload.Kind.IsWatch())
+            {
+                WriteWatch(md, report, workload);
+                continue;
+            }
+
+            md.AppendLine("| target | ops/s | ratio | p50 ms | p99 ms | p99.9 ms | proxy CPU s/1k ops | etcd CPU s/1k | loadgen CPU s/1k | proxy peak MiB | proxy steady MiB | errors |");
+            md.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+            foreach (var target in report.UnaryTargets)
             {
                 var x = report.Summaries.FirstOrDefault(v => v.Workload == workload && v.Target == target);
                 if (x is null)
@@ -114,17 +126,9 @@ internal static class MarkdownReport
                     continue;
                 }
 
-                var range = x.OpsPerSecondByRound.Count > 1
-                    ? string.Create(CultureInfo.InvariantCulture, $" [{x.OpsPerSecondByRound.Min():0}–{x.OpsPerSecondByRound.Max():0}]")
-                    : "";
-                md.Append(CultureInfo.InvariantCulture, $"| {target.Label()} | {x.MedianOpsPerSecond:0}{range} | {Ratio(x.RatioToMtls)} | ");
-                if (watch)
-                {
-                    md.Append(x.DeliveredFraction is { } d ? d.ToString("0.000", CultureInfo.InvariantCulture) : "–").Append(" | ");
-                }
-
+                md.Append(CultureInfo.InvariantCulture, $"| {target.Label} | {x.MedianOpsPerSecond:0}{RoundRange(x)} | {Ratio(x.RatioToMtls)} | ");
                 md.Append(CultureInfo.InvariantCulture, $"{x.P50Ms:0.000} | {x.P99Ms:0.000} | {x.P999Ms:0.000} | ");
-                md.Append(CultureInfo.InvariantCulture, $"{Opt(x.ProxyCpuPer1000, "0.0000")} | {x.EtcdCpuPer1000:0.0000} | {x.LoadGenCpuPer1000:0.0000} | {Opt(x.ProxyPeakMiB, "0")} | ");
+                md.Append(CultureInfo.InvariantCulture, $"{Opt(x.ProxyCpuPer1000, "0.0000")} | {x.EtcdCpuPer1000:0.0000} | {x.LoadGenCpuPer1000:0.0000} | {Opt(x.ProxyPeakMiB, "0")} | {Opt(x.ProxySteadyMiB, "0")} | ");
                 md.Append(CultureInfo.InvariantCulture, $"{x.Errors}{(x.Failure is null ? "" : " (" + x.Failure + ")")} |").AppendLine();
             }
 
@@ -136,11 +140,44 @@ internal static class MarkdownReport
         md.AppendLine("| round | target | warm-up s | settled | CPU s/1k ops at the end |").AppendLine("|---:|---|---:|---|---:|");
         foreach (var (round, target, warmUp) in report.WarmUps)
         {
-            Line(md, $"| {round} | {target.Label()} | {warmUp.Seconds:0.0} | {(warmUp.Settled ? "yes" : "no")} | {Opt(warmUp.CpuPer1000, "0.0000")} |");
+            Line(md, $"| {round} | {target.Label} | {warmUp.Seconds:0.0} | {(warmUp.Settled ? "yes" : "no")} | {Opt(warmUp.CpuPer1000, "0.0000")} |");
         }
 
         md.AppendLine();
     }
+
+    /// <summary>
+    /// A watch workload's table: per delivered event, CPU in microseconds of each process (the issue's unit), the
+    /// memory before the watchers opened (after the closed-loop warm-up), at its peak (VmHWM from then on) and steady
+    /// (median VmRSS in the window, and its anonymous part), and the load
+    /// generator's busy cores, so a run where it, not the target, ran out of CPU shows as such.
+    /// </summary>
+    private static void WriteWatch(StringBuilder md, BenchReport report, Workload workload)
+    {
+        md.AppendLine("| target | events/s | ratio | delivered | put→event p50 ms | p99 ms | p99.9 ms | proxy CPU µs/event | etcd CPU µs/event | loadgen CPU µs/event | loadgen cores | proxy RSS before MiB | proxy peak MiB | proxy steady MiB | proxy anon steady MiB | etcd steady MiB | open s | errors |");
+        md.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        foreach (var target in report.UnaryTargets)
+        {
+            var x = report.Summaries.FirstOrDefault(v => v.Workload == workload && v.Target == target);
+            if (x is null)
+            {
+                continue;
+            }
+
+            md.Append(CultureInfo.InvariantCulture, $"| {target.Label} | {x.MedianOpsPerSecond:0}{RoundRange(x)} | {Ratio(x.RatioToMtls)} | {Opt(x.DeliveredFraction, "0.000")} | ");
+            md.Append(CultureInfo.InvariantCulture, $"{x.P50Ms:0.000} | {x.P99Ms:0.000} | {x.P999Ms:0.000} | ");
+            // Seconds per 1000 events × 1000 = milliseconds per event... × 1000 again: µs per event is CPU s/1k × 1000.
+            md.Append(CultureInfo.InvariantCulture, $"{Opt(x.ProxyCpuPer1000 * 1000, "0.0")} | {x.EtcdCpuPer1000 * 1000:0.0} | {x.LoadGenCpuPer1000 * 1000:0.0} | {Opt(x.LoadGenCores, "0.00")} | ");
+            md.Append(CultureInfo.InvariantCulture, $"{Opt(x.ProxyBeforeWatchersMiB, "0")} | {Opt(x.ProxyPeakMiB, "0")} | {Opt(x.ProxySteadyMiB, "0")} | {Opt(x.ProxySteadyAnonymousMiB, "0")} | {Opt(x.EtcdSteadyMiB, "0")} | {Opt(x.WatchOpenSeconds, "0.0")} | ");
+            md.Append(CultureInfo.InvariantCulture, $"{x.Errors}{(x.Failure is null ? "" : " (" + x.Failure + ")")} |").AppendLine();
+        }
+
+        md.AppendLine();
+    }
+
+    private static string RoundRange(Summary x) => x.OpsPerSecondByRound.Count > 1
+        ? string.Create(CultureInfo.InvariantCulture, $" [{x.OpsPerSecondByRound.Min():0}–{x.OpsPerSecondByRound.Max():0}]")
+        : "";
 
     private static StringBuilder Line(StringBuilder md, FormattableString text) => md.AppendLine(text.ToString(CultureInfo.InvariantCulture));
 

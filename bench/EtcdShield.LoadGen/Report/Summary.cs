@@ -12,7 +12,7 @@ internal sealed class Summary
 {
     public required Workload Workload { get; init; }
 
-    public required TargetKind Target { get; init; }
+    public required BenchTarget Target { get; init; }
 
     public required IReadOnlyList<double> OpsPerSecondByRound { get; init; }
 
@@ -36,6 +36,23 @@ internal sealed class Summary
 
     public double? EtcdPeakMiB { get; init; }
 
+    /// <summary>Median VmRSS inside the measured windows (the largest round's): what the process holds under the load, not at its worst moment.</summary>
+    public double? ProxySteadyMiB { get; init; }
+
+    public double? EtcdSteadyMiB { get; init; }
+
+    /// <summary>The anonymous part (RssAnon) of the proxy's steady resident set: what it holds privately, images aside.</summary>
+    public double? ProxySteadyAnonymousMiB { get; init; }
+
+    /// <summary>Watch only: the proxy's VmRSS just before the watchers opened (the largest round's).</summary>
+    public double? ProxyBeforeWatchersMiB { get; init; }
+
+    /// <summary>The load generator's average busy cores over the measured windows (near 1 of 2 cores: it may be the bottleneck).</summary>
+    public double? LoadGenCores { get; init; }
+
+    /// <summary>Watch only: the slowest round's seconds to open every watcher.</summary>
+    public double? WatchOpenSeconds { get; init; }
+
     public long Errors { get; init; }
 
     public string? Failure { get; init; }
@@ -54,7 +71,7 @@ internal sealed class Summary
             .ToList();
         foreach (var summary in summaries)
         {
-            var baseline = summaries.FirstOrDefault(s => s.Workload == summary.Workload && s.Target == TargetKind.EtcdMtls);
+            var baseline = summaries.FirstOrDefault(s => s.Workload == summary.Workload && s.Target == new BenchTarget(TargetKind.EtcdMtls));
             if (baseline is { MedianOpsPerSecond: > 0 })
             {
                 summary.RatioToMtls = summary.MedianOpsPerSecond / baseline.MedianOpsPerSecond;
@@ -64,7 +81,7 @@ internal sealed class Summary
         return summaries;
     }
 
-    private static Summary Summarize(Workload workload, TargetKind target, List<WorkloadRun> runs)
+    private static Summary Summarize(Workload workload, BenchTarget target, List<WorkloadRun> runs)
     {
         var latency = new LatencyHistogram();
         foreach (var run in runs)
@@ -90,6 +107,12 @@ internal sealed class Summary
             LoadGenCpuPer1000 = Per1000(runs.Sum(r => r.Resources.LoadGenCpuSeconds)) ?? 0,
             ProxyPeakMiB = runs.Max(r => r.Resources.ProxyPeakBytes) / (1024.0 * 1024),
             EtcdPeakMiB = runs.Max(r => r.Resources.EtcdPeakBytes) / (1024.0 * 1024),
+            ProxySteadyMiB = runs.Max(r => r.Resources.ProxySteadyBytes) / (1024.0 * 1024),
+            EtcdSteadyMiB = runs.Max(r => r.Resources.EtcdSteadyBytes) / (1024.0 * 1024),
+            ProxySteadyAnonymousMiB = runs.Max(r => r.Resources.ProxySteadyAnonymousBytes) / (1024.0 * 1024),
+            ProxyBeforeWatchersMiB = runs.Max(r => r.ProxyResidentBeforeWatchers) / (1024.0 * 1024),
+            LoadGenCores = runs.Max(r => r.Resources.LoadGenCores),
+            WatchOpenSeconds = runs.Max(r => r.WatchOpenSeconds),
             Errors = runs.Sum(r => r.Errors),
             Failure = runs.Select(r => r.Failure).FirstOrDefault(f => f is not null),
             DeliveredFraction = expected > 0 ? (double)operations / expected : null,

@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Net;
 using System.Text;
-using EtcdShield.LoadGen.Targets;
 
 namespace EtcdShield.LoadGen.Report;
 
@@ -22,7 +21,7 @@ internal static class SvgChart
     public static string Write(BenchReport report)
     {
         var workloads = report.Workloads.ToList();
-        var targets = report.Targets.ToList();
+        var targets = report.UnaryTargets.ToList();
         var groupWidth = (targets.Count * BarWidth) + GroupGap;
         var plotWidth = Math.Max(420, workloads.Count * groupWidth);
         var width = Left + plotWidth + 20;
@@ -60,7 +59,7 @@ internal static class SvgChart
 
                 var x = groupX + (t * BarWidth);
                 var y = Y(ratio);
-                Add(svg, $"<rect x=\"{x}\" y=\"{y:0.0}\" width=\"{BarWidth - 1}\" height=\"{Top + PlotHeight - y:0.0}\" fill=\"{Colors[t % Colors.Length]}\"><title>{Encode(targets[t].Label())}, {Encode(workloads[w].Id)}: {ratio:0.00}× ({summary.MedianOpsPerSecond:0} ops/s)</title></rect>");
+                Add(svg, $"<rect x=\"{x}\" y=\"{y:0.0}\" width=\"{BarWidth - 1}\" height=\"{Top + PlotHeight - y:0.0}\" fill=\"{Colors[t % Colors.Length]}\"><title>{Encode(targets[t].Label)}, {Encode(workloads[w].Id)}: {ratio:0.00}× ({summary.MedianOpsPerSecond:0} ops/s)</title></rect>");
             }
 
             var labelX = groupX + (targets.Count * BarWidth / 2.0);
@@ -76,7 +75,7 @@ internal static class SvgChart
         {
             var y = legendTop + (t * 18);
             Add(svg, $"<rect x=\"{Left}\" y=\"{y - 10}\" width=\"12\" height=\"12\" fill=\"{Colors[t % Colors.Length]}\"/>");
-            Add(svg, $"<text x=\"{Left + 18}\" y=\"{y}\">{Encode(targets[t].Label())}</text>");
+            Add(svg, $"<text x=\"{Left + 18}\" y=\"{y}\">{Encode(targets[t].Label)}</text>");
         }
 
         svg.AppendLine("</svg>");

@@ -10,9 +10,11 @@ internal sealed class RunningTarget : IDisposable
     private readonly string? _directory;
 
     /// <param name="directory">The target's own etcd data, deleted with it; null when the etcd is shared (<see cref="SharedEtcd"/>) and outlives this target.</param>
-    public RunningTarget(TargetKind kind, Uri endpoint, ServerProcess etcd, ServerProcess? proxy, string? directory)
+    /// <param name="variant">The --shield-variant this proxy runs with, if any.</param>
+    public RunningTarget(TargetKind kind, Uri endpoint, ServerProcess etcd, ServerProcess? proxy, string? directory, string? variant = null)
     {
         Kind = kind;
+        Target = new BenchTarget(kind, variant);
         Endpoint = endpoint;
         _etcd = etcd;
         _proxy = proxy;
@@ -20,6 +22,9 @@ internal sealed class RunningTarget : IDisposable
     }
 
     public TargetKind Kind { get; }
+
+    /// <summary>The kind and variant: what the unary workloads' rows are keyed by.</summary>
+    public BenchTarget Target { get; }
 
     /// <summary>http://127.0.0.1:P for plaintext etcd, https for every other target.</summary>
     public Uri Endpoint { get; }

@@ -10,14 +10,17 @@ namespace EtcdShield.LoadGen.Targets;
 internal sealed class ShieldBinary
 {
     private readonly IReadOnlyDictionary<string, string> _environment;
+    private readonly IReadOnlyList<string> _arguments;
 
     /// <param name="path">EtcdShield.dll (started with dotnet) or a published EtcdShield executable.</param>
     /// <param name="environment">Added to every start, e.g. DOTNET_* runtime knobs under test; empty normally.</param>
     /// <param name="name">What the report calls this build: "jit" for the dll, "published" for deploy/publish.sh's program.</param>
-    public ShieldBinary(string path, IReadOnlyDictionary<string, string>? environment = null, string? name = null)
+    /// <param name="arguments">Added to every start's command line after the bench's own flags (--shield-args); empty normally.</param>
+    public ShieldBinary(string path, IReadOnlyDictionary<string, string>? environment = null, string? name = null, IReadOnlyList<string>? arguments = null)
     {
         DllPath = path;
         _environment = environment ?? new Dictionary<string, string>();
+        _arguments = arguments ?? [];
         Name = name ?? (IsPublished ? "published" : "jit");
     }
 
@@ -31,7 +34,8 @@ internal sealed class ShieldBinary
     public string Description => (IsPublished
         ? $"{Name}: {DllPath} run as itself{(Name == "published" ? " (deploy/publish.sh: self-contained, ReadyToRun)" : "")}"
         : $"{Name}: dotnet {DllPath} (framework-dependent, JIT)")
-        + (_environment.Count > 0 ? ", with " + string.Join(' ', _environment.Select(e => $"{e.Key}={e.Value}")) : "");
+        + (_environment.Count > 0 ? ", with " + string.Join(' ', _environment.Select(e => $"{e.Key}={e.Value}")) : "")
+        + (_arguments.Count > 0 ? ", flags " + string.Join(' ', _arguments) : "");
 
     public async Task<ServerProcess> StartAsync(
         string name,
@@ -54,12 +58,16 @@ internal sealed class ShieldBinary
             "--trusted-ca-file", pki.CaFile,
             "--upstream-endpoints", upstream.ToString().TrimEnd('/'),
             "--allow-cn", BenchPki.ClientCommonName,
-            // The watch workload's 1000 streams stand for 1000 clients but share one certificate, so one identity
-            // holds them all; the default limit (1000) would leave no room for a round's stragglers.
+            // The watch workload's 1000 (or 10,000) streams stand for as many clients but share one certificate and
+            // --connections connections, so one identity holds them all, 2,500 per connection at 10,000 watchers; the
+            // defaults (1000 each) would refuse them.
             "--max-streams-per-identity", "100000",
+            "--max-streams-per-connection", "100000",
             "--metrics-listen-url", $"http://127.0.0.1:{ports[1]}",
             // The ready line is logged at Information; the proxy logs nothing per request at that level.
             "--log-level", "Information",
+            // --shield-args before the caller's (the KEK's, then a --shield-variant's), so the most specific comes last.
+            .. _arguments,
             .. keyArguments,
         ];
 

@@ -20,9 +20,11 @@ internal sealed class TargetLauncher
     private readonly KeyProviderSetup _keys;
     private readonly string _dataRoot;
     private readonly string _logDirectory;
+    private readonly IReadOnlyList<ShieldVariant> _variants;
 
-    public TargetLauncher(BenchPki pki, ShieldBinary shield, KeyProviderSetup keys, string dataRoot, string logDirectory)
+    public TargetLauncher(BenchPki pki, ShieldBinary shield, KeyProviderSetup keys, string dataRoot, string logDirectory, IReadOnlyList<ShieldVariant>? variants = null)
     {
+        _variants = variants ?? [];
         _pki = pki;
         _shield = shield;
         _keys = keys;
@@ -31,8 +33,14 @@ internal sealed class TargetLauncher
     }
 
     /// <param name="tag">Names this target run's logs, e.g. "r1-shield-encrypted".</param>
-    public async Task<RunningTarget> StartAsync(TargetKind kind, string tag)
+    public Task<RunningTarget> StartAsync(TargetKind kind, string tag) => StartAsync(new BenchTarget(kind), tag);
+
+    /// <param name="target">The kind, and the --shield-variant whose flags and variables its proxy gets.</param>
+    /// <param name="tag">Names this target run's logs, e.g. "r1-shield-encrypted+nosharing".</param>
+    public async Task<RunningTarget> StartAsync(BenchTarget target, string tag)
     {
+        var kind = target.Kind;
+        var variant = target.Variant is null ? null : _variants.First(v => v.Name == target.Variant);
         var directory = Path.Combine(_dataRoot, tag);
         Directory.CreateDirectory(directory);
         var mtls = kind == TargetKind.EtcdMtls;
@@ -46,8 +54,8 @@ internal sealed class TargetLauncher
                 return new RunningTarget(kind, etcdUrl, etcd, null, directory);
             }
 
-            var (proxy, endpoint) = await StartProxyAsync(kind, directory, etcdUrl, tag).ConfigureAwait(false);
-            return new RunningTarget(kind, endpoint, etcd, proxy, directory);
+            var (proxy, endpoint) = await StartProxyAsync(kind, directory, etcdUrl, tag, variant: variant).ConfigureAwait(false);
+            return new RunningTarget(kind, endpoint, etcd, proxy, directory, target.Variant);
         }
         catch
         {
@@ -85,9 +93,12 @@ internal sealed class TargetLauncher
     }
 
     private async Task<(ServerProcess Proxy, Uri Endpoint)> StartProxyAsync(
-        TargetKind kind, string directory, Uri etcdUrl, string tag, ShieldBinary? shield = null, Action<ServerProcess, Uri>? launched = null)
+        TargetKind kind, string directory, Uri etcdUrl, string tag, ShieldBinary? shield = null, Action<ServerProcess, Uri>? launched = null, ShieldVariant? variant = null)
     {
         shield ??= _shield;
+        IReadOnlyList<string> variantArguments = variant?.Arguments ?? [];
+        var variantEnvironment = variant?.Environment ?? new Dictionary<string, string>();
+
         var proxyLog = Path.Combine(_logDirectory, tag + "-proxy.log");
         var proxyPort = FreePorts.Take(1)[0];
         var endpoint = new Uri("https://127.0.0.1:" + proxyPort);
@@ -96,11 +107,22 @@ internal sealed class TargetLauncher
         {
             TargetKind.GrpcProxy => await StartGrpcProxyAsync(directory, etcdUrl, proxyPort, proxyLog, onExec).ConfigureAwait(false),
             TargetKind.ShieldPlain => await shield.StartAsync(
-                "EtcdShield --no-encryption", _pki, etcdUrl, ["--no-encryption"], new Dictionary<string, string>(), proxyLog, proxyPort, onExec).ConfigureAwait(false),
+                "EtcdShield --no-encryption", _pki, etcdUrl, ["--no-encryption", .. variantArguments], variantEnvironment, proxyLog, proxyPort, onExec).ConfigureAwait(false),
             _ => await shield.StartAsync(
-                "EtcdShield encrypting", _pki, etcdUrl, _keys.Arguments, _keys.Environment, proxyLog, proxyPort, onExec).ConfigureAwait(false),
+                "EtcdShield encrypting", _pki, etcdUrl, [.. _keys.Arguments, .. variantArguments], Merged(_keys.Environment, variantEnvironment), proxyLog, proxyPort, onExec).ConfigureAwait(false),
         };
         return (proxy, endpoint);
+    }
+
+    private static Dictionary<string, string> Merged(IReadOnlyDictionary<string, string> first, IReadOnlyDictionary<string, string> then)
+    {
+        var merged = new Dictionary<string, string>(first);
+        foreach (var (key, value) in then)
+        {
+            merged[key] = value;
+        }
+
+        return merged;
     }
 
     /// <returns>The client URLs asked for: the plaintext one first.</returns>

@@ -49,6 +49,12 @@ internal sealed partial class AuditLog : BackgroundService
         });
         _dropped = meters.Create(MeterName).CreateCounter<long>(
             "etcdshield.audit.dropped", unit: "{record}", description: "Audit records lost because the audit log could not keep up.");
+        if (_sink is not null)
+        {
+            // Both reasons exported from the start, so that an alert's increase() counts the first lost record too.
+            _dropped.Add(0, new KeyValuePair<string, object?>("reason", "queue_full"));
+            _dropped.Add(0, new KeyValuePair<string, object?>("reason", "write_failed"));
+        }
     }
 
     public bool Enabled => _sink is not null;

@@ -56,6 +56,11 @@ internal static class ServeCommandLine
         Flag.Single("watch-queue-bytes", "BYTES", $"Responses queued for one client watch stream (default {Defaults.WatchQueueBytes}); past it its slowest watch moves to its own upstream watch instead of holding the others up."),
         Flag.Single("watch-buffer-bytes", "BYTES", $"Queued watch responses and shared watch histories of all streams together (default {Defaults.WatchBufferBytes})."),
         Flag.Single("watch-progress-notify-interval", "DURATION", $"How often a progress_notify watch without events is told its revision (default {FlagValues.FormatDuration(Defaults.WatchProgressNotifyInterval)}, etcd's)."),
+        Flag.Single("serializable-cache-size", "BYTES", $"Bytes of etcd's answers to serializable ranges kept, sealed as etcd stores them, and kept current by one watch of the whole keyspace (default {Defaults.SerializableCacheSize}, 64 MiB; 0 turns the cache off). See docs/serializable-cache.md."),
+        Flag.Single("otlp-endpoint", "URL", "Send traces (OpenTelemetry, OTLP) to this collector, e.g. http://127.0.0.1:4317: a span per request and child spans for etcd calls, data-key unwraps and txn guard retries, joining the trace of a client's W3C traceparent and passing it on to etcd. Spans name the method, identity, number of keys and outcome, never a key or a value. Default: none, tracing off."),
+        Flag.Single("otlp-protocol", "grpc|http/protobuf", $"OTLP transport for --otlp-endpoint (default {Defaults.OtlpProtocol}); with http/protobuf an endpoint without a path gets /v1/traces."),
+        Flag.Single("trace-sampling-ratio", "FLOAT", "With --otlp-endpoint: the fraction (0 to 1) of requests without a sampled client trace that start a trace of their own (default 0: only clients' sampled traces are followed, as etcd's tracing does). A client's traceparent decides for its request."),
+        Flag.Single("log-format", "text|json", "The log on stdout: text, one line per event (default), or json, one JSON object per line with etcd's zap keys (level, ts, logger, msg) and the event's fields. The audit log is separate."),
         Flag.Single("log-level", "LEVEL", $"Trace, Debug, Information, Warning or Error (default {Defaults.LogLevel})."),
     ];
 
@@ -112,10 +117,16 @@ internal static class ServeCommandLine
             WatchQueueBytes = flags.Int("watch-queue-bytes", Defaults.WatchQueueBytes, 64 * 1024, int.MaxValue),
             WatchBufferBytes = flags.Int("watch-buffer-bytes", (int)Defaults.WatchBufferBytes, 1024 * 1024, int.MaxValue),
             WatchProgressNotifyInterval = flags.Duration("watch-progress-notify-interval", Defaults.WatchProgressNotifyInterval, TimeSpan.FromMilliseconds(100)),
+            SerializableCacheSize = flags.Int("serializable-cache-size", (int)Defaults.SerializableCacheSize, 0, int.MaxValue),
+            OtlpEndpoint = flags.Single("otlp-endpoint") is { } otlp ? Url(flags, "otlp-endpoint", otlp) : null,
+            OtlpProtocol = flags.Single("otlp-protocol") ?? Defaults.OtlpProtocol,
+            TraceSamplingRatio = Ratio(flags, "trace-sampling-ratio", Defaults.TraceSamplingRatio),
             LogLevel = flags.Single("log-level") ?? Defaults.LogLevel,
+            LogFormat = flags.Single("log-format") ?? Defaults.LogFormat,
         };
 
         Validate(flags, options);
+        ValidateTracing(flags, options);
         ValidateUpstreamAndKeys(flags, options);
         flags.ThrowIfAny();
         return options;
@@ -203,6 +214,47 @@ internal static class ServeCommandLine
         {
             flags.Error($"--log-level '{options.LogLevel}' is not one of Trace, Debug, Information, Warning, Error");
         }
+
+        if (options.LogFormat is not (ShieldOptions.TextLogFormat or ShieldOptions.JsonLogFormat))
+        {
+            flags.Error($"--log-format must be text or json, not '{options.LogFormat}'");
+        }
+    }
+
+    private static void ValidateTracing(FlagValues flags, ShieldOptions options)
+    {
+        if (options.OtlpProtocol is not ("grpc" or "http/protobuf"))
+        {
+            flags.Error($"--otlp-protocol must be grpc or http/protobuf, not '{options.OtlpProtocol}'");
+        }
+
+        // Without an endpoint there is no tracing at all: a ratio or a protocol alone would promise spans that never go anywhere.
+        if (!flags.Has("otlp-endpoint") && (flags.Has("otlp-protocol") || flags.Has("trace-sampling-ratio")))
+        {
+            flags.Error("--otlp-protocol and --trace-sampling-ratio go with --otlp-endpoint");
+        }
+
+        if (options.OtlpEndpoint is { } endpoint && options.OtlpProtocol == "grpc" && endpoint.AbsolutePath != "/")
+        {
+            flags.Error($"--otlp-endpoint {endpoint} must have no path with --otlp-protocol grpc (the service path is OTLP's own)");
+        }
+    }
+
+    private static double Ratio(FlagValues flags, string name, double defaultValue)
+    {
+        var text = flags.Single(name);
+        if (text is null)
+        {
+            return defaultValue;
+        }
+
+        if (!double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var ratio) || !(ratio is >= 0 and <= 1))
+        {
+            flags.Error($"--{name} must be a number from 0 to 1, not '{text}'");
+            return defaultValue;
+        }
+
+        return ratio;
     }
 
     private static void ValidateUpstreamAndKeys(FlagValues flags, ShieldOptions options)

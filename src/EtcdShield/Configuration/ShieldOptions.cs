@@ -94,5 +94,25 @@ internal sealed record ShieldOptions
     /// <summary>How often a progress_notify watch with no events is told how far it is; etcd's default interval.</summary>
     public TimeSpan WatchProgressNotifyInterval { get; init; } = TimeSpan.FromMinutes(10);
 
+    /// <summary>Bytes the serializable read cache may hold (docs/serializable-cache.md); 0 turns it off.</summary>
+    public long SerializableCacheSize { get; init; } = DefaultSerializableCacheSize;
+
+    public const long DefaultSerializableCacheSize = 64L * 1024 * 1024;
+
+    /// <summary>The OTLP collector spans are sent to; null turns tracing off, so no span is even created.</summary>
+    public Uri? OtlpEndpoint { get; init; }
+
+    /// <summary>"grpc" or "http/protobuf".</summary>
+    public string OtlpProtocol { get; init; } = "grpc";
+
+    /// <summary>The fraction of requests without a client's sampling decision that are traced (0 to 1).</summary>
+    public double TraceSamplingRatio { get; init; }
+
     public string LogLevel { get; init; } = "Information";
+
+    /// <summary><c>--log-format</c>: <see cref="TextLogFormat"/> (one line per event, for people) or <see cref="JsonLogFormat"/> (zap's JSON lines, for log pipelines).</summary>
+    public string LogFormat { get; init; } = TextLogFormat;
+
+    public const string TextLogFormat = "text";
+    public const string JsonLogFormat = "json";
 }

@@ -27,6 +27,17 @@ internal sealed class EncryptionMetrics
             "etcdshield.txn.guard_retries", "{attempt}", "Value-compare txns decided again because a compared key changed before etcd committed.");
         _guardExhausted = meter.CreateCounter<long>(
             "etcdshield.txn.guard_exhausted", "{request}", "Value-compare txns answered ABORTED because the compared keys kept changing.");
+        // Every reason exported from the start, so that an alert's increase() counts the first failure too.
+        foreach (var reason in Enum.GetValues<EnvelopeErrorReason>().Select(ReasonTag).Append("not_encrypted").Distinct())
+        {
+            _decryptFailures.Add(0, Reason(reason));
+            _encryptFailures.Add(0, Reason(reason));
+        }
+
+        _encryptFailures.Add(0, Reason("too_large"));
+        _legacyPlaintextReads.Add(0);
+        _guardRetries.Add(0);
+        _guardExhausted.Add(0);
     }
 
     public void DecryptFailed(EnvelopeErrorReason reason) => _decryptFailures.Add(1, Reason(ReasonTag(reason)));

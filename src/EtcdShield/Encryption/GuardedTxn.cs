@@ -52,33 +52,44 @@ internal sealed partial class GuardedTxn
             throw TooManyGuards(compared.Count);
         }
 
-        for (var attempt = 1; ; attempt++)
+        System.Diagnostics.Activity? retry = null;
+        try
         {
-            var snapshot = await _compares.ReadAsync(compared, kv, options).ConfigureAwait(false);
-            var guarded = ValueCompares.Guarded(request, sealedTxn, snapshot);
-            if (!TxnRequestCheck.FitsOpBudget(guarded, _maxTxnOps))
+            for (var attempt = 1; ; attempt++)
             {
-                throw TooManyGuards(guarded.Compare.Count);
-            }
+                var snapshot = await _compares.ReadAsync(compared, kv, options).ConfigureAwait(false);
+                var guarded = ValueCompares.Guarded(request, sealedTxn, snapshot);
+                if (!TxnRequestCheck.FitsOpBudget(guarded, _maxTxnOps))
+                {
+                    throw TooManyGuards(guarded.Compare.Count);
+                }
 
-            limit.CheckSealed(guarded);
-            var outer = await kv.TxnAsync(guarded, options).ConfigureAwait(false);
-            if (outer.Succeeded)
-            {
-                var response = outer.Responses[0].ResponseTxn;
-                response.Header = outer.Header;
-                return response;
-            }
+                limit.CheckSealed(guarded);
+                var outer = await kv.TxnAsync(guarded, options).ConfigureAwait(false);
+                if (outer.Succeeded)
+                {
+                    var response = outer.Responses[0].ResponseTxn;
+                    response.Header = outer.Header;
+                    return response;
+                }
 
-            if (attempt == MaxAttempts)
-            {
-                _metrics.GuardExhausted();
-                Log.TxnGuardExhausted(_logger, MaxAttempts);
-                throw new RpcException(new Status(StatusCode.Aborted, ExhaustedMessage));
-            }
+                if (attempt == MaxAttempts)
+                {
+                    _metrics.GuardExhausted();
+                    Log.TxnGuardExhausted(_logger, MaxAttempts);
+                    throw new RpcException(new Status(StatusCode.Aborted, ExhaustedMessage));
+                }
 
-            _metrics.GuardRetried();
-            await Task.Delay(Pause(attempt, Random.Shared.NextDouble()), _time, options.CancellationToken).ConfigureAwait(false);
+                _metrics.GuardRetried();
+                // Each retry's span holds its pause, reads and commit; the one before ends first, so they are siblings.
+                retry?.Dispose();
+                retry = EncryptionTraces.StartGuardRetry(attempt + 1);
+                await Task.Delay(Pause(attempt, Random.Shared.NextDouble()), _time, options.CancellationToken).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            retry?.Dispose();
         }
     }
 

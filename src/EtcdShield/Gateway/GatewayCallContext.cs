@@ -50,6 +50,8 @@ internal sealed class GatewayCallContext : ServerCallContext, IDisposable
     /// The call for <paramref name="http"/>. Metadata as grpc-gateway v1 annotates it: <c>Authorization</c> becomes
     /// <c>authorization</c> (etcd reads its auth token from it), <c>Grpc-Metadata-X</c> becomes <c>x</c> (a
     /// <c>-bin</c> key's value base64-decoded); a header that cannot be metadata is refused as INVALID_ARGUMENT.
+    /// W3C trace context (<c>traceparent</c>, <c>tracestate</c>) is metadata too, so that an HTTP client's trace is
+    /// joined as a gRPC client's is.
     /// </summary>
     public static GatewayCallContext For(HttpContext http, string fullMethodName)
     {
@@ -64,6 +66,10 @@ internal sealed class GatewayCallContext : ServerCallContext, IDisposable
             else if (name.StartsWith(MetadataPrefix, StringComparison.OrdinalIgnoreCase) && name.Length > MetadataPrefix.Length)
             {
                 AddAll(metadata, name[MetadataPrefix.Length..].ToLowerInvariant(), values);
+            }
+            else if (name.Equals("traceparent", StringComparison.OrdinalIgnoreCase) || name.Equals("tracestate", StringComparison.OrdinalIgnoreCase))
+            {
+                AddAll(metadata, name.ToLowerInvariant(), values);
             }
             else if (name.Equals("Grpc-Timeout", StringComparison.OrdinalIgnoreCase))
             {

@@ -27,12 +27,16 @@ internal sealed class Readiness
     private readonly Lock _lock = new();
     private Task<ReadinessReport>? _current;
     private long _answeredAt;
+    private volatile ReadinessReport? _latest;
 
     public Readiness(IEnumerable<IReadinessCheck> checks, TimeProvider time)
     {
         _checks = checks.ToList();
         _time = time;
     }
+
+    /// <summary>The last round's answer, however old, or null before the first round has finished (the metrics show it).</summary>
+    public ReadinessReport? Latest => _latest;
 
     /// <summary>The answer made less than <see cref="CacheFor"/> ago, the round in flight, or a new round.</summary>
     public Task<ReadinessReport> CheckAsync()
@@ -59,7 +63,9 @@ internal sealed class Readiness
             _answeredAt = _time.GetTimestamp();
         }
 
-        return new ReadinessReport(results);
+        var report = new ReadinessReport(results);
+        _latest = report;
+        return report;
     }
 
     private async Task<ReadinessResult> RunAsync(IReadinessCheck check)

@@ -10,13 +10,16 @@ using EtcdShield.Gateway;
 using EtcdShield.Keys;
 using EtcdShield.Leases;
 using EtcdShield.Protocol.Etcdserverpb;
+using EtcdShield.ReadCache;
 using EtcdShield.Relay;
 using EtcdShield.Reload;
+using EtcdShield.Telemetry;
 using EtcdShield.Tls;
 using EtcdShield.Watches;
 using Grpc.AspNetCore.Server.Model;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
+using Microsoft.Extensions.Logging.Console;
 using OpenTelemetry.Metrics;
 
 namespace EtcdShield.Hosting;
@@ -38,12 +41,7 @@ internal static class ShieldHost
         builder.Logging.AddFilter("Grpc", LogLevel.Warning);
         if (configureLogging is null)
         {
-            builder.Logging.AddSimpleConsole(o =>
-            {
-                o.SingleLine = true;
-                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
-                o.UseUtcTimestamp = true;
-            });
+            AddConsoleLog(builder.Logging, options.LogFormat);
         }
         else
         {
@@ -54,10 +52,32 @@ internal static class ShieldHost
         ConfigureServices(builder.Services, options);
 
         var app = builder.Build();
+        // The meter provider first, so that the counters their owners export at zero from their constructors are seen,
+        // then the gauges that nothing else asks for.
+        app.Services.GetService<MeterProvider>();
+        app.Services.GetRequiredService<ReadinessMetrics>();
+        app.Services.GetRequiredService<Streams.StreamMetrics>();
         // Built now, so that a method whose values no handler covers stops the proxy before it listens.
         app.Services.GetRequiredService<RelayRoutes>();
         MapEndpoints(app, options);
         return app;
+    }
+
+    /// <summary>The log on stdout: one line per event, text (the default) or JSON lines in zap's keys (<c>--log-format json</c>).</summary>
+    private static void AddConsoleLog(ILoggingBuilder logging, string format)
+    {
+        if (format == ShieldOptions.JsonLogFormat)
+        {
+            logging.AddConsole(o => o.FormatterName = JsonLogFormatter.FormatterName).AddConsoleFormatter<JsonLogFormatter, ConsoleFormatterOptions>();
+            return;
+        }
+
+        logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+            o.UseUtcTimestamp = true;
+        });
     }
 
     private static void ConfigureKestrel(WebApplicationBuilder builder, ShieldOptions options)
@@ -129,8 +149,17 @@ internal static class ShieldHost
         services.AddSingleton<CallerLookup>();
         services.AddSingleton<AccessGate>();
         services.AddSingleton<Streams.OpenStreams>();
+        services.AddSingleton<Streams.StreamMetrics>();
         services.AddSingleton<UpstreamChannel>();
+        services.AddSingleton<ReadCacheMetrics>();
+        services.AddSingleton(sp => new SerializableReadCache(
+            sp.GetRequiredService<UpstreamChannel>().Invoker,
+            options.SerializableCacheSize,
+            sp.GetRequiredService<ReadCacheMetrics>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<SerializableReadCache>>()));
         services.AddSingleton<RelayMetrics>();
+        services.AddSingleton<RelayTraces>();
         services.AddSingleton<EtcdReachability>();
         services.AddSingleton<HealthEndpoint>();
         AddLifecycle(services, options);
@@ -167,9 +196,10 @@ internal static class ShieldHost
             grpc.EnableDetailedErrors = false;
         });
         services.AddOpenTelemetry().WithMetrics(metrics => metrics
-            // Every feature's meter is "EtcdShield.<Feature>" (Relay, Encryption, Keys, Authorization, Audit, Tls, Reload).
+            // Every feature's meter is "EtcdShield.<Feature>" (Relay, Encryption, Keys, Authorization, Audit, Tls, Reload, Streams, Hosting).
             .AddMeter("EtcdShield.*")
             .AddPrometheusExporter());
+        TraceExport.AddTo(services, options);
 
         // Last, so that it is the first hosted service stopped: streams end with their status before the server stops.
         services.AddHostedService<StreamShutdown>();
@@ -191,6 +221,7 @@ internal static class ShieldHost
         }
 
         services.AddSingleton(sp => new Readiness(sp.GetServices<IReadinessCheck>(), sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton<ReadinessMetrics>();
         services.AddSingleton<ProbeEndpoints>();
         services.AddSingleton<StreamResponses>();
         if (NotifySocket.AddressFromEnvironment() is { } notify)

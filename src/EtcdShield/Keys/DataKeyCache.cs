@@ -115,6 +115,19 @@ internal sealed class DataKeyCache : IDisposable
         Add(key.Duplicate());
     }
 
+    /// <summary>How many data keys are cached per KEK id (linear in the cache's bounded size; read at each metrics scrape).</summary>
+    public Dictionary<string, int> CountByKek()
+    {
+        var counts = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (KeyValuePair<DataKeyWrapping, Entry> pair in _entries)
+        {
+            string kekId = pair.Value.Key.KekId;
+            counts[kekId] = counts.GetValueOrDefault(kekId) + 1;
+        }
+
+        return counts;
+    }
+
     public void Dispose()
     {
         lock (_sync)

@@ -49,6 +49,7 @@ internal sealed partial class DataKeyManager : IDataKeyProvider, IDisposable
         _logger = logger;
         _cache = new DataKeyCache(options.DecryptionCacheSize, options.DecryptionCacheTtl, timeProvider);
         _refused = new RefusedWrappings(options.DecryptionCacheSize, options.DecryptionCacheTtl < MaxRefusalAge ? options.DecryptionCacheTtl : MaxRefusalAge, timeProvider);
+        metrics.ObserveKeys(() => _keyRing.Current.Id, DataKeysByKek);
     }
 
     public KeyRing KeyRing => _keyRing;
@@ -184,6 +185,7 @@ internal sealed partial class DataKeyManager : IDataKeyProvider, IDisposable
         IKeyEncryptionKey kek = _keyRing.Current;
         EncryptionKey? created = null;
         Exception? failure = null;
+        System.Diagnostics.Activity? span = KeyTraces.StartWrap(kek.Id);
         try
         {
             created = await EncryptionKey.CreateAsync(kek, _options.MaxWritesPerKey, _time, _lifetime.Token).ConfigureAwait(false);
@@ -192,6 +194,8 @@ internal sealed partial class DataKeyManager : IDataKeyProvider, IDisposable
         {
             failure = AsProviderFailure(kek, ex);
         }
+
+        KeyTraces.End(span, failure);
 
         EncryptionKey? retired = null;
         lock (_gate)
@@ -229,6 +233,18 @@ internal sealed partial class DataKeyManager : IDataKeyProvider, IDisposable
         _metrics.DataKeyRotated(reason);
         Log.DataKeyCreated(_logger, created.DataKey.Id, kek.Id, reason);
         completion.SetResult(created);
+    }
+
+    /// <summary>The data keys held unwrapped, by KEK: the cache's, and the one sealing writes (never cached while it seals).</summary>
+    private Dictionary<string, int> DataKeysByKek()
+    {
+        Dictionary<string, int> counts = _cache.CountByKek();
+        if (_current is { } current)
+        {
+            counts[current.DataKey.KekId] = counts.GetValueOrDefault(current.DataKey.KekId) + 1;
+        }
+
+        return counts;
     }
 
     private DataKey? FindKnown(DataKeyId id, ReadOnlySpan<byte> kekId, ReadOnlySpan<byte> wrappedKey)
@@ -291,6 +307,7 @@ internal sealed partial class DataKeyManager : IDataKeyProvider, IDisposable
         DataKeyId id = pending.Wrapping.Id;
         DataKey? key = null;
         Exception? failure = null;
+        System.Diagnostics.Activity? span = KeyTraces.StartUnwrap(pending.KekId);
         try
         {
             key = await UnwrapAndVerifyAsync(id, pending.KekId, pending.WrappedKey).ConfigureAwait(false);
@@ -299,6 +316,8 @@ internal sealed partial class DataKeyManager : IDataKeyProvider, IDisposable
         {
             failure = ex;
         }
+
+        KeyTraces.End(span, failure);
 
         lock (_gate)
         {

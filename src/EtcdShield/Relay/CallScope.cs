@@ -1,6 +1,7 @@
 using EtcdShield.Audit;
 using EtcdShield.Authorization;
 using EtcdShield.Protocol.Etcdserverpb;
+using EtcdShield.ReadCache;
 using EtcdShield.Streams;
 using Google.Protobuf;
 using Grpc.Core;
@@ -18,6 +19,7 @@ internal sealed class CallScopes
     /// elsewhere at once and shutdown does not wait for them until the host's timeout.</param>
     public CallScopes(
         UpstreamChannel upstream,
+        SerializableReadCache readCache,
         CallerLookup callers,
         AccessGate gate,
         OpenStreams streams,
@@ -25,14 +27,16 @@ internal sealed class CallScopes
         AuditLog audit,
         TimeProvider time,
         ILogger<RequestRelay> logger,
+        RelayTraces traces,
         IHostApplicationLifetime? lifetime = null)
-        : this(upstream.Invoker, callers, gate, streams, metrics, audit, time, logger, lifetime?.ApplicationStopping ?? CancellationToken.None)
+        : this(readCache.Wrap(upstream.Invoker), callers, gate, streams, metrics, audit, time, logger, lifetime?.ApplicationStopping ?? CancellationToken.None, traces)
     {
     }
 
     /// <summary>For the unit tests: any <paramref name="upstream"/> (an in-memory etcd) and any stopping signal.</summary>
-    internal CallScopes(CallInvoker upstream, CallerLookup callers, AccessGate gate, OpenStreams streams, RelayMetrics metrics, AuditLog audit, TimeProvider time, ILogger logger, CancellationToken stopping)
+    internal CallScopes(CallInvoker upstream, CallerLookup callers, AccessGate gate, OpenStreams streams, RelayMetrics metrics, AuditLog audit, TimeProvider time, ILogger logger, CancellationToken stopping, RelayTraces? traces = null)
     {
+        Traces = traces;
         Upstream = upstream;
         Callers = callers;
         Gate = gate;
@@ -62,6 +66,9 @@ internal sealed class CallScopes
 
     internal CancellationToken Stopping { get; }
 
+    /// <summary>The request spans; null (the unit tests) traces nothing.</summary>
+    internal RelayTraces? Traces { get; }
+
     /// <summary>Step 1 of every call: who is calling, the clock, and a cancellation that also fires on shutdown.</summary>
     public CallScope Begin(RelayedMethod method, ServerCallContext context) => new(this, method, context);
 }
@@ -77,7 +84,10 @@ internal sealed class CallScope : IDisposable
     private readonly long _started;
     private readonly CancellationTokenSource _stop;
 
-    // The key ranges the gate found in the request, kept for the audit record when there is one.
+    // The request's span, null when tracing is off.
+    private readonly System.Diagnostics.Activity? _span;
+
+    // The key ranges the gate found in the request, kept for the audit record when there is one, and counted for a recorded span.
     private readonly List<KeyAccess>? _accesses;
     private RpcException? _failure;
 
@@ -85,16 +95,18 @@ internal sealed class CallScope : IDisposable
     {
         _shared = shared;
         _started = shared.Time.GetTimestamp();
+        _span = shared.Traces?.StartRequest(method.Method, context.RequestHeaders);
+        var traced = _span is { IsAllDataRequested: true };
         Method = method;
         Context = context;
         Caller = shared.Callers.Of(context);
-        _accesses = shared.Audit.Enabled ? [] : null;
+        _accesses = shared.Audit.Enabled || traced ? [] : null;
         // A unary call is left to finish within the host's shutdown timeout (Kestrel waits for it, then aborts it);
         // a call that may last indefinitely (a stream, a Lock or Campaign waiting on etcd) ends at once.
         _stop = method.Type == MethodType.Unary && !RequestRelay.WaitsOnEtcd(method)
             ? CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken)
             : CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, shared.Stopping);
-        Call = new RelayCall(method, context, shared.Upstream, _stop.Token);
+        Call = new RelayCall(method, context, traced ? new TracedUpstream(shared.Upstream, shared.Traces!) : shared.Upstream, _stop.Token);
         if (method.Type != MethodType.Unary)
         {
             shared.Metrics.StreamOpened(method.Name);
@@ -192,7 +204,7 @@ internal sealed class CallScope : IDisposable
     public AccessDenial? AuthorizeWatchCreate(Caller caller, WatchRequest request)
     {
         var started = _shared.Time.GetTimestamp();
-        var keys = _accesses is null ? null : new List<KeyAccess>();
+        var keys = _shared.Audit.Enabled ? new List<KeyAccess>() : null;
         var denial = _shared.Gate.Authorize(caller, Method.Name, request, keys);
         if (keys is not null)
         {
@@ -209,7 +221,7 @@ internal sealed class CallScope : IDisposable
     public AccessDenial? AuthorizeWatch(Caller caller, KeyRange range)
     {
         var denial = _shared.Gate.AuthorizeWatch(caller, Method.Name, range);
-        if (denial is not null && _accesses is not null)
+        if (denial is not null && _shared.Audit.Enabled)
         {
             Record(caller, [new KeyAccess(range, KeyPermission.Read, "watch")], denial, StatusCode.PermissionDenied, TimeSpan.Zero);
         }
@@ -238,7 +250,12 @@ internal sealed class CallScope : IDisposable
         }
 
         _shared.Metrics.RequestCompleted(Method.Name, status, elapsed);
-        if (_accesses is not null)
+        if (_span is not null)
+        {
+            RelayTraces.EndRequest(_span, Caller, _accesses?.Count ?? 0, status);
+        }
+
+        if (_accesses is not null && _shared.Audit.Enabled)
         {
             Record(Caller, _accesses, _failure as AccessDenial, status, elapsed);
         }

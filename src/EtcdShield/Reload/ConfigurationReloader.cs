@@ -29,6 +29,12 @@ internal sealed partial class ConfigurationReloader : BackgroundService
         _logger = logger;
         _reloads = meters.Create(MeterName).CreateCounter<long>(
             "etcdshield.config.reloads", unit: "{reload}", description: "Reloads of certificates, CAs, CRLs and the policy after their files changed, by source and result (reloaded or failed).");
+        // Every source and result exported from the start, so that an alert's increase() counts the first failure too.
+        foreach (var source in _sources)
+        {
+            _reloads.Add(0, new("source", source.Name), new("result", "reloaded"));
+            _reloads.Add(0, new("source", source.Name), new("result", "failed"));
+        }
     }
 
     /// <summary>Checks every source now; what SIGHUP and the timer do. Returns what happened to each changed source.</summary>

@@ -77,6 +77,18 @@ internal sealed partial class OpenStreams
         }
     }
 
+    /// <summary>
+    /// Open streams per identity, and on the busiest connection, for the metrics (copied under the lock: linear in the
+    /// identities and connections holding a stream, each bounded by the policy and by Kestrel).
+    /// </summary>
+    public (KeyValuePair<string, int>[] ByIdentity, int BusiestConnection) Usage()
+    {
+        lock (_lock)
+        {
+            return ([.. _byIdentity], _byConnection.Count == 0 ? 0 : _byConnection.Values.Max());
+        }
+    }
+
     /// <summary>Completes when no stream is open (at once if none is).</summary>
     public Task AllClosedAsync()
     {

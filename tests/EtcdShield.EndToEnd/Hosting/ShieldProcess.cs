@@ -77,8 +77,8 @@ internal sealed class ShieldProcess : IAsyncDisposable
         }
     }
 
-    /// <summary>A gRPC channel of its own to the proxy, as the allowed client over mutual TLS.</summary>
-    public GrpcChannel Channel()
+    /// <summary>A gRPC channel of its own to the proxy over mutual TLS, as <paramref name="client"/> (default: the allowed client).</summary>
+    public GrpcChannel Channel(CertificatePaths? client = null)
     {
         var policy = new X509ChainPolicy { TrustMode = X509ChainTrustMode.CustomRootTrust, RevocationMode = X509RevocationMode.NoCheck };
         policy.CustomTrustStore.Add(X509Certificate2.CreateFromPem(File.ReadAllText(_pki.CaFile)));
@@ -86,7 +86,7 @@ internal sealed class ShieldProcess : IAsyncDisposable
         {
             SslOptions = new SslClientAuthenticationOptions
             {
-                ClientCertificates = [ShieldServer.DefaultClient(_pki).LoadWithPrivateKey()],
+                ClientCertificates = [(client ?? ShieldServer.DefaultClient(_pki)).LoadWithPrivateKey()],
                 CertificateChainPolicy = policy,
                 EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
             },

@@ -55,7 +55,7 @@ public sealed partial class FolderDependencyTests
             var name = owner.GetField("MeterName", BindingFlags.Public | BindingFlags.Static)?.GetRawConstantValue();
             Assert.Equal($"EtcdShield.{folder.Key}", name);
         });
-        Assert.Equal(["Audit", "Authorization", "Encryption", "Keys", "Relay", "Reload", "Tls", "Watches"], owners.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal(["Audit", "Authorization", "Encryption", "Hosting", "Keys", "ReadCache", "Relay", "Reload", "Streams", "Tls", "Watches"], owners.Keys.Order(StringComparer.Ordinal));
     }
 
     /// <summary>A path that returns to its start, or null; depth-first, in name order so the message is stable.</summary>

@@ -6,6 +6,7 @@ using EtcdShield.Authorization;
 using EtcdShield.Configuration;
 using EtcdShield.Tls;
 using Grpc.Core;
+using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace EtcdShield.Tests.Audit;
@@ -33,6 +34,24 @@ public sealed class AuditLogTests : IDisposable
     private static AuditEntry Entry(bool denied = false, params KeyAccess[] keys) => new(
         new DateTimeOffset(2026, 11, 23, 18, 0, 0, 123, TimeSpan.Zero), ApiServer, "KV/Put", keys, denied,
         denied ? "etcdshield: permission denied: nope" : null, denied ? StatusCode.PermissionDenied : StatusCode.OK, TimeSpan.FromMicroseconds(1500));
+
+    [Fact]
+    public void The_dropped_counter_is_exported_at_zero_for_each_reason_with_an_audit_log_and_not_without()
+    {
+        using var dropped = new MetricCollector<long>(_meters, AuditLog.MeterName, "etcdshield.audit.dropped");
+
+        using (new AuditLog(new ShieldOptions(), _meters, NullLogger<AuditLog>.Instance))
+        {
+            Assert.Empty(dropped.GetMeasurementSnapshot());
+        }
+
+        using var log = Log();
+
+        // At zero from the start, so an alert's increase() counts the first record lost.
+        Assert.Equal(
+            ["queue_full=0", "write_failed=0"],
+            dropped.GetMeasurementSnapshot().Select(m => $"{m.Tags["reason"]}={m.Value}").Order(StringComparer.Ordinal));
+    }
 
     [Fact]
     public void One_json_line_with_who_what_where_and_how_it_ended()

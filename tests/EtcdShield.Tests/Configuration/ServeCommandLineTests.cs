@@ -37,6 +37,8 @@ public sealed class ServeCommandLineTests : IDisposable
         Assert.Equal(1_572_864, options.MaxRequestBytes);
         Assert.Equal(128, options.MaxTxnOps);
         Assert.Equal(["apiserver"], options.AllowCommonNames);
+        Assert.Equal("text", options.LogFormat);
+        Assert.Equal("json", Options(Minimal("--no-encryption", "--log-format", "json")).LogFormat);
     }
 
     [Theory]
@@ -86,6 +88,7 @@ public sealed class ServeCommandLineTests : IDisposable
     [InlineData("--max-request-bytes", "ten", "--max-request-bytes must be a whole number")]
     [InlineData("--max-txn-ops", "0", "--max-txn-ops must be a whole number from 1")]
     [InlineData("--log-level", "Chatty", "--log-level")]
+    [InlineData("--log-format", "JSON", "--log-format must be text or json, not 'JSON'")]
     [InlineData("--upstream-cert-file", "FILE", "go together")]
     public void Bad_input_is_refused_with_a_message_naming_the_flag(string flag, string value, string expected)
     {
@@ -215,5 +218,35 @@ public sealed class ServeCommandLineTests : IDisposable
         }
 
         Assert.DoesNotContain("'https://ok.example'", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Tracing_is_off_without_an_otlp_endpoint()
+    {
+        var options = Options(Minimal("--no-encryption"));
+
+        Assert.Equal((null, "grpc", 0.0), (options.OtlpEndpoint, options.OtlpProtocol, options.TraceSamplingRatio));
+    }
+
+    [Fact]
+    public void An_otlp_endpoint_with_a_protocol_and_a_ratio_is_read()
+    {
+        var options = Options(Minimal("--no-encryption", "--otlp-endpoint", "http://127.0.0.1:4318", "--otlp-protocol", "http/protobuf", "--trace-sampling-ratio", "0.25"));
+
+        Assert.Equal((new Uri("http://127.0.0.1:4318"), "http/protobuf", 0.25), (options.OtlpEndpoint, options.OtlpProtocol, options.TraceSamplingRatio));
+    }
+
+    [Theory]
+    [InlineData("--trace-sampling-ratio must be a number from 0 to 1, not '1.5'", "--otlp-endpoint", "http://127.0.0.1:4317", "--trace-sampling-ratio", "1.5")]
+    [InlineData("--trace-sampling-ratio must be a number from 0 to 1, not 'NaN'", "--otlp-endpoint", "http://127.0.0.1:4317", "--trace-sampling-ratio", "NaN")]
+    [InlineData("--otlp-protocol must be grpc or http/protobuf, not 'http/json'", "--otlp-endpoint", "http://127.0.0.1:4317", "--otlp-protocol", "http/json")]
+    [InlineData("--otlp-protocol and --trace-sampling-ratio go with --otlp-endpoint", "--trace-sampling-ratio", "1")]
+    [InlineData("--otlp-endpoint http://127.0.0.1:4317/v1/traces must have no path with --otlp-protocol grpc", "--otlp-endpoint", "http://127.0.0.1:4317/v1/traces")]
+    [InlineData("--otlp-endpoint 'collector:4317' is not a URL", "--otlp-endpoint", "collector:4317")]
+    public void Refuses_tracing_flags_that_cannot_work(string expected, params string[] flags)
+    {
+        var e = Assert.Throws<ConfigurationException>(() => Options(Minimal(["--no-encryption", .. flags])));
+
+        Assert.Contains(expected, e.Message, StringComparison.Ordinal);
     }
 }

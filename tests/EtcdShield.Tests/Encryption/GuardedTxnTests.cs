@@ -50,6 +50,26 @@ public sealed class GuardedTxnTests : IDisposable
     }
 
     [Fact]
+    public async Task Each_retry_is_a_span_beneath_the_request_numbered_by_its_attempt()
+    {
+        using var spans = new CollectedSpans(EncryptionTraces.SourceName);
+        using var request = new System.Diagnostics.Activity("request").Start();
+        _bed.Store("/k", "v");
+        Etcd.ThenNext("KV/Txn", _ => _bed.Store("/k", "changed"));
+        Etcd.ThenNext("KV/Txn", _ => { });
+        Etcd.ThenNext("KV/Txn", _ => _bed.Store("/k", "v"));
+
+        var pending = TxnAsync(SwapTxn("/k", "v", "mine"));
+        await _bed.PassPauseAsync(pending);
+        await _bed.PassPauseAsync(pending);
+        await pending;
+
+        var retries = spans.OfTrace(request.TraceId);
+        Assert.Equal([2, 3], retries.Select(s => s.GetTagItem("etcdshield.attempt")));
+        Assert.All(retries, s => Assert.Equal(("txn.guard_retry", request.SpanId), (s.DisplayName, s.ParentSpanId)));
+    }
+
+    [Fact]
     public async Task A_write_of_the_same_plaintext_in_between_still_costs_a_retry_and_then_the_swap_succeeds()
     {
         _bed.Store("/k", "v");

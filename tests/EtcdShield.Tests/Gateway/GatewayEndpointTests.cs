@@ -106,12 +106,13 @@ public sealed class GatewayEndpointTests : IDisposable
     }
 
     [Fact]
-    public async Task Authorization_and_grpc_metadata_headers_reach_etcd_as_metadata()
+    public async Task Authorization_grpc_metadata_and_trace_context_headers_reach_etcd_as_metadata()
     {
         var (status, _, _) = await PostAsync("/v3/maintenance/status", "{}", http =>
         {
             http.Request.Headers.Authorization = "token-1";
             http.Request.Headers["Grpc-Metadata-Hasleader"] = "true";
+            http.Request.Headers["Traceparent"] = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
             http.Request.Headers["X-Other"] = "not forwarded";
         });
 
@@ -119,6 +120,7 @@ public sealed class GatewayEndpointTests : IDisposable
         var headers = Assert.Single(_bed.Etcd.Requests).Headers!;
         Assert.Equal("token-1", headers.GetValue("authorization"));
         Assert.Equal("true", headers.GetValue("hasleader"));
+        Assert.Equal("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", headers.GetValue("traceparent"));
         Assert.Null(headers.Get("x-other"));
     }
 

@@ -1,4 +1,5 @@
 using EtcdShield.Hosting;
+using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using Microsoft.Extensions.Time.Testing;
 
 namespace EtcdShield.Tests.Hosting;
@@ -106,6 +107,41 @@ public sealed class ReadinessTests
 
         Assert.False(report.Ready);
         Assert.Equal("check failed: InvalidOperationException: broken", report.Results[0].Reason);
+    }
+
+    [Fact]
+    public async Task The_gauge_shows_the_last_finished_round_and_each_scrape_asks_for_the_next()
+    {
+        var readiness = NewReadiness();
+        var meters = TestMeterFactory.Create();
+        _ = new ReadinessMetrics(readiness, meters);
+        using var ready = new MetricCollector<int>(meters, ReadinessMetrics.MeterName, "etcdshield.ready");
+        string Scrape()
+        {
+            ready.Clear();
+            ready.RecordObservableInstruments();
+            return string.Join(",", ready.GetMeasurementSnapshot().Select(m => $"{m.Tags["check"]}={m.Value}"));
+        }
+
+        // Before any round has finished there is nothing to show; the scrape starts the first round.
+        _etcd.Hold = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var first = Scrape();
+        await _etcd.Reached.Task;
+        _etcd.Hold.SetResult();
+        _etcd.Hold = null;
+        await readiness.CheckAsync();
+        _keys.Reason = "key provider unreachable: no HSM session";
+        var cached = Scrape();
+        _time.Advance(Readiness.CacheFor);
+        var stale = Scrape();
+        await readiness.CheckAsync();
+        var next = Scrape();
+
+        Assert.Equal("", first);
+        Assert.Equal("etcd=1,key_provider=1", cached);
+        Assert.Equal("etcd=1,key_provider=1", stale);
+        Assert.Equal("etcd=1,key_provider=0", next);
+        Assert.Equal(2, _keys.Calls);
     }
 
     private sealed class FakeCheck(string name) : IReadinessCheck

@@ -75,6 +75,33 @@ public sealed class DataKeyManagerTests : IDisposable
     }
 
     [Fact]
+    public async Task The_key_gauges_show_the_current_kek_and_the_data_keys_held_under_each_kek()
+    {
+        using var current = new MetricCollector<int>(_meters, KeyMetrics.MeterName, "etcdshield.keys.kek_current");
+        using var held = new MetricCollector<int>(_meters, KeyMetrics.MeterName, "etcdshield.keys.data_keys");
+        using var newKek = new FakeKeyEncryptionKey("fake:next");
+        var manager = NewManager();
+        static string Observe(MetricCollector<int> collector)
+        {
+            collector.Clear();
+            collector.RecordObservableInstruments();
+            return string.Join(",", collector.GetMeasurementSnapshot().Select(m => $"{m.Tags["kek"]}={m.Value}").Order(StringComparer.Ordinal));
+        }
+
+        var before = (Observe(current), Observe(held));
+        await manager.GetEncryptionKeyAsync(CancellationToken.None);
+        var sealing = (Observe(current), Observe(held));
+        // After a KEK rotation the old sealing key stays cached (its values keep decrypting) beside the new one.
+        manager.ReplaceKeyRing(new KeyRing(newKek, _kek));
+        await manager.RotateAsync(CancellationToken.None);
+        var rotated = (Observe(current), Observe(held));
+
+        Assert.Equal(("fake:current=1", ""), before);
+        Assert.Equal(("fake:current=1", "fake:current=1"), sealing);
+        Assert.Equal(("fake:next=1", "fake:current=1,fake:next=1"), rotated);
+    }
+
+    [Fact]
     public async Task Rotates_after_the_configured_number_of_writes()
     {
         var manager = NewManager(new DataKeyOptions(maxWritesPerKey: 5));
@@ -211,6 +238,22 @@ public sealed class DataKeyManagerTests : IDisposable
         _time.Advance(TimeSpan.FromMinutes(10));
         Assert.Equal("s3cr3t"u8.ToArray(), ValueEnvelope.Open(await Lookup(manager, envelope), EtcdKey, envelope));
         Assert.Equal(1, _kek.UnwrapCalls);
+    }
+
+    [Fact]
+    public async Task A_data_key_creation_and_an_unwrap_are_spans_beneath_the_request_that_needed_them_naming_the_kek()
+    {
+        using var spans = new CollectedSpans(KeyTraces.SourceName);
+        using var request = new System.Diagnostics.Activity("request").Start();
+        byte[] envelope = await SealAsync(NewManager());
+
+        DataKey key = await Lookup(NewManager(), envelope);
+
+        var traced = spans.OfTrace(request.TraceId);
+        Assert.Equal(["kek.wrap", "kek.unwrap"], traced.Select(s => s.DisplayName));
+        Assert.All(traced, s => Assert.Equal((request.SpanId, _kek.Id), (s.ParentSpanId, s.GetTagItem("etcdshield.kek_id"))));
+        Assert.All(traced, s => Assert.Equal(System.Diagnostics.ActivityStatusCode.Unset, s.Status));
+        Assert.Equal("s3cr3t"u8.ToArray(), ValueEnvelope.Open(key, EtcdKey, envelope));
     }
 
     [Fact]

@@ -37,9 +37,11 @@ internal sealed class RelayBed : IDisposable
     private readonly AdmittedClient _connection = new(null);
 
     /// <param name="audit">Whether the relay writes an audit log, which <see cref="AuditedAsync"/> reads.</param>
+    /// <param name="traces">The relay's spans; none are made without.</param>
+    /// <param name="upstream">What the relay reaches <see cref="Etcd"/> through (the read cache); etcd itself by default.</param>
     /// <param name="watches">With options, watch streams are served by a <see cref="WatchHub"/> (watch sharing) with them.</param>
     /// <param name="watchRewriter">What opens the shared watches' values.</param>
-    public RelayBed(string keys = "{ prefix: /app/, permission: readwrite }", string methods = "[Maintenance/Status, Maintenance/Snapshot, Lease/LeaseKeepAlive]", int maxStreams = 1000, bool audit = false, ShieldOptions? watches = null, IStreamRewriter? watchRewriter = null)
+    public RelayBed(string keys = "{ prefix: /app/, permission: readwrite }", string methods = "[Maintenance/Status, Maintenance/Snapshot, Lease/LeaseKeepAlive]", int maxStreams = 1000, bool audit = false, RelayTraces? traces = null, Func<CallInvoker, CallInvoker>? upstream = null, ShieldOptions? watches = null, IStreamRewriter? watchRewriter = null)
     {
         _policyFile = Path.Combine(_dir, "policy.yaml");
         File.WriteAllText(_policyFile, PolicyText(keys, methods));
@@ -56,7 +58,7 @@ internal sealed class RelayBed : IDisposable
         _audit.StartAsync(CancellationToken.None).GetAwaiter().GetResult();
         var options = new ShieldOptions { MaxStreamsPerIdentity = maxStreams, MaxStreamsPerConnection = maxStreams };
         var scopes = new CallScopes(
-            Etcd,
+            upstream?.Invoke(Etcd) ?? Etcd,
             new CallerLookup(Policy, trust),
             new AccessGate(KeyRedaction.None, new AuthorizationMetrics(meters), NullLogger<AccessGate>.Instance),
             new OpenStreams(options, Policy, trust, NullLogger<OpenStreams>.Instance),
@@ -64,7 +66,8 @@ internal sealed class RelayBed : IDisposable
             _audit,
             Time,
             new FakeLogger(Logs),
-            _stopping.Token);
+            _stopping.Token,
+            traces);
         Routes = new RelayRoutes();
         Hub = watches is null ? null : new WatchHub(Etcd, watchRewriter, watches, meters, Time, NullLogger<WatchHub>.Instance, _stopping.Token);
         Relay = new RequestRelay(scopes, Routes, Hub);

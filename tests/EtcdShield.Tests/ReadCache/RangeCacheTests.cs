@@ -1,0 +1,250 @@
+using System.Diagnostics.Metrics;
+using EtcdShield.Protocol.Etcdserverpb;
+using EtcdShield.Protocol.Mvccpb;
+using EtcdShield.ReadCache;
+using Google.Protobuf;
+using Google.Protobuf.Collections;
+using Microsoft.Extensions.Diagnostics.Metrics.Testing;
+
+namespace EtcdShield.Tests.ReadCache;
+
+/// <summary>The freshness rules of <see cref="RangeCache"/>, in revisions, without a watch: the test plays it.</summary>
+public sealed class RangeCacheTests
+{
+    private readonly IMeterFactory _meters = TestMeterFactory.Create();
+    private readonly ReadCacheMetrics _metrics;
+
+    public RangeCacheTests() => _metrics = new ReadCacheMetrics(_meters);
+
+    [Fact]
+    public void Nothing_is_served_before_the_watch_is_up_and_a_fill_is_served_after()
+    {
+        var cache = new RangeCache(1 << 20, _metrics);
+        Fill(cache, "/a", revision: 5);
+        Assert.Null(Get(cache, "/a"));
+
+        cache.Established(5);
+        Fill(cache, "/a", revision: 5);
+
+        Assert.Equal("v@5", Value(Get(cache, "/a")));
+    }
+
+    [Fact]
+    public void A_change_of_the_key_removes_its_single_key_and_range_entries_and_no_other()
+    {
+        var cache = Up(5);
+        Fill(cache, "/a", revision: 5);
+        Fill(cache, "/b", revision: 5);
+        Fill(cache, "/a", revision: 5, rangeEnd: "/b");
+        Fill(cache, "/b", revision: 5, rangeEnd: "/c");
+        Fill(cache, "/", revision: 5, rangeEnd: "\0");
+
+        cache.Observed(Events(("/a", 6)), 6);
+
+        Assert.Null(Get(cache, "/a"));
+        Assert.Null(Get(cache, "/a", rangeEnd: "/b"));
+        Assert.Null(Get(cache, "/", rangeEnd: "\0"));
+        Assert.NotNull(Get(cache, "/b"));
+        Assert.NotNull(Get(cache, "/b", rangeEnd: "/c"));
+    }
+
+    [Fact]
+    public void A_change_at_or_below_the_entry_s_revision_is_already_in_it()
+    {
+        var cache = Up(5);
+        Fill(cache, "/a", revision: 7);
+        cache.Observed(Events(("/a", 7)), 7);
+
+        Assert.Equal("v@7", Value(Get(cache, "/a")));
+    }
+
+    [Fact]
+    public void An_entry_read_ahead_of_the_watch_is_served_only_once_the_watch_has_caught_up_to_it()
+    {
+        var cache = Up(5);
+        Fill(cache, "/a", revision: 8);
+        Assert.Null(Get(cache, "/a"));
+
+        cache.Observed(Events(("/other", 8)), 8);
+
+        Assert.Equal("v@8", Value(Get(cache, "/a")));
+    }
+
+    [Fact]
+    public void A_fill_is_not_kept_when_the_watch_applied_a_change_above_its_revision_while_it_was_in_flight()
+    {
+        var cache = Up(5);
+        Assert.Null(cache.TryGet(Key("/a"), out var generation));
+        // etcd answered at 5; before the answer is stored, the watch delivers a change of /a at 6.
+        cache.Observed(Events(("/a", 6)), 6);
+
+        cache.Store(Key("/a"), Request("/a"), Response("/a", 5), generation);
+
+        Assert.Null(Get(cache, "/a"));
+        Assert.Equal(0, cache.Count);
+    }
+
+    [Fact]
+    public void A_fill_is_not_kept_when_the_watch_was_lost_or_opened_again_while_it_was_in_flight()
+    {
+        var cache = Up(5);
+        Assert.Null(cache.TryGet(Key("/a"), out var generation));
+        cache.Lost();
+        cache.Established(5);
+
+        cache.Store(Key("/a"), Request("/a"), Response("/a", 5), generation);
+
+        Assert.Equal(0, cache.Count);
+    }
+
+    [Fact]
+    public void A_write_through_the_proxy_removes_the_key_at_once_and_a_fill_read_before_it_is_not_kept()
+    {
+        var cache = Up(5);
+        Fill(cache, "/a", revision: 5);
+        Assert.Null(cache.TryGet(Key("/b"), out var beforeWrite));
+
+        cache.Wrote([new WrittenRange(Bytes("/a"), ByteString.Empty)], 6);
+        // A read of /b that etcd answered at 5 arrives after the write at 6 was applied.
+        cache.Store(Key("/b"), Request("/b"), Response("/b", 5), beforeWrite);
+
+        Assert.Null(Get(cache, "/a"));
+        Assert.Equal(0, cache.Count);
+    }
+
+    [Fact]
+    public void A_range_delete_through_the_proxy_removes_the_entries_it_overlaps()
+    {
+        var cache = Up(5);
+        Fill(cache, "/a/1", revision: 5);
+        Fill(cache, "/b/1", revision: 5);
+        Fill(cache, "/", revision: 5, rangeEnd: "/b");
+        Fill(cache, "/b/", revision: 5, rangeEnd: "/b0");
+
+        cache.Wrote([new WrittenRange(Bytes("/a/"), Bytes("/a0"))], 6);
+
+        Assert.Null(Get(cache, "/a/1"));
+        Assert.Null(Get(cache, "/", rangeEnd: "/b"));
+        Assert.NotNull(Get(cache, "/b/1"));
+        Assert.NotNull(Get(cache, "/b/", rangeEnd: "/b0"));
+    }
+
+    [Fact]
+    public void A_write_whose_keys_are_unnamed_holds_serving_back_until_the_watch_has_delivered_its_revision()
+    {
+        var cache = Up(5);
+        Fill(cache, "/a", revision: 5);
+
+        cache.WroteUnnamed(6);
+        Assert.Null(Get(cache, "/a"));
+
+        cache.Observed(Events(("/lease-key", 6)), 6);
+        Assert.NotNull(Get(cache, "/a"));
+    }
+
+    [Fact]
+    public void Losing_the_watch_clears_everything_and_serves_nothing_until_it_is_up_again()
+    {
+        var cache = Up(5);
+        Fill(cache, "/a", revision: 5);
+
+        cache.Lost();
+        Assert.Null(Get(cache, "/a"));
+        Assert.Equal(0, cache.Count);
+        Assert.Equal(0, cache.Bytes);
+
+        cache.Established(5);
+        Assert.Null(Get(cache, "/a"));
+    }
+
+    [Fact]
+    public void The_least_recently_used_entry_is_evicted_to_stay_within_the_budget()
+    {
+        using var evictions = new MetricCollector<long>(_meters, ReadCacheMetrics.MeterName, "etcdshield.read_cache.evictions");
+        var entry = EntrySize("/a");
+        var cache = new RangeCache(entry * 8, _metrics);
+        cache.Established(5);
+        for (var i = 0; i < 8; i++)
+        {
+            Fill(cache, $"/{(char)('a' + i)}", revision: 5);
+        }
+
+        Assert.NotNull(Get(cache, "/a"));
+        Fill(cache, "/z", revision: 5);
+
+        Assert.True(cache.Bytes <= entry * 8);
+        Assert.NotNull(Get(cache, "/a"));
+        Assert.Null(Get(cache, "/b"));
+        Assert.NotNull(Get(cache, "/z"));
+        Assert.Equal(1, evictions.Counted());
+    }
+
+    [Fact]
+    public void An_answer_larger_than_an_eighth_of_the_budget_is_not_cached()
+    {
+        var cache = new RangeCache(EntrySize("/a") * 7, _metrics);
+        cache.Established(5);
+
+        Fill(cache, "/a", revision: 5);
+
+        Assert.Equal(0, cache.Count);
+    }
+
+    [Fact]
+    public void Range_entries_are_bounded_in_number()
+    {
+        var cache = Up(5);
+        for (var i = 0; i <= RangeCache.MaxRangeEntries; i++)
+        {
+            Fill(cache, $"/r{i:D5}/", revision: 5, rangeEnd: $"/r{i:D5}0");
+        }
+
+        Assert.Equal(RangeCache.MaxRangeEntries, cache.Count);
+        Assert.Null(Get(cache, "/r00000/", rangeEnd: "/r000000"));
+    }
+
+    private RangeCache Up(long revision)
+    {
+        var cache = new RangeCache(1 << 20, _metrics);
+        cache.Established(revision);
+        return cache;
+    }
+
+    private long EntrySize(string key)
+    {
+        var cache = Up(5);
+        Fill(cache, key, revision: 5);
+        return cache.Bytes;
+    }
+
+    private static ByteString Bytes(string text) => ByteString.CopyFromUtf8(text);
+
+    private static RangeRequest Request(string key, string rangeEnd = "") =>
+        new() { Key = Bytes(key), RangeEnd = Bytes(rangeEnd), Serializable = true };
+
+    private static ByteString Key(string key, string rangeEnd = "") => Request(key, rangeEnd).ToByteString();
+
+    private static RangeResponse Response(string key, long revision) => new()
+    {
+        Header = new ResponseHeader { Revision = revision },
+        Kvs = { new KeyValue { Key = Bytes(key), Value = Bytes($"v@{revision}"), ModRevision = revision } },
+        Count = 1,
+    };
+
+    private static void Fill(RangeCache cache, string key, long revision, string rangeEnd = "")
+    {
+        cache.TryGet(Key(key, rangeEnd), out var generation);
+        cache.Store(Key(key, rangeEnd), Request(key, rangeEnd), Response(key, revision), generation);
+    }
+
+    private static RangeResponse? Get(RangeCache cache, string key, string rangeEnd = "") => cache.TryGet(Key(key, rangeEnd), out _);
+
+    private static string Value(RangeResponse? response) => Assert.Single(Assert.IsType<RangeResponse>(response).Kvs).Value.ToStringUtf8();
+
+    private static RepeatedField<Event> Events(params (string Key, long Revision)[] changes)
+    {
+        var events = new RepeatedField<Event>();
+        events.AddRange(changes.Select(c => new Event { Type = Event.Types.EventType.Put, Kv = new KeyValue { Key = Bytes(c.Key), ModRevision = c.Revision } }));
+        return events;
+    }
+}
