@@ -10,8 +10,8 @@ namespace EtcdShield.Watches;
 /// </summary>
 internal sealed class FeedResponse
 {
-    private readonly byte[]?[] _bodies = new byte[]?[3];
-    private readonly bool[] _encoded = new bool[3];
+    private readonly byte[]?[] _bodies = new byte[]?[4];
+    private readonly bool[] _encoded = new bool[4];
 
     public FeedResponse(WatchResponse response)
     {

@@ -38,7 +38,8 @@ internal sealed partial class WatchHub : IWatchStreams, IAsyncDisposable
         Logger = logger;
         QueueBytes = options.WatchQueueBytes;
         FeedHistoryBytes = options.WatchQueueBytes;
-        MaxRequestBytes = options.MaxRequestBytes;
+        // etcd splits at its --max-request-bytes plus the 512 KiB of gRPC overhead it allows (v3rpc grpcOverheadBytes).
+        MaxRequestBytes = ShieldOptions.MaxReceiveMessageBytes(options.MaxRequestBytes);
         ProgressInterval = options.WatchProgressNotifyInterval;
     }
 
@@ -55,7 +56,7 @@ internal sealed partial class WatchHub : IWatchStreams, IAsyncDisposable
     /// <summary>Bytes one feed's history keeps at most (as much as one stream's queue: a watch demoted for a full queue can come back from it).</summary>
     public long FeedHistoryBytes { get; }
 
-    /// <summary>etcd's --max-request-bytes, where a watch that asked for fragments has its responses split.</summary>
+    /// <summary>Where a watch that asked for fragments has its responses split: etcd's --max-request-bytes and 512 KiB, as etcd splits.</summary>
     public int MaxRequestBytes { get; }
 
     public TimeSpan ProgressInterval { get; }

@@ -87,6 +87,8 @@ public sealed class WatchSharingTests : IDisposable
         await client.WatchAsync("/app/k", filters: [Noput.Noput]);
         var other = new WatchClient(_bed);
         await other.WatchAsync("/app/k", filters: [Noput.Nodelete]);
+        var neither = new WatchClient(_bed);
+        await neither.WatchAsync("/app/k", filters: [Noput.Noput, Noput.Nodelete]);
 
         _etcd.Put("/app/k", "1");
         var deleted = _etcd.Delete("/app/k");
@@ -97,6 +99,7 @@ public sealed class WatchSharingTests : IDisposable
         Assert.Equal(Protocol.Mvccpb.Event.Types.EventType.Delete, Assert.Single(onlyDelete.Events).Type);
         Assert.Equal("1", Assert.Single(onlyPut.Events).Kv.Value.ToStringUtf8());
         Assert.Single(_etcd.Creates);
+        Assert.False(neither.HasWaiting);
     }
 
     [Fact]
