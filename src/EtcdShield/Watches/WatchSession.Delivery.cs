@@ -392,12 +392,18 @@ internal sealed partial class WatchSession
 
         _progressAsked = true;
         var stream = _hub.StreamFor(HeadersKey, Headers);
-        Control(() => stream.RequestProgressAsync(header =>
+        // etcd 3.4 answers a progress request at once, possibly ahead of events already queued in its send loop; its
+        // answer is passed on only after a second answer, asked for once the first came, so that what etcd had
+        // queued before the first has been delivered (3.5 orders its answer after them itself).
+        Control(() => stream.RequestProgressAsync(first =>
         {
-            ProgressAnswered(header);
+            var again = stream.RequestProgressAsync(second =>
+            {
+                ProgressAnswered(first);
 
-            // A stream opened only to ask (no watch on it) is closed again.
-            _ = _hub.ReleaseStreamAsync(stream);
+                // A stream opened only to ask (no watch on it) is closed again.
+                var closing = _hub.ReleaseStreamAsync(stream);
+            });
         }));
     }
 
