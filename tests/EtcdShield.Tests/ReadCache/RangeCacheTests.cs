@@ -143,6 +143,22 @@ public sealed class RangeCacheTests
     }
 
     [Fact]
+    public void A_catch_up_batch_cut_short_by_etcd_moves_the_position_only_to_its_last_event()
+    {
+        var cache = Up(5);
+        Fill(cache, "/a", revision: 5);
+        // A lease revoked through the proxy deleted /a at 1500.
+        cache.WroteUnnamed(1500);
+
+        // The watch had fallen behind (unsynced). etcd 3.4's syncWatchers sends at most 1,000 revisions per batch
+        // (watchBatchMaxRevs) but stamps the batch with the store's revision, here 2000: /a's delete at 1500 is in
+        // the next batch, so the watch has not delivered 1500 yet.
+        cache.Observed(Events(("/other", 6), ("/other", 1005)), 2000);
+
+        Assert.Null(Get(cache, "/a"));
+    }
+
+    [Fact]
     public void Losing_the_watch_clears_everything_and_serves_nothing_until_it_is_up_again()
     {
         var cache = Up(5);
