@@ -191,7 +191,7 @@ internal sealed class RangeCache
         }
     }
 
-    /// <summary>The watch delivered <paramref name="events"/> and everything up to <paramref name="revision"/>.</summary>
+    /// <summary>The watch delivered <paramref name="events"/> (everything up to the last of them), or none and everything up to <paramref name="revision"/>.</summary>
     public void Observed(RepeatedField<Event> events, long revision)
     {
         lock (_lock)
@@ -201,15 +201,20 @@ internal sealed class RangeCache
                 return;
             }
 
+            // A response with events has delivered everything up to its last event only: etcd 3.4 cuts a catch-up
+            // batch of an unsynced watch at 1,000 revisions (watchBatchMaxRevs) and still stamps it with the
+            // store's revision, the rest to follow. Only a response without events (progress) says its revision.
+            var delivered = events.Count == 0 ? revision : 0;
             foreach (var change in events)
             {
                 if (change.Kv is { } kv)
                 {
                     InvalidateKey(kv.Key, kv.ModRevision);
+                    delivered = Math.Max(delivered, kv.ModRevision);
                 }
             }
 
-            _position = Math.Max(_position, revision);
+            _position = Math.Max(_position, delivered);
             Wake();
         }
     }
