@@ -102,7 +102,7 @@ internal sealed class RangeCache
         lock (_lock)
         {
             generation = _generation;
-            if (_established && _entries.TryGetValue(request, out var entry) && _position >= entry.Revision && _position >= _floor)
+            if (_established && _entries.TryGetValue(request, out var entry) && _position >= entry.Revision && _position >= Volatile.Read(ref _floor))
             {
                 Touch(entry);
                 _metrics.Hit();
@@ -265,13 +265,33 @@ internal sealed class RangeCache
         {
             if (revision > 0)
             {
-                _floor = Math.Max(_floor, revision);
+                Saw(revision);
             }
             else
             {
                 Clear();
                 _generation++;
             }
+        }
+    }
+
+    /// <summary>
+    /// An answer of etcd that passed through the proxy showed its state at <paramref name="revision"/>: nothing is
+    /// served until the watch has delivered it, so that no read through the proxy goes back below a revision one
+    /// already showed (etcd's member never does). Lock-free: every answer passes here.
+    /// </summary>
+    public void Saw(long revision)
+    {
+        var floor = Volatile.Read(ref _floor);
+        while (revision > floor)
+        {
+            var was = Interlocked.CompareExchange(ref _floor, revision, floor);
+            if (was == floor)
+            {
+                return;
+            }
+
+            floor = was;
         }
     }
 
