@@ -49,6 +49,29 @@ public sealed class RangeCacheTests
     }
 
     [Fact]
+    public void A_large_batch_of_events_removes_the_range_entries_holding_any_of_its_keys_and_no_other()
+    {
+        var cache = Up(5);
+        Fill(cache, "/a/", revision: 5, rangeEnd: "/a0");
+        Fill(cache, "/b/", revision: 5, rangeEnd: "/b0");
+        Fill(cache, "/c", revision: 5, rangeEnd: "\0");
+        Fill(cache, "/", revision: 5, rangeEnd: "/a");
+        Fill(cache, "/b/7", revision: 5);
+        Fill(cache, "/b/x", revision: 5);
+        // A range delete of many keys: /b/0 to /b/9 and, past every range but the from-key one, /d/0 to /d/9.
+        var changes = Enumerable.Range(0, 10).SelectMany(i => new[] { ($"/d/{i}", 6L), ($"/b/{i}", 6L) }).ToArray();
+
+        cache.Observed(Events(changes), 6);
+
+        Assert.Null(Get(cache, "/b/", rangeEnd: "/b0"));
+        Assert.Null(Get(cache, "/c", rangeEnd: "\0"));
+        Assert.Null(Get(cache, "/b/7"));
+        Assert.NotNull(Get(cache, "/a/", rangeEnd: "/a0"));
+        Assert.NotNull(Get(cache, "/", rangeEnd: "/a"));
+        Assert.NotNull(Get(cache, "/b/x"));
+    }
+
+    [Fact]
     public void A_change_at_or_below_the_entry_s_revision_is_already_in_it()
     {
         var cache = Up(5);
