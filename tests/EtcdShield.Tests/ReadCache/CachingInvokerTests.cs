@@ -48,6 +48,21 @@ public sealed class CachingInvokerTests : IDisposable
     }
 
     [Fact]
+    public async Task Writes_and_reads_the_cache_does_not_answer_never_open_the_watch()
+    {
+        var key = ByteString.CopyFromUtf8("/a");
+        for (var i = 0; i < 3; i++)
+        {
+            await _kv.PutAsync(new PutRequest { Key = key, Value = ByteString.CopyFromUtf8($"{i}") });
+            await _kv.RangeAsync(new RangeRequest { Key = key });
+            await _kv.DeleteRangeAsync(new DeleteRangeRequest { Key = key });
+        }
+
+        Assert.True(_cache.Watch!.Running.IsCompleted);
+        Assert.False(_watch.Opened.IsCompleted);
+    }
+
+    [Fact]
     public async Task A_read_repeated_once_the_watch_is_up_is_answered_without_etcd()
     {
         _etcd.Store.Put("/a", "1");
