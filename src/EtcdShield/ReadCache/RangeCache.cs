@@ -197,8 +197,12 @@ internal sealed class RangeCache
         }
     }
 
-    /// <summary>The watch delivered <paramref name="events"/> (everything up to the last of them), or none and everything up to <paramref name="revision"/>.</summary>
-    public void Observed(RepeatedField<Event> events, long revision)
+    /// <summary>
+    /// The watch delivered <paramref name="events"/> (everything up to the last of them; a <paramref name="fragment"/>
+    /// of a larger response, only everything below the last one's revision, whose other events may follow), or none
+    /// and everything up to <paramref name="revision"/>.
+    /// </summary>
+    public void Observed(RepeatedField<Event> events, long revision, bool fragment = false)
     {
         lock (_lock)
         {
@@ -226,7 +230,7 @@ internal sealed class RangeCache
                 InvalidateRangesHolding(events);
             }
 
-            _position = Math.Max(_position, delivered);
+            _position = Math.Max(_position, fragment ? delivered - 1 : delivered);
             Wake();
         }
     }

@@ -182,6 +182,23 @@ public sealed class RangeCacheTests
     }
 
     [Fact]
+    public void A_fragment_moves_the_position_only_below_its_last_event_s_revision()
+    {
+        var cache = Up(5);
+        Fill(cache, "/a", revision: 5);
+        // A lease revoked through the proxy deleted /a and /b at 6; etcd split the revision's events in fragments.
+        cache.WroteUnnamed(6);
+
+        cache.Observed(Events(("/b", 6)), 6, fragment: true);
+        Assert.Null(Get(cache, "/a"));
+
+        cache.Observed(Events(("/a", 6)), 6);
+        Assert.Null(Get(cache, "/a"));
+        Fill(cache, "/a", revision: 6);
+        Assert.NotNull(Get(cache, "/a"));
+    }
+
+    [Fact]
     public void Losing_the_watch_clears_everything_and_serves_nothing_until_it_is_up_again()
     {
         var cache = Up(5);
