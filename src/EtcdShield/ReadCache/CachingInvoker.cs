@@ -63,7 +63,8 @@ internal sealed class CachingInvoker : CallInvoker
             return Then(writing, HoldBackAsync(writing.ResponseAsync));
         }
 
-        return _upstream.AsyncUnaryCall(method, host, options, request);
+        var answering = _upstream.AsyncUnaryCall(method, host, options, request);
+        return Then(answering, SeenAsync(answering.ResponseAsync));
     }
 
     public override TResponse BlockingUnaryCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options, TRequest request) =>
@@ -87,6 +88,7 @@ internal sealed class CachingInvoker : CallInvoker
     /// <summary>The revision of an etcd answer: every answer of etcd's services has its header in field 1.</summary>
     private static long RevisionOf(object? response) => response switch
     {
+        RangeResponse range => range.Header?.Revision ?? 0,
         PutResponse put => put.Header?.Revision ?? 0,
         DeleteRangeResponse delete => delete.Header?.Revision ?? 0,
         TxnResponse txn => txn.Header?.Revision ?? 0,
@@ -103,6 +105,7 @@ internal sealed class CachingInvoker : CallInvoker
             _cache.Entries!.Store(key, range, etcd.Clone(), generation);
         }
 
+        _cache.Entries!.Saw(RevisionOf(response));
         return response;
     }
 
@@ -131,6 +134,7 @@ internal sealed class CachingInvoker : CallInvoker
             if (revision > 0)
             {
                 _cache.Entries!.Wrote(ranges, revision);
+                _cache.Entries.Saw(revision);
             }
             else
             {
@@ -138,6 +142,14 @@ internal sealed class CachingInvoker : CallInvoker
             }
         }
 
+        return response;
+    }
+
+    /// <summary>Any other answer: its revision holds serving back until the watch has delivered it (<see cref="RangeCache.Saw"/>).</summary>
+    private async Task<TResponse> SeenAsync<TResponse>(Task<TResponse> answer)
+    {
+        var response = await answer.ConfigureAwait(false);
+        _cache.Entries!.Saw(RevisionOf(response));
         return response;
     }
 

@@ -97,7 +97,8 @@ internal sealed partial class KeyspaceWatch : IDisposable
             using var watch = new Watch.WatchClient(_upstream).Watch(new Metadata { { "hasleader", "true" } }, cancellationToken: call.Token);
             await watch.RequestStream.WriteAsync(new WatchRequest
             {
-                CreateRequest = new WatchCreateRequest { Key = Everything, RangeEnd = Everything, ProgressNotify = true },
+                // Fragments: a catch-up batch (up to 1,000 revisions) would otherwise come as one message of any size.
+                CreateRequest = new WatchCreateRequest { Key = Everything, RangeEnd = Everything, ProgressNotify = true, Fragment = true },
             }).ConfigureAwait(false);
             while (await watch.ResponseStream.MoveNext(call.Token).ConfigureAwait(false))
             {
@@ -115,7 +116,7 @@ internal sealed partial class KeyspaceWatch : IDisposable
                     continue;
                 }
 
-                _cache.Observed(response.Events, response.Header.Revision);
+                _cache.Observed(response.Events, response.Header.Revision, response.Fragment);
             }
 
             throw new RpcException(new Status(StatusCode.Unavailable, "etcd ended the watch"));

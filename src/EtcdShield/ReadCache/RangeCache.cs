@@ -43,11 +43,17 @@ internal sealed class RangeCache
     /// <summary>A write whose ranges are more than this is applied by clearing the cache, not by checking each entry against each range.</summary>
     public const int MaxWriteRanges = 16;
 
-    /// <summary>What an entry costs besides its bytes: its objects, its list nodes and index slots.</summary>
-    public const int EntryOverheadBytes = 256;
+    /// <summary>
+    /// What an entry costs besides its bytes: its objects (the answer's message, header and list, the request and key
+    /// byte strings, the entry), its list nodes and index slots, the set of its key's variants. Measured at about
+    /// 630 bytes (RangeCacheMemoryTests); counted with a margin.
+    /// </summary>
+    public const int EntryOverheadBytes = 768;
 
-    /// <summary>What each parsed key-value of an answer costs besides its bytes.</summary>
-    public const int KeyValueOverheadBytes = 128;
+    /// <summary>What each parsed key-value of an answer costs besides its bytes: the message and its two byte strings, measured at about 170.</summary>
+    public const int KeyValueOverheadBytes = 192;
+
+    private static readonly Comparer<ByteString> KeyOrder = Comparer<ByteString>.Create((x, y) => x.Span.SequenceCompareTo(y.Span));
 
     private readonly object _lock = new();
     private readonly long _budget;
@@ -102,7 +108,7 @@ internal sealed class RangeCache
         lock (_lock)
         {
             generation = _generation;
-            if (_established && _entries.TryGetValue(request, out var entry) && _position >= entry.Revision && _position >= _floor)
+            if (_established && _entries.TryGetValue(request, out var entry) && _position >= entry.Revision && _position >= Volatile.Read(ref _floor))
             {
                 Touch(entry);
                 _metrics.Hit();
@@ -191,8 +197,12 @@ internal sealed class RangeCache
         }
     }
 
-    /// <summary>The watch delivered <paramref name="events"/> and everything up to <paramref name="revision"/>.</summary>
-    public void Observed(RepeatedField<Event> events, long revision)
+    /// <summary>
+    /// The watch delivered <paramref name="events"/> (everything up to the last of them; a <paramref name="fragment"/>
+    /// of a larger response, only everything below the last one's revision, whose other events may follow), or none
+    /// and everything up to <paramref name="revision"/>.
+    /// </summary>
+    public void Observed(RepeatedField<Event> events, long revision, bool fragment = false)
     {
         lock (_lock)
         {
@@ -201,15 +211,26 @@ internal sealed class RangeCache
                 return;
             }
 
+            // A response with events has delivered everything up to its last event only: etcd 3.4 cuts a catch-up
+            // batch of an unsynced watch at 1,000 revisions (watchBatchMaxRevs) and still stamps it with the
+            // store's revision, the rest to follow. Only a response without events (progress) says its revision.
+            var delivered = events.Count == 0 ? revision : 0;
+            var batch = events.Count > MaxWriteRanges && _recentRanges.Count > 0;
             foreach (var change in events)
             {
                 if (change.Kv is { } kv)
                 {
-                    InvalidateKey(kv.Key, kv.ModRevision);
+                    InvalidateKey(kv.Key, kv.ModRevision, ranges: !batch);
+                    delivered = Math.Max(delivered, kv.ModRevision);
                 }
             }
 
-            _position = Math.Max(_position, revision);
+            if (batch)
+            {
+                InvalidateRangesHolding(events);
+            }
+
+            _position = Math.Max(_position, fragment ? delivered - 1 : delivered);
             Wake();
         }
     }
@@ -260,13 +281,33 @@ internal sealed class RangeCache
         {
             if (revision > 0)
             {
-                _floor = Math.Max(_floor, revision);
+                Saw(revision);
             }
             else
             {
                 Clear();
                 _generation++;
             }
+        }
+    }
+
+    /// <summary>
+    /// An answer of etcd that passed through the proxy showed its state at <paramref name="revision"/>: nothing is
+    /// served until the watch has delivered it, so that no read through the proxy goes back below a revision one
+    /// already showed (etcd's member never does). Lock-free: every answer passes here.
+    /// </summary>
+    public void Saw(long revision)
+    {
+        var floor = Volatile.Read(ref _floor);
+        while (revision > floor)
+        {
+            var was = Interlocked.CompareExchange(ref _floor, revision, floor);
+            if (was == floor)
+            {
+                return;
+            }
+
+            floor = was;
         }
     }
 
@@ -328,7 +369,36 @@ internal sealed class RangeCache
         }
     }
 
-    private void InvalidateKey(ByteString key, long revision)
+    /// <summary>
+    /// The range entries holding a key of a large batch (a range delete of many keys, a lease's expiry): each entry
+    /// looked up among the batch's keys sorted once, O((events + entries) log events) rather than every event
+    /// against every entry (measured 183 ms under the lock for 10,000 events and 1,024 range entries). An entry
+    /// read at or after the change is removed too: a miss, never a stale answer.
+    /// </summary>
+    private void InvalidateRangesHolding(RepeatedField<Event> events)
+    {
+        var keys = events.Where(e => e.Kv is not null).Select(e => e.Kv.Key).ToArray();
+        Array.Sort(keys, KeyOrder);
+        var removed = 0;
+        for (var node = _recentRanges.First; node is not null;)
+        {
+            var next = node.Next;
+            var entry = node.Value;
+            var found = Array.BinarySearch(keys, entry.Key, KeyOrder);
+            var first = found >= 0 ? found : ~found;
+            if (first < keys.Length && entry.Holds(keys[first]))
+            {
+                Remove(entry);
+                removed++;
+            }
+
+            node = next;
+        }
+
+        _metrics.Invalidated(removed);
+    }
+
+    private void InvalidateKey(ByteString key, long revision, bool ranges = true)
     {
         var removed = 0;
         if (_singleKeys.TryGetValue(key, out var same))
@@ -342,7 +412,7 @@ internal sealed class RangeCache
         }
 
         // At most MaxRangeEntries.
-        for (var node = _recentRanges.First; node is not null;)
+        for (var node = ranges ? _recentRanges.First : null; node is not null;)
         {
             var next = node.Next;
             var entry = node.Value;

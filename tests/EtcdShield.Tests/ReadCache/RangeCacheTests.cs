@@ -49,6 +49,29 @@ public sealed class RangeCacheTests
     }
 
     [Fact]
+    public void A_large_batch_of_events_removes_the_range_entries_holding_any_of_its_keys_and_no_other()
+    {
+        var cache = Up(5);
+        Fill(cache, "/a/", revision: 5, rangeEnd: "/a0");
+        Fill(cache, "/b/", revision: 5, rangeEnd: "/b0");
+        Fill(cache, "/c", revision: 5, rangeEnd: "\0");
+        Fill(cache, "/", revision: 5, rangeEnd: "/a");
+        Fill(cache, "/b/7", revision: 5);
+        Fill(cache, "/b/x", revision: 5);
+        // A range delete of many keys: /b/0 to /b/9 and, past every range but the from-key one, /d/0 to /d/9.
+        var changes = Enumerable.Range(0, 10).SelectMany(i => new[] { ($"/d/{i}", 6L), ($"/b/{i}", 6L) }).ToArray();
+
+        cache.Observed(Events(changes), 6);
+
+        Assert.Null(Get(cache, "/b/", rangeEnd: "/b0"));
+        Assert.Null(Get(cache, "/c", rangeEnd: "\0"));
+        Assert.Null(Get(cache, "/b/7"));
+        Assert.NotNull(Get(cache, "/a/", rangeEnd: "/a0"));
+        Assert.NotNull(Get(cache, "/", rangeEnd: "/a"));
+        Assert.NotNull(Get(cache, "/b/x"));
+    }
+
+    [Fact]
     public void A_change_at_or_below_the_entry_s_revision_is_already_in_it()
     {
         var cache = Up(5);
@@ -139,6 +162,39 @@ public sealed class RangeCacheTests
         Assert.Null(Get(cache, "/a"));
 
         cache.Observed(Events(("/lease-key", 6)), 6);
+        Assert.NotNull(Get(cache, "/a"));
+    }
+
+    [Fact]
+    public void A_catch_up_batch_cut_short_by_etcd_moves_the_position_only_to_its_last_event()
+    {
+        var cache = Up(5);
+        Fill(cache, "/a", revision: 5);
+        // A lease revoked through the proxy deleted /a at 1500.
+        cache.WroteUnnamed(1500);
+
+        // The watch had fallen behind (unsynced). etcd 3.4's syncWatchers sends at most 1,000 revisions per batch
+        // (watchBatchMaxRevs) but stamps the batch with the store's revision, here 2000: /a's delete at 1500 is in
+        // the next batch, so the watch has not delivered 1500 yet.
+        cache.Observed(Events(("/other", 6), ("/other", 1005)), 2000);
+
+        Assert.Null(Get(cache, "/a"));
+    }
+
+    [Fact]
+    public void A_fragment_moves_the_position_only_below_its_last_event_s_revision()
+    {
+        var cache = Up(5);
+        Fill(cache, "/a", revision: 5);
+        // A lease revoked through the proxy deleted /a and /b at 6; etcd split the revision's events in fragments.
+        cache.WroteUnnamed(6);
+
+        cache.Observed(Events(("/b", 6)), 6, fragment: true);
+        Assert.Null(Get(cache, "/a"));
+
+        cache.Observed(Events(("/a", 6)), 6);
+        Assert.Null(Get(cache, "/a"));
+        Fill(cache, "/a", revision: 6);
         Assert.NotNull(Get(cache, "/a"));
     }
 
