@@ -324,8 +324,10 @@ internal sealed class Feed : IUpstreamWatcher
         _historyBytes += response.Size;
         if (!_hub.Budget.TryCharge(response.Size))
         {
+            // The budget is spent: this feed keeps no history (its laggards catch up on their own upstream watches),
+            // or many feeds of big values would each hold up to a queue's worth past --watch-buffer-bytes.
             _hub.Budget.Force(response.Size);
-            TrimHistory(_hub.FeedHistoryBytes / 2);
+            TrimHistory(0);
         }
 
         TrimHistory(_hub.FeedHistoryBytes);

@@ -89,7 +89,7 @@ internal sealed partial class WatchSession
             }
 
             watch.Next = Math.Max(watch.Next, header.Revision + 1);
-            if (watch.ProgressNotify)
+            if (watch.ProgressNotify && _queuedBytes < _hub.QueueBytes)
             {
                 Enqueue(new WatchResponse { Header = header, WatchId = watch.Id }, watch);
                 watch.EventsSinceTick = false;
@@ -355,7 +355,7 @@ internal sealed partial class WatchSession
                 {
                     watch.Proven = true;
                     watch.Next = Math.Max(watch.Next, revision + 1);
-                    if (watch.ProgressNotify && response.Header is { } header)
+                    if (watch.ProgressNotify && response.Header is { } header && _queuedBytes < _hub.QueueBytes)
                     {
                         Enqueue(new WatchResponse { Header = header, WatchId = watch.Id }, watch);
                         watch.EventsSinceTick = false;
@@ -438,6 +438,13 @@ internal sealed partial class WatchSession
 
             foreach (var watch in _watches.Values)
             {
+                // A full queue (a client that does not read) gets no more ticks until it drains, as etcd skips a
+                // watcher whose channel is full; the ones left are told at a later tick.
+                if (_queuedBytes >= _hub.QueueBytes)
+                {
+                    return;
+                }
+
                 if (!watch.ProgressNotify || watch.State is not (WatchState.Shared or WatchState.Private))
                 {
                     continue;

@@ -1,0 +1,56 @@
+using EtcdShield.Configuration;
+using EtcdShield.Tests.Relay;
+
+namespace EtcdShield.Tests.Watches;
+
+/// <summary>What a client with narrow grants can make the shared watches hold: bounded by the flags, whatever it does.</summary>
+public sealed class WatchBoundsTests
+{
+    [Fact]
+    public async Task The_histories_of_many_feeds_stay_within_the_global_buffer_budget()
+    {
+        const int budget = 64 * 1024;
+        using var bed = new RelayBed(watches: new ShieldOptions { WatchBufferBytes = budget });
+        var etcd = new WatchEtcd(bed.Etcd);
+        var client = new WatchClient(bed);
+        for (var i = 0; i < 16; i++)
+        {
+            await client.WatchAsync($"/app/{i}");
+        }
+
+        // Each distinct key is a feed of its own; each feed keeps its response in its history.
+        for (var i = 0; i < 16; i++)
+        {
+            etcd.Put($"/app/{i}", new string('v', 8 * 1024));
+            await client.NextAsync();
+        }
+
+        // Once one more answer has come, everything before it was written: what is left is histories (and that answer).
+        await client.WatchAsync("/app/last");
+        Assert.InRange(bed.Hub!.Budget.Used, 0, budget);
+    }
+
+    [Fact]
+    public async Task Progress_notify_ticks_for_a_client_that_never_reads_stay_within_its_queue()
+    {
+        const int queue = 4096;
+        using var bed = new RelayBed(watches: new ShieldOptions { WatchQueueBytes = queue, WatchProgressNotifyInterval = TimeSpan.FromMinutes(1) });
+        _ = new WatchEtcd(bed.Etcd);
+        var gated = new GatedClientStream();
+        var client = new WatchClient(bed, gated.Stream);
+        gated.Open();
+        for (var i = 0; i < 50; i++)
+        {
+            await client.WatchAsync($"/app/{i}", progressNotify: true);
+        }
+
+        gated.Close();
+        for (var tick = 0; tick < 100; tick++)
+        {
+            bed.Time.Advance(TimeSpan.FromMinutes(1));
+        }
+
+        // 50 watches x 100 ticks x ~25 bytes would be ~125 KB: a tick finding the queue full waits for the next, as etcd's does.
+        Assert.InRange(bed.Hub!.Budget.Used, 0, 2 * queue);
+    }
+}
