@@ -25,6 +25,10 @@ internal sealed class Feed : IUpstreamWatcher
 
     // Watches added before etcd confirmed the upstream watch; placed when it does. Only ever a few at once.
     private readonly List<ClientWatch> _pending = [];
+
+    // Head watches (start 0) joining a feed already open, waiting for etcd's current revision (a progress answer on
+    // the feed's stream): one per create in flight, so bounded by the sessions' watch limits.
+    private readonly List<ClientWatch> _heads = [];
     private long _historyBytes;
     private int _members;
     private bool _created;
@@ -111,8 +115,59 @@ internal sealed class Feed : IUpstreamWatcher
                 return true;
             }
 
-            Place(watch);
-            return true;
+            if (watch.StartRevision != 0)
+            {
+                Place(watch);
+                return true;
+            }
+
+            // etcd starts a head watch after its current revision as of the create, which may be above the feed's
+            // position (a put acknowledged whose event is still on its way): the feed's stream is asked, and the
+            // watch starts after the answer, from the history and the live events.
+            _heads.Add(watch);
+        }
+
+        _ = Stream.RequestProgressAsync(header => HeadAnswered(watch, header));
+        return true;
+    }
+
+    /// <summary>
+    /// etcd's current revision R for a head watch, on the feed's reader: the watch is created at R and subscribed
+    /// with every response above R the feed already has replayed first; responses up to R that come later are
+    /// skipped by its next revision. No gap, no event etcd would not send it.
+    /// </summary>
+    private void HeadAnswered(ClientWatch watch, ResponseHeader header)
+    {
+        lock (_lock)
+        {
+            if (!_heads.Remove(watch) || watch.Feed != this || _closed)
+            {
+                return;
+            }
+
+            var revision = header.Revision;
+            var next = revision + 1;
+            if (next <= HistoryFloor)
+            {
+                // The history no longer reaches back to R (never for a live feed in practice): etcd serves it from R + 1.
+                watch.Session.Created(watch, header, next);
+                watch.Session.Demote(watch);
+                return;
+            }
+
+            var replay = new List<Outbound>();
+            var bytes = 0;
+            foreach (var response in _history)
+            {
+                bytes += watch.Session.FramesFor(watch, response, next, replay);
+            }
+
+            Subscribe(watch);
+            if (!watch.Session.CreatedWith(watch, header, Math.Max(next, Position + 1), next, replay, bytes))
+            {
+                Unsubscribe(watch);
+                watch.Session.Demote(watch);
+            }
         }
     }
 
@@ -128,6 +183,7 @@ internal sealed class Feed : IUpstreamWatcher
 
             Unsubscribe(watch);
             _pending.Remove(watch);
+            _heads.Remove(watch);
             watch.Feed = null;
             _members--;
             return _members == 0;
@@ -218,8 +274,9 @@ internal sealed class Feed : IUpstreamWatcher
         lock (_lock)
         {
             _closed = true;
-            members = [.. _subscribers, .. _pending];
+            members = [.. _subscribers, .. _pending, .. _heads];
             _pending.Clear();
+            _heads.Clear();
             TrimHistory(0);
         }
 
@@ -313,6 +370,14 @@ internal sealed class Feed : IUpstreamWatcher
         }
 
         _pending.Clear();
+
+        // Head watches not yet created: etcd creates them itself at its current revision.
+        foreach (var watch in _heads)
+        {
+            watch.Session.ServeOwn(watch, 0);
+        }
+
+        _heads.Clear();
 
         _closed = true;
         TrimHistory(0);

@@ -125,6 +125,44 @@ internal sealed partial class WatchSession
         }
     }
 
+    /// <summary>
+    /// A head watch joining an open feed is created at etcd's revision as of its create (under the feed's lock,
+    /// already subscribed): the created answer, then the feed's responses above that revision it already has.
+    /// False when the replay does not fit the queue: the watch is shared from <paramref name="next"/> and the feed
+    /// demotes it, so its own upstream watch serves it from there.
+    /// </summary>
+    public bool CreatedWith(ClientWatch watch, ResponseHeader header, long after, long next, List<Outbound> replay, int bytes)
+    {
+        lock (_lock)
+        {
+            if (watch.State != WatchState.Creating)
+            {
+                return true;
+            }
+
+            watch.State = WatchState.Shared;
+            _unshared--;
+            watch.Next = next;
+            watch.CreatedSent = true;
+            watch.Proven = true;
+            Enqueue(new WatchResponse { Header = header, WatchId = watch.Id, Created = true }, null);
+            watch.MarkAnswered();
+            if (bytes > 0 && !TryReserve(bytes))
+            {
+                return false;
+            }
+
+            foreach (var frame in replay)
+            {
+                Push(frame);
+            }
+
+            watch.EventsSinceTick |= bytes > 0;
+            watch.Next = after;
+            return true;
+        }
+    }
+
     /// <summary>A feed's subscriber whose stream's queue is full (under the feed's lock): it goes on from its next revision on its own upstream watch.</summary>
     public void Demote(ClientWatch watch)
     {

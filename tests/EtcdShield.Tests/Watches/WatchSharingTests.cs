@@ -44,6 +44,27 @@ public sealed class WatchSharingTests : IDisposable
     }
 
     [Fact]
+    public async Task A_head_watch_joining_an_open_feed_is_created_at_etcds_current_revision_not_the_feeds_position()
+    {
+        var first = new WatchClient(_bed);
+        await first.WatchAsync("/app/", "/app0");
+        _etcd.Put("/app/a", "1");
+        await first.NextAsync();
+
+        // A write outside the range moves etcd on but not the feed, whose position stays at /app/a.
+        var current = _etcd.Put("/other", "x");
+        var second = new WatchClient(_bed);
+        var created = await second.WatchAsync("/app/", "/app0");
+        var next = _etcd.Put("/app/b", "2");
+        var seen = await second.NextAsync();
+
+        Assert.True(created.Created);
+        Assert.Equal(current, created.Header.Revision);
+        Assert.Equal(next, seen.Events.Single().Kv.ModRevision);
+        Assert.Single(_etcd.Creates);
+    }
+
+    [Fact]
     public async Task Ids_follow_etcds_rules_auto_ids_skip_ids_in_use_and_a_duplicate_or_an_empty_range_is_refused_with_etcds_reason()
     {
         var client = new WatchClient(_bed);
