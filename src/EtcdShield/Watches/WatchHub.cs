@@ -64,6 +64,26 @@ internal sealed partial class WatchHub : IWatchStreams, IAsyncDisposable
     public IWatchSession Open(CallScope scope, OpenStream open, IAsyncStreamReader<IMessage> requests, IServerStreamWriter<IMessage> responses) =>
         new WatchSession(this, scope, open, requests, responses);
 
+    /// <summary>
+    /// What of a client's metadata a shared watch carries to etcd: only what changes etcd's answers on a watch stream,
+    /// clientv3's <c>hasleader</c> (the stream ends when the member has no leader) and an auth <c>token</c> or
+    /// <c>authorization</c>. Anything else (a W3C <c>traceparent</c>, a request id, custom keys) differs per call and
+    /// changes nothing etcd sends, so keying feeds on it would give every traced client feeds of its own.
+    /// </summary>
+    public static Metadata? SharedHeaders(Metadata? headers)
+    {
+        Metadata? shared = null;
+        foreach (var entry in headers ?? [])
+        {
+            if (entry.Key is "hasleader" or "token" or "authorization")
+            {
+                (shared ??= []).Add(entry);
+            }
+        }
+
+        return shared;
+    }
+
     /// <summary>The metadata a stream sends to etcd, as a key: watches share upstream streams and feeds only with the same (hasleader, an auth token).</summary>
     public static string KeyOf(Metadata? headers)
     {

@@ -50,13 +50,13 @@ internal sealed partial class WatchSession : IWatchSession
         _requests = requests;
         _responses = responses;
         _judged = scope.Caller;
-        Headers = scope.Call.Options.Headers;
+        Headers = WatchHub.SharedHeaders(scope.Call.Options.Headers);
         HeadersKey = WatchHub.KeyOf(Headers);
     }
 
     public Exception? Failure { get; private set; }
 
-    /// <summary>The client's metadata as it goes to etcd; watches share a feed only with the same.</summary>
+    /// <summary>The client's metadata that goes to etcd (<see cref="WatchHub.SharedHeaders"/>); watches share a feed only with the same.</summary>
     public Metadata? Headers { get; }
 
     public string HeadersKey { get; }

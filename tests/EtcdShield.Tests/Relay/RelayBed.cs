@@ -97,9 +97,12 @@ internal sealed class RelayBed : IDisposable
     public static RelayedMethod Method(string name) => RelayedMethod.All().Single(m => m.Name == name);
 
     /// <summary>A call context from the bed's client, on its one connection.</summary>
-    public TestServerCallContext Context(CancellationToken cancellationToken = default)
+    public TestServerCallContext Context(CancellationToken cancellationToken = default) => Context(null, cancellationToken);
+
+    /// <summary>A call from the bed's client carrying <paramref name="headers"/> as its metadata.</summary>
+    public TestServerCallContext Context(Metadata? headers, CancellationToken cancellationToken = default)
     {
-        var context = new TestServerCallContext(cancellationToken: cancellationToken);
+        var context = new TestServerCallContext(headers, cancellationToken: cancellationToken);
         context.UserState["__HttpContext"] = HttpContext();
         return context;
     }

@@ -2,6 +2,7 @@ using EtcdShield.Protocol.Etcdserverpb;
 using EtcdShield.Relay;
 using EtcdShield.Tests.Relay;
 using Google.Protobuf;
+using Grpc.Core;
 
 namespace EtcdShield.Tests.Watches;
 
@@ -10,10 +11,10 @@ internal sealed class WatchClient
 {
     private readonly ClientStream<IMessage> _stream;
 
-    public WatchClient(RelayBed bed, ClientStream<IMessage>? stream = null, CancellationToken gone = default)
+    public WatchClient(RelayBed bed, ClientStream<IMessage>? stream = null, Metadata? headers = null, CancellationToken gone = default)
     {
         _stream = stream ?? new ClientStream<IMessage>();
-        Relay = bed.Relay.DuplexStreamingAsync(RelayBed.Method("Watch/Watch"), _stream, _stream, bed.Context(gone));
+        Relay = bed.Relay.DuplexStreamingAsync(RelayBed.Method("Watch/Watch"), _stream, _stream, bed.Context(headers, gone));
     }
 
     /// <summary>The relay's work on the stream; ends when the stream does.</summary>

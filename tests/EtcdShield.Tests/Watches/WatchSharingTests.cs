@@ -1,5 +1,6 @@
 using EtcdShield.Configuration;
 using EtcdShield.Tests.Relay;
+using Grpc.Core;
 using Noput = EtcdShield.Protocol.Etcdserverpb.WatchCreateRequest.Types.FilterType;
 
 namespace EtcdShield.Tests.Watches;
@@ -62,6 +63,21 @@ public sealed class WatchSharingTests : IDisposable
         Assert.Equal(current, created.Header.Revision);
         Assert.Equal(next, seen.Events.Single().Kv.ModRevision);
         Assert.Single(_etcd.Creates);
+    }
+
+    [Fact]
+    public async Task Watches_whose_metadata_differs_only_in_what_etcd_ignores_share_one_upstream_watch_and_hasleader_does_not()
+    {
+        var traced = new WatchClient(_bed, headers: new Metadata { { "traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" }, { "x-request-id", "1" } });
+        var other = new WatchClient(_bed, headers: new Metadata { { "traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" }, { "x-request-id", "2" } });
+        var leader = new WatchClient(_bed, headers: new Metadata { { "hasleader", "true" } });
+
+        await traced.WatchAsync("/app/", "/app0");
+        await other.WatchAsync("/app/", "/app0");
+        Assert.Single(_etcd.Creates);
+        await leader.WatchAsync("/app/", "/app0");
+
+        Assert.Equal(2, _etcd.Creates.Count);
     }
 
     [Fact]
