@@ -217,7 +217,7 @@ internal sealed class Feed : IUpstreamWatcher
                 bytes += watch.Session.FramesFor(watch, response, next, replay);
             }
 
-            if (!watch.Session.TryRejoin(watch, privateId, replay, bytes, Position + 1))
+            if (!watch.Session.TryRejoin(watch, privateId, next, replay, bytes, Position + 1))
             {
                 return false;
             }

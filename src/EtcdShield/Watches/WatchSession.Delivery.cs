@@ -207,13 +207,16 @@ internal sealed partial class WatchSession
     /// <summary>
     /// The feed's replay for a watch coming back (under the feed's lock): when the watch still is where the replay
     /// was made for and the replay fits the queue, it is queued, the watch is shared again, and its own upstream
-    /// watch is cancelled; responses of it still on their way are dropped.
+    /// watch is cancelled; responses of it still on their way are dropped. The replay was made from
+    /// <paramref name="from"/> outside the session's lock: if its own upstream watch queued more since (the writer's
+    /// rejoin racing the reader's), the replay would repeat those events, so it is refused and the reader, which
+    /// tries again after every response it queues, rejoins with a fresh one.
     /// </summary>
-    public bool TryRejoin(ClientWatch watch, long privateId, List<Outbound> replay, int bytes, long next)
+    public bool TryRejoin(ClientWatch watch, long privateId, long from, List<Outbound> replay, int bytes, long next)
     {
         lock (_lock)
         {
-            if (watch.State != WatchState.Private || watch.PrivateId != privateId || privateId == 0 || !watch.Proven)
+            if (watch.State != WatchState.Private || watch.PrivateId != privateId || privateId == 0 || !watch.Proven || watch.Next != from)
             {
                 return false;
             }
