@@ -216,7 +216,7 @@ internal sealed class UpstreamWatchStream : IAsyncDisposable
         }
         catch (Exception e)
         {
-            failure = e;
+            failure = StatusFromEtcd() ?? e;
         }
 
         IUpstreamWatcher[] watchers;
@@ -234,6 +234,25 @@ internal sealed class UpstreamWatchStream : IAsyncDisposable
         foreach (var watcher in watchers)
         {
             watcher.OnFailed(failure);
+        }
+    }
+
+    /// <summary>
+    /// The status etcd ended the call with, if it did before the proxy cancelled it. A write that finds the call over
+    /// cancels the stream, which can reach the reader before etcd's trailers do; the watchers must still be told what
+    /// etcd said (<c>Unavailable: etcdserver: no leader</c>), not that the proxy gave up.
+    /// </summary>
+    private RpcException? StatusFromEtcd()
+    {
+        try
+        {
+            var status = _call.GetStatus();
+            return status.StatusCode is StatusCode.OK or StatusCode.Cancelled ? null : new RpcException(status);
+        }
+        catch (InvalidOperationException)
+        {
+            // The call has not finished: what the reader caught is the answer.
+            return null;
         }
     }
 

@@ -36,6 +36,12 @@ internal sealed class ScriptedStream
 
     public void Fail(StatusCode code, string detail) => End(new Status(code, detail));
 
+    /// <summary>
+    /// Ends the call with a status that only the caller's next write notices, as when grpc-dotnet's reader has not yet
+    /// seen the trailers that a write on the finished call already throws.
+    /// </summary>
+    public void FailUnread(StatusCode code, string detail) => _status = new Status(code, detail);
+
     internal void Open(CallOptions options) => _opened.TrySetResult(options);
 
     internal void Received(IMessage request)
@@ -105,6 +111,11 @@ internal sealed class ScriptedStream
 
         public Task WriteAsync(T message)
         {
+            if (stream._status.StatusCode != StatusCode.OK)
+            {
+                throw new RpcException(stream._status);
+            }
+
             Require(stream._requests.Writer.TryWrite(parser.ParseFrom(Wire.Serialize(marshaller, message))), "the request stream is already complete");
             return Task.CompletedTask;
         }

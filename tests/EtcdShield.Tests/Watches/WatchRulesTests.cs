@@ -119,6 +119,24 @@ public sealed class WatchRulesTests
     }
 
     [Fact]
+    public async Task When_a_write_finds_the_shared_stream_ended_before_its_reader_does_the_clients_still_get_etcds_status()
+    {
+        using var bed = new RelayBed(watches: new ShieldOptions());
+        var etcd = new WatchEtcd(bed.Etcd);
+        var client = new WatchClient(bed);
+        await client.WatchAsync("/app/", "/app0");
+
+        // The next create is written to the finished stream; the write failing must not turn etcd's answer into the
+        // proxy's own cancellation.
+        etcd.Stream(0).FailUnread(StatusCode.Unavailable, "etcdserver: no leader");
+        client.Create("/app/other");
+        var failure = await Assert.ThrowsAsync<RpcException>(() => client.Relay.WaitAsync(TimeSpan.FromSeconds(20)));
+
+        Assert.Equal(StatusCode.Unavailable, failure.StatusCode);
+        Assert.Equal("etcdserver: no leader", failure.Status.Detail);
+    }
+
+    [Fact]
     public async Task A_value_that_cannot_be_opened_ends_the_subscribed_streams_with_data_loss()
     {
         using var bed = new RelayBed(watches: new ShieldOptions(), watchRewriter: new Unopenable());
