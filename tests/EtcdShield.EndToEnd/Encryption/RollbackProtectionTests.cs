@@ -576,6 +576,20 @@ public sealed class RollbackProtectionMigrateTests : IDisposable
         RollbackProtectionTests.AssertBound(stored[ProtectedPrefix + "unbound"].Value, "unbound-value");
     }
 
+    [Fact]
+    public async Task A_protected_prefix_outside_every_encrypted_prefix_is_a_flag_error()
+    {
+        var kek = ShieldServer.WriteDevelopmentKey(_keys);
+
+        var migrate = await ExternalCommand.RunAsync(
+            "dotnet",
+            [ShieldBinary, "migrate", "--upstream-endpoints", "http://127.0.0.1:1", "--encryption-key-file", kek, "--encrypt-prefix", "/registry/", "--rollback-protection-prefix", "/elsewhere/"],
+            timeout: TimeSpan.FromMinutes(1));
+
+        Assert.Equal(2, migrate.ExitCode);
+        Assert.Contains("/elsewhere/", migrate.StdErr, StringComparison.Ordinal);
+    }
+
     private static string ShieldBinary => Path.Combine(AppContext.BaseDirectory, "EtcdShield.dll");
 
     private static Task<CommandResult> MigrateAsync(EtcdProcess etcd, string kek) =>
