@@ -285,7 +285,7 @@ internal static class ShieldHost
     {
         try
         {
-            return EncryptionOptions.FromUtf8(options.EncryptPrefixes, options.LegacyPlaintextPrefixes, options.MaxRequestBytes) with { HashKeysInLogs = options.AuditHashKeys };
+            return EncryptionOptions.FromUtf8(options.EncryptPrefixes, options.LegacyPlaintextPrefixes, options.MaxRequestBytes, options.RollbackProtectionPrefixes, options.LegacyUnboundPrefixes) with { HashKeysInLogs = options.AuditHashKeys };
         }
         catch (ArgumentException e)
         {
