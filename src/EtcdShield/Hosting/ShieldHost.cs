@@ -159,7 +159,7 @@ internal static class ShieldHost
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<SerializableReadCache>>()));
         services.AddSingleton<RelayMetrics>();
-        services.AddSingleton<RelayTraces>();
+        services.AddSingleton(_ => new RelayTraces(options.TraceSamplingRatio));
         services.AddSingleton<EtcdReachability>();
         services.AddSingleton<HealthEndpoint>();
         AddLifecycle(services, options);
