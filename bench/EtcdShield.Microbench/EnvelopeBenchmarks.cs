@@ -45,8 +45,8 @@ public class EnvelopeBenchmarks
         _plaintextBytes = ByteString.CopyFrom(_plaintext);
 
         // The first protect creates the manager's data key (a KEK call); do it here, outside the measurement.
-        _envelopeBytes = _keys.Protector.ProtectAsync(_keyBytes, _plaintextBytes, default).AsTask().GetAwaiter().GetResult();
-        if (!_keys.Protector.UnprotectAsync(_keyBytes, _envelopeBytes, default).AsTask().GetAwaiter().GetResult().Span.SequenceEqual(_plaintext))
+        _envelopeBytes = _keys.Protector.ProtectAsync(_keyBytes, _plaintextBytes, null, default).AsTask().GetAwaiter().GetResult();
+        if (!_keys.Protector.UnprotectAsync(_keyBytes, _envelopeBytes, default, default).AsTask().GetAwaiter().GetResult().Span.SequenceEqual(_plaintext))
         {
             throw new InvalidOperationException("the protector does not round-trip");
         }
@@ -71,7 +71,7 @@ public class EnvelopeBenchmarks
     public byte[] Seal() => ValueEnvelope.Seal(_keys.EncryptionKey, _etcdKey, _plaintext);
 
     [Benchmark, BenchmarkCategory("encrypt")]
-    public ValueTask<ByteString> Protect() => _keys.Protector.ProtectAsync(_keyBytes, _plaintextBytes, default);
+    public ValueTask<ByteString> Protect() => _keys.Protector.ProtectAsync(_keyBytes, _plaintextBytes, null, default);
 
     [Benchmark(Baseline = true), BenchmarkCategory("decrypt")]
     public byte[] RawDecrypt()
@@ -85,5 +85,5 @@ public class EnvelopeBenchmarks
     public byte[] Open() => ValueEnvelope.Open(_keys.EncryptionKey.DataKey, _etcdKey, _envelope);
 
     [Benchmark, BenchmarkCategory("decrypt")]
-    public ValueTask<ByteString> Unprotect() => _keys.Protector.UnprotectAsync(_keyBytes, _envelopeBytes, default);
+    public ValueTask<ByteString> Unprotect() => _keys.Protector.UnprotectAsync(_keyBytes, _envelopeBytes, default, default);
 }

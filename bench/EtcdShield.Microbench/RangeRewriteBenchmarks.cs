@@ -41,7 +41,7 @@ public class RangeRewriteBenchmarks
         for (var i = 0; i < Kvs; i++)
         {
             var key = ByteString.CopyFromUtf8(string.Create(CultureInfo.InvariantCulture, $"/registry/secrets/default/secret-{i:D3}"));
-            _sealed[i] = _keys.Protector.ProtectAsync(key, ByteString.CopyFrom(RandomNumberGenerator.GetBytes(Size)), default).AsTask().GetAwaiter().GetResult();
+            _sealed[i] = _keys.Protector.ProtectAsync(key, ByteString.CopyFrom(RandomNumberGenerator.GetBytes(Size)), null, default).AsTask().GetAwaiter().GetResult();
             _response.Kvs.Add(new KeyValue { Key = key, Value = _sealed[i], CreateRevision = 10 + i, ModRevision = 500 + i, Version = 3 });
         }
 

@@ -40,7 +40,7 @@ public class WatchBatchBenchmarks
         for (var i = 0; i < Events; i++)
         {
             var key = ByteString.CopyFromUtf8(string.Create(CultureInfo.InvariantCulture, $"/registry/configmaps/default/cm-{i:D3}"));
-            _sealed[i] = _keys.Protector.ProtectAsync(key, ByteString.CopyFrom(RandomNumberGenerator.GetBytes(Size)), default).AsTask().GetAwaiter().GetResult();
+            _sealed[i] = _keys.Protector.ProtectAsync(key, ByteString.CopyFrom(RandomNumberGenerator.GetBytes(Size)), null, default).AsTask().GetAwaiter().GetResult();
             _response.Events.Add(new Event
             {
                 Type = Event.Types.EventType.Put,

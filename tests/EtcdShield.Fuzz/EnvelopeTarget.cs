@@ -32,7 +32,7 @@ internal sealed class EnvelopeTarget : FuzzTarget
 
             try
             {
-                protector.UnprotectAsync(Key, ByteString.CopyFrom(input), CancellationToken.None).AsTask().GetAwaiter().GetResult();
+                protector.UnprotectAsync(Key, ByteString.CopyFrom(input), default, CancellationToken.None).AsTask().GetAwaiter().GetResult();
             }
             catch (RpcException e) when (e.StatusCode is StatusCode.DataLoss or StatusCode.Unavailable)
             {
@@ -45,7 +45,7 @@ internal sealed class EnvelopeTarget : FuzzTarget
         var protector = new FuzzKeys().Protector;
         foreach (var (name, plaintext) in new[] { ("empty", ""), ("short", "v"), ("json", "{\"kind\":\"Secret\",\"data\":{\"a\":\"b\"}}") })
         {
-            yield return (name, protector.ProtectAsync(Key, ByteString.CopyFromUtf8(plaintext), CancellationToken.None).AsTask().GetAwaiter().GetResult().ToByteArray());
+            yield return (name, protector.ProtectAsync(Key, ByteString.CopyFromUtf8(plaintext), null, CancellationToken.None).AsTask().GetAwaiter().GetResult().ToByteArray());
         }
 
         yield return ("plaintext", "not an envelope"u8.ToArray());

@@ -58,11 +58,11 @@ internal static class KeyProviderCheck
     {
         try
         {
-            _ = EncryptionOptions.FromUtf8(options.EncryptPrefixes, options.LegacyPlaintextPrefixes, options.MaxRequestBytes);
+            _ = EncryptionOptions.FromUtf8(options.EncryptPrefixes, options.LegacyPlaintextPrefixes, options.MaxRequestBytes, options.RollbackProtectionPrefixes, options.LegacyUnboundPrefixes);
         }
         catch (ArgumentException e)
         {
-            report.Fail("encryption", $"{e.Message}; the proxy refuses to start with these --encrypt-prefix/--legacy-plaintext-prefix/--max-request-bytes");
+            report.Fail("encryption", $"{e.Message}; the proxy refuses to start with these --encrypt-prefix/--legacy-plaintext-prefix/--rollback-protection-prefix/--legacy-unbound-prefix/--max-request-bytes");
         }
     }
 

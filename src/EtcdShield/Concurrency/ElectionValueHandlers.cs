@@ -27,7 +27,8 @@ internal sealed class CampaignHandler : UnaryHandler<CampaignRequest, CampaignRe
         await _limit.SealWithinAsync(request, async campaign =>
         {
             SessionKey.RequireGrantedLease(campaign.Lease, "campaign");
-            campaign.Value = await _protector.ProtectAsync(SessionKey.For(campaign.Name, campaign.Lease), campaign.Value, call.CancellationToken).ConfigureAwait(false);
+            var key = SessionKey.For(campaign.Name, campaign.Lease);
+            campaign.Value = await _protector.ProtectAsync(key, campaign.Value, await ElectionPlace.NextAsync(_protector, key, call).ConfigureAwait(false), call.CancellationToken).ConfigureAwait(false);
         }).ConfigureAwait(false);
         return await ForwardAsync(request, call).ConfigureAwait(false);
     }
@@ -58,10 +59,31 @@ internal sealed class ProclaimHandler : UnaryHandler<ProclaimRequest, ProclaimRe
             if (proclaim.Leader is { } leader)
             {
                 SessionKey.RequireLeaderKey(leader.Name, leader.Key, leader.Lease, "proclaim");
-                proclaim.Value = await _protector.ProtectAsync(leader.Key, proclaim.Value, call.CancellationToken).ConfigureAwait(false);
+                proclaim.Value = await _protector.ProtectAsync(leader.Key, proclaim.Value, await ElectionPlace.NextAsync(_protector, leader.Key, call).ConfigureAwait(false), call.CancellationToken).ConfigureAwait(false);
             }
         }).ConfigureAwait(false);
         return await ForwardAsync(request, call).ConfigureAwait(false);
+    }
+}
+
+/// <summary>
+/// The place an election write will give its key under rollback protection. etcd writes the value itself (Campaign
+/// creates the key, or proclaims over it when it exists; Proclaim puts over it), so the proxy cannot guard the write:
+/// it reads the key first. The key belongs to one lease, whose holder is the only writer, so the read stays true; a
+/// concurrent write by the same holder would leave a value that fails closed (DATA_LOSS), never one served from the
+/// wrong place (docs/threat-model.md).
+/// </summary>
+internal static class ElectionPlace
+{
+    public static async Task<KeyPlace?> NextAsync(IValueProtector protector, ByteString key, RelayCall call)
+    {
+        if (!protector.Binds(key.Span))
+        {
+            return null;
+        }
+
+        var current = await call.Kv.RangeAsync(new Protocol.Etcdserverpb.RangeRequest { Key = key, KeysOnly = true }, call.Options).ConfigureAwait(false);
+        return KeyPlace.After(current.Kvs.Count > 0 ? current.Kvs[0] : null);
     }
 }
 

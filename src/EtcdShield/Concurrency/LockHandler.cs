@@ -36,7 +36,8 @@ internal sealed class LockHandler : UnaryHandler<LockRequest, LockResponse>
         SessionKey.RequireGrantedLease(request.Lease, "lock");
         var prefix = MutexRequests.Prefix(request.Name);
         var ownerKey = SessionKey.For(request.Name, request.Lease);
-        var sealedValue = await _protector.ProtectAsync(ownerKey, ByteString.Empty, call.CancellationToken).ConfigureAwait(false);
+        // The owner key is written only when it does not exist (MutexRequests.Acquire), so it is always created by this write.
+        var sealedValue = await _protector.ProtectAsync(ownerKey, ByteString.Empty, KeyPlace.Creating, call.CancellationToken).ConfigureAwait(false);
 
         var acquired = await call.Kv.TxnAsync(MutexRequests.Acquire(prefix, ownerKey, sealedValue, request.Lease), call.Options).ConfigureAwait(false);
         var ownRevision = OwnCreateRevision(acquired);

@@ -46,6 +46,8 @@ internal static class ServeCommandLine
         Flag.Single("kms-plugin-endpoint", "unix:///PATH.sock", "Kubernetes KMS v2 plugin that holds the key-encryption key."),
         Flag.Repeated("encrypt-prefix", "PREFIX", "Encrypt values only under these key prefixes (default: every key). Repeatable."),
         Flag.Repeated("legacy-plaintext-prefix", "PREFIX", "Migration window: under these prefixes, accept and return values that are not yet encrypted (counted in a metric). Repeatable."),
+        Flag.Repeated("rollback-protection-prefix", "PREFIX", "Seal values under these (encrypted) prefixes bound to their place in the key's history, so an older value put back into etcd directly is refused (DATA_LOSS). Writes there are committed under a guard (a read and a txn). Existing values: run migrate with the same flag. Repeatable."),
+        Flag.Repeated("legacy-unbound-prefix", "PREFIX", "Migration window for --rollback-protection-prefix: under these prefixes, still accept values sealed before protection was turned on (bound to their key only). Repeatable."),
         Flag.Single("max-request-bytes", "BYTES", $"etcd's --max-request-bytes; requests (after encryption) above it are refused before reaching etcd (default {Defaults.MaxRequestBytes})."),
         Flag.Single("max-txn-ops", "N", $"etcd's --max-txn-ops; a txn with more operations at one level is refused as etcd refuses it, before the proxy works on it (default {Defaults.MaxTxnOps}). Set it to etcd's value."),
         Flag.Single("max-concurrent-streams", "N", $"HTTP/2 streams per client connection (default {Defaults.MaxConcurrentStreams})."),
@@ -190,6 +192,8 @@ internal static class ServeCommandLine
             KmsPluginEndpoint = flags.Single("kms-plugin-endpoint"),
             EncryptPrefixes = flags.Many("encrypt-prefix"),
             LegacyPlaintextPrefixes = flags.Many("legacy-plaintext-prefix"),
+            RollbackProtectionPrefixes = flags.Many("rollback-protection-prefix"),
+            LegacyUnboundPrefixes = flags.Many("legacy-unbound-prefix"),
             MaxRequestBytes = flags.Int("max-request-bytes", Defaults.MaxRequestBytes, 1024, 64 * 1024 * 1024),
             MaxTxnOps = flags.Int("max-txn-ops", Defaults.MaxTxnOps, 1, 1_000_000),
         };
@@ -274,6 +278,11 @@ internal static class ServeCommandLine
         if (options.NoEncryption && providers > 0)
         {
             flags.Error("--no-encryption contradicts the key provider flags: choose one");
+        }
+
+        if (options.NoEncryption && options.RollbackProtectionPrefixes.Count > 0)
+        {
+            flags.Error("--rollback-protection-prefix binds encrypted values to their place; it needs encryption, not --no-encryption");
         }
 
         if (flags.Has("retired-encryption-key-file") && !flags.Has("encryption-key-file"))

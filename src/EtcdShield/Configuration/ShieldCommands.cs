@@ -22,7 +22,7 @@ internal static class ShieldCommands
     [
         .. UpstreamFlagNames,
         "encryption-key-file", "retired-encryption-key-file", .. Pkcs11FlagNames,
-        "pkcs11-retired-key-label", "kms-plugin-endpoint", "encrypt-prefix", "legacy-plaintext-prefix", "max-request-bytes", "log-level",
+        "pkcs11-retired-key-label", "kms-plugin-endpoint", "encrypt-prefix", "legacy-plaintext-prefix", "rollback-protection-prefix", "max-request-bytes", "log-level",
     ];
 
     /// <summary>migrate: the proxy's upstream and key provider flags (same names and help), and its own.</summary>

@@ -62,6 +62,12 @@ internal sealed record ShieldOptions
 
     public IReadOnlyList<string> LegacyPlaintextPrefixes { get; init; } = [];
 
+    /// <summary><c>--rollback-protection-prefix</c>: values there are sealed bound to their place in the key's history.</summary>
+    public IReadOnlyList<string> RollbackProtectionPrefixes { get; init; } = [];
+
+    /// <summary><c>--legacy-unbound-prefix</c>: migration window in which unbound (v1) values under a protected prefix are still read.</summary>
+    public IReadOnlyList<string> LegacyUnboundPrefixes { get; init; } = [];
+
     public int MaxRequestBytes { get; init; } = DefaultMaxRequestBytes;
 
     /// <summary>The largest request message accepted: etcd's --max-request-bytes plus the 512 KiB of framing slack etcd allows.</summary>

@@ -62,6 +62,8 @@ internal sealed class EncryptionMetrics
         EnvelopeErrorReason.AuthenticationFailed => "authentication_failed",
         EnvelopeErrorReason.UnknownKey => "unknown_key",
         EnvelopeErrorReason.KeyUnavailable => "key_unavailable",
+        EnvelopeErrorReason.RolledBack => "rolled_back",
+        EnvelopeErrorReason.Unbound => "unbound",
         _ => "other",
     };
 

@@ -14,13 +14,25 @@ internal sealed record EncryptionOptions
     /// refused. Each must overlap an encrypted prefix.
     /// </param>
     /// <param name="maxValueBytes">Largest value the proxy may write after encryption (set from etcd's request limit).</param>
+    /// <param name="rollbackProtectedPrefixes">
+    /// Values under these prefixes are sealed bound to their place in the key's history (envelope v2). Each must lie
+    /// under an encrypted prefix.
+    /// </param>
+    /// <param name="legacyUnboundPrefixes">
+    /// Migration window: v1 envelopes under these protected prefixes are returned instead of refused.
+    /// Each must overlap a protected prefix.
+    /// </param>
     public EncryptionOptions(
         IEnumerable<ReadOnlyMemory<byte>>? prefixes = null,
         IEnumerable<ReadOnlyMemory<byte>>? legacyPlaintextPrefixes = null,
-        int maxValueBytes = DefaultMaxValueBytes)
+        int maxValueBytes = DefaultMaxValueBytes,
+        IEnumerable<ReadOnlyMemory<byte>>? rollbackProtectedPrefixes = null,
+        IEnumerable<ReadOnlyMemory<byte>>? legacyUnboundPrefixes = null)
     {
         Prefixes = Copy(prefixes);
         LegacyPlaintextPrefixes = Copy(legacyPlaintextPrefixes);
+        RollbackProtectedPrefixes = Copy(rollbackProtectedPrefixes);
+        LegacyUnboundPrefixes = Copy(legacyUnboundPrefixes);
         if (maxValueBytes < ValueEnvelope.MinimumLength)
         {
             throw new ArgumentOutOfRangeException(
@@ -39,6 +51,26 @@ internal sealed record EncryptionOptions
                     nameof(legacyPlaintextPrefixes));
             }
         }
+
+        foreach (ReadOnlyMemory<byte> protectedPrefix in RollbackProtectedPrefixes)
+        {
+            if (!AppliesTo(protectedPrefix.Span))
+            {
+                throw new ArgumentException(
+                    $"Rollback protection prefix {PrintableKey.Quote(protectedPrefix.Span)} is not under an encrypted prefix; only encrypted values can be bound to their place. Encrypt it too, or give a prefix under an encrypted one.",
+                    nameof(rollbackProtectedPrefixes));
+            }
+        }
+
+        foreach (ReadOnlyMemory<byte> unbound in LegacyUnboundPrefixes)
+        {
+            if (!Overlaps(RollbackProtectedPrefixes, unbound.Span))
+            {
+                throw new ArgumentException(
+                    $"Legacy unbound prefix {PrintableKey.Quote(unbound.Span)} does not overlap any rollback protection prefix, so it would have no effect; remove it.",
+                    nameof(legacyUnboundPrefixes));
+            }
+        }
     }
 
     public static EncryptionOptions Default { get; } = new();
@@ -46,6 +78,10 @@ internal sealed record EncryptionOptions
     public IReadOnlyList<ReadOnlyMemory<byte>> Prefixes { get; }
 
     public IReadOnlyList<ReadOnlyMemory<byte>> LegacyPlaintextPrefixes { get; }
+
+    public IReadOnlyList<ReadOnlyMemory<byte>> RollbackProtectedPrefixes { get; }
+
+    public IReadOnlyList<ReadOnlyMemory<byte>> LegacyUnboundPrefixes { get; }
 
     public int MaxValueBytes { get; }
 
@@ -56,15 +92,44 @@ internal sealed record EncryptionOptions
     public static EncryptionOptions FromUtf8(
         IEnumerable<string>? prefixes = null,
         IEnumerable<string>? legacyPlaintextPrefixes = null,
-        int maxValueBytes = DefaultMaxValueBytes) =>
+        int maxValueBytes = DefaultMaxValueBytes,
+        IEnumerable<string>? rollbackProtectedPrefixes = null,
+        IEnumerable<string>? legacyUnboundPrefixes = null) =>
         new(
-            prefixes?.Select(p => (ReadOnlyMemory<byte>)Encoding.UTF8.GetBytes(p)),
-            legacyPlaintextPrefixes?.Select(p => (ReadOnlyMemory<byte>)Encoding.UTF8.GetBytes(p)),
-            maxValueBytes);
+            Utf8(prefixes),
+            Utf8(legacyPlaintextPrefixes),
+            maxValueBytes,
+            Utf8(rollbackProtectedPrefixes),
+            Utf8(legacyUnboundPrefixes));
 
     public bool AppliesTo(ReadOnlySpan<byte> etcdKey) => Prefixes.Count == 0 || MatchesAny(Prefixes, etcdKey);
 
     public bool AllowsLegacyPlaintext(ReadOnlySpan<byte> etcdKey) => MatchesAny(LegacyPlaintextPrefixes, etcdKey);
+
+    /// <summary>Whether values of this key are sealed bound to their place in its history (envelope v2).</summary>
+    public bool Binds(ReadOnlySpan<byte> etcdKey) => AppliesTo(etcdKey) && MatchesAny(RollbackProtectedPrefixes, etcdKey);
+
+    public bool AllowsUnbound(ReadOnlySpan<byte> etcdKey) => MatchesAny(LegacyUnboundPrefixes, etcdKey);
+
+    /// <summary>These options with every protected prefix also a legacy unbound window: how <c>migrate</c> reads the v1 values it re-seals.</summary>
+    public EncryptionOptions ReadingUnbound() =>
+        new(Prefixes, LegacyPlaintextPrefixes, MaxValueBytes, RollbackProtectedPrefixes, RollbackProtectedPrefixes) { HashKeysInLogs = HashKeysInLogs };
+
+    private static IEnumerable<ReadOnlyMemory<byte>>? Utf8(IEnumerable<string>? prefixes) =>
+        prefixes?.Select(p => (ReadOnlyMemory<byte>)Encoding.UTF8.GetBytes(p));
+
+    private static bool Overlaps(IReadOnlyList<ReadOnlyMemory<byte>> prefixes, ReadOnlySpan<byte> other)
+    {
+        foreach (ReadOnlyMemory<byte> prefix in prefixes)
+        {
+            if (other.StartsWith(prefix.Span) || prefix.Span.StartsWith(other))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
 
     private bool OverlapsEncryptedPrefix(ReadOnlySpan<byte> legacy)
     {

@@ -17,4 +17,10 @@ internal enum EnvelopeErrorReason
 
     /// <summary>The key-encryption key provider could not be reached; retrying may succeed.</summary>
     KeyUnavailable,
+
+    /// <summary>A rollback-protected envelope sits at another place in its key's history than it was written for.</summary>
+    RolledBack,
+
+    /// <summary>A v1 envelope (bound to its key only) under a rollback-protected prefix, outside any migration window.</summary>
+    Unbound,
 }

@@ -1,7 +1,7 @@
 namespace EtcdShield.Encryption;
 
 /// <summary>
-/// The parsed header of a v1 envelope. A ref struct of slices into the stored value, so parsing allocates nothing;
+/// The parsed header of an envelope. A ref struct of slices into the stored value, so parsing allocates nothing;
 /// produced only by <see cref="ValueEnvelope.Parse"/>, which has checked every length against the value.
 /// </summary>
 internal readonly ref struct EnvelopeHeader
@@ -12,6 +12,7 @@ internal readonly ref struct EnvelopeHeader
         ReadOnlySpan<byte> keyId,
         ReadOnlySpan<byte> kekId,
         ReadOnlySpan<byte> wrappedKey,
+        ReadOnlySpan<byte> place,
         ReadOnlySpan<byte> nonce,
         int ciphertextLength)
     {
@@ -20,6 +21,7 @@ internal readonly ref struct EnvelopeHeader
         KeyId = keyId;
         KekId = kekId;
         WrappedKey = wrappedKey;
+        PlaceBytes = place;
         Nonce = nonce;
         CiphertextLength = ciphertextLength;
     }
@@ -36,6 +38,14 @@ internal readonly ref struct EnvelopeHeader
     public ReadOnlySpan<byte> KekId { get; }
 
     public ReadOnlySpan<byte> WrappedKey { get; }
+
+    /// <summary>A v2 envelope's bound create revision and version; empty in v1.</summary>
+    public ReadOnlySpan<byte> PlaceBytes { get; }
+
+    /// <summary>Where a v2 envelope was written in its key's history; null for v1, which is bound to its key only.</summary>
+    public KeyPlace? Place => PlaceBytes.IsEmpty
+        ? null
+        : new KeyPlace(System.Buffers.Binary.BinaryPrimitives.ReadInt64BigEndian(PlaceBytes), System.Buffers.Binary.BinaryPrimitives.ReadInt64BigEndian(PlaceBytes[8..]));
 
     public ReadOnlySpan<byte> Nonce { get; }
 

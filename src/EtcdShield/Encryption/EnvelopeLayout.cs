@@ -1,7 +1,7 @@
 namespace EtcdShield.Encryption;
 
 /// <summary>
-/// Where the parts of a validated v1 envelope lie, as lengths: what <see cref="ValueEnvelope.Read"/> learnt from
+/// Where the parts of a validated envelope lie, as lengths: what <see cref="ValueEnvelope.Read"/> learnt from
 /// checking it, kept across the key lookup so that the envelope is parsed once per value.
 /// </summary>
 internal readonly record struct EnvelopeLayout(byte Version, int KekIdLength, int WrappedKeyLength, int ValueLength)
@@ -11,7 +11,9 @@ internal readonly record struct EnvelopeLayout(byte Version, int KekIdLength, in
 
     private int WrappedKeyOffset => KekIdOffset + KekIdLength + 2;
 
-    private int HeaderLength => WrappedKeyOffset + WrappedKeyLength + ValueEnvelope.NonceSize;
+    private int PlaceLength => Version == ValueEnvelope.Version2 ? ValueEnvelope.PlaceLength : 0;
+
+    private int HeaderLength => WrappedKeyOffset + WrappedKeyLength + PlaceLength + ValueEnvelope.NonceSize;
 
     /// <summary>The header of <paramref name="value"/>, which must be the value this layout was read from.</summary>
     public EnvelopeHeader Over(ReadOnlySpan<byte> value)
@@ -27,7 +29,8 @@ internal readonly record struct EnvelopeLayout(byte Version, int KekIdLength, in
             value.Slice(ValueEnvelope.MagicLength + 2, ValueEnvelope.KeyIdLength),
             value.Slice(KekIdOffset, KekIdLength),
             value.Slice(WrappedKeyOffset, WrappedKeyLength),
-            value.Slice(WrappedKeyOffset + WrappedKeyLength, ValueEnvelope.NonceSize),
+            value.Slice(WrappedKeyOffset + WrappedKeyLength, PlaceLength),
+            value.Slice(WrappedKeyOffset + WrappedKeyLength + PlaceLength, ValueEnvelope.NonceSize),
             ValueLength - HeaderLength - ValueEnvelope.TagSize);
     }
 }

@@ -39,11 +39,22 @@ internal sealed partial class GuardedTxn
         _metrics = metrics;
     }
 
+    /// <summary>A txn sealed for one attempt, with the guards its sealing depends on (rollback-protected places).</summary>
+    internal sealed record SealedAttempt(TxnRequest Sealed, IReadOnlyList<Compare> Guards);
+
     /// <summary>
     /// etcd's answer to <paramref name="request"/>, decided on plaintext; <paramref name="sealedTxn"/> is the same
     /// txn with its values sealed. The answer's values are still sealed.
     /// </summary>
-    public async Task<TxnResponse> CommitAsync(TxnRequest request, TxnRequest sealedTxn, ValueRequestLimit limit, KV.KVClient kv, CallOptions options)
+    public Task<TxnResponse> CommitAsync(TxnRequest request, TxnRequest sealedTxn, ValueRequestLimit limit, KV.KVClient kv, CallOptions options) =>
+        CommitAsync(request, _ => Task.FromResult(new SealedAttempt(sealedTxn, [])), limit, kv, options);
+
+    /// <summary>
+    /// Like the other overload, for a txn whose sealing depends on what etcd holds (<see cref="BoundWrites"/>):
+    /// <paramref name="seal"/> is called for each attempt (numbered from 1) and its guards are added to the value
+    /// compares' own.
+    /// </summary>
+    public async Task<TxnResponse> CommitAsync(TxnRequest request, Func<int, Task<SealedAttempt>> seal, ValueRequestLimit limit, KV.KVClient kv, CallOptions options)
     {
         var compared = ValueCompares.Compared(request);
         // Each compared range needs at least one guard compare, and etcd takes at most --max-txn-ops of them.
@@ -57,8 +68,12 @@ internal sealed partial class GuardedTxn
         {
             for (var attempt = 1; ; attempt++)
             {
-                var snapshot = await _compares.ReadAsync(compared, kv, options).ConfigureAwait(false);
+                var (sealedTxn, sealGuards) = await seal(attempt).ConfigureAwait(false);
+                var snapshot = compared.Count > 0
+                    ? await _compares.ReadAsync(compared, kv, options).ConfigureAwait(false)
+                    : new ValueCompares.CompareSnapshot(0);
                 var guarded = ValueCompares.Guarded(request, sealedTxn, snapshot);
+                guarded.Compare.Add(sealGuards);
                 if (!TxnRequestCheck.FitsOpBudget(guarded, _maxTxnOps))
                 {
                     throw TooManyGuards(guarded.Compare.Count);

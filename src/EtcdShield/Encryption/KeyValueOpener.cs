@@ -4,8 +4,9 @@ using Google.Protobuf.Collections;
 namespace EtcdShield.Encryption;
 
 /// <summary>
-/// Decrypts the values of key-values on their way back to a client, in place. A value that cannot be
-/// opened fails the whole answer (DATA_LOSS from the protector): a client never receives ciphertext as
+/// Decrypts the values of key-values on their way back to a client, in place, each checked against the place in its
+/// key's history etcd reports with it (its own create revision and version, so a watch replaying history reads
+/// every old value). A value that cannot be opened fails the whole answer (DATA_LOSS from the protector): a client never receives ciphertext as
 /// if it were data, and never a silently shortened list.
 /// </summary>
 internal sealed class KeyValueOpener
@@ -22,7 +23,7 @@ internal sealed class KeyValueOpener
             return;
         }
 
-        kv.Value = await _protector.UnprotectAsync(kv.Key, kv.Value, cancellationToken).ConfigureAwait(false);
+        kv.Value = await _protector.UnprotectAsync(kv.Key, kv.Value, KeyPlace.Of(kv), cancellationToken).ConfigureAwait(false);
     }
 
     public async ValueTask OpenAllAsync(RepeatedField<KeyValue> kvs, CancellationToken cancellationToken)

@@ -11,9 +11,11 @@ internal sealed class PassthroughValueProtector : IValueProtector
 
     public bool AppliesTo(ReadOnlySpan<byte> etcdKey) => false;
 
-    public ValueTask<ByteString> ProtectAsync(ByteString etcdKey, ByteString plaintext, CancellationToken cancellationToken) =>
+    public bool Binds(ReadOnlySpan<byte> etcdKey) => false;
+
+    public ValueTask<ByteString> ProtectAsync(ByteString etcdKey, ByteString plaintext, KeyPlace? place, CancellationToken cancellationToken) =>
         new(plaintext);
 
-    public ValueTask<ByteString> UnprotectAsync(ByteString etcdKey, ByteString stored, CancellationToken cancellationToken) =>
+    public ValueTask<ByteString> UnprotectAsync(ByteString etcdKey, ByteString stored, KeyPlace place, CancellationToken cancellationToken) =>
         new(stored);
 }

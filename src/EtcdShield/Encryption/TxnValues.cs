@@ -35,7 +35,8 @@ internal sealed class TxnValues
             return;
         }
 
-        put.Value = await _protector.ProtectAsync(put.Key, put.Value, cancellationToken).ConfigureAwait(false);
+        // A protected key's value is sealed with its place by BoundWrites; here there is none, and the protector refuses.
+        put.Value = await _protector.ProtectAsync(put.Key, put.Value, null, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Rewrites a (cloned) transaction for etcd: Put values sealed, value-sorted ranges widened.</summary>

@@ -5,16 +5,23 @@ using System.Security.Cryptography;
 namespace EtcdShield.Encryption;
 
 /// <summary>
-/// Envelope v1: the self-contained encrypted form of an etcd value (see docs/value-format.md).
+/// Envelopes v1 and v2: the self-contained encrypted form of an etcd value (see docs/value-format.md).
 /// <code>
 /// "ESH" 0x01 | u8 16 | key id (16) | u8 n | KEK id (n) | u16be m | wrapped DEK (m) | nonce (12) | ciphertext | tag (16)
+/// "ESH" 0x02 | u8 16 | key id (16) | u8 n | KEK id (n) | u16be m | wrapped DEK (m) | u64be create revision | u64be version | nonce (12) | ciphertext | tag (16)
 /// </code>
 /// The associated data is the header (magic through nonce) followed by the etcd key, so a value is bound to its
-/// key, its data key and its wrapping.
+/// key, its data key and its wrapping; v2 (rollback protection) also to its place in the key's history.
 /// </summary>
 internal static class ValueEnvelope
 {
     public const byte Version1 = 0x01;
+
+    /// <summary>Rollback-protected: the header also carries the <see cref="KeyPlace"/> the value was written at.</summary>
+    public const byte Version2 = 0x02;
+
+    /// <summary>A v2 header's create revision and version, big-endian.</summary>
+    public const int PlaceLength = 16;
     public const int MagicLength = 3;
     public const int KeyIdLength = DataKeyId.Length;
     public const int MaxKekIdLength = byte.MaxValue;
@@ -40,12 +47,13 @@ internal static class ValueEnvelope
     public static int HeaderLength(int kekIdLength, int wrappedKeyLength) =>
         KekIdOffset + kekIdLength + 2 + wrappedKeyLength + NonceSize;
 
+    /// <param name="bound">Whether the envelope is v2, bound to a <see cref="KeyPlace"/>.</param>
     /// <exception cref="OverflowException">The envelope would not fit in an array.</exception>
-    public static int SealedLength(EncryptionKey key, int plaintextLength)
+    public static int SealedLength(EncryptionKey key, int plaintextLength, bool bound = false)
     {
         ArgumentNullException.ThrowIfNull(key);
         ArgumentOutOfRangeException.ThrowIfNegative(plaintextLength);
-        return checked(key.DataKey.HeaderLength + plaintextLength + TagSize);
+        return checked(key.DataKey.HeaderLength + (bound ? PlaceLength : 0) + plaintextLength + TagSize);
     }
 
     /// <summary>
@@ -56,7 +64,7 @@ internal static class ValueEnvelope
         value.Length > MagicLength && value.StartsWith(Magic);
 
     /// <summary>Validates the structure (not the authenticity) of an envelope and slices its header.</summary>
-    /// <exception cref="EnvelopeFormatException">Not a structurally valid v1 envelope.</exception>
+    /// <exception cref="EnvelopeFormatException">Not a structurally valid v1 or v2 envelope.</exception>
     public static EnvelopeHeader Parse(ReadOnlySpan<byte> value) => Read(value).Over(value);
 
     /// <summary>
@@ -73,14 +81,15 @@ internal static class ValueEnvelope
         }
 
         byte version = value[MagicLength];
-        if (version != Version1)
+        if (version is not (Version1 or Version2))
         {
             throw new EnvelopeFormatException(
                 EnvelopeErrorReason.UnsupportedVersion,
                 "unsupported envelope version (written by a newer EtcdShield?)");
         }
 
-        if (value.Length < MinimumLength)
+        int placeLength = version == Version2 ? PlaceLength : 0;
+        if (value.Length < MinimumLength + placeLength)
         {
             throw Malformed("the envelope is truncated");
         }
@@ -118,20 +127,30 @@ internal static class ValueEnvelope
             throw Malformed("the wrapped data key is empty");
         }
 
-        if (value.Length - offset < wrappedKeyLength + NonceSize + TagSize)
+        if (value.Length - offset < wrappedKeyLength + placeLength + NonceSize + TagSize)
         {
             throw Malformed("the envelope is truncated");
+        }
+
+        if (version == Version2)
+        {
+            var place = value.Slice(offset + wrappedKeyLength, PlaceLength);
+            // etcd's revisions and versions are positive int64s; 0 as a create revision means "created by this write".
+            if (BinaryPrimitives.ReadInt64BigEndian(place) < 0 || BinaryPrimitives.ReadInt64BigEndian(place[8..]) <= 0)
+            {
+                throw Malformed("the bound place is out of range");
+            }
         }
 
         return new EnvelopeLayout(version, kekIdLength, wrappedKeyLength, value.Length);
     }
 
-    /// <summary>Seals <paramref name="plaintext"/> for <paramref name="etcdKey"/>.</summary>
+    /// <summary>Seals <paramref name="plaintext"/> for <paramref name="etcdKey"/> (and, given one, for its <paramref name="place"/>).</summary>
     /// <exception cref="InvalidOperationException">The key reached its write limit; get a fresh key.</exception>
     /// <exception cref="ObjectDisposedException">The key was retired and disposed; get a fresh key.</exception>
-    public static byte[] Seal(EncryptionKey key, ReadOnlySpan<byte> etcdKey, ReadOnlySpan<byte> plaintext)
+    public static byte[] Seal(EncryptionKey key, ReadOnlySpan<byte> etcdKey, ReadOnlySpan<byte> plaintext, KeyPlace? place = null)
     {
-        if (!TrySeal(key, etcdKey, plaintext, out byte[]? envelope))
+        if (!TrySeal(key, etcdKey, plaintext, out byte[]? envelope, place))
         {
             throw new InvalidOperationException("The data key reached its write limit; a new data key is needed.");
         }
@@ -140,18 +159,21 @@ internal static class ValueEnvelope
     }
 
     /// <summary>Like <see cref="Seal"/> but returns false instead of throwing when the key's write limit is reached.</summary>
+    /// <param name="place">Where the value will sit in its key's history (a v2 envelope), or null for a v1 envelope.</param>
     public static bool TrySeal(
         EncryptionKey key,
         ReadOnlySpan<byte> etcdKey,
         ReadOnlySpan<byte> plaintext,
-        [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out byte[]? envelope)
+        [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out byte[]? envelope,
+        KeyPlace? place = null)
     {
         ArgumentNullException.ThrowIfNull(key);
         DataKey dataKey = key.DataKey;
         ReadOnlySpan<byte> prefix = dataKey.HeaderPrefix;
-        int headerLength = prefix.Length + NonceSize;
-        byte[] output = GC.AllocateUninitializedArray<byte>(SealedLength(key, plaintext.Length));
-        Span<byte> nonce = output.AsSpan(prefix.Length, NonceSize);
+        int placeLength = place is null ? 0 : PlaceLength;
+        int headerLength = prefix.Length + placeLength + NonceSize;
+        byte[] output = GC.AllocateUninitializedArray<byte>(SealedLength(key, plaintext.Length, place is not null));
+        Span<byte> nonce = output.AsSpan(prefix.Length + placeLength, NonceSize);
         if (!key.TryReserveNonce(nonce))
         {
             envelope = null;
@@ -159,6 +181,13 @@ internal static class ValueEnvelope
         }
 
         prefix.CopyTo(output);
+        if (place is { } bound)
+        {
+            output[MagicLength] = Version2;
+            BinaryPrimitives.WriteInt64BigEndian(output.AsSpan(prefix.Length), bound.CreateRevision);
+            BinaryPrimitives.WriteInt64BigEndian(output.AsSpan(prefix.Length + 8), bound.Version);
+        }
+
         Encrypt(dataKey, output.AsSpan(0, headerLength), etcdKey, plaintext, output.AsSpan(headerLength));
         envelope = output;
         return true;

@@ -38,13 +38,27 @@ internal sealed partial class ValueProtector : IValueProtector
 
     public bool AppliesTo(ReadOnlySpan<byte> etcdKey) => _options.AppliesTo(etcdKey);
 
-    public ValueTask<ByteString> ProtectAsync(ByteString etcdKey, ByteString plaintext, CancellationToken cancellationToken)
+    public bool Binds(ReadOnlySpan<byte> etcdKey) => _options.Binds(etcdKey);
+
+    public ValueTask<ByteString> ProtectAsync(ByteString etcdKey, ByteString plaintext, KeyPlace? place, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(etcdKey);
         ArgumentNullException.ThrowIfNull(plaintext);
         if (!_options.AppliesTo(etcdKey.Span))
         {
             return new ValueTask<ByteString>(plaintext);
+        }
+
+        if (!_options.Binds(etcdKey.Span))
+        {
+            place = null;
+        }
+        else if (place is null)
+        {
+            // A write path that does not know where the value goes must not produce an unbound value here.
+            return ValueTask.FromException<ByteString>(new RpcException(new Status(
+                StatusCode.Internal,
+                $"etcdshield: refusing to write key {PrintableKey.Quote(etcdKey.Span)} under rollback protection without its place in the key's history")));
         }
 
         try
@@ -58,12 +72,12 @@ internal sealed partial class ValueProtector : IValueProtector
             ValueTask<EncryptionKey> pending = _keys.GetEncryptionKeyAsync(cancellationToken);
             if (!pending.IsCompletedSuccessfully)
             {
-                return ProtectSlowAsync(pending, etcdKey, plaintext, cancellationToken);
+                return ProtectSlowAsync(pending, etcdKey, plaintext, place, cancellationToken);
             }
 
-            return TrySeal(pending.Result, etcdKey, plaintext, out ByteString? envelope)
+            return TrySeal(pending.Result, etcdKey, plaintext, place, out ByteString? envelope)
                 ? new ValueTask<ByteString>(envelope)
-                : ProtectSlowAsync(null, etcdKey, plaintext, cancellationToken);
+                : ProtectSlowAsync(null, etcdKey, plaintext, place, cancellationToken);
         }
         catch (RpcException ex)
         {
@@ -75,7 +89,7 @@ internal sealed partial class ValueProtector : IValueProtector
         }
     }
 
-    public ValueTask<ByteString> UnprotectAsync(ByteString etcdKey, ByteString stored, CancellationToken cancellationToken)
+    public ValueTask<ByteString> UnprotectAsync(ByteString etcdKey, ByteString stored, KeyPlace place, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(etcdKey);
         ArgumentNullException.ThrowIfNull(stored);
@@ -94,6 +108,7 @@ internal sealed partial class ValueProtector : IValueProtector
         try
         {
             EnvelopeLayout layout = ValueEnvelope.Read(stored.Span);
+            CheckPlace(key, layout.Over(stored.Span).Place, place);
             ValueTask<DataKey> pending = LookUp(stored, layout, cancellationToken);
             if (!pending.IsCompletedSuccessfully)
             {
@@ -114,6 +129,7 @@ internal sealed partial class ValueProtector : IValueProtector
         ValueTask<EncryptionKey>? pending,
         ByteString etcdKey,
         ByteString plaintext,
+        KeyPlace? place,
         CancellationToken cancellationToken)
     {
         for (int attempt = 1; ; attempt++)
@@ -135,7 +151,7 @@ internal sealed partial class ValueProtector : IValueProtector
                 throw EncryptFailed(etcdKey, new KeyProviderUnavailableException("the proxy is shutting down", ex));
             }
 
-            if (TrySeal(key, etcdKey, plaintext, out ByteString? envelope))
+            if (TrySeal(key, etcdKey, plaintext, place, out ByteString? envelope))
             {
                 return envelope;
             }
@@ -183,13 +199,41 @@ internal sealed partial class ValueProtector : IValueProtector
         }
     }
 
+    /// <summary>
+    /// Refuses a value found somewhere it was not written for, before any key is looked up: a v2 envelope whose bound
+    /// place is not where etcd holds it (an older value put back, or one from another lifetime of the key), or a v1
+    /// envelope under a protected prefix outside the migration window. The bound place is authenticated afterwards
+    /// with the rest of the header, so a forged place fails there.
+    /// </summary>
+    private void CheckPlace(ReadOnlySpan<byte> etcdKey, KeyPlace? bound, KeyPlace found)
+    {
+        if (bound is { } written)
+        {
+            if (written != found)
+            {
+                throw new EnvelopePlaceException(
+                    EnvelopeErrorReason.RolledBack,
+                    $"the value was sealed for {written} but etcd holds it as {found}: it was rolled back or replaced outside the proxy");
+            }
+
+            return;
+        }
+
+        if (_options.Binds(etcdKey) && !_options.AllowsUnbound(etcdKey))
+        {
+            throw new EnvelopePlaceException(
+                EnvelopeErrorReason.Unbound,
+                "the value is not bound to its place in the key's history (a v1 envelope under a rollback protection prefix; re-seal it with etcdshield migrate)");
+        }
+    }
+
     private ValueTask<DataKey> LookUp(ByteString stored, EnvelopeLayout layout, CancellationToken cancellationToken) =>
         _keys.GetDecryptionKeyAsync(layout.Over(stored.Span), cancellationToken);
 
     /// <returns>False when the key was retired or evicted (disposed) between lookup and use: look it up again.</returns>
-    private bool TrySeal(EncryptionKey key, ByteString etcdKey, ByteString plaintext, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out ByteString? envelope)
+    private bool TrySeal(EncryptionKey key, ByteString etcdKey, ByteString plaintext, KeyPlace? place, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out ByteString? envelope)
     {
-        long sealedLength = (long)key.DataKey.HeaderLength + plaintext.Length + ValueEnvelope.TagSize;
+        long sealedLength = (long)key.DataKey.HeaderLength + (place is null ? 0 : ValueEnvelope.PlaceLength) + plaintext.Length + ValueEnvelope.TagSize;
         if (sealedLength > _options.MaxValueBytes)
         {
             throw TooLarge(plaintext.Length, sealedLength);
@@ -197,7 +241,7 @@ internal sealed partial class ValueProtector : IValueProtector
 
         try
         {
-            if (ValueEnvelope.TrySeal(key, etcdKey.Span, plaintext.Span, out byte[]? sealedBytes))
+            if (ValueEnvelope.TrySeal(key, etcdKey.Span, plaintext.Span, out byte[]? sealedBytes, place))
             {
                 envelope = UnsafeByteOperations.UnsafeWrap(sealedBytes);
                 return true;

@@ -23,11 +23,12 @@ internal static class ValueRoutes
         var txnValues = new TxnValues(protector, opener, ranges);
         var limit = new ValueRequestLimit(limits.MaxRequestBytes);
         var guarded = new GuardedTxn(new ValueCompares(opener), limits.MaxTxnOps, time, metrics, loggers.CreateLogger<GuardedTxn>());
+        var bound = new BoundWrites(protector);
         routes
-            .Handle(KV.Descriptor.FindMethodByName("Put"), new PutHandler(txnValues, opener, limit))
+            .Handle(KV.Descriptor.FindMethodByName("Put"), new PutHandler(txnValues, opener, limit, bound, guarded))
             .Handle(KV.Descriptor.FindMethodByName("Range"), new RangeHandler(ranges))
             .Handle(KV.Descriptor.FindMethodByName("DeleteRange"), new DeleteRangeHandler(opener))
-            .Handle(KV.Descriptor.FindMethodByName("Txn"), new TxnHandler(txnValues, guarded, limit, limits.MaxTxnOps))
+            .Handle(KV.Descriptor.FindMethodByName("Txn"), new TxnHandler(txnValues, guarded, limit, limits.MaxTxnOps, bound))
             .Rewrite(Watch.Descriptor.FindMethodByName("Watch"), new WatchValueRewriter(opener));
     }
 }

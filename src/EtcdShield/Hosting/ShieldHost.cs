@@ -159,7 +159,7 @@ internal static class ShieldHost
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<SerializableReadCache>>()));
         services.AddSingleton<RelayMetrics>();
-        services.AddSingleton<RelayTraces>();
+        services.AddSingleton(_ => new RelayTraces(options.TraceSamplingRatio));
         services.AddSingleton<EtcdReachability>();
         services.AddSingleton<HealthEndpoint>();
         AddLifecycle(services, options);
@@ -285,7 +285,7 @@ internal static class ShieldHost
     {
         try
         {
-            return EncryptionOptions.FromUtf8(options.EncryptPrefixes, options.LegacyPlaintextPrefixes, options.MaxRequestBytes) with { HashKeysInLogs = options.AuditHashKeys };
+            return EncryptionOptions.FromUtf8(options.EncryptPrefixes, options.LegacyPlaintextPrefixes, options.MaxRequestBytes, options.RollbackProtectionPrefixes, options.LegacyUnboundPrefixes) with { HashKeysInLogs = options.AuditHashKeys };
         }
         catch (ArgumentException e)
         {

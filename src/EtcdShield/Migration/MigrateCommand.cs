@@ -100,7 +100,8 @@ internal static class MigrateCommand
     {
         try
         {
-            return EncryptionOptions.FromUtf8(options.EncryptPrefixes, options.LegacyPlaintextPrefixes, options.MaxRequestBytes);
+            // migrate reads the unbound values it re-seals under a protected prefix; it writes them bound.
+            return EncryptionOptions.FromUtf8(options.EncryptPrefixes, options.LegacyPlaintextPrefixes, options.MaxRequestBytes, options.RollbackProtectionPrefixes).ReadingUnbound();
         }
         catch (ArgumentException e)
         {

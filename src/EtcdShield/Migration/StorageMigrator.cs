@@ -114,8 +114,9 @@ internal sealed partial class StorageMigrator
             ByteString sealedValue;
             try
             {
-                plaintext = await _protector.UnprotectAsync(kv.Key, kv.Value, cancellationToken).ConfigureAwait(false);
-                sealedValue = await _protector.ProtectAsync(kv.Key, plaintext, cancellationToken).ConfigureAwait(false);
+                plaintext = await _protector.UnprotectAsync(kv.Key, kv.Value, KeyPlace.Of(kv), cancellationToken).ConfigureAwait(false);
+                // The rewrite is guarded by the value's mod_revision, so the version it gives the key is this one's next.
+                sealedValue = await _protector.ProtectAsync(kv.Key, plaintext, KeyPlace.After(kv), cancellationToken).ConfigureAwait(false);
             }
             catch (RpcException e) when (e.StatusCode == StatusCode.DataLoss)
             {
@@ -160,7 +161,7 @@ internal sealed partial class StorageMigrator
     {
         try
         {
-            await _protector.UnprotectAsync(kv.Key, kv.Value, cancellationToken).ConfigureAwait(false);
+            await _protector.UnprotectAsync(kv.Key, kv.Value, KeyPlace.Of(kv), cancellationToken).ConfigureAwait(false);
             return true;
         }
         catch (RpcException e) when (e.StatusCode == StatusCode.DataLoss)
@@ -203,7 +204,10 @@ internal sealed partial class StorageMigrator
 
         try
         {
-            return ValueEnvelope.Parse(kv.Value.Span).GetKekIdString() == _currentKekId() ? StoredState.Current : StoredState.OldKek;
+            var header = ValueEnvelope.Parse(kv.Value.Span);
+            // Under rollback protection a v1 envelope is not current whatever KEK wrapped it: it must be bound.
+            var bound = header.Version == ValueEnvelope.Version2 || !_protector.Binds(kv.Key.Span);
+            return bound && header.GetKekIdString() == _currentKekId() ? StoredState.Current : StoredState.OldKek;
         }
         catch (EnvelopeFormatException)
         {

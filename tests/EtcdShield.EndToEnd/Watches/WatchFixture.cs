@@ -113,7 +113,7 @@ public sealed class WatchFixture : IAsyncLifetime
 
         /// <summary>The plaintext of a value as etcd stores it (an envelope this proxy's key opens).</summary>
         public async ValueTask<ByteString> OpenAsync(ByteString key, ByteString stored) =>
-            await protector.UnprotectAsync(key, stored, CancellationToken.None);
+            await protector.UnprotectAsync(key, stored, default, CancellationToken.None);
 
         public async ValueTask DisposeAsync()
         {

@@ -43,7 +43,7 @@ public sealed class KeyProviderCheckTests : IDisposable
         var failure = Checked.Single(lines, CheckStatus.Fail);
         Assert.Equal("encryption", failure.Check);
         Assert.StartsWith("Legacy plaintext prefix \"/other/\" does not overlap any encrypted prefix", failure.Detail, StringComparison.Ordinal);
-        Assert.EndsWith("; the proxy refuses to start with these --encrypt-prefix/--legacy-plaintext-prefix/--max-request-bytes", failure.Detail, StringComparison.Ordinal);
+        Assert.EndsWith("; the proxy refuses to start with these --encrypt-prefix/--legacy-plaintext-prefix/--rollback-protection-prefix/--legacy-unbound-prefix/--max-request-bytes", failure.Detail, StringComparison.Ordinal);
     }
 
     [Fact]

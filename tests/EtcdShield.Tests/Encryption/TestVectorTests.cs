@@ -58,6 +58,7 @@ public sealed partial class TestVectorTests
         ByteString plaintext = await protector.UnprotectAsync(
             ByteString.CopyFromUtf8(EtcdKey),
             ByteString.CopyFrom(Convert.FromHexString(ExpectedEnvelopeHex)),
+            default,
             CancellationToken.None);
 
         Assert.Equal(Plaintext, plaintext.ToStringUtf8());

@@ -29,11 +29,13 @@ internal sealed class ValueHandlerBed : IDisposable
     private readonly IMeterFactory _meters = TestMeterFactory.Create();
     private readonly DataKeyManager _keys;
 
-    public ValueHandlerBed()
+    /// <param name="rollbackProtected">A prefix given to --rollback-protection-prefix, if any.</param>
+    public ValueHandlerBed(string? rollbackProtected = null)
     {
         var metrics = new EncryptionMetrics(_meters);
         _keys = new DataKeyManager(new KeyRing(_kek), DataKeyOptions.Default, new FakeTimeProvider(), new KeyMetrics(_meters), new FakeLogger<DataKeyManager>(Logs));
-        Protector = new ValueProtector(new EncryptionOptions(maxValueBytes: MaxRequestBytes), _keys, metrics, new FakeLogger<ValueProtector>(Logs));
+        Protector = new ValueProtector(
+            EncryptionOptions.FromUtf8(maxValueBytes: MaxRequestBytes, rollbackProtectedPrefixes: rollbackProtected is null ? null : [rollbackProtected]), _keys, metrics, new FakeLogger<ValueProtector>(Logs));
         GuardRetries = new MetricCollector<long>(_meters, EncryptionMetrics.MeterName, "etcdshield.txn.guard_retries");
         GuardsExhausted = new MetricCollector<long>(_meters, EncryptionMetrics.MeterName, "etcdshield.txn.guard_exhausted");
 
@@ -42,10 +44,10 @@ internal sealed class ValueHandlerBed : IDisposable
         var txnValues = new TxnValues(Protector, opener, ranges);
         var limit = new ValueRequestLimit(MaxRequestBytes);
         var guarded = new GuardedTxn(new ValueCompares(opener), MaxTxnOps, Clock, metrics, new FakeLogger<GuardedTxn>(Logs));
-        Put = new PutHandler(txnValues, opener, limit);
+        Put = new PutHandler(txnValues, opener, limit, new BoundWrites(Protector), guarded);
         Range = new RangeHandler(ranges);
         DeleteRange = new DeleteRangeHandler(opener);
-        Txn = new TxnHandler(txnValues, guarded, limit, MaxTxnOps);
+        Txn = new TxnHandler(txnValues, guarded, limit, MaxTxnOps, new BoundWrites(Protector));
         Watch = new WatchValueRewriter(opener);
         Campaign = new CampaignHandler(Protector, limit);
         Proclaim = new ProclaimHandler(Protector, limit);
@@ -95,10 +97,15 @@ internal sealed class ValueHandlerBed : IDisposable
     public ByteString Seal(string key, string plaintext) => Seal(Utf8(key), Utf8(plaintext));
 
     public ByteString Seal(ByteString key, ByteString plaintext) =>
-        Protector.ProtectAsync(key, plaintext, CancellationToken.None).AsTask().GetAwaiter().GetResult();
+        Protector.ProtectAsync(key, plaintext, null, CancellationToken.None).AsTask().GetAwaiter().GetResult();
 
     public string Open(ByteString key, ByteString stored) =>
-        Protector.UnprotectAsync(key, stored, CancellationToken.None).AsTask().GetAwaiter().GetResult().ToStringUtf8();
+        Protector.UnprotectAsync(key, stored, default, CancellationToken.None).AsTask().GetAwaiter().GetResult().ToStringUtf8();
+
+    /// <summary>What a proxy without rollback protection would store (a v1 envelope), under the same keys.</summary>
+    public ByteString SealUnbound(string key, string plaintext) =>
+        new ValueProtector(new EncryptionOptions(maxValueBytes: MaxRequestBytes), _keys, new EncryptionMetrics(_meters), new FakeLogger<ValueProtector>(Logs))
+            .ProtectAsync(Utf8(key), Utf8(plaintext), null, CancellationToken.None).AsTask().GetAwaiter().GetResult();
 
     /// <summary>Writes a sealed value straight into etcd, as the proxy would have; returns the revision.</summary>
     public long Store(string key, string plaintext) => Etcd.Store.Put(key, Seal(key, plaintext));

@@ -77,8 +77,8 @@ public sealed class ValueProtectorTests : IDisposable
         byte[] plaintext = new byte[size];
         new Random(size).NextBytes(plaintext);
 
-        ByteString stored = await protector.ProtectAsync(SecretKey, ByteString.CopyFrom(plaintext), CancellationToken.None);
-        ByteString read = await protector.UnprotectAsync(SecretKey, stored, CancellationToken.None);
+        ByteString stored = await protector.ProtectAsync(SecretKey, ByteString.CopyFrom(plaintext), null, CancellationToken.None);
+        ByteString read = await protector.UnprotectAsync(SecretKey, stored, default, CancellationToken.None);
 
         Assert.True(ValueEnvelope.HasEnvelopePrefix(stored.Span));
         Assert.Equal(plaintext, read.ToByteArray());
@@ -93,8 +93,8 @@ public sealed class ValueProtectorTests : IDisposable
 
         Assert.False(protector.AppliesTo(key.Span));
         Assert.True(protector.AppliesTo(SecretKey.Span));
-        Assert.Same(value, await protector.ProtectAsync(key, value, CancellationToken.None));
-        Assert.Same(value, await protector.UnprotectAsync(key, value, CancellationToken.None));
+        Assert.Same(value, await protector.ProtectAsync(key, value, null, CancellationToken.None));
+        Assert.Same(value, await protector.UnprotectAsync(key, value, default, CancellationToken.None));
         Assert.Equal(0, _kek.WrapCalls);
     }
 
@@ -104,11 +104,11 @@ public sealed class ValueProtectorTests : IDisposable
         // What each call allocates is measured by the micro-benchmarks in bench/, not asserted here.
         var protector = NewProtector();
         ByteString plaintext = ByteString.CopyFrom(new byte[1024]);
-        await protector.ProtectAsync(SecretKey, plaintext, CancellationToken.None);
+        await protector.ProtectAsync(SecretKey, plaintext, null, CancellationToken.None);
         for (int i = 0; i < 100; i++)
         {
-            ByteString stored = Synchronously.Completed(protector.ProtectAsync(SecretKey, plaintext, CancellationToken.None));
-            Assert.Equal(plaintext, Synchronously.Completed(protector.UnprotectAsync(SecretKey, stored, CancellationToken.None)));
+            ByteString stored = Synchronously.Completed(protector.ProtectAsync(SecretKey, plaintext, null, CancellationToken.None));
+            Assert.Equal(plaintext, Synchronously.Completed(protector.UnprotectAsync(SecretKey, stored, default, CancellationToken.None)));
         }
     }
 
@@ -118,7 +118,7 @@ public sealed class ValueProtectorTests : IDisposable
         var protector = NewProtector();
         _kek.Down = true;
 
-        var ex = await FailsWith(StatusCode.Unavailable, () => protector.ProtectAsync(SecretKey, ByteString.CopyFromUtf8("s3cr3t"), CancellationToken.None).AsTask());
+        var ex = await FailsWith(StatusCode.Unavailable, () => protector.ProtectAsync(SecretKey, ByteString.CopyFromUtf8("s3cr3t"), null, CancellationToken.None).AsTask());
 
         Assert.StartsWith("etcdshield: key provider unavailable: ", ex.Status.Detail, StringComparison.Ordinal);
         Assert.DoesNotContain("s3cr3t", ex.Status.Detail, StringComparison.Ordinal);
@@ -132,8 +132,8 @@ public sealed class ValueProtectorTests : IDisposable
         var protector = NewProtector(new EncryptionOptions(maxValueBytes: 1000));
         int overhead = ValueEnvelope.Overhead(_kek.Id.Length, 40);
 
-        ByteString fits = await protector.ProtectAsync(SecretKey, ByteString.CopyFrom(new byte[1000 - overhead]), CancellationToken.None);
-        var ex = await FailsWith(StatusCode.ResourceExhausted, () => protector.ProtectAsync(SecretKey, ByteString.CopyFrom(new byte[1001 - overhead]), CancellationToken.None).AsTask());
+        ByteString fits = await protector.ProtectAsync(SecretKey, ByteString.CopyFrom(new byte[1000 - overhead]), null, CancellationToken.None);
+        var ex = await FailsWith(StatusCode.ResourceExhausted, () => protector.ProtectAsync(SecretKey, ByteString.CopyFrom(new byte[1001 - overhead]), null, CancellationToken.None).AsTask());
 
         Assert.Equal(1000, fits.Length);
         Assert.StartsWith("etcdshield: value too large after encryption: ", ex.Status.Detail, StringComparison.Ordinal);
@@ -145,7 +145,7 @@ public sealed class ValueProtectorTests : IDisposable
     {
         var protector = NewProtector(new EncryptionOptions(maxValueBytes: 1000));
 
-        await FailsWith(StatusCode.ResourceExhausted, () => protector.ProtectAsync(SecretKey, ByteString.CopyFrom(new byte[990]), CancellationToken.None).AsTask());
+        await FailsWith(StatusCode.ResourceExhausted, () => protector.ProtectAsync(SecretKey, ByteString.CopyFrom(new byte[990]), null, CancellationToken.None).AsTask());
 
         Assert.Equal(0, _kek.WrapCalls);
     }
@@ -154,10 +154,10 @@ public sealed class ValueProtectorTests : IDisposable
     public async Task A_tampered_value_is_data_loss_naming_the_key_but_not_the_value()
     {
         var protector = NewProtector();
-        byte[] stored = (await protector.ProtectAsync(SecretKey, ByteString.CopyFromUtf8("s3cr3t-password"), CancellationToken.None)).ToByteArray();
+        byte[] stored = (await protector.ProtectAsync(SecretKey, ByteString.CopyFromUtf8("s3cr3t-password"), null, CancellationToken.None)).ToByteArray();
         stored[^20] ^= 0x01;
 
-        var ex = await FailsWith(StatusCode.DataLoss, () => protector.UnprotectAsync(SecretKey, ByteString.CopyFrom(stored), CancellationToken.None).AsTask());
+        var ex = await FailsWith(StatusCode.DataLoss, () => protector.UnprotectAsync(SecretKey, ByteString.CopyFrom(stored), default, CancellationToken.None).AsTask());
 
         Assert.Equal("etcdshield: cannot decrypt value of key \"/registry/secrets/a\": authentication failed", ex.Status.Detail);
         Assert.Equal(1, _decryptFailures.Counted("reason", "authentication_failed"));
@@ -171,10 +171,10 @@ public sealed class ValueProtectorTests : IDisposable
     public async Task A_value_copied_to_another_key_is_data_loss()
     {
         var protector = NewProtector();
-        ByteString stored = await protector.ProtectAsync(SecretKey, ByteString.CopyFromUtf8("s3cr3t"), CancellationToken.None);
+        ByteString stored = await protector.ProtectAsync(SecretKey, ByteString.CopyFromUtf8("s3cr3t"), null, CancellationToken.None);
         ByteString otherKey = ByteString.CopyFromUtf8("/registry/secrets/b");
 
-        var ex = await FailsWith(StatusCode.DataLoss, () => protector.UnprotectAsync(otherKey, stored, CancellationToken.None).AsTask());
+        var ex = await FailsWith(StatusCode.DataLoss, () => protector.UnprotectAsync(otherKey, stored, default, CancellationToken.None).AsTask());
 
         Assert.Equal("etcdshield: cannot decrypt value of key \"/registry/secrets/b\": authentication failed", ex.Status.Detail);
     }
@@ -193,11 +193,11 @@ public sealed class ValueProtectorTests : IDisposable
             random.NextBytes(value);
             ByteString key = ByteString.CopyFrom(keyBytes);
 
-            byte[] stored = (await protector.ProtectAsync(key, ByteString.CopyFrom(value), CancellationToken.None)).ToByteArray();
-            Assert.Equal(value, (await protector.UnprotectAsync(key, ByteString.CopyFrom(stored), CancellationToken.None)).ToByteArray());
+            byte[] stored = (await protector.ProtectAsync(key, ByteString.CopyFrom(value), null, CancellationToken.None)).ToByteArray();
+            Assert.Equal(value, (await protector.UnprotectAsync(key, ByteString.CopyFrom(stored), default, CancellationToken.None)).ToByteArray());
 
             stored[random.Next(stored.Length)] ^= (byte)(1 << random.Next(8));
-            await FailsWith(StatusCode.DataLoss, () => protector.UnprotectAsync(key, ByteString.CopyFrom(stored), CancellationToken.None).AsTask());
+            await FailsWith(StatusCode.DataLoss, () => protector.UnprotectAsync(key, ByteString.CopyFrom(stored), default, CancellationToken.None).AsTask());
         }
     }
 
@@ -205,11 +205,11 @@ public sealed class ValueProtectorTests : IDisposable
     public async Task An_unknown_kek_is_data_loss_naming_the_kek()
     {
         var protector = NewProtector();
-        byte[] stored = (await protector.ProtectAsync(SecretKey, ByteString.CopyFromUtf8("s3cr3t"), CancellationToken.None)).ToByteArray();
+        byte[] stored = (await protector.ProtectAsync(SecretKey, ByteString.CopyFromUtf8("s3cr3t"), null, CancellationToken.None)).ToByteArray();
         var cold = NewProtector();
         ByteString forged = ByteString.CopyFrom(EnvelopeForgery.Rebuild(stored, kekId: "kms:gone"));
 
-        var ex = await FailsWith(StatusCode.DataLoss, () => cold.UnprotectAsync(SecretKey, forged, CancellationToken.None).AsTask());
+        var ex = await FailsWith(StatusCode.DataLoss, () => cold.UnprotectAsync(SecretKey, forged, default, CancellationToken.None).AsTask());
 
         Assert.Equal("etcdshield: cannot decrypt value of key \"/registry/secrets/a\": unknown key-encryption key \"kms:gone\"", ex.Status.Detail);
         Assert.Equal(1, _decryptFailures.Counted("reason", "unknown_key"));
@@ -219,11 +219,11 @@ public sealed class ValueProtectorTests : IDisposable
     public async Task A_kek_outage_on_a_cold_read_is_unavailable_not_data_loss()
     {
         var writer = NewProtector();
-        ByteString stored = await writer.ProtectAsync(SecretKey, ByteString.CopyFromUtf8("s3cr3t"), CancellationToken.None);
+        ByteString stored = await writer.ProtectAsync(SecretKey, ByteString.CopyFromUtf8("s3cr3t"), null, CancellationToken.None);
         var cold = NewProtector();
         _kek.Down = true;
 
-        var ex = await FailsWith(StatusCode.Unavailable, () => cold.UnprotectAsync(SecretKey, stored, CancellationToken.None).AsTask());
+        var ex = await FailsWith(StatusCode.Unavailable, () => cold.UnprotectAsync(SecretKey, stored, default, CancellationToken.None).AsTask());
 
         Assert.StartsWith("etcdshield: key provider unavailable: cannot decrypt value of key \"/registry/secrets/a\"", ex.Status.Detail, StringComparison.Ordinal);
     }
@@ -236,7 +236,7 @@ public sealed class ValueProtectorTests : IDisposable
     {
         var protector = NewProtector();
 
-        var ex = await FailsWith(StatusCode.DataLoss, () => protector.UnprotectAsync(SecretKey, ByteString.CopyFromUtf8(value), CancellationToken.None).AsTask());
+        var ex = await FailsWith(StatusCode.DataLoss, () => protector.UnprotectAsync(SecretKey, ByteString.CopyFromUtf8(value), default, CancellationToken.None).AsTask());
 
         Assert.Equal("etcdshield: cannot decrypt value of key \"/registry/secrets/a\": value is not encrypted", ex.Status.Detail);
         Assert.Equal(1, _decryptFailures.Counted("reason", "not_encrypted"));
@@ -251,9 +251,9 @@ public sealed class ValueProtectorTests : IDisposable
         var protector = NewProtector(EncryptionOptions.FromUtf8(["/registry/"], legacyPlaintextPrefixes: ["/registry/secrets/"]));
         ByteString stored = ByteString.CopyFromUtf8(value);
 
-        Assert.Same(stored, await protector.UnprotectAsync(SecretKey, stored, CancellationToken.None));
+        Assert.Same(stored, await protector.UnprotectAsync(SecretKey, stored, default, CancellationToken.None));
         Assert.Equal(1, _legacyReads.Counted());
-        await FailsWith(StatusCode.DataLoss, () => protector.UnprotectAsync(ByteString.CopyFromUtf8("/registry/configmaps/x"), stored, CancellationToken.None).AsTask());
+        await FailsWith(StatusCode.DataLoss, () => protector.UnprotectAsync(ByteString.CopyFromUtf8("/registry/configmaps/x"), stored, default, CancellationToken.None).AsTask());
     }
 
     [Fact]
@@ -261,7 +261,7 @@ public sealed class ValueProtectorTests : IDisposable
     {
         var protector = NewProtector(EncryptionOptions.FromUtf8(legacyPlaintextPrefixes: ["/registry/"]));
 
-        var ex = await FailsWith(StatusCode.DataLoss, () => protector.UnprotectAsync(SecretKey, ByteString.CopyFromUtf8("ESH\x02 from the future"), CancellationToken.None).AsTask());
+        var ex = await FailsWith(StatusCode.DataLoss, () => protector.UnprotectAsync(SecretKey, ByteString.CopyFromUtf8("ESH\x03 from the future"), default, CancellationToken.None).AsTask());
 
         Assert.Contains("unsupported envelope version", ex.Status.Detail, StringComparison.Ordinal);
         Assert.Equal(1, _decryptFailures.Counted("reason", "unsupported_version"));
@@ -273,7 +273,7 @@ public sealed class ValueProtectorTests : IDisposable
         var protector = NewProtector();
         ByteString key = ByteString.CopyFrom([(byte)'/', (byte)'k', 0x00, 0xFF, (byte)'"', (byte)'\n']);
 
-        var ex = await FailsWith(StatusCode.DataLoss, () => protector.UnprotectAsync(key, ByteString.CopyFromUtf8("plain"), CancellationToken.None).AsTask());
+        var ex = await FailsWith(StatusCode.DataLoss, () => protector.UnprotectAsync(key, ByteString.CopyFromUtf8("plain"), default, CancellationToken.None).AsTask());
 
         Assert.Equal("etcdshield: cannot decrypt value of key \"/k\\x00\\xff\\\"\\x0a\": value is not encrypted", ex.Status.Detail);
     }
@@ -295,8 +295,8 @@ public sealed class ValueProtectorTests : IDisposable
         keys.DecryptionKeys.Enqueue(current.DataKey);
         var protector = new ValueProtector(EncryptionOptions.Default, keys, _metrics, _logger);
 
-        ByteString sealedValue = await protector.ProtectAsync(SecretKey, ByteString.CopyFromUtf8("v"), CancellationToken.None);
-        ByteString opened = await protector.UnprotectAsync(SecretKey, ByteString.CopyFrom(stored), CancellationToken.None);
+        ByteString sealedValue = await protector.ProtectAsync(SecretKey, ByteString.CopyFromUtf8("v"), null, CancellationToken.None);
+        ByteString opened = await protector.UnprotectAsync(SecretKey, ByteString.CopyFrom(stored), default, CancellationToken.None);
 
         Assert.Equal(current.DataKey.Id, ValueEnvelope.Parse(sealedValue.Span).DataKeyId);
         Assert.Equal("s3cr3t", opened.ToStringUtf8());
@@ -312,7 +312,7 @@ public sealed class ValueProtectorTests : IDisposable
         keys.EncryptionKeys.Enqueue(retired);
         var protector = new ValueProtector(EncryptionOptions.Default, keys, _metrics, _logger);
 
-        await FailsWith(StatusCode.Unavailable, () => protector.ProtectAsync(SecretKey, ByteString.CopyFromUtf8("v"), CancellationToken.None).AsTask());
+        await FailsWith(StatusCode.Unavailable, () => protector.ProtectAsync(SecretKey, ByteString.CopyFromUtf8("v"), null, CancellationToken.None).AsTask());
     }
 
     [Fact]
@@ -323,13 +323,13 @@ public sealed class ValueProtectorTests : IDisposable
 
         for (int i = 0; i < 10; i++)
         {
-            stored.Add(await protector.ProtectAsync(SecretKey, ByteString.CopyFromUtf8($"v{i}"), CancellationToken.None));
+            stored.Add(await protector.ProtectAsync(SecretKey, ByteString.CopyFromUtf8($"v{i}"), null, CancellationToken.None));
         }
 
         Assert.Equal(4, stored.Select(s => ValueEnvelope.Parse(s.Span).DataKeyId).Distinct().Count());
         for (int i = 0; i < 10; i++)
         {
-            Assert.Equal($"v{i}", (await protector.UnprotectAsync(SecretKey, stored[i], CancellationToken.None)).ToStringUtf8());
+            Assert.Equal($"v{i}", (await protector.UnprotectAsync(SecretKey, stored[i], default, CancellationToken.None)).ToStringUtf8());
         }
     }
 
@@ -345,7 +345,7 @@ public sealed class ValueProtectorTests : IDisposable
         {
             for (int i = 0; i < WritesEach; i++)
             {
-                stored[w, i] = await protector.ProtectAsync(SecretKey, ByteString.CopyFromUtf8($"{w}:{i}"), CancellationToken.None);
+                stored[w, i] = await protector.ProtectAsync(SecretKey, ByteString.CopyFromUtf8($"{w}:{i}"), null, CancellationToken.None);
             }
         })));
 
@@ -355,7 +355,7 @@ public sealed class ValueProtectorTests : IDisposable
         {
             for (int i = 0; i < WritesEach; i++)
             {
-                Assert.Equal($"{w}:{i}", (await cold.UnprotectAsync(SecretKey, stored[w, i], CancellationToken.None)).ToStringUtf8());
+                Assert.Equal($"{w}:{i}", (await cold.UnprotectAsync(SecretKey, stored[w, i], default, CancellationToken.None)).ToStringUtf8());
             }
         })));
 
@@ -382,7 +382,7 @@ public sealed class ValueProtectorTests : IDisposable
 
         Assert.False(protector.Enabled);
         Assert.False(protector.AppliesTo(SecretKey.Span));
-        Assert.Same(value, await protector.ProtectAsync(SecretKey, value, CancellationToken.None));
-        Assert.Same(value, await protector.UnprotectAsync(SecretKey, value, CancellationToken.None));
+        Assert.Same(value, await protector.ProtectAsync(SecretKey, value, null, CancellationToken.None));
+        Assert.Same(value, await protector.UnprotectAsync(SecretKey, value, default, CancellationToken.None));
     }
 }

@@ -59,13 +59,13 @@ public sealed class StorageMigratorTests : IDisposable
         Assert.True(report.Complete);
         Assert.Equal(1, report.PlaintextEncrypted);
         Assert.True(ValueEnvelope.HasEnvelopePrefix(Stored("/legacy/config").Span));
-        Assert.Equal("from-before", (await Protector(EncryptionOptions.Default).UnprotectAsync(Bytes("/legacy/config"), Stored("/legacy/config"), CancellationToken.None)).ToStringUtf8());
+        Assert.Equal("from-before", (await Protector(EncryptionOptions.Default).UnprotectAsync(Bytes("/legacy/config"), Stored("/legacy/config"), default, CancellationToken.None)).ToStringUtf8());
     }
 
     [Fact]
     public async Task An_envelope_under_the_current_kek_moved_to_another_key_is_reported_not_counted_current()
     {
-        var sealedForA = await Protector(EncryptionOptions.Default).ProtectAsync(Bytes("/app/a"), Bytes("secret"), CancellationToken.None);
+        var sealedForA = await Protector(EncryptionOptions.Default).ProtectAsync(Bytes("/app/a"), Bytes("secret"), null, CancellationToken.None);
         _etcd.Store.Put("/app/a", sealedForA);
         _etcd.Store.Put("/app/b", sealedForA);
 

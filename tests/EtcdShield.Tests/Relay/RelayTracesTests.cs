@@ -83,12 +83,39 @@ public sealed class RelayTracesTests : IDisposable
     {
         using var spans = new CollectedSpans(RelayTraces.SourceName) { Sampling = ActivitySamplingResult.PropagationData };
 
-        await PutAsync("/app/a", sampled: false);
+        await PutAsync("/app/a", sampled: true);
 
         var request = Assert.Single(spans.OfTrace(_trace));
         Assert.False(request.IsAllDataRequested);
         Assert.Empty(request.TagObjects);
+        Assert.Equal(ClientParent(sampled: true), Assert.Single(_bed.Etcd.Requests).Headers?.GetValue("traceparent"));
+    }
+
+    [Fact]
+    public async Task A_client_trace_that_says_not_sampled_creates_no_span_at_all_and_etcd_gets_its_traceparent_as_sent()
+    {
+        using var spans = new CollectedSpans(RelayTraces.SourceName);
+
+        await PutAsync("/app/a", sampled: false);
+
+        Assert.Empty(spans.OfTrace(_trace));
         Assert.Equal(ClientParent(sampled: false), Assert.Single(_bed.Etcd.Requests).Headers?.GetValue("traceparent"));
+    }
+
+    [Fact]
+    public async Task At_ratio_0_a_request_without_a_traceparent_creates_no_span_but_a_clients_sampled_trace_is_still_joined()
+    {
+        using var traces = new RelayTraces(rootSamplingRatio: 0);
+        using var bed = new RelayBed(traces: traces);
+        using var spans = new CollectedSpans(RelayTraces.SourceName);
+
+        await bed.Relay.UnaryAsync(RelayBed.Method("KV/Put"), new PutRequest { Key = ByteString.CopyFromUtf8("/app/a"), Value = ByteString.CopyFromUtf8("v") }, bed.Context());
+        Assert.Empty(spans.Ended);
+
+        var context = bed.Context();
+        context.RequestHeaders.Add("traceparent", ClientParent(sampled: true));
+        await bed.Relay.UnaryAsync(RelayBed.Method("KV/Put"), new PutRequest { Key = ByteString.CopyFromUtf8("/app/a"), Value = ByteString.CopyFromUtf8("v") }, context);
+        Assert.Equal(2, spans.OfTrace(_trace).Count);
     }
 
     [Fact]
