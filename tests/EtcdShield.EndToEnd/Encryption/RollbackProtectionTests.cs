@@ -558,9 +558,9 @@ public sealed class RollbackProtectionMigrateTests : IDisposable
         {
             using var channel = GrpcChannels.ToProxy(protectedProxy, _pki);
             var kv = new KV.KVClient(channel);
-            await PutAsync(kv, restoredKey, "older-secret");
+            await PutAsync(kv, restoredKey, "older-password");
             var saved = (await directKv.RangeAsync(new RangeRequest { Key = Utf8(restoredKey) })).Kvs.Single().Value;
-            await PutAsync(kv, restoredKey, "newer-secret");
+            await PutAsync(kv, restoredKey, "newer-password");
             await directKv.PutAsync(new PutRequest { Key = Utf8(restoredKey), Value = saved });
         }
 
@@ -571,7 +571,7 @@ public sealed class RollbackProtectionMigrateTests : IDisposable
         Assert.Equal(1, migrate.ExitCode);
         Assert.Contains(restoredKey, migrate.StdOut, StringComparison.Ordinal);
         Assert.Contains("failed (cannot decrypt, left as they are): 1", migrate.StdOut, StringComparison.Ordinal);
-        Assert.DoesNotContain("secret", migrate.StdOut + migrate.StdErr, StringComparison.Ordinal);
+        Assert.DoesNotContain("password", migrate.StdOut + migrate.StdErr, StringComparison.Ordinal);
         Assert.Equal(planted, stored[restoredKey]);
         RollbackProtectionTests.AssertBound(stored[ProtectedPrefix + "unbound"].Value, "unbound-value");
     }
