@@ -232,6 +232,31 @@ public sealed class RollbackProtectionTests(RollbackProtectionTests.ProtectingPr
     }
 
     [Fact]
+    public async Task A_txn_writing_an_existing_a_new_and_a_nested_key_binds_each_to_its_own_version()
+    {
+        var prefix = NewKey("txn-places");
+        await etcd.PutAsync(prefix + "existing", "existing-one");
+        await etcd.PutAsync(prefix + "existing", "existing-two");
+
+        var txn = await etcd.ProxyKv.TxnAsync(new TxnRequest
+        {
+            Success =
+            {
+                WritePathTests.Put(prefix + "existing", "existing-three"),
+                WritePathTests.Put(prefix + "new", "new-one"),
+                new RequestOp { RequestTxn = new TxnRequest { Success = { WritePathTests.Put(prefix + "nested", "nested-one") } } },
+            },
+        });
+        var read = await etcd.ProxyKv.RangeAsync(new RangeRequest { Key = Utf8(prefix), RangeEnd = Utf8(WritePathTests.PrefixEnd(prefix)) });
+
+        Assert.True(txn.Succeeded);
+        Assert.Equal(
+            [("existing", "existing-three", 3L), ("nested", "nested-one", 1L), ("new", "new-one", 1L)],
+            read.Kvs.Select(kv => (kv.Key.ToStringUtf8()[prefix.Length..], kv.Value.ToStringUtf8(), kv.Version)));
+        AssertBound(await etcd.StoredAsync(prefix + "nested"), "nested-one");
+    }
+
+    [Fact]
     public async Task Concurrent_writers_of_one_key_are_all_acknowledged_and_every_version_reads_back()
     {
         const int Writers = 4;
