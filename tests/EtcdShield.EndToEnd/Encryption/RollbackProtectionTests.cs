@@ -93,6 +93,27 @@ public sealed class RollbackProtectionTests(RollbackProtectionTests.ProtectingPr
     }
 
     [Fact]
+    public async Task A_live_watch_delivers_the_genuine_write_then_ends_with_data_loss_at_the_restore_and_delete_prev_kv_refuses_it()
+    {
+        var key = NewKey("restore-live") + "k";
+        await etcd.PutAsync(key, "live-old");
+        var saved = (await etcd.StoredAsync(key))!;
+        await using var live = await WatchStream.OpenAsync(etcd.ProxyChannel, new WatchCreateRequest { Key = Utf8(key), PrevKv = true });
+        var genuine = await etcd.PutAsync(key, "live-new");
+        var delivered = await live.ReadEventsAsync(1);
+
+        var restoredAt = await etcd.PlantAsync(key, saved);
+        var liveFailure = await live.ReadUntilFailureAsync();
+        var delete = await Assert.ThrowsAsync<RpcException>(() => etcd.ProxyKv.DeleteRangeAsync(new DeleteRangeRequest { Key = Utf8(key), PrevKv = true }).ResponseAsync);
+
+        Assert.Equal([("live-new", genuine.Header.Revision, "live-old")], delivered.Select(e => (e.Kv.Value.ToStringUtf8(), e.Kv.ModRevision, e.PrevKv.Value.ToStringUtf8())));
+        AssertRolledBack(liveFailure, key, "live-old", "live-new");
+        Assert.All(live.Responses.SelectMany(r => r.Events), e => Assert.True(e.Kv.ModRevision < restoredAt));
+        AssertRolledBack(delete, key, "live-old", "live-new");
+        Assert.Null(await etcd.StoredAsync(key));
+    }
+
+    [Fact]
     public async Task An_envelope_saved_from_an_earlier_lifetime_of_the_key_is_refused_after_two_writes()
     {
         var key = NewKey("lifetime") + "k";
