@@ -53,4 +53,26 @@ public sealed class WatchBoundsTests
         // 50 watches x 100 ticks x ~25 bytes would be ~125 KB: a tick finding the queue full waits for the next, as etcd's does.
         Assert.InRange(bed.Hub!.Budget.Used, 0, 2 * queue);
     }
+
+    [Fact]
+    public async Task A_drained_queue_looks_only_at_the_private_watches_for_a_rejoin_not_at_every_watch_of_the_stream()
+    {
+        using var bed = new RelayBed(watches: new ShieldOptions());
+        var etcd = new WatchEtcd(bed.Etcd);
+        await new WatchClient(bed).WatchAsync("/app/quiet");
+        var client = new WatchClient(bed);
+
+        // From the feed's position, so on its own upstream watch; with no event or progress there to show it was not
+        // compacted, it stays there. Every write after it drains the queue with one private watch on the stream.
+        Assert.False((await client.WatchAsync("/app/quiet", start: 1)).Canceled);
+        Assert.Equal(1, etcd.Creates[^1].StartRevision);
+        const int idle = 1000;
+        for (var i = 0; i < idle; i++)
+        {
+            await client.WatchAsync("/app/idle");
+        }
+
+        // One look per drained write at the one private watch: a scan of the stream's watches would be ~idle²/2.
+        Assert.InRange(bed.Hub!.RejoinChecks, 1, idle + 2);
+    }
 }
