@@ -29,8 +29,10 @@ namespace EtcdShield.ReadCache;
 /// </list>
 /// <para>Bounds: at most <c>budget</c> bytes (requests, keys, answers, and a fixed cost per entry and per key-value),
 /// least recently used evicted first; an entry above an eighth of the budget, or a request above
-/// <see cref="MaxRequestBytes"/>, is not cached. Single-key entries are found by key; at most
-/// <see cref="MaxRangeEntries"/> range entries, each event checked against them in one pass.</para>
+/// <see cref="MaxRequestBytes"/>, is not cached. Single-key entries are found by key, and those in a written range
+/// through an index of their keys in etcd's order (bytewise, unsigned), so a range delete examines the entries in its
+/// range, not every entry; at most <see cref="MaxRangeEntries"/> range entries, each change checked against them in
+/// one pass.</para>
 /// </remarks>
 internal sealed class RangeCache
 {
@@ -60,6 +62,11 @@ internal sealed class RangeCache
     private readonly ReadCacheMetrics _metrics;
     private readonly Dictionary<ByteString, Entry> _entries = new(KeyBytesComparer.Instance);
     private readonly Dictionary<ByteString, HashSet<Entry>> _singleKeys = new(KeyBytesComparer.Instance);
+
+    // The keys of _singleKeys in etcd's order: a written range finds its single-key entries without a scan.
+    private readonly SortedSet<ByteString> _orderedKeys = new(KeyOrder);
+    private readonly List<ByteString> _keysInRange = [];
+    private readonly List<Entry> _variants = [];
     private readonly LinkedList<Entry> _recent = new();
     private readonly LinkedList<Entry> _recentRanges = new();
     private long _bytes;
@@ -69,6 +76,7 @@ internal sealed class RangeCache
     private long _ownWrites;
     private long _floor;
     private List<(long Revision, TaskCompletionSource Reached)>? _waiters;
+    private long _examined;
 
     public RangeCache(long budget, ReadCacheMetrics metrics)
     {
@@ -95,6 +103,18 @@ internal sealed class RangeCache
             lock (_lock)
             {
                 return _entries.Count;
+            }
+        }
+    }
+
+    /// <summary>For tests: how many entries invalidations have examined, to show a range delete's work follows its range.</summary>
+    internal long Examined
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _examined;
             }
         }
     }
@@ -151,6 +171,7 @@ internal sealed class RangeCache
                 if (!_singleKeys.TryGetValue(entry.Key, out var same))
                 {
                     _singleKeys.Add(entry.Key, same = []);
+                    _orderedKeys.Add(entry.Key);
                 }
 
                 same.Add(entry);
@@ -337,13 +358,23 @@ internal sealed class RangeCache
             return;
         }
 
-        // One pass over every entry (at most budget / EntryOverheadBytes), each against at most MaxWriteRanges ranges.
+        // The single-key entries in each range (at most MaxWriteRanges), found in the ordered index; then one pass
+        // over the range entries (at most MaxRangeEntries), each against those ranges.
+        foreach (var range in ranges)
+        {
+            if (!range.IsSingleKey)
+            {
+                InvalidateKeysIn(range, revision);
+            }
+        }
+
         var removed = 0;
-        for (var node = _recent.First; node is not null;)
+        for (var node = _recentRanges.First; node is not null;)
         {
             var next = node.Next;
             var entry = node.Value;
-            if (entry.Revision < revision && ranges.Any(r => !r.IsSingleKey && entry.Overlaps(r)))
+            _examined++;
+            if (entry.Revision < revision && OverlapsAny(entry, ranges))
             {
                 Remove(entry);
                 removed++;
@@ -353,6 +384,52 @@ internal sealed class RangeCache
         }
 
         _metrics.Invalidated(removed);
+    }
+
+    private static bool OverlapsAny(Entry entry, IReadOnlyList<WrittenRange> ranges)
+    {
+        foreach (var range in ranges)
+        {
+            if (!range.IsSingleKey && entry.Overlaps(range))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>Removes the single-key entries below <paramref name="revision"/> whose key is in <paramref name="range"/>: O(log keys + keys in range).</summary>
+    private void InvalidateKeysIn(WrittenRange range, long revision)
+    {
+        if (_orderedKeys.Count == 0)
+        {
+            return;
+        }
+
+        var upper = range.FromKey ? _orderedKeys.Max! : range.RangeEnd;
+        if (KeyOrder.Compare(range.Key, upper) > 0)
+        {
+            return;
+        }
+
+        // A copy: removing an entry edits the index under the view. The view holds its upper bound, which a range
+        // end excludes.
+        _keysInRange.Clear();
+        foreach (var key in _orderedKeys.GetViewBetween(range.Key, upper))
+        {
+            if (range.FromKey || KeyOrder.Compare(key, range.RangeEnd) < 0)
+            {
+                _keysInRange.Add(key);
+            }
+        }
+
+        foreach (var key in _keysInRange)
+        {
+            InvalidateKey(key, revision, ranges: false);
+        }
+
+        _keysInRange.Clear();
     }
 
     private void Wake()
@@ -404,11 +481,23 @@ internal sealed class RangeCache
         if (_singleKeys.TryGetValue(key, out var same))
         {
             // The variants of one key (limits, keys-only, count-only, ...) cached now; a copy, as Remove edits the set.
-            foreach (var entry in same.Where(e => e.Revision < revision).ToList())
+            _variants.Clear();
+            foreach (var entry in same)
+            {
+                _examined++;
+                if (entry.Revision < revision)
+                {
+                    _variants.Add(entry);
+                }
+            }
+
+            foreach (var entry in _variants)
             {
                 Remove(entry);
                 removed++;
             }
+
+            _variants.Clear();
         }
 
         // At most MaxRangeEntries.
@@ -416,6 +505,7 @@ internal sealed class RangeCache
         {
             var next = node.Next;
             var entry = node.Value;
+            _examined++;
             if (entry.Revision < revision && entry.Holds(key))
             {
                 Remove(entry);
@@ -459,6 +549,7 @@ internal sealed class RangeCache
             if (same.Count == 0)
             {
                 _singleKeys.Remove(entry.Key);
+                _orderedKeys.Remove(entry.Key);
             }
         }
 
@@ -470,6 +561,7 @@ internal sealed class RangeCache
         _metrics.Invalidated(_entries.Count);
         _entries.Clear();
         _singleKeys.Clear();
+        _orderedKeys.Clear();
         _recent.Clear();
         _recentRanges.Clear();
         _bytes = 0;
@@ -499,11 +591,9 @@ internal sealed class RangeCache
                 ? changed.Span.SequenceEqual(Key.Span)
                 : changed.Span.SequenceCompareTo(Key.Span) >= 0 && (WrittenRange.IsFromKey(rangeEnd) || changed.Span.SequenceCompareTo(rangeEnd.Span) < 0);
 
-        /// <summary>Whether this entry's range and <paramref name="range"/> (not a single key) share a key.</summary>
+        /// <summary>Whether this range entry's range and <paramref name="range"/> (not a single key) share a key.</summary>
         public bool Overlaps(WrittenRange range) =>
-            IsSingleKey
-                ? range.Holds(Key)
-                : (range.FromKey || Key.Span.SequenceCompareTo(range.RangeEnd.Span) < 0) &&
-                  (WrittenRange.IsFromKey(rangeEnd) || range.Key.Span.SequenceCompareTo(rangeEnd.Span) < 0);
+            (range.FromKey || Key.Span.SequenceCompareTo(range.RangeEnd.Span) < 0) &&
+            (WrittenRange.IsFromKey(rangeEnd) || range.Key.Span.SequenceCompareTo(rangeEnd.Span) < 0);
     }
 }

@@ -26,6 +26,7 @@ internal sealed partial class WatchHub : IWatchStreams, IAsyncDisposable
     private readonly Dictionary<FeedKey, Feed> _feeds = [];
     private readonly Dictionary<string, UpstreamWatchStream> _streams = new(StringComparer.Ordinal);
     private ResponseHeader _header = new();
+    private long _rejoinChecks;
 
     public WatchHub(CallInvoker upstream, IStreamRewriter? rewriter, ShieldOptions options, IMeterFactory meters, TimeProvider time, ILogger<WatchHub> logger, CancellationToken stopping)
     {
@@ -60,6 +61,11 @@ internal sealed partial class WatchHub : IWatchStreams, IAsyncDisposable
     public int MaxRequestBytes { get; }
 
     public TimeSpan ProgressInterval { get; }
+
+    /// <summary>For tests: watches the sessions have looked at to rejoin when their queue drained, to show that work follows the private ones.</summary>
+    internal long RejoinChecks => Interlocked.Read(ref _rejoinChecks);
+
+    public void CheckedForRejoin(int watches) => Interlocked.Add(ref _rejoinChecks, watches);
 
     public IWatchSession Open(CallScope scope, OpenStream open, IAsyncStreamReader<IMessage> requests, IServerStreamWriter<IMessage> responses) =>
         new WatchSession(this, scope, open, requests, responses);

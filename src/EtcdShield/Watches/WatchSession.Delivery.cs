@@ -234,6 +234,7 @@ internal sealed partial class WatchSession
             watch.Next = Math.Max(watch.Next, next);
             watch.State = WatchState.Shared;
             watch.PrivateId = 0;
+            _private.Remove(watch);
             _unshared--;
             Control(() => _own!.CancelAsync(privateId));
             TryAnswerProgress();
@@ -280,6 +281,7 @@ internal sealed partial class WatchSession
             }
 
             watch.State = WatchState.Private;
+            _private.Add(watch);
             watch.PrivateId = id;
             own.Id = id;
         }

@@ -26,6 +26,9 @@ internal sealed partial class WatchSession : IWatchSession
     private readonly object _lock = new();
     private readonly object _judging = new();
     private readonly Dictionary<long, ClientWatch> _watches = [];
+
+    // The watches on their own upstream watch (Private): a drained queue tries these to rejoin, not every watch.
+    private readonly HashSet<ClientWatch> _private = [];
     private readonly Queue<Outbound> _queue = new();
     private readonly Channel<Func<Task>> _control = Channel.CreateUnbounded<Func<Task>>(new UnboundedChannelOptions { SingleReader = true });
     private TaskCompletionSource? _wake;
@@ -103,6 +106,7 @@ internal sealed partial class WatchSession : IWatchSession
             _disposed = true;
             all = [.. _watches.Values];
             _watches.Clear();
+            _private.Clear();
             foreach (var watch in all)
             {
                 watch.State = WatchState.Cancelled;
@@ -323,6 +327,7 @@ internal sealed partial class WatchSession : IWatchSession
         watch.State = WatchState.Cancelled;
         watch.MarkAnswered();
         _watches.Remove(watch.Id);
+        _private.Remove(watch);
         _keyBytes -= watch.KeyBytes;
         if (watch.PrivateId != 0)
         {
@@ -493,16 +498,12 @@ internal sealed partial class WatchSession : IWatchSession
             _queuedBytes -= bytes;
             _hub.Budget.Release(bytes);
             WakeSpace();
-            if (_queuedBytes == 0 && _unshared > 0)
+            if (_queuedBytes == 0 && _private.Count > 0)
             {
-                // The client caught up: watches on their own upstream watch may fit back into their feed's history now.
-                foreach (var watch in _watches.Values)
-                {
-                    if (watch.State == WatchState.Private)
-                    {
-                        (rejoining ??= []).Add(watch);
-                    }
-                }
+                // The client caught up: watches on their own upstream watch may fit back into their feed's history
+                // now. Only those are looked at: a stream of 10,000 watches with one private pays for one per write.
+                rejoining = [.. _private];
+                _hub.CheckedForRejoin(rejoining.Count);
             }
         }
 

@@ -45,6 +45,31 @@ public sealed partial class TestVectorTests
         Assert.Equal(Plaintext.Length + 113, envelope.Length);
     }
 
+    // Version 2 (rollback protection): the same inputs, bound to version 7 of the key's lifetime created at revision 1234.
+    private const long BoundCreateRevision = 1234;
+    private const long BoundVersion = 7;
+    private const string ExpectedBoundEnvelopeHex =
+        "455348021084db5893ec1cbf71d75646d4c75e21c81566696c653a6133383965"
+        + "3235623538626439616339002892f48c52045c08050ec796a5a91c5ddaf7c61c"
+        + "bdc940adc8d3dc8a144f6161a8c5d3299e325f175000000000000004d2000000"
+        + "0000000007deadbeef000000000000002a89470573219f118729fe8ad088fa46"
+        + "df78e7b6f52ca4";
+
+    [Fact]
+    public async Task Sealing_the_fixed_inputs_for_a_place_reproduces_the_published_v2_envelope()
+    {
+        using var kek = FileKeyEncryptionKey.FromKey(Convert.FromHexString(KekHex));
+        byte[] dek = Convert.FromHexString(DekHex);
+
+        byte[] wrapped = await kek.WrapAsync(dek, CancellationToken.None);
+        using var key = EncryptionKey.CreateDeterministicForTestVector(dek, kek.Id, wrapped, Convert.FromHexString(NoncePrefixHex), Counter);
+        byte[] envelope = ValueEnvelope.Seal(key, "/registry/secrets/default/db"u8, "s3cr3t"u8, new KeyPlace(BoundCreateRevision, BoundVersion));
+
+        Assert.Equal(ExpectedBoundEnvelopeHex, Convert.ToHexStringLower(envelope));
+        Assert.Equal(new KeyPlace(BoundCreateRevision, BoundVersion), ValueEnvelope.Parse(envelope).Place);
+        Assert.Equal(Plaintext.Length + 113 + ValueEnvelope.PlaceLength, envelope.Length);
+    }
+
     [Fact]
     public async Task A_cold_proxy_holding_only_the_kek_reads_the_published_envelope()
     {
@@ -70,7 +95,7 @@ public sealed partial class TestVectorTests
     {
         string doc = WhiteSpace().Replace(File.ReadAllText(RepositoryFile.Find(Path.Combine("docs", "value-format.md"))), string.Empty);
 
-        foreach (string expected in new[] { KekHex, DekHex, ExpectedKekId, ExpectedKeyIdHex, ExpectedWrappedHex, ExpectedNonceHex, ExpectedEnvelopeHex })
+        foreach (string expected in new[] { KekHex, DekHex, ExpectedKekId, ExpectedKeyIdHex, ExpectedWrappedHex, ExpectedNonceHex, ExpectedEnvelopeHex, ExpectedBoundEnvelopeHex })
         {
             Assert.Contains(expected, doc, StringComparison.Ordinal);
         }

@@ -259,6 +259,36 @@ public sealed class RangeCacheTests
         Assert.Null(Get(cache, "/r00000/", rangeEnd: "/r000000"));
     }
 
+    [Fact]
+    public void A_range_write_examines_the_entries_in_its_range_not_every_entry()
+    {
+        var cache = new RangeCache(64 << 20, _metrics);
+        cache.Established(5);
+        for (var i = 0; i < 10_000; i++)
+        {
+            Fill(cache, $"/k/{i:D5}", revision: 5);
+        }
+
+        Fill(cache, "/k/", revision: 5, rangeEnd: "/k0");
+        var before = cache.Examined;
+
+        // A delete of /k/00100 up to, not including, /k/00110; then every key from /k/09995 on.
+        cache.Wrote([new WrittenRange(Bytes("/k/00100"), Bytes("/k/00110"))], 6);
+        cache.Wrote([new WrittenRange(Bytes("/k/09995"), Bytes("\0"))], 7);
+
+        // 15 single-key entries, and the one range entry checked by each write (it goes with the first).
+        Assert.InRange(cache.Examined - before, 15, 17);
+        Assert.Null(Get(cache, "/k/00100"));
+        Assert.Null(Get(cache, "/k/00109"));
+        Assert.Null(Get(cache, "/k/09995"));
+        Assert.Null(Get(cache, "/k/09999"));
+        Assert.Null(Get(cache, "/k/", rangeEnd: "/k0"));
+        Assert.NotNull(Get(cache, "/k/00099"));
+        Assert.NotNull(Get(cache, "/k/00110"));
+        Assert.NotNull(Get(cache, "/k/09994"));
+        Assert.Equal(10_000 - 15, cache.Count);
+    }
+
     private RangeCache Up(long revision)
     {
         var cache = new RangeCache(1 << 20, _metrics);

@@ -53,4 +53,61 @@ public sealed class WatchBoundsTests
         // 50 watches x 100 ticks x ~25 bytes would be ~125 KB: a tick finding the queue full waits for the next, as etcd's does.
         Assert.InRange(bed.Hub!.Budget.Used, 0, 2 * queue);
     }
+
+    [Fact]
+    public async Task A_drained_queue_looks_only_at_the_private_watches_for_a_rejoin_not_at_every_watch_of_the_stream()
+    {
+        using var bed = new RelayBed(watches: new ShieldOptions());
+        var etcd = new WatchEtcd(bed.Etcd);
+        await new WatchClient(bed).WatchAsync("/app/quiet");
+        var client = new WatchClient(bed);
+
+        // From the feed's position, so on its own upstream watch; with no event or progress there to show it was not
+        // compacted, it stays there. Every write after it drains the queue with one private watch on the stream.
+        Assert.False((await client.WatchAsync("/app/quiet", start: 1)).Canceled);
+        Assert.Equal(1, etcd.Creates[^1].StartRevision);
+        const int idle = 1000;
+        for (var i = 0; i < idle; i++)
+        {
+            await client.WatchAsync("/app/idle");
+        }
+
+        // One look per drained write at the one private watch: a scan of the stream's watches would be ~idle²/2.
+        Assert.InRange(bed.Hub!.RejoinChecks, 1, idle + 2);
+    }
+
+    [Fact]
+    public async Task Create_and_cancel_churn_of_one_range_on_one_stream_leaves_no_upstream_watch_and_no_queued_bytes()
+    {
+        using var bed = new RelayBed(watches: new ShieldOptions());
+        const int rounds = 500;
+
+        // The shared stream closes with its last watch, so each round may open one: a stream served for each.
+        var etcd = new WatchEtcd(bed.Etcd, streams: rounds + 2);
+        var client = new WatchClient(bed);
+        for (var i = 1; i <= rounds; i++)
+        {
+            client.Create("/app/churn", watchId: i);
+            client.Cancel(i);
+        }
+
+        var created = 0;
+        var cancelled = 0;
+        while (created + cancelled < 2 * rounds)
+        {
+            var answer = await client.NextAsync();
+            created += answer.Created ? 1 : 0;
+            cancelled += answer.Canceled ? 1 : 0;
+        }
+
+        // The feed closes with its last member: every upstream create is cancelled, the last one too.
+        await etcd.ReceivedAsync(_ => etcd.Watching == 0);
+
+        Assert.Equal(rounds, created);
+        Assert.Equal(rounds, cancelled);
+        Assert.InRange(etcd.Creates.Count, 1, rounds);
+        Assert.Equal(0, etcd.Watching);
+        // At most the last answer's bytes, released once its write returns.
+        Assert.InRange(bed.Hub!.Budget.Used, 0, 256);
+    }
 }

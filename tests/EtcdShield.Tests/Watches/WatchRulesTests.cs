@@ -215,4 +215,35 @@ public sealed class WatchRulesTests
         public ValueTask<IMessage> RewriteResponseAsync(IMessage response, CancellationToken cancellationToken) =>
             throw new RpcException(new Status(StatusCode.DataLoss, "etcdshield: a value could not be opened"));
     }
+
+    [Fact]
+    public async Task Progress_requests_in_a_tight_loop_keep_one_progress_request_upstream_in_flight_and_share_its_answer()
+    {
+        using var bed = new RelayBed(watches: new ShieldOptions());
+        var upstream = bed.Etcd.NextStream("Watch/Watch");
+        var client = new WatchClient(bed);
+        for (var i = 0; i < 1000; i++)
+        {
+            client.RequestProgress();
+        }
+
+        // The reader answers a create the policy refuses at once: when that answer comes, every request before it was read.
+        Assert.True((await client.WatchAsync("/other/")).Canceled);
+        var first = (WatchRequest)await upstream.Requests.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(20));
+        var inFlight = upstream.Requests.TryRead(out _);
+        upstream.Respond(new WatchResponse { Header = new ResponseHeader { Revision = 5 }, WatchId = -1 });
+
+        // etcd 3.4's answer is passed on after a second one (see TryAnswerProgress).
+        var second = (WatchRequest)await upstream.Requests.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(20));
+        upstream.Respond(new WatchResponse { Header = new ResponseHeader { Revision = 5 }, WatchId = -1 });
+        var answer = await client.NextAsync();
+        Assert.True((await client.WatchAsync("/other/")).Canceled);
+
+        Assert.NotNull(first.ProgressRequest);
+        Assert.False(inFlight);
+        Assert.NotNull(second.ProgressRequest);
+        Assert.True(answer is { WatchId: -1, Header.Revision: 5 });
+        Assert.False(client.HasWaiting);
+        Assert.False(upstream.Requests.TryRead(out _));
+    }
 }
