@@ -271,7 +271,8 @@ internal sealed partial class ValueProtector : IValueProtector
 
     private ValueTask<ByteString> ReadPlaintext(ByteString etcdKey, ByteString stored)
     {
-        if (_options.AllowsLegacyPlaintext(etcdKey.Span))
+        // Plaintext is bound to nothing: under rollback protection it is read only inside an unbound window too.
+        if (_options.AllowsLegacyPlaintext(etcdKey.Span) && (!_options.Binds(etcdKey.Span) || _options.AllowsUnbound(etcdKey.Span)))
         {
             _metrics.LegacyPlaintextRead();
             Log.LegacyPlaintextRead(_logger, new PrintableKey(etcdKey.Memory, _options.HashKeysInLogs));

@@ -10,4 +10,5 @@ internal static class EventIds
     public const int CannotDecrypt = 1500;
     public const int KeptChanging = 1501;
     public const int MigrateRefusedPlaintext = 1502;
+    public const int BoundWithoutProtection = 1503;
 }

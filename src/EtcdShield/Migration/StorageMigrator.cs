@@ -110,6 +110,14 @@ internal sealed partial class StorageMigrator
                 return;
             }
 
+            if (state == StoredState.BoundWithoutProtection)
+            {
+                var printable = PrintableKey.Quote(kv.Key.Span);
+                Log.BoundWithoutProtection(_logger, printable);
+                report.Failed.Add(printable);
+                return;
+            }
+
             ByteString plaintext;
             ByteString sealedValue;
             try
@@ -205,8 +213,15 @@ internal sealed partial class StorageMigrator
         try
         {
             var header = ValueEnvelope.Parse(kv.Value.Span);
+            var protectedKey = _protector.Binds(kv.Key.Span);
+            if (header.Version == ValueEnvelope.Version2 && !protectedKey && header.GetKekIdString() != _currentKekId())
+            {
+                // Re-sealing it here would write v1 and drop its protection (a key rotation run without the flag).
+                return StoredState.BoundWithoutProtection;
+            }
+
             // Under rollback protection a v1 envelope is not current whatever KEK wrapped it: it must be bound.
-            var bound = header.Version == ValueEnvelope.Version2 || !_protector.Binds(kv.Key.Span);
+            var bound = header.Version == ValueEnvelope.Version2 || !protectedKey;
             return bound && header.GetKekIdString() == _currentKekId() ? StoredState.Current : StoredState.OldKek;
         }
         catch (EnvelopeFormatException)
@@ -244,6 +259,7 @@ internal sealed partial class StorageMigrator
         RefusedPlaintext,
         OldKek,
         Current,
+        BoundWithoutProtection,
     }
 
     private static partial class Log
@@ -253,6 +269,10 @@ internal sealed partial class StorageMigrator
 
         [LoggerMessage(EventId = EventIds.KeptChanging, EventName = nameof(EventIds.KeptChanging), Level = LogLevel.Warning, Message = "migrate: {Key} kept changing under concurrent writers; left for a later run")]
         public static partial void KeptChanging(ILogger logger, string key);
+
+        [LoggerMessage(EventId = EventIds.BoundWithoutProtection, EventName = nameof(EventIds.BoundWithoutProtection), Level = LogLevel.Warning,
+            Message = "migrate: the value of {Key} is rollback-protected (envelope v2) but migrate was not given a --rollback-protection-prefix covering it; left as it is, since re-sealing would drop its protection")]
+        public static partial void BoundWithoutProtection(ILogger logger, string key);
 
         [LoggerMessage(EventId = EventIds.MigrateRefusedPlaintext, EventName = nameof(EventIds.MigrateRefusedPlaintext), Level = LogLevel.Warning,
             Message = "migrate: the value of {Key} is not encrypted and outside every --legacy-plaintext-prefix given to migrate; refused and left as it is (was it written around the proxy?)")]

@@ -257,6 +257,17 @@ public sealed class ValueProtectorTests : IDisposable
     }
 
     [Fact]
+    public async Task Plaintext_under_a_rollback_protected_prefix_is_refused_even_in_a_legacy_plaintext_window_unless_unbound_values_are_allowed_too()
+    {
+        ByteString stored = ByteString.CopyFromUtf8("planted");
+        var windowOnly = NewProtector(EncryptionOptions.FromUtf8(legacyPlaintextPrefixes: ["/registry/"], rollbackProtectedPrefixes: ["/registry/secrets/"]));
+        var both = NewProtector(EncryptionOptions.FromUtf8(legacyPlaintextPrefixes: ["/registry/"], rollbackProtectedPrefixes: ["/registry/secrets/"], legacyUnboundPrefixes: ["/registry/secrets/"]));
+
+        await FailsWith(StatusCode.DataLoss, () => windowOnly.UnprotectAsync(SecretKey, stored, default, CancellationToken.None).AsTask());
+        Assert.Same(stored, await both.UnprotectAsync(SecretKey, stored, default, CancellationToken.None));
+    }
+
+    [Fact]
     public async Task Envelope_lookalikes_fail_closed_even_in_a_legacy_window()
     {
         var protector = NewProtector(EncryptionOptions.FromUtf8(legacyPlaintextPrefixes: ["/registry/"]));

@@ -77,6 +77,22 @@ public sealed class StorageMigratorTests : IDisposable
         Assert.Equal(0, Writes);
     }
 
+    [Fact]
+    public async Task A_key_rotation_run_without_the_protection_flag_leaves_protected_values_bound_and_lists_them()
+    {
+        var protectedOptions = EncryptionOptions.FromUtf8(rollbackProtectedPrefixes: ["/registry/secrets/"]);
+        var bound = await Protector(protectedOptions).ProtectAsync(Bytes("/registry/secrets/s"), Bytes("secret"), KeyPlace.Creating, CancellationToken.None);
+        _etcd.Store.Put("/registry/secrets/s", bound);
+        using var newKek = new FakeKeyEncryptionKey("fake:migrate-next");
+
+        var report = await new StorageMigrator(new KV.KVClient(_etcd), Protector(EncryptionOptions.Default), EncryptionOptions.Default, () => newKek.Id, NullLogger<StorageMigrator>.Instance)
+            .RunAsync(ByteString.Empty, dryRun: false, batchSize: 100, progress: null, CancellationToken.None);
+
+        Assert.Equal(["\"/registry/secrets/s\""], report.Failed);
+        Assert.Equal(0, Writes);
+        Assert.Equal(bound, Stored("/registry/secrets/s"));
+    }
+
     private Task<MigrationReport> MigrateAsync(EncryptionOptions options) =>
         new StorageMigrator(new KV.KVClient(_etcd), Protector(options), options, () => _kek.Id, NullLogger<StorageMigrator>.Instance)
             .RunAsync(ByteString.Empty, dryRun: false, batchSize: 100, progress: null, CancellationToken.None);
