@@ -58,7 +58,7 @@ public sealed class MigrationWindowTests(MigrationWindowTests.Window etcd) : ICl
     {
         var prefix = "/legacy" + ShieldedEtcd.NewPrefix("claims");
         await etcd.PlantAsync(prefix + "malformed", ByteString.CopyFrom([.. EnvelopeMagic, .. "looks like an envelope"u8]));
-        await etcd.PlantAsync(prefix + "version", ByteString.CopyFrom([0x45, 0x53, 0x48, 0x02, .. "a future version"u8]));
+        await etcd.PlantAsync(prefix + "version", ByteString.CopyFrom([0x45, 0x53, 0x48, 0x03, .. "a future version"u8]));
         await etcd.PutAsync(prefix + "moved-source", "sealed-elsewhere");
         await etcd.PlantAsync(prefix + "moved", (await etcd.StoredAsync(prefix + "moved-source"))!);
 
