@@ -134,6 +134,84 @@ public sealed class UpstreamFailoverTests(UpstreamFailoverTests.Fixture fixture,
     }
 
     [Fact]
+    public async Task Two_rollback_protected_sidecars_keep_compare_and_swap_exact_while_a_member_is_killed()
+    {
+        var cluster = fixture.Cluster;
+        var kek = ShieldServer.WriteDevelopmentKey(Path.GetTempPath());
+        string[] flags = ["--encryption-key-file", kek, "--rollback-protection-prefix", "/registry/secrets/"];
+        await using var first = await ShieldServer.StartAsync(fixture.Pki, cluster.Endpoints, flags: flags, output: output);
+        var others = string.Join(',', cluster.Members.Skip(1).Select(m => m.ClientUrl).Append(cluster.Members[0].ClientUrl));
+        await using var second = await ShieldServer.StartAsync(fixture.Pki, others, flags: flags, output: output);
+        using var firstChannel = GrpcClients.Channel(first.ClientUrl, fixture.Pki);
+        using var secondChannel = GrpcClients.Channel(second.ClientUrl, fixture.Pki);
+        KV.KVClient[] sidecars = [new(firstChannel), new(secondChannel)];
+        var key = Google.Protobuf.ByteString.CopyFromUtf8("/registry/secrets/chaos-" + Guid.NewGuid().ToString("N"));
+        await sidecars[0].PutAsync(new PutRequest { Key = key, Value = Google.Protobuf.ByteString.CopyFromUtf8("0") });
+
+        // Four writers swap the value kube-apiserver's way through both sidecars; each swap that succeeded moved the
+        // counter by one from what it read, so the final value counts them, whatever failed in between.
+        var swapped = 0;
+        var unknown = 0;
+        using var stop = new CancellationTokenSource();
+        async Task WriterAsync(int writer)
+        {
+            var kv = sidecars[writer % 2];
+            while (!stop.IsCancellationRequested)
+            {
+                try
+                {
+                    var read = (await kv.RangeAsync(new RangeRequest { Key = key })).Kvs[0];
+                    var next = (int.Parse(read.Value.ToStringUtf8(), CultureInfo.InvariantCulture) + 1).ToString(CultureInfo.InvariantCulture);
+                    var txn = await kv.TxnAsync(new TxnRequest
+                    {
+                        Compare = { new Compare { Key = key, Target = Compare.Types.CompareTarget.Mod, Result = Compare.Types.CompareResult.Equal, ModRevision = read.ModRevision } },
+                        Success = { new RequestOp { RequestPut = new PutRequest { Key = key, Value = Google.Protobuf.ByteString.CopyFromUtf8(next) } } },
+                        Failure = { new RequestOp { RequestRange = new RangeRequest { Key = key } } },
+                    });
+                    if (txn.Succeeded)
+                    {
+                        Interlocked.Increment(ref swapped);
+                    }
+                }
+                catch (Grpc.Core.RpcException e) when (e.StatusCode is Grpc.Core.StatusCode.Unavailable or Grpc.Core.StatusCode.Aborted or Grpc.Core.StatusCode.DeadlineExceeded or Grpc.Core.StatusCode.Unknown)
+                {
+                    // The member died under the call: it may or may not have been applied.
+                    Interlocked.Increment(ref unknown);
+                }
+            }
+        }
+
+        var writers = Enumerable.Range(0, 4).Select(WriterAsync).ToArray();
+        await Eventually.HoldsAsync(() => Task.FromResult(Volatile.Read(ref swapped)), n => n >= 20, TimeSpan.FromSeconds(30));
+        var victim = cluster.Members[0];
+        await victim.StopAsync();
+        try
+        {
+            await cluster.WaitForLeaderAsync();
+            var atKill = Volatile.Read(ref swapped);
+            await Eventually.HoldsAsync(() => Task.FromResult(Volatile.Read(ref swapped)), n => n >= atKill + 20, TimeSpan.FromSeconds(60));
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await Task.WhenAll(writers);
+            await victim.StartAgainAsync();
+            await cluster.WaitForLeaderAsync();
+        }
+
+        // Both sidecars read the same value, it opens at its place, and it counts every acknowledged swap (plus at most
+        // the ones whose answer was lost).
+        var values = new List<int>();
+        foreach (var kv in sidecars)
+        {
+            values.Add(int.Parse((await kv.RangeAsync(new RangeRequest { Key = key })).Kvs[0].Value.ToStringUtf8(), CultureInfo.InvariantCulture));
+        }
+
+        Assert.Equal(values[0], values[1]);
+        Assert.InRange(values[0], swapped, swapped + unknown);
+    }
+
+    [Fact]
     public async Task A_proxy_whose_first_endpoint_is_a_dead_port_still_serves()
     {
         var dead = "http://127.0.0.1:" + FreePort.Allocate().ToString(CultureInfo.InvariantCulture);
