@@ -15,17 +15,17 @@ namespace EtcdShield.Encryption;
 /// fails. The first read is serializable (a stale one only costs a retry); retries read linearizably, so a lagging
 /// member cannot make every attempt fail.
 /// </summary>
-/// <remarks>
-/// An <c>ignore_value</c> Put keeps the stored value but gives the key a new version, which would no longer match the
-/// place the value was sealed for: the proxy opens the current value (checked at its own place, so a rolled-back
-/// value is refused, not re-blessed) and writes it again sealed for the new place. On a key that does not exist it
-/// is sent as is, and etcd refuses it as it always does.
-/// </remarks>
+/// <remarks>The sealing itself, <c>ignore_value</c> puts included, is <see cref="TxnValues.SealPutAsync"/>'s, given what was read.</remarks>
 internal sealed class BoundWrites
 {
     private readonly IValueProtector _protector;
+    private readonly TxnValues _values;
 
-    public BoundWrites(IValueProtector protector) => _protector = protector;
+    public BoundWrites(IValueProtector protector, TxnValues values)
+    {
+        _protector = protector;
+        _values = values;
+    }
 
     public bool Binds(PutRequest put) => _protector.Binds(put.Key.Span);
 
@@ -77,8 +77,7 @@ internal sealed class BoundWrites
         }
 
         var sealedTxn = original.Clone();
-        await SealOpsAsync(sealedTxn.Success, current, options.CancellationToken).ConfigureAwait(false);
-        await SealOpsAsync(sealedTxn.Failure, current, options.CancellationToken).ConfigureAwait(false);
+        await _values.SealAsync(sealedTxn, options.CancellationToken, current).ConfigureAwait(false);
         return new GuardedTxn.SealedAttempt(sealedTxn, guards);
     }
 
@@ -106,67 +105,6 @@ internal sealed class BoundWrites
                     Collect(nested, keys, seen);
                 }
             }
-        }
-    }
-
-    private async ValueTask SealOpsAsync(RepeatedField<RequestOp> ops, Dictionary<ByteString, KeyValue?> current, CancellationToken cancellationToken)
-    {
-        foreach (var op in ops)
-        {
-            switch (op.RequestCase)
-            {
-                case RequestOp.RequestOneofCase.RequestPut:
-                    await SealPutAsync(op.RequestPut, current, cancellationToken).ConfigureAwait(false);
-                    break;
-                case RequestOp.RequestOneofCase.RequestRange:
-                    op.RequestRange = RangeValues.ForUpstream(op.RequestRange);
-                    break;
-                case RequestOp.RequestOneofCase.RequestTxn:
-                    await SealOpsAsync(op.RequestTxn.Success, current, cancellationToken).ConfigureAwait(false);
-                    await SealOpsAsync(op.RequestTxn.Failure, current, cancellationToken).ConfigureAwait(false);
-                    break;
-            }
-        }
-    }
-
-    private async ValueTask SealPutAsync(PutRequest put, Dictionary<ByteString, KeyValue?> current, CancellationToken cancellationToken)
-    {
-        if (!current.TryGetValue(put.Key, out var stored))
-        {
-            // Not protected: sealed unbound, as every other write.
-            if (put.IgnoreValue)
-            {
-                RequireNoValue(put);
-                return;
-            }
-
-            put.Value = await _protector.ProtectAsync(put.Key, put.Value, null, cancellationToken).ConfigureAwait(false);
-            return;
-        }
-
-        var place = KeyPlace.After(stored);
-        if (put.IgnoreValue)
-        {
-            RequireNoValue(put);
-            if (stored is null)
-            {
-                return;
-            }
-
-            var plaintext = await _protector.UnprotectAsync(put.Key, stored.Value, KeyPlace.Of(stored), cancellationToken).ConfigureAwait(false);
-            put.IgnoreValue = false;
-            put.Value = await _protector.ProtectAsync(put.Key, plaintext, place, cancellationToken).ConfigureAwait(false);
-            return;
-        }
-
-        put.Value = await _protector.ProtectAsync(put.Key, put.Value, place, cancellationToken).ConfigureAwait(false);
-    }
-
-    private static void RequireNoValue(PutRequest put)
-    {
-        if (!put.Value.IsEmpty)
-        {
-            throw new RpcException(new Status(StatusCode.InvalidArgument, "etcdserver: value is provided"));
         }
     }
 }

@@ -1,4 +1,6 @@
 using EtcdShield.Protocol.Etcdserverpb;
+using EtcdShield.Protocol.Mvccpb;
+using Google.Protobuf;
 using Google.Protobuf.Collections;
 using Grpc.Core;
 
@@ -23,8 +25,14 @@ internal sealed class TxnValues
 
     /// <summary>Seals a Put in place. etcd's own rule for ignore_value is applied here so that a value sent
     /// with it never leaves the proxy in plaintext.</summary>
-    public async ValueTask SealPutAsync(PutRequest put, CancellationToken cancellationToken)
+    /// <param name="current">
+    /// What etcd holds for the rollback-protected keys the request puts (null: absent), read by <see cref="BoundWrites"/>;
+    /// a key found there is sealed for its next place. Any other protected key is refused by the protector.
+    /// </param>
+    public async ValueTask SealPutAsync(PutRequest put, CancellationToken cancellationToken, IReadOnlyDictionary<ByteString, KeyValue?>? current = null)
     {
+        KeyValue? stored = null;
+        var bound = current is not null && current.TryGetValue(put.Key, out stored);
         if (put.IgnoreValue)
         {
             if (!put.Value.IsEmpty)
@@ -32,18 +40,28 @@ internal sealed class TxnValues
                 throw new RpcException(new Status(StatusCode.InvalidArgument, "etcdserver: value is provided"));
             }
 
+            if (bound && stored is not null)
+            {
+                // etcd would keep the value but give the key a new version, which the value is not sealed for: write it
+                // again for that version, opened at its own place so a rolled-back value is refused, not re-blessed. On a
+                // missing key the put goes as is and etcd refuses it as always.
+                var plaintext = await _protector.UnprotectAsync(put.Key, stored.Value, KeyPlace.Of(stored), cancellationToken).ConfigureAwait(false);
+                put.IgnoreValue = false;
+                put.Value = await _protector.ProtectAsync(put.Key, plaintext, KeyPlace.After(stored), cancellationToken).ConfigureAwait(false);
+            }
+
             return;
         }
 
-        // A protected key's value is sealed with its place by BoundWrites; here there is none, and the protector refuses.
-        put.Value = await _protector.ProtectAsync(put.Key, put.Value, null, cancellationToken).ConfigureAwait(false);
+        put.Value = await _protector.ProtectAsync(put.Key, put.Value, bound ? KeyPlace.After(stored) : null, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Rewrites a (cloned) transaction for etcd: Put values sealed, value-sorted ranges widened.</summary>
-    public async ValueTask SealAsync(TxnRequest txn, CancellationToken cancellationToken)
+    /// <summary>Rewrites a (cloned) transaction for etcd: Put values sealed (protected keys for their next place, see
+    /// <see cref="SealPutAsync"/>), value-sorted ranges widened.</summary>
+    public async ValueTask SealAsync(TxnRequest txn, CancellationToken cancellationToken, IReadOnlyDictionary<ByteString, KeyValue?>? current = null)
     {
-        await SealOpsAsync(txn.Success, cancellationToken).ConfigureAwait(false);
-        await SealOpsAsync(txn.Failure, cancellationToken).ConfigureAwait(false);
+        await SealOpsAsync(txn.Success, current, cancellationToken).ConfigureAwait(false);
+        await SealOpsAsync(txn.Failure, current, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Opens etcd's answer to the sealed form of <paramref name="original"/>.</summary>
@@ -72,20 +90,20 @@ internal sealed class TxnValues
         }
     }
 
-    private async ValueTask SealOpsAsync(RepeatedField<RequestOp> ops, CancellationToken cancellationToken)
+    private async ValueTask SealOpsAsync(RepeatedField<RequestOp> ops, IReadOnlyDictionary<ByteString, KeyValue?>? current, CancellationToken cancellationToken)
     {
         foreach (var op in ops)
         {
             switch (op.RequestCase)
             {
                 case RequestOp.RequestOneofCase.RequestPut:
-                    await SealPutAsync(op.RequestPut, cancellationToken).ConfigureAwait(false);
+                    await SealPutAsync(op.RequestPut, cancellationToken, current).ConfigureAwait(false);
                     break;
                 case RequestOp.RequestOneofCase.RequestRange:
                     op.RequestRange = RangeValues.ForUpstream(op.RequestRange);
                     break;
                 case RequestOp.RequestOneofCase.RequestTxn:
-                    await SealAsync(op.RequestTxn, cancellationToken).ConfigureAwait(false);
+                    await SealAsync(op.RequestTxn, cancellationToken, current).ConfigureAwait(false);
                     break;
             }
         }

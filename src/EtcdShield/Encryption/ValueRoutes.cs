@@ -23,7 +23,7 @@ internal static class ValueRoutes
         var txnValues = new TxnValues(protector, opener, ranges);
         var limit = new ValueRequestLimit(limits.MaxRequestBytes);
         var guarded = new GuardedTxn(new ValueCompares(opener), limits.MaxTxnOps, time, metrics, loggers.CreateLogger<GuardedTxn>());
-        var bound = new BoundWrites(protector);
+        var bound = new BoundWrites(protector, txnValues);
         routes
             .Handle(KV.Descriptor.FindMethodByName("Put"), new PutHandler(txnValues, opener, limit, bound, guarded))
             .Handle(KV.Descriptor.FindMethodByName("Range"), new RangeHandler(ranges))

@@ -115,14 +115,20 @@ internal sealed partial class WatchSession
                 return;
             }
 
-            watch.State = WatchState.Shared;
-            _unshared--;
-            watch.Next = next;
-            watch.CreatedSent = true;
-            watch.Proven = true;
-            Enqueue(new WatchResponse { Header = header, WatchId = watch.Id, Created = true }, null);
-            watch.MarkAnswered();
+            AnswerCreatedShared(watch, header, next);
         }
+    }
+
+    /// <summary>Answers a creating watch's create as shared from <paramref name="next"/>; under the session's lock.</summary>
+    private void AnswerCreatedShared(ClientWatch watch, ResponseHeader header, long next)
+    {
+        watch.State = WatchState.Shared;
+        _unshared--;
+        watch.Next = next;
+        watch.CreatedSent = true;
+        watch.Proven = true;
+        Enqueue(new WatchResponse { Header = header, WatchId = watch.Id, Created = true }, null);
+        watch.MarkAnswered();
     }
 
     /// <summary>
@@ -140,13 +146,7 @@ internal sealed partial class WatchSession
                 return true;
             }
 
-            watch.State = WatchState.Shared;
-            _unshared--;
-            watch.Next = next;
-            watch.CreatedSent = true;
-            watch.Proven = true;
-            Enqueue(new WatchResponse { Header = header, WatchId = watch.Id, Created = true }, null);
-            watch.MarkAnswered();
+            AnswerCreatedShared(watch, header, next);
             if (bytes > 0 && !TryReserve(bytes))
             {
                 return false;

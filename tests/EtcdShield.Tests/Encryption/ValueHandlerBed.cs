@@ -44,10 +44,10 @@ internal sealed class ValueHandlerBed : IDisposable
         var txnValues = new TxnValues(Protector, opener, ranges);
         var limit = new ValueRequestLimit(MaxRequestBytes);
         var guarded = new GuardedTxn(new ValueCompares(opener), MaxTxnOps, Clock, metrics, new FakeLogger<GuardedTxn>(Logs));
-        Put = new PutHandler(txnValues, opener, limit, new BoundWrites(Protector), guarded);
+        Put = new PutHandler(txnValues, opener, limit, new BoundWrites(Protector, txnValues), guarded);
         Range = new RangeHandler(ranges);
         DeleteRange = new DeleteRangeHandler(opener);
-        Txn = new TxnHandler(txnValues, guarded, limit, MaxTxnOps, new BoundWrites(Protector));
+        Txn = new TxnHandler(txnValues, guarded, limit, MaxTxnOps, new BoundWrites(Protector, txnValues));
         Watch = new WatchValueRewriter(opener);
         Campaign = new CampaignHandler(Protector, limit);
         Proclaim = new ProclaimHandler(Protector, limit);
