@@ -34,6 +34,7 @@ internal sealed class UpstreamWatchStream : IAsyncDisposable
     private List<Action<ResponseHeader>>? _progressWaiting;
     private long _nextId;
     private bool _ended;
+    private Exception? _writeFailure;
 
     public UpstreamWatchStream(CallInvoker upstream, RelayedMethod watch, CallOptions options, IStreamRewriter? rewriter)
     {
@@ -166,6 +167,9 @@ internal sealed class UpstreamWatchStream : IAsyncDisposable
         }
     }
 
+    /// <summary>How long the reader has, after a write was refused, to see the call end by itself before the proxy ends it.</summary>
+    internal static readonly TimeSpan WriteFailureGrace = TimeSpan.FromSeconds(5);
+
     /// <summary>
     /// Sends one request. A write that fails means the stream is broken or ending: the reader then ends too and tells
     /// every watcher, so the failure is not the writer's to report.
@@ -185,6 +189,32 @@ internal sealed class UpstreamWatchStream : IAsyncDisposable
             }
         }
         catch (Exception e) when (e is OperationCanceledException or RpcException or InvalidOperationException or ObjectDisposedException or IOException)
+        {
+            if (!_stop.IsCancellationRequested)
+            {
+                _ = EndAfterRefusedWriteAsync(e);
+            }
+        }
+    }
+
+    /// <summary>
+    /// A refused write almost always means etcd ended the call (<c>hasleader</c> and no leader) or the connection
+    /// broke, and the reader is about to see that with etcd's own status. Cancelling at once would race those
+    /// trailers and tell every watcher <c>Cancelled</c> instead of what etcd said, so the reader gets a grace first;
+    /// only a call that stays open after refusing a write is ended by the proxy.
+    /// </summary>
+    private async Task EndAfterRefusedWriteAsync(Exception refused)
+    {
+        lock (_lock)
+        {
+            _writeFailure ??= refused;
+        }
+
+        try
+        {
+            await Reading.WaitAsync(WriteFailureGrace).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
         {
             await EndAsync().ConfigureAwait(false);
         }
@@ -216,7 +246,7 @@ internal sealed class UpstreamWatchStream : IAsyncDisposable
         }
         catch (Exception e)
         {
-            failure = StatusFromEtcd() ?? e;
+            failure = StatusFromEtcd() ?? RefusedWriteStatus() ?? e;
         }
 
         IUpstreamWatcher[] watchers;
@@ -253,6 +283,15 @@ internal sealed class UpstreamWatchStream : IAsyncDisposable
         {
             // The call has not finished: what the reader caught is the answer.
             return null;
+        }
+    }
+
+    /// <summary>The status a refused write carried, when it says more than that the call was cancelled.</summary>
+    private RpcException? RefusedWriteStatus()
+    {
+        lock (_lock)
+        {
+            return _writeFailure is RpcException { StatusCode: not (StatusCode.OK or StatusCode.Cancelled) } refused ? refused : null;
         }
     }
 

@@ -15,7 +15,14 @@ internal sealed class ScriptedStream
     private readonly Channel<IMessage> _requests = Channel.CreateUnbounded<IMessage>();
     private readonly TaskCompletionSource<CallOptions> _opened = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _disposed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _writeRefused = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    // Continuations run inline: the caller's reaction to the refused write is over before the trailers are sent.
+    private readonly TaskCompletionSource _refusal = new();
     private Status _status = Status.DefaultSuccess;
+    private bool _refusingWrites;
+    private bool _trailersSent;
+    private bool _cancelledFirst;
 
     /// <summary>Completes, with the call's options, when the caller opens the stream.</summary>
     public Task<CallOptions> Opened => _opened.Task;
@@ -42,6 +49,16 @@ internal sealed class ScriptedStream
     /// </summary>
     public void FailUnread(StatusCode code, string detail) => _status = new Status(code, detail);
 
+    /// <summary>
+    /// Holds the caller's next write until the test ends the call with <see cref="Fail"/>, which then refuses the write
+    /// first and sends the trailers after, as HTTP/2 does when etcd ends a call. Until then the call has no status, and
+    /// a caller that cancels it in reaction to the refused write gets its own cancellation for good, as with grpc-dotnet.
+    /// </summary>
+    public void RefuseWrites() => _refusingWrites = true;
+
+    /// <summary>Completes when a write is being held after <see cref="RefuseWrites"/>.</summary>
+    public Task WriteRefused => _writeRefused.Task;
+
     internal void Open(CallOptions options) => _opened.TrySetResult(options);
 
     internal void Received(IMessage request)
@@ -50,7 +67,16 @@ internal sealed class ScriptedStream
         _requests.Writer.TryComplete();
     }
 
-    internal Status GetStatus() => _status;
+    internal Status GetStatus()
+    {
+        if (_refusingWrites && _cancelledFirst)
+        {
+            return new Status(StatusCode.Cancelled, "Call canceled by the client.");
+        }
+
+        Require(!_refusingWrites || _trailersSent, "Unable to get the status because the call is not complete.");
+        return _status;
+    }
 
     internal void Dispose()
     {
@@ -74,6 +100,12 @@ internal sealed class ScriptedStream
 
     private void End(Status status)
     {
+        if (_refusingWrites)
+        {
+            _refusal.TrySetException(new IOException("The request was aborted."));
+        }
+
+        _trailersSent = true;
         _status = status;
         Require(
             status.StatusCode == StatusCode.OK ? _responses.Writer.TryComplete() : _responses.Writer.TryComplete(new RpcException(status)),
@@ -96,6 +128,13 @@ internal sealed class ScriptedStream
             }
             catch (OperationCanceledException) when (both.IsCancellationRequested)
             {
+                stream._cancelledFirst |= !stream._trailersSent;
+                throw new RpcException(new Status(StatusCode.Cancelled, "Call canceled by the client."));
+            }
+            catch (RpcException) when (stream._refusingWrites && both.IsCancellationRequested)
+            {
+                // Cancelled before the trailers were read: the call's status is the cancellation.
+                stream._cancelledFirst = true;
                 throw new RpcException(new Status(StatusCode.Cancelled, "Call canceled by the client."));
             }
 
@@ -114,6 +153,12 @@ internal sealed class ScriptedStream
             if (stream._status.StatusCode != StatusCode.OK)
             {
                 throw new RpcException(stream._status);
+            }
+
+            if (stream._refusingWrites)
+            {
+                stream._writeRefused.TrySetResult();
+                return stream._refusal.Task;
             }
 
             Require(stream._requests.Writer.TryWrite(parser.ParseFrom(Wire.Serialize(marshaller, message))), "the request stream is already complete");

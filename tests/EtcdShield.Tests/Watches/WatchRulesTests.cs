@@ -137,6 +137,26 @@ public sealed class WatchRulesTests
     }
 
     [Fact]
+    public async Task When_a_write_is_refused_before_etcds_trailers_reach_the_reader_the_clients_get_etcds_status_not_a_cancellation()
+    {
+        using var bed = new RelayBed(watches: new ShieldOptions());
+        var etcd = new WatchEtcd(bed.Etcd);
+        var client = new WatchClient(bed);
+        await client.WatchAsync("/app/", "/app0");
+
+        // etcd ends the call: HTTP/2 refuses the pending write first and the status reaches the reader after. Ending the
+        // call on the refused write would turn etcd's answer into the proxy's own cancellation.
+        etcd.Stream(0).RefuseWrites();
+        client.Create("/app/other");
+        await etcd.Stream(0).WriteRefused.WaitAsync(TimeSpan.FromSeconds(20));
+        etcd.Stream(0).Fail(StatusCode.Unavailable, "etcdserver: no leader");
+        var failure = await Assert.ThrowsAsync<RpcException>(() => client.Relay.WaitAsync(TimeSpan.FromSeconds(20)));
+
+        Assert.Equal(StatusCode.Unavailable, failure.StatusCode);
+        Assert.Equal("etcdserver: no leader", failure.Status.Detail);
+    }
+
+    [Fact]
     public async Task A_value_that_cannot_be_opened_ends_the_subscribed_streams_with_data_loss()
     {
         using var bed = new RelayBed(watches: new ShieldOptions(), watchRewriter: new Unopenable());
