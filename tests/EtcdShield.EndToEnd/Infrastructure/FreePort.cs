@@ -5,37 +5,52 @@ namespace EtcdShield.EndToEnd.Infrastructure;
 
 /// <summary>Picks loopback TCP ports that nothing is listening on.</summary>
 /// <remarks>
-/// The port is released before the caller binds it, so another process could take it in between.
-/// That window is small and the kernel hands out ephemeral ports in a spread-out order, so a
-/// collision is rare; <see cref="EtcdProcess"/> retries with fresh ports when it sees one.
+/// The port is released before the caller binds it, so something else could take it in between. Ports come from
+/// below the kernel's ephemeral range (<c>ip_local_port_range</c> starts at 32768 by default), where outgoing
+/// connections (etcdctl, gRPC channels, Prometheus scrapes) never get their local port, and each port is handed out
+/// once per test run; asking the kernel for port 0 instead collided with those connections in CI.
+/// <see cref="EtcdProcess"/> still retries with fresh ports when it sees a collision.
 /// </remarks>
 internal static class FreePort
 {
+    private const int First = 20_000;
+    private const int Last = 32_000;
+    private static int _next = First + Random.Shared.Next(Last - First);
+
     public static int Allocate() => Allocate(1)[0];
 
     public static IReadOnlyList<int> Allocate(int count)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(count);
+        var ports = new List<int>(count);
+        for (var tried = 0; ports.Count < count; tried++)
+        {
+            if (tried == Last - First)
+            {
+                throw new InvalidOperationException($"no free loopback port between {First} and {Last}");
+            }
 
-        // Every socket stays bound until all are chosen, so one batch never contains the same port twice.
-        var listeners = new List<TcpListener>(count);
+            var port = First + ((Interlocked.Increment(ref _next) - First) % (Last - First));
+            if (Bindable(port))
+            {
+                ports.Add(port);
+            }
+        }
+
+        return ports;
+    }
+
+    private static bool Bindable(int port)
+    {
         try
         {
-            for (var i = 0; i < count; i++)
-            {
-                var listener = new TcpListener(IPAddress.Loopback, 0);
-                listeners.Add(listener);
-                listener.Start();
-            }
-
-            return listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port).ToArray();
+            using var listener = new TcpListener(IPAddress.Loopback, port);
+            listener.Start();
+            return true;
         }
-        finally
+        catch (SocketException)
         {
-            foreach (var listener in listeners)
-            {
-                listener.Dispose();
-            }
+            return false;
         }
     }
 }
