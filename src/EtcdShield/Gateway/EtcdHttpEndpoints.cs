@@ -15,7 +15,7 @@ namespace EtcdShield.Gateway;
 /// now may use them; any other gets 403 and nothing reaches etcd. Each request is audited and counted as a call
 /// named <c>HTTP/version</c>, <c>HTTP/health</c>, <c>HTTP/livez</c> or <c>HTTP/readyz</c>.
 /// </summary>
-internal sealed class EtcdHttpEndpoints
+internal sealed partial class EtcdHttpEndpoints
 {
     private const string UnreachableMessage = "etcdshield: etcd is unreachable";
 
@@ -138,7 +138,7 @@ internal sealed class EtcdHttpEndpoints
     private static Task WriteErrorAsync(HttpContext context, int status, StatusCode code, string message)
     {
         context.Response.StatusCode = status;
-        return context.Response.WriteAsJsonAsync(new EtcdError(message, (int)code, message));
+        return context.Response.WriteAsJsonAsync(new EtcdError(message, (int)code, message), ErrorJson.Default.EtcdError);
     }
 
     // etcd's error body, with its field names spelled out so no serializer option can change them.
@@ -146,4 +146,8 @@ internal sealed class EtcdHttpEndpoints
         [property: JsonPropertyName("error")] string Error,
         [property: JsonPropertyName("code")] int Code,
         [property: JsonPropertyName("message")] string Message);
+
+    // Source-generated: the published program is trimmed, and reflection-based serialization is off there.
+    [JsonSerializable(typeof(EtcdError))]
+    private sealed partial class ErrorJson : JsonSerializerContext;
 }

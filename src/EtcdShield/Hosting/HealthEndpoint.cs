@@ -12,7 +12,7 @@ namespace EtcdShield.Hosting;
 /// etcd's answer is the one <c>/readyz</c> made (<see cref="Readiness"/>: cached, one round in flight), so a storm
 /// of requests on the unauthenticated metrics port asks etcd no more often than the probes do.
 /// </summary>
-internal sealed class HealthEndpoint
+internal sealed partial class HealthEndpoint
 {
     private readonly Readiness _readiness;
     private readonly IReadOnlyList<IReloadable> _reloadables;
@@ -43,7 +43,7 @@ internal sealed class HealthEndpoint
 
         var status = reason is not null ? "unhealthy" : warnings.Count > 0 ? "degraded" : "ok";
         context.Response.StatusCode = reason is null ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable;
-        await context.Response.WriteAsJsonAsync(new HealthReport(reason is null ? "true" : "false", reason ?? "", status, warnings)).ConfigureAwait(false);
+        await context.Response.WriteAsJsonAsync(new HealthReport(reason is null ? "true" : "false", reason ?? "", status, warnings), HealthJson.Default.HealthReport).ConfigureAwait(false);
     }
 
     // The names are etcd's /health JSON fields, spelled out so no serializer option can change them.
@@ -52,4 +52,8 @@ internal sealed class HealthEndpoint
         [property: JsonPropertyName("reason")] string Reason,
         [property: JsonPropertyName("status")] string Status,
         [property: JsonPropertyName("warnings")] IReadOnlyList<string> Warnings);
+
+    // Source-generated: the published program is trimmed, and reflection-based serialization is off there.
+    [JsonSerializable(typeof(HealthReport))]
+    private sealed partial class HealthJson : JsonSerializerContext;
 }

@@ -19,6 +19,7 @@ using EtcdShield.Watches;
 using Grpc.AspNetCore.Server.Model;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging.Console;
 using OpenTelemetry.Metrics;
 
@@ -68,7 +69,9 @@ internal static class ShieldHost
     {
         if (format == ShieldOptions.JsonLogFormat)
         {
-            logging.AddConsole(o => o.FormatterName = JsonLogFormatter.FormatterName).AddConsoleFormatter<JsonLogFormatter, ConsoleFormatterOptions>();
+            // Registered as a formatter directly: AddConsoleFormatter<,> binds its options by reflection, which trimming breaks.
+            logging.AddConsole(o => o.FormatterName = JsonLogFormatter.FormatterName);
+            logging.Services.TryAddEnumerable(ServiceDescriptor.Singleton<ConsoleFormatter, JsonLogFormatter>());
             return;
         }
 

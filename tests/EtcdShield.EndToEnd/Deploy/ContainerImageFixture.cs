@@ -23,17 +23,11 @@ public sealed class ContainerImageFixture : IAsyncLifetime
 
     private static readonly TimeSpan BuildTimeout = TimeSpan.FromMinutes(20);
 
-    public ContainerImageFixture()
-    {
-        Repository = FindRepository();
-        Published = Path.Combine(Repository, "out", "container", "e2e-published");
-    }
-
     /// <summary>The checkout the tests run from (holds deploy/container/).</summary>
-    public string Repository { get; }
+    public string Repository { get; } = PublishedProgram.Repository;
 
     /// <summary>The deploy/publish.sh output the image was built from; <c>Published/EtcdShield</c> is the binary.</summary>
-    public string Published { get; }
+    public string Published { get; private set; } = "";
 
     public string Program => Path.Combine(Published, "EtcdShield");
 
@@ -50,13 +44,7 @@ public sealed class ContainerImageFixture : IAsyncLifetime
     {
         var stopwatch = Stopwatch.StartNew();
 
-        // A fresh directory: publish does not delete files an older publish left.
-        if (Directory.Exists(Published))
-        {
-            Directory.Delete(Published, recursive: true);
-        }
-
-        (await ExternalCommand.RunAsync("/bin/bash", [Path.Combine(Repository, "deploy", "publish.sh"), Published], timeout: BuildTimeout)).EnsureSuccess();
+        Published = await PublishedProgram.DirectoryAsync();
         var build = (await ExternalCommand.RunAsync(
             "/bin/bash",
             [Path.Combine(Repository, "deploy", "container", "build.sh"), Tag],
@@ -77,17 +65,4 @@ public sealed class ContainerImageFixture : IAsyncLifetime
         Relay.Support.BackgroundProcess.Start("/bin/bash", [PodmanScript, .. arguments]);
 
     private string PodmanScript => Path.Combine(Repository, "deploy", "container", "podman.sh");
-
-    private static string FindRepository()
-    {
-        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-        {
-            if (File.Exists(Path.Combine(directory.FullName, "deploy", "container", "build.sh")))
-            {
-                return directory.FullName;
-            }
-        }
-
-        throw new InvalidOperationException($"No checkout with deploy/container/build.sh above {AppContext.BaseDirectory}.");
-    }
 }
