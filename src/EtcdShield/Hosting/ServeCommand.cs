@@ -9,6 +9,7 @@ internal static partial class ServeCommand
     /// <param name="flags">serve's flags (<see cref="ServeCommandLine.Flags"/>) from every source.</param>
     public static async Task<int> RunAsync(FlagValues flags)
     {
+        NativeHeap.LimitArenas();
         ShieldOptions options;
         try
         {
