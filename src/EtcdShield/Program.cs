@@ -10,6 +10,12 @@ if (parsed.HelpRequested)
     return ShieldCommandLine.WriteHelp(parsed, Console.Out);
 }
 
+if (parsed.VersionRequested)
+{
+    await Console.Out.WriteAsync(VersionText.Describe()).ConfigureAwait(false);
+    return 0;
+}
+
 return parsed.Path switch
 {
     ShieldCommands.Serve => await ServeCommand.RunAsync(parsed.Flags).ConfigureAwait(false),

@@ -12,6 +12,9 @@ internal sealed record CommandSpec(string Path, string Description, IReadOnlyLis
 internal sealed record ParsedCommand(string Path, FlagValues Flags, bool HelpRequested, IReadOnlyList<string> UnknownCommands)
 {
     internal ParseResult? Result { get; init; }
+
+    /// <summary>Whether <c>--version</c> was given (the root command's, as in etcd).</summary>
+    public bool VersionRequested { get; init; }
 }
 
 /// <summary>
@@ -35,6 +38,7 @@ internal sealed class ShieldCommandLine
         "Precedence per flag: the command line, then the environment, then the config file; a list from a higher source replaces a lower one.";
 
     private readonly RootCommand _root;
+    private readonly VersionOption _version;
     private readonly Dictionary<Command, (string Path, IReadOnlyList<(Flag Flag, Option Option)> Options)> _commands = [];
     private readonly HashSet<string> _allFlagNames = new(StringComparer.Ordinal);
     private readonly HashSet<string> _switchNames = new(StringComparer.Ordinal);
@@ -43,6 +47,7 @@ internal sealed class ShieldCommandLine
     public ShieldCommandLine(string description, IReadOnlyList<CommandSpec> commands, string rootPath)
     {
         _root = new RootCommand(description);
+        _version = _root.Options.OfType<VersionOption>().Single();
         // Every command runs outside System.CommandLine (it only parses), but one without an action is
         // "required command not provided" to it.
         _root.SetAction(_ => 0);
@@ -93,10 +98,11 @@ internal sealed class ShieldCommandLine
         var result = _root.Parse(WithoutBadSwitchValues(args, errors), new ParserConfiguration { ResponseFileTokenReplacer = null });
         var (path, options) = _commands[result.CommandResult.Command];
         var help = result.Action is HelpAction;
+        var version = result.Action is not null && ReferenceEquals(result.Action, _version.Action);
         if (options.Count == 0)
         {
             // A group such as "keys": only its subcommands run.
-            return new ParsedCommand(path, new FlagValues(new Dictionary<string, IReadOnlyList<string>>(), []), help, [.. result.UnmatchedTokens]) { Result = result };
+            return new ParsedCommand(path, new FlagValues(new Dictionary<string, IReadOnlyList<string>>(), []), help, [.. result.UnmatchedTokens]) { Result = result, VersionRequested = version };
         }
 
         var values = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
@@ -125,7 +131,7 @@ internal sealed class ShieldCommandLine
             FromFile(configFile, flags, values, sources, errors);
         }
 
-        return new ParsedCommand(path, new FlagValues(values, errors, sources), help, []) { Result = result };
+        return new ParsedCommand(path, new FlagValues(values, errors, sources), help, []) { Result = result, VersionRequested = version };
     }
 
     /// <summary>The generated help of the parsed command (or of the root, for bare flags).</summary>

@@ -26,6 +26,18 @@ public sealed class ExecutableTests(TestPki pki) : IClassFixture<TestPki>
     }
 
     [Fact]
+    public async Task Version_prints_the_version_the_commit_and_the_runtime_as_etcd_does_and_exits_0()
+    {
+        var version = await RunAsync("--version");
+
+        Assert.Equal(0, version.ExitCode);
+        Assert.Empty(version.StdErr);
+        Assert.Matches(@"^EtcdShield Version: \d+\.\d+\.\d+", version.StdOutLines[0]);
+        Assert.StartsWith("Git SHA: ", version.StdOutLines[1], StringComparison.Ordinal);
+        Assert.Equal($".NET Version: {Environment.Version}", version.StdOutLines[2]);
+    }
+
+    [Fact]
     public async Task Without_a_key_provider_or_no_encryption_it_refuses_to_start_naming_no_encryption()
     {
         var refused = await RunAsync([.. ValidFlags(), "--upstream-endpoints", "http://127.0.0.1:2379"]);

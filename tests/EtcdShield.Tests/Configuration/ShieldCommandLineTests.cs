@@ -56,6 +56,14 @@ public sealed class ShieldCommandLineTests : IDisposable
     }
 
     [Fact]
+    public void Version_is_recognised_alone_and_not_taken_for_a_serve_flag()
+    {
+        Assert.True(Parse(["--version"]).VersionRequested);
+        Assert.False(Parse(["--listen-client-urls", "https://127.0.0.1:2379"]).VersionRequested);
+        Assert.False(Parse(["--help"]).VersionRequested);
+    }
+
+    [Fact]
     public void List_flags_repeat_and_split_on_commas_and_single_flags_take_the_last()
     {
         var flags = Parse(["--allow-cn", "a,b", "--allow-cn=c", "--log-level", "Debug", "--log-level=Warning"]).Flags;
