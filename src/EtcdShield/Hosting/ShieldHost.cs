@@ -198,7 +198,7 @@ internal static class ShieldHost
             grpc.MaxSendMessageSize = null;
             grpc.EnableDetailedErrors = false;
         });
-        services.AddOpenTelemetry().WithMetrics(metrics => metrics
+        services.AddOpenTelemetry().ConfigureResource(TraceExport.DescribeService).WithMetrics(metrics => metrics
             // Every feature's meter is "EtcdShield.<Feature>" (Relay, Encryption, Keys, Authorization, Audit, Tls, Reload, Streams, Hosting).
             .AddMeter("EtcdShield.*")
             .AddPrometheusExporter());

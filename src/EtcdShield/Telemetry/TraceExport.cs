@@ -28,6 +28,16 @@ internal static class TraceExport
     /// <summary>How long one export may take, retries included, before its spans are given up.</summary>
     public static readonly TimeSpan ExportTimeout = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// Names the proxy in every signal, spans and Prometheus' <c>target_info</c> alike: <c>service.name</c>
+    /// "etcdshield" and the build's version, rather than the SDK's <c>unknown_service:</c> and the process name.
+    /// </summary>
+    public static void DescribeService(ResourceBuilder resource)
+    {
+        var version = typeof(TraceExport).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion;
+        resource.AddService("etcdshield", serviceVersion: version);
+    }
+
     public static void AddTo(IServiceCollection services, ShieldOptions options)
     {
         if (options.OtlpEndpoint is not { } endpoint)
@@ -35,9 +45,7 @@ internal static class TraceExport
             return;
         }
 
-        var version = typeof(TraceExport).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion;
         services.AddOpenTelemetry().WithTracing(tracing => tracing
-            .SetResourceBuilder(ResourceBuilder.CreateDefault().AddService("etcdshield", serviceVersion: version))
             .SetSampler(Sampler(options.TraceSamplingRatio))
             .AddSource(Sources)
             .AddOtlpExporter(otlp =>

@@ -177,6 +177,7 @@ public sealed class ExecutableTests(TestPki pki) : IClassFixture<TestPki>
             Assert.Contains("# TYPE etcdshield_streams_active gauge", text, StringComparison.Ordinal);
             Assert.Contains("# TYPE etcdshield_encryption_decrypt_failures_total counter", text, StringComparison.Ordinal);
             Assert.Contains("etcdshield_request_duration_seconds_bucket{", text, StringComparison.Ordinal);
+            Assert.Matches("(?m)^target_info\\{.*service_name=\"etcdshield\"", text);
             Assert.DoesNotContain("leak-check", text, StringComparison.Ordinal);
             Assert.Equal(0, stopped.ExitCode);
         }
