@@ -182,6 +182,12 @@ internal sealed class EtcdProcess : IAsyncDisposable
         process = null;
     }
 
+    /// <summary>Freezes etcd (SIGSTOP), as a stalled disk or a long GC pause would: its connections stay open, nothing is answered.</summary>
+    public Task PauseAsync() => SignalAsync("-STOP");
+
+    /// <summary>Lets a paused etcd run on (SIGCONT).</summary>
+    public Task ResumeAsync() => SignalAsync("-CONT");
+
     /// <summary>Restarts a stopped member on the same ports and data directory, and waits until it is ready.</summary>
     /// <remarks>With an existing data directory etcd ignores the initial-cluster flags and rejoins its cluster.</remarks>
     public async Task StartAgainAsync(CancellationToken cancellationToken = default)
@@ -202,6 +208,12 @@ internal sealed class EtcdProcess : IAsyncDisposable
         output.Append($"----- {Name} restarted by the test -----");
         StartProcess();
         await WaitUntilReadyAsync(cancellationToken);
+    }
+
+    private async Task SignalAsync(string signal)
+    {
+        var running = process ?? throw new InvalidOperationException($"etcd {Name} is not running.");
+        (await ExternalCommand.RunAsync("/bin/kill", [signal, running.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])).EnsureSuccess();
     }
 
     public async ValueTask DisposeAsync()

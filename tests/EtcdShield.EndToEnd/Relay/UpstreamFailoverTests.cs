@@ -133,23 +133,35 @@ public sealed class UpstreamFailoverTests(UpstreamFailoverTests.Fixture fixture,
         }
     }
 
-    [Fact]
-    public async Task Two_rollback_protected_sidecars_keep_compare_and_swap_exact_while_a_member_is_killed()
+    /// <summary>What goes wrong while the sidecars' writers swap: a member crashes, a member freezes, a sidecar crashes.</summary>
+    public enum Fault
+    {
+        MemberKilled,
+        MemberPaused,
+        SidecarKilled,
+    }
+
+    [Theory]
+    [InlineData(Fault.MemberKilled)]
+    [InlineData(Fault.MemberPaused)]
+    [InlineData(Fault.SidecarKilled)]
+    public async Task Two_rollback_protected_sidecars_keep_compare_and_swap_exact_through_a_fault(Fault fault)
     {
         var cluster = fixture.Cluster;
-        var kek = ShieldServer.WriteDevelopmentKey(Path.GetTempPath());
-        string[] flags = ["--encryption-key-file", kek, "--rollback-protection-prefix", "/registry/secrets/"];
-        await using var first = await ShieldServer.StartAsync(fixture.Pki, cluster.Endpoints, flags: flags, output: output);
+        var directory = Directory.CreateTempSubdirectory("etcdshield-chaos-").FullName;
+        var kek = ShieldServer.WriteDevelopmentKey(directory);
         var others = string.Join(',', cluster.Members.Skip(1).Select(m => m.ClientUrl).Append(cluster.Members[0].ClientUrl));
-        await using var second = await ShieldServer.StartAsync(fixture.Pki, others, flags: flags, output: output);
+        await using var first = await Sidecar.StartAsync(fixture.Pki, cluster.Endpoints, kek);
+        await using var second = await Sidecar.StartAsync(fixture.Pki, others, kek);
         using var firstChannel = GrpcClients.Channel(first.ClientUrl, fixture.Pki);
         using var secondChannel = GrpcClients.Channel(second.ClientUrl, fixture.Pki);
         KV.KVClient[] sidecars = [new(firstChannel), new(secondChannel)];
         var key = Google.Protobuf.ByteString.CopyFromUtf8("/registry/secrets/chaos-" + Guid.NewGuid().ToString("N"));
         await sidecars[0].PutAsync(new PutRequest { Key = key, Value = Google.Protobuf.ByteString.CopyFromUtf8("0") });
 
-        // Four writers swap the value kube-apiserver's way through both sidecars; each swap that succeeded moved the
-        // counter by one from what it read, so the final value counts them, whatever failed in between.
+        // Four writers swap the value kube-apiserver's way through both sidecars, each call with a deadline as
+        // kube-apiserver sets one; each swap that succeeded moved the counter by one from what it read, so the final
+        // value counts them, whatever failed in between (a call that failed may still have been applied).
         var swapped = 0;
         var unknown = 0;
         using var stop = new CancellationTokenSource();
@@ -160,22 +172,24 @@ public sealed class UpstreamFailoverTests(UpstreamFailoverTests.Fixture fixture,
             {
                 try
                 {
-                    var read = (await kv.RangeAsync(new RangeRequest { Key = key })).Kvs[0];
+                    var read = (await kv.RangeAsync(new RangeRequest { Key = key }, deadline: DateTime.UtcNow.AddSeconds(5))).Kvs[0];
                     var next = (int.Parse(read.Value.ToStringUtf8(), CultureInfo.InvariantCulture) + 1).ToString(CultureInfo.InvariantCulture);
-                    var txn = await kv.TxnAsync(new TxnRequest
-                    {
-                        Compare = { new Compare { Key = key, Target = Compare.Types.CompareTarget.Mod, Result = Compare.Types.CompareResult.Equal, ModRevision = read.ModRevision } },
-                        Success = { new RequestOp { RequestPut = new PutRequest { Key = key, Value = Google.Protobuf.ByteString.CopyFromUtf8(next) } } },
-                        Failure = { new RequestOp { RequestRange = new RangeRequest { Key = key } } },
-                    });
+                    var txn = await kv.TxnAsync(
+                        new TxnRequest
+                        {
+                            Compare = { new Compare { Key = key, Target = Compare.Types.CompareTarget.Mod, Result = Compare.Types.CompareResult.Equal, ModRevision = read.ModRevision } },
+                            Success = { new RequestOp { RequestPut = new PutRequest { Key = key, Value = Google.Protobuf.ByteString.CopyFromUtf8(next) } } },
+                            Failure = { new RequestOp { RequestRange = new RangeRequest { Key = key } } },
+                        },
+                        deadline: DateTime.UtcNow.AddSeconds(5));
                     if (txn.Succeeded)
                     {
                         Interlocked.Increment(ref swapped);
                     }
                 }
-                catch (Grpc.Core.RpcException e) when (e.StatusCode is Grpc.Core.StatusCode.Unavailable or Grpc.Core.StatusCode.Aborted or Grpc.Core.StatusCode.DeadlineExceeded or Grpc.Core.StatusCode.Unknown)
+                catch (Grpc.Core.RpcException e) when (e.StatusCode is Grpc.Core.StatusCode.Unavailable or Grpc.Core.StatusCode.Aborted or Grpc.Core.StatusCode.DeadlineExceeded or Grpc.Core.StatusCode.Unknown or Grpc.Core.StatusCode.Internal)
                 {
-                    // The member died under the call: it may or may not have been applied.
+                    // A member or the sidecar died or froze under the call: it may or may not have been applied.
                     Interlocked.Increment(ref unknown);
                 }
             }
@@ -184,29 +198,60 @@ public sealed class UpstreamFailoverTests(UpstreamFailoverTests.Fixture fixture,
         var writers = Enumerable.Range(0, 4).Select(WriterAsync).ToArray();
         await Eventually.HoldsAsync(() => Task.FromResult(Volatile.Read(ref swapped)), n => n >= 20, TimeSpan.FromSeconds(30));
         var victim = cluster.Members[0];
-        await victim.StopAsync();
         try
         {
-            await cluster.WaitForLeaderAsync();
-            var atKill = Volatile.Read(ref swapped);
-            await Eventually.HoldsAsync(() => Task.FromResult(Volatile.Read(ref swapped)), n => n >= atKill + 20, TimeSpan.FromSeconds(60));
+            switch (fault)
+            {
+                case Fault.MemberKilled:
+                    await victim.StopAsync();
+                    await cluster.WaitForLeaderAsync();
+                    break;
+                case Fault.MemberPaused:
+                    await victim.PauseAsync();
+                    break;
+                case Fault.SidecarKilled:
+                    await first.KillAsync();
+                    break;
+            }
+
+            // The writers through the sidecar that still reaches a working member go on swapping meanwhile.
+            var atFault = Volatile.Read(ref swapped);
+            await Eventually.HoldsAsync(() => Task.FromResult(Volatile.Read(ref swapped)), n => n >= atFault + 20, TimeSpan.FromSeconds(60));
+            if (fault == Fault.SidecarKilled)
+            {
+                // Restarted on the same port, it serves the writers that were failing through it.
+                await first.StartAgainAsync();
+                var atRestart = Volatile.Read(ref swapped);
+                await Eventually.HoldsAsync(() => Task.FromResult(Volatile.Read(ref swapped)), n => n >= atRestart + 20, TimeSpan.FromSeconds(60));
+            }
         }
         finally
         {
+            if (fault == Fault.MemberPaused)
+            {
+                await victim.ResumeAsync();
+            }
+
             await stop.CancelAsync();
             await Task.WhenAll(writers);
-            await victim.StartAgainAsync();
+            if (fault == Fault.MemberKilled)
+            {
+                await victim.StartAgainAsync();
+            }
+
             await cluster.WaitForLeaderAsync();
         }
 
         // Both sidecars read the same value, it opens at its place, and it counts every acknowledged swap (plus at most
-        // the ones whose answer was lost).
+        // the ones whose answer was lost). Calls still held by a frozen member have ended by now (their deadlines).
         var values = new List<int>();
         foreach (var kv in sidecars)
         {
-            values.Add(int.Parse((await kv.RangeAsync(new RangeRequest { Key = key })).Kvs[0].Value.ToStringUtf8(), CultureInfo.InvariantCulture));
+            var read = await Eventually.HoldsAsync(() => ReadAsync(kv, key), v => v is not null, TimeSpan.FromSeconds(30));
+            values.Add(read!.Value);
         }
 
+        Directory.Delete(directory, recursive: true);
         Assert.Equal(values[0], values[1]);
         Assert.InRange(values[0], swapped, swapped + unknown);
     }
@@ -254,5 +299,75 @@ public sealed class UpstreamFailoverTests(UpstreamFailoverTests.Fixture fixture,
             Assert.DoesNotContain(url, listed.StdOut, StringComparison.Ordinal);
             Assert.DoesNotContain(url, members.ToString(), StringComparison.Ordinal);
         }
+    }
+
+    /// <summary>The counter through one sidecar, or null while that sidecar's channel is still reconnecting.</summary>
+    private static async Task<int?> ReadAsync(KV.KVClient kv, Google.Protobuf.ByteString key)
+    {
+        try
+        {
+            var kvs = (await kv.RangeAsync(new RangeRequest { Key = key }, deadline: DateTime.UtcNow.AddSeconds(5))).Kvs;
+            return int.Parse(kvs[0].Value.ToStringUtf8(), CultureInfo.InvariantCulture);
+        }
+        catch (Grpc.Core.RpcException e) when (e.StatusCode is Grpc.Core.StatusCode.Unavailable or Grpc.Core.StatusCode.DeadlineExceeded)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// A rollback-protected sidecar as its own process (<c>dotnet EtcdShield.dll</c>), so a test can kill it with
+    /// SIGKILL as a crash would and start it again on the same port.
+    /// </summary>
+    private sealed class Sidecar : IAsyncDisposable
+    {
+        private readonly IReadOnlyList<string> _arguments;
+        private BackgroundProcess? _process;
+
+        private Sidecar(IReadOnlyList<string> arguments, string clientUrl)
+        {
+            _arguments = arguments;
+            ClientUrl = clientUrl;
+        }
+
+        public string ClientUrl { get; }
+
+        public static async Task<Sidecar> StartAsync(TestPki pki, string upstreams, string kek)
+        {
+            var clientUrl = $"https://127.0.0.1:{FreePort.Allocate()}";
+            var sidecar = new Sidecar(
+                [
+                    ExecutableTests.Assembly,
+                    "--listen-client-urls", clientUrl,
+                    "--cert-file", pki.ServerCert.CertFile,
+                    "--key-file", pki.ServerCert.KeyFile,
+                    "--trusted-ca-file", pki.CaFile,
+                    "--allow-cn", ShieldServer.ClientName,
+                    "--upstream-endpoints", upstreams,
+                    "--encryption-key-file", kek,
+                    "--rollback-protection-prefix", "/registry/secrets/",
+                ],
+                clientUrl);
+            await sidecar.StartAgainAsync();
+            return sidecar;
+        }
+
+        public async Task StartAgainAsync()
+        {
+            _process = BackgroundProcess.Start(ExecutableTests.DotnetHost(), _arguments);
+            await _process.WaitForStdOutAsync(line => line.Contains("EtcdShield ready", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
+        }
+
+        public async Task KillAsync()
+        {
+            if (_process is not null)
+            {
+                await _process.KillAsync();
+                await _process.DisposeAsync();
+                _process = null;
+            }
+        }
+
+        public ValueTask DisposeAsync() => _process?.DisposeAsync() ?? ValueTask.CompletedTask;
     }
 }
