@@ -1,6 +1,5 @@
 using System.Reflection;
 using EtcdShield.Configuration;
-using OpenTelemetry;
 using OpenTelemetry.Exporter;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
@@ -9,8 +8,8 @@ namespace EtcdShield.Telemetry;
 
 /// <summary>
 /// Tracing, when <c>--otlp-endpoint</c> is given, and nothing at all otherwise: without a tracer provider no
-/// listener exists, so no span is created on the request path. Spans are queued in memory and exported in the
-/// background; a full queue drops new spans and a slow or dead collector only delays the export thread, never
+/// listener exists, so no span is created on the request path. Spans are queued in memory (<see cref="SpanQueue"/>) and exported
+/// in the background; a full queue drops new spans and a slow or dead collector only delays the export thread, never
 /// a request.
 /// </summary>
 internal static class TraceExport
@@ -48,20 +47,19 @@ internal static class TraceExport
         services.AddOpenTelemetry().WithTracing(tracing => tracing
             .SetSampler(Sampler(options.TraceSamplingRatio))
             .AddSource(Sources)
-            .AddOtlpExporter(otlp =>
-            {
-                otlp.Protocol = options.OtlpProtocol == "http/protobuf" ? OtlpExportProtocol.HttpProtobuf : OtlpExportProtocol.Grpc;
-                otlp.Endpoint = ExportUrl(endpoint, otlp.Protocol);
-                otlp.TimeoutMilliseconds = (int)ExportTimeout.TotalMilliseconds;
-                otlp.ExportProcessorType = ExportProcessorType.Batch;
-                otlp.BatchExportProcessorOptions = new BatchExportActivityProcessorOptions
-                {
-                    MaxQueueSize = MaxQueuedSpans,
-                    MaxExportBatchSize = MaxSpansPerExport,
-                    ScheduledDelayMilliseconds = (int)ExportInterval.TotalMilliseconds,
-                    ExporterTimeoutMilliseconds = (int)ExportTimeout.TotalMilliseconds,
-                };
-            }));
+            .AddProcessor(_ => new SpanQueue(new OtlpTraceExporter(ExporterOptions(endpoint, options.OtlpProtocol)), MaxQueuedSpans, MaxSpansPerExport, ExportInterval)));
+    }
+
+    /// <summary>The OTLP exporter's settings; the rest (headers, for one) it reads from OTEL_EXPORTER_OTLP_* as usual.</summary>
+    private static OtlpExporterOptions ExporterOptions(Uri endpoint, string protocol)
+    {
+        var otlp = new OtlpExporterOptions
+        {
+            Protocol = protocol == "http/protobuf" ? OtlpExportProtocol.HttpProtobuf : OtlpExportProtocol.Grpc,
+            TimeoutMilliseconds = (int)ExportTimeout.TotalMilliseconds,
+        };
+        otlp.Endpoint = ExportUrl(endpoint, otlp.Protocol);
+        return otlp;
     }
 
     /// <summary>
