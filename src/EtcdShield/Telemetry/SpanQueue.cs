@@ -103,8 +103,9 @@ internal sealed class SpanQueue : BaseExportProcessor<Activity>
             {
                 await _wake.WaitAsync(_interval, _stopping.Token).ConfigureAwait(false);
             }
-            catch (OperationCanceledException)
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
             {
+                // Shut down, or disposed without a shutdown: the worker ends quietly.
                 return;
             }
 
