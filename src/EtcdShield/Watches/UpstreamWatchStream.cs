@@ -207,7 +207,13 @@ internal sealed class UpstreamWatchStream : IAsyncDisposable
     {
         lock (_lock)
         {
-            _writeFailure ??= refused;
+            // The first refused write waits for the reader; the writes refused after it have nothing to add.
+            if (_writeFailure is not null)
+            {
+                return;
+            }
+
+            _writeFailure = refused;
         }
 
         try
