@@ -8,7 +8,7 @@ namespace EtcdShield.Hosting;
 /// the runtime's own), so two arenas serve them: 7 MiB less at 1,000 watchers, measured in bench/RESULTS.md ("RSS at
 /// 1,000 watchers"). The same limit as <c>MALLOC_ARENA_MAX=2</c>; an operator's own setting of that variable wins.
 /// </summary>
-internal static class NativeHeap
+internal static partial class NativeHeap
 {
     // M_ARENA_MAX in glibc's malloc.h.
     private const int ArenaMaxOption = -8;
@@ -32,8 +32,7 @@ internal static class NativeHeap
         }
     }
 
-    // DllImport rather than LibraryImport, which needs unsafe code allowed in the whole assembly for one int call.
-    [DllImport("libc", EntryPoint = "mallopt", ExactSpelling = true)]
+    [LibraryImport("libc", EntryPoint = "mallopt")]
     [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
-    private static extern int SetMallocOption(int option, int value);
+    private static partial int SetMallocOption(int option, int value);
 }

@@ -2,8 +2,6 @@ using System.Diagnostics.CodeAnalysis;
 using System.Runtime.InteropServices;
 using EtcdShield.EndToEnd.Infrastructure;
 using EtcdShield.Keys.Pkcs11;
-using Net.Pkcs11Interop.Common;
-using Net.Pkcs11Interop.HighLevelAPI;
 
 namespace EtcdShield.EndToEnd.Keys;
 
@@ -30,6 +28,7 @@ public sealed class SoftHsmInProcess : IDisposable
     private readonly DirectoryInfo _root;
     private readonly Pkcs11Module _module;
     private readonly Lock _initializing = new();
+    private readonly SoftHsmAdministration _administration;
 
     public SoftHsmInProcess()
     {
@@ -48,6 +47,7 @@ public sealed class SoftHsmInProcess : IDisposable
 
         Environment = new Dictionary<string, string?> { ["SOFTHSM2_CONF"] = ConfPath };
         _module = Pkcs11Module.Acquire(SoftHsmToken.ModulePath);
+        _administration = new SoftHsmAdministration(SoftHsmToken.ModulePath);
     }
 
     public string ConfPath { get; }
@@ -59,20 +59,18 @@ public sealed class SoftHsmInProcess : IDisposable
 
     internal Pkcs11Module Module => _module;
 
+    /// <summary>The tests' own calls into the module (Pkcs11Interop), for what the proxy never does.</summary>
+    internal SoftHsmAdministration Administration => _administration;
+
     /// <summary>Initializes a new token with a unique label and the user PIN <see cref="Pin"/>.</summary>
     internal InProcessToken CreateToken(string prefix = "keys")
     {
         string label = $"{prefix}-{Guid.NewGuid():N}"[..24];
         lock (_initializing)
         {
+            // Under a call scope, so the outage test's reinitialization of the module cannot run meanwhile.
             using Pkcs11Module.CallScope call = _module.EnterCall();
-            ISlot free = call.Library.GetSlotList(SlotsType.WithTokenPresent).First(s => IsFree(s));
-            free.InitToken(SoPin, label);
-            ISlot slot = call.Library.GetSlotList(SlotsType.WithTokenPresent).First(s => LabelOf(s) == label);
-            using ISession session = slot.OpenSession(SessionType.ReadWrite);
-            session.Login(CKU.CKU_SO, SoPin);
-            session.InitPin(Pin);
-            session.Logout();
+            _administration.InitializeToken(label, SoPin, Pin);
         }
 
         return new InProcessToken(this, label, Path.Combine(_root.FullName, $"{label}.pin"));
@@ -80,6 +78,7 @@ public sealed class SoftHsmInProcess : IDisposable
 
     public void Dispose()
     {
+        _administration.Dispose();
         _module.Release();
         try
         {
@@ -91,18 +90,6 @@ public sealed class SoftHsmInProcess : IDisposable
         }
     }
 
-    internal static string? LabelOf(ISlot slot)
-    {
-        try
-        {
-            return slot.GetTokenInfo().Label.TrimEnd();
-        }
-        catch (Pkcs11Exception)
-        {
-            return null;
-        }
-    }
-
     private static class NativeMethods
     {
         [DllImport("libc", EntryPoint = "setenv", BestFitMapping = false, ThrowOnUnmappableChar = true)]
@@ -111,18 +98,6 @@ public sealed class SoftHsmInProcess : IDisposable
             [MarshalAs(UnmanagedType.LPUTF8Str)] string name,
             [MarshalAs(UnmanagedType.LPUTF8Str)] string value,
             int overwrite);
-    }
-
-    private static bool IsFree(ISlot slot)
-    {
-        try
-        {
-            return !slot.GetTokenInfo().TokenFlags.TokenInitialized;
-        }
-        catch (Pkcs11Exception)
-        {
-            return false;
-        }
     }
 }
 
@@ -177,27 +152,7 @@ internal sealed class InProcessToken
     public void GenerateAesKey(string keyLabel, int bytes, bool sensitive, bool wrap, bool unwrap)
     {
         using Pkcs11Module.CallScope call = _hsm.Module.EnterCall();
-        ISlot slot = call.Library.GetSlotList(SlotsType.WithTokenPresent).Single(s => SoftHsmInProcess.LabelOf(s) == Label);
-        using ISession session = slot.OpenSession(SessionType.ReadWrite);
-        try
-        {
-            session.Login(CKU.CKU_USER, SoftHsmInProcess.Pin);
-        }
-        catch (Pkcs11Exception ex) when (ex.RV == CKR.CKR_USER_ALREADY_LOGGED_IN)
-        {
-            // Login is per process and token: a provider in this process is logged in already.
-        }
-
-        var a = call.Factories.ObjectAttributeFactory;
-        using var mechanism = call.Factories.MechanismFactory.Create(CKM.CKM_AES_KEY_GEN);
-        List<IObjectAttribute> template =
-        [
-            a.Create(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY), a.Create(CKA.CKA_KEY_TYPE, CKK.CKK_AES), a.Create(CKA.CKA_VALUE_LEN, (ulong)bytes),
-            a.Create(CKA.CKA_LABEL, keyLabel), a.Create(CKA.CKA_TOKEN, true), a.Create(CKA.CKA_PRIVATE, true),
-            a.Create(CKA.CKA_SENSITIVE, sensitive), a.Create(CKA.CKA_WRAP, wrap), a.Create(CKA.CKA_UNWRAP, unwrap),
-        ];
-        session.GenerateKey(mechanism, template);
-        template.ForEach(t => t.Dispose());
+        _hsm.Administration.GenerateAesKey(Label, SoftHsmInProcess.Pin, keyLabel, bytes, sensitive, wrap, unwrap);
     }
 
     /// <summary>pkcs11-tool against this token, logged in as the user, in a process of its own.</summary>

@@ -1,5 +1,3 @@
-using Net.Pkcs11Interop.Common;
-
 namespace EtcdShield.Keys.Pkcs11;
 
 /// <summary>
@@ -8,6 +6,8 @@ namespace EtcdShield.Keys.Pkcs11;
 /// </summary>
 internal static class Pkcs11Errors
 {
+    private const ulong VendorDefined = 0x80000000;
+
     public static string Describe(CKR rv) => rv switch
     {
         CKR.CKR_PIN_INCORRECT =>
@@ -60,8 +60,13 @@ internal static class Pkcs11Errors
             "the PKCS#11 module does not implement a function EtcdShield needs (CKR_FUNCTION_NOT_SUPPORTED)",
         CKR.CKR_GENERAL_ERROR or CKR.CKR_FUNCTION_FAILED =>
             $"the HSM failed the operation ({rv}); if it persists, check the HSM and its token storage",
-        _ => $"the HSM returned {rv}",
+        _ => $"the HSM returned {Name(rv)}",
     };
+
+    /// <summary>The standard's name of <paramref name="rv"/>, or its number (vendor codes have no standard name).</summary>
+    public static string Name(CKR rv) => Enum.IsDefined(rv)
+        ? rv.ToString()
+        : (ulong)rv >= VendorDefined ? $"CKR_VENDOR_DEFINED+0x{(ulong)rv - VendorDefined:X}" : $"0x{(ulong)rv:X8}";
 
     /// <summary>
     /// The token, the session or the module is gone or broken: drop every session and open new ones (reinitializing

@@ -1,5 +1,3 @@
-using Net.Pkcs11Interop.Common;
-
 namespace EtcdShield.Keys.Pkcs11;
 
 /// <summary>The attributes of a secret key in the token that decide whether it may serve as a KEK (never its value).</summary>

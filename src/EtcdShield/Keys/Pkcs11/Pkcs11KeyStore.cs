@@ -2,8 +2,6 @@ using System.Diagnostics.CodeAnalysis;
 using System.Runtime.ExceptionServices;
 using System.Security.Cryptography;
 using EtcdShield.Encryption;
-using Net.Pkcs11Interop.Common;
-
 namespace EtcdShield.Keys.Pkcs11;
 
 /// <summary>

@@ -1,9 +1,4 @@
-using System.Reflection;
-using System.Runtime.InteropServices;
 using EtcdShield.Encryption;
-using Net.Pkcs11Interop.Common;
-using Net.Pkcs11Interop.HighLevelAPI;
-using LowLevel = Net.Pkcs11Interop.LowLevelAPI80;
 
 namespace EtcdShield.Keys.Pkcs11;
 
@@ -29,35 +24,31 @@ internal sealed class Pkcs11Module
     private static readonly Dictionary<string, Pkcs11Module> Loaded = new(StringComparer.Ordinal);
 
     private readonly ReaderWriterLockSlim _calls = new(LockRecursionPolicy.NoRecursion);
-    private readonly LowLevel.Pkcs11Library _lowLevel;
-    private IPkcs11Library? _library;
+    private readonly CryptokiLibrary _library;
+    private bool _initialized;
     private string? _loadFailure;
     private long _generation;
     private long _lastReinitialize;
     private int _references;
 
-    static Pkcs11Module() => EnsureNativeResolver();
-
-    private Pkcs11Module(string path, LowLevel.Pkcs11Library lowLevel, IPkcs11Library library)
+    private Pkcs11Module(string path, CryptokiLibrary library)
     {
         Path = path;
-        _lowLevel = lowLevel;
         _library = library;
+        _initialized = true;
         _lastReinitialize = Environment.TickCount64;
     }
 
     public string Path { get; }
-
-    public Pkcs11InteropFactories Factories { get; } = new();
 
     /// <summary>Loads and initializes the module at <paramref name="path"/>, or takes another reference to it.</summary>
     /// <exception cref="KeyProviderUnavailableException">The module cannot be loaded or initialized.</exception>
     public static Pkcs11Module Acquire(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        if (Platform.NativeULongSize != 8 || Platform.StructPackingSize != 0)
+        if (!CryptokiLibrary.IsSupportedPlatform)
         {
-            // Key material passes through buffers this code zeroes, which it lays out for 64-bit Unix only.
+            // The Cryptoki declarations are those of 64-bit Unix (CK_ULONG of 64 bits, natural alignment).
             throw new KeyProviderUnavailableException(
                 "--pkcs11-module: the PKCS#11 key provider runs on 64-bit Linux and macOS only");
         }
@@ -66,14 +57,15 @@ internal sealed class Pkcs11Module
         {
             if (!Loaded.TryGetValue(path, out Pkcs11Module? module))
             {
-                LowLevel.Pkcs11Library lowLevel = LoadLowLevel(path);
+                CryptokiLibrary library = Load(path);
                 try
                 {
-                    module = new Pkcs11Module(path, lowLevel, Initialize(new Pkcs11InteropFactories(), path));
+                    Initialize(library);
+                    module = new Pkcs11Module(path, library);
                 }
                 catch
                 {
-                    lowLevel.Dispose();
+                    library.Dispose();
                     throw;
                 }
 
@@ -102,7 +94,7 @@ internal sealed class Pkcs11Module
         try
         {
             FinalizeLibrary();
-            _lowLevel.Dispose();
+            _library.Dispose();
         }
         finally
         {
@@ -118,15 +110,14 @@ internal sealed class Pkcs11Module
     public CallScope EnterCall()
     {
         _calls.EnterReadLock();
-        IPkcs11Library? library = _library;
-        if (library is null)
+        if (!_initialized)
         {
             _calls.ExitReadLock();
             throw new KeyProviderUnavailableException(
                 $"PKCS#11 module {Path} (--pkcs11-module) is not initialized: {_loadFailure ?? "it failed to initialize"}");
         }
 
-        return new CallScope(this, library, Interlocked.Read(ref _generation));
+        return new CallScope(this, Interlocked.Read(ref _generation));
     }
 
     /// <summary>
@@ -164,7 +155,8 @@ internal sealed class Pkcs11Module
             Interlocked.Increment(ref _generation);
             try
             {
-                _library = Initialize(Factories, Path);
+                Initialize(_library);
+                _initialized = true;
                 _loadFailure = null;
                 return true;
             }
@@ -180,81 +172,52 @@ internal sealed class Pkcs11Module
         }
     }
 
-    /// <summary>
-    /// Pkcs11Interop 5.3 binds dlopen to "libdl", a name glibc 2.34+ no longer ships unversioned (only libdl.so.2,
-    /// and libc itself, export it now). Maps that one name; every other library resolves as usual.
-    /// </summary>
-    internal static void EnsureNativeResolver()
+    private static CryptokiLibrary Load(string path)
     {
         try
         {
-            NativeLibrary.SetDllImportResolver(typeof(Pkcs11InteropFactories).Assembly, ResolveNative);
+            return CryptokiLibrary.Load(path);
         }
-        catch (InvalidOperationException)
+        catch (Pkcs11Exception ex)
         {
-            // Already set for this assembly (the resolver can be set only once); it is this one.
+            throw new KeyProviderUnavailableException($"--pkcs11-module {path}: {ex.Method} failed: {Pkcs11Errors.Describe(ex.RV)}", ex);
         }
-    }
-
-    private static IntPtr ResolveNative(string name, Assembly assembly, DllImportSearchPath? searchPath)
-    {
-        if (!string.Equals(name, "libdl", StringComparison.Ordinal) || !OperatingSystem.IsLinux())
-        {
-            return IntPtr.Zero;
-        }
-
-        foreach (string candidate in (ReadOnlySpan<string>)["libdl.so.2", "libc.so.6"])
-        {
-            if (NativeLibrary.TryLoad(candidate, out IntPtr handle))
-            {
-                return handle;
-            }
-        }
-
-        return IntPtr.Zero;
-    }
-
-    private static LowLevel.Pkcs11Library LoadLowLevel(string path)
-    {
-        try
-        {
-            return new LowLevel.Pkcs11Library(path);
-        }
-        catch (Exception ex) when (ex is UnmanagedException or DllNotFoundException or BadImageFormatException or EntryPointNotFoundException)
+        catch (Exception ex) when (ex is DllNotFoundException or BadImageFormatException or EntryPointNotFoundException)
         {
             throw new KeyProviderUnavailableException($"--pkcs11-module {path}: cannot load the PKCS#11 module ({ex.Message})", ex);
         }
     }
 
-    private static IPkcs11Library Initialize(Pkcs11InteropFactories factories, string path)
+    private static void Initialize(CryptokiLibrary library)
     {
         try
         {
-            // MultiThreaded: the module must lock for itself, since sessions are used from many threads (one at a time each).
-            return factories.Pkcs11LibraryFactory.LoadPkcs11Library(factories, path, AppType.MultiThreaded);
+            // With OS locking: the module must lock for itself, since sessions are used from many threads (one at a time each).
+            library.Initialize();
         }
         catch (Pkcs11Exception ex)
         {
             throw new KeyProviderUnavailableException(
-                $"--pkcs11-module {path}: C_Initialize failed: {Pkcs11Errors.Describe(ex.RV)}", ex);
-        }
-        catch (Exception ex) when (ex is UnmanagedException or DllNotFoundException or BadImageFormatException or EntryPointNotFoundException)
-        {
-            throw new KeyProviderUnavailableException($"--pkcs11-module {path}: cannot load the PKCS#11 module ({ex.Message})", ex);
+                $"--pkcs11-module {library.Path}: C_Initialize failed: {Pkcs11Errors.Describe(ex.RV)}", ex);
         }
     }
 
     private void FinalizeLibrary()
     {
-        IPkcs11Library? library = _library;
-        _library = null;
+        if (!_initialized)
+        {
+            return;
+        }
+
+        _initialized = false;
         try
         {
-            library?.Dispose();
+            // C_Finalize of a module whose device is gone may fail; the module is being dropped either way.
+            _ = _library.FinalizeModule();
         }
         catch (Pkcs11Exception)
         {
-            // C_Finalize of a module whose device is gone may fail; the module is being dropped either way.
+            // The module has no C_Finalize to call.
         }
     }
 
@@ -263,22 +226,17 @@ internal sealed class Pkcs11Module
     {
         private readonly Pkcs11Module _module;
 
-        public CallScope(Pkcs11Module module, IPkcs11Library library, long generation)
+        public CallScope(Pkcs11Module module, long generation)
         {
             _module = module;
-            Library = library;
             Generation = generation;
         }
 
-        public IPkcs11Library Library { get; }
+        /// <summary>The module's functions, initialized for the length of this scope.</summary>
+        public CryptokiLibrary Library => _module._library;
 
         /// <summary>Increases with every reinitialization; sessions from another generation are dead.</summary>
         public long Generation { get; }
-
-        public Pkcs11InteropFactories Factories => _module.Factories;
-
-        /// <summary>The raw API, for the calls that pass key material through buffers we control and zero.</summary>
-        public LowLevel.Pkcs11Library LowLevel => _module._lowLevel;
 
         public void Dispose() => _module._calls.ExitReadLock();
     }

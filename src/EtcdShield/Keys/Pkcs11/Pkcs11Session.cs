@@ -1,10 +1,5 @@
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
-using Net.Pkcs11Interop.Common;
-using Net.Pkcs11Interop.HighLevelAPI;
-using Net.Pkcs11Interop.HighLevelAPI.Factories;
-using ISession = Net.Pkcs11Interop.HighLevelAPI.ISession;
-using LowLevel = Net.Pkcs11Interop.LowLevelAPI80;
 
 namespace EtcdShield.Keys.Pkcs11;
 
@@ -14,8 +9,8 @@ namespace EtcdShield.Keys.Pkcs11;
 /// </summary>
 /// <remarks>
 /// Plaintext data keys cross into the module only as short-lived session objects (CKA_TOKEN false) that are
-/// destroyed before the call returns. Their bytes pass through unmanaged buffers this class allocates and zeroes;
-/// Pkcs11Interop's own attribute buffers are freed without zeroing, so they carry no key bytes.
+/// destroyed before the call returns. Their bytes pass only through pinned arrays this class allocates and zeroes:
+/// attribute templates never copy them (<see cref="AttributeTemplate.AddPinned"/>).
 /// </remarks>
 internal sealed class Pkcs11Session
 {
@@ -27,17 +22,15 @@ internal sealed class Pkcs11Session
         CKA.CKA_WRAP, CKA.CKA_UNWRAP, CKA.CKA_PRIVATE,
     ];
 
-    private readonly ISession _session;
-    private readonly ISlot _slot;
-    private readonly Pkcs11InteropFactories _factories;
-    private readonly LowLevel.Pkcs11Library _lowLevel;
+    private readonly CryptokiLibrary _library;
+    private readonly ulong _session;
+    private readonly ulong _slot;
 
-    public Pkcs11Session(ISession session, ISlot slot, Pkcs11InteropFactories factories, LowLevel.Pkcs11Library lowLevel, long moduleGeneration, long poolGeneration)
+    public Pkcs11Session(CryptokiLibrary library, ulong session, ulong slot, long moduleGeneration, long poolGeneration)
     {
+        _library = library;
         _session = session;
         _slot = slot;
-        _factories = factories;
-        _lowLevel = lowLevel;
         ModuleGeneration = moduleGeneration;
         PoolGeneration = poolGeneration;
     }
@@ -46,16 +39,16 @@ internal sealed class Pkcs11Session
 
     public long PoolGeneration { get; }
 
-    public bool IsLoggedIn => _session.GetSessionInfo().State is CKS.CKS_RO_USER_FUNCTIONS or CKS.CKS_RW_USER_FUNCTIONS;
+    public bool IsLoggedIn => _library.GetSessionState(_session) is CKS.CKS_RO_USER_FUNCTIONS or CKS.CKS_RW_USER_FUNCTIONS;
 
-    public bool IsSecurityOfficer => _session.GetSessionInfo().State == CKS.CKS_RW_SO_FUNCTIONS;
+    public bool IsSecurityOfficer => _library.GetSessionState(_session) == CKS.CKS_RW_SO_FUNCTIONS;
 
     /// <summary>Logs the application in as the user; a login by another session of this process already counts.</summary>
     public void Login(byte[] pin)
     {
         try
         {
-            _session.Login(CKU.CKU_USER, pin);
+            _library.Login(_session, CKU.CKU_USER, pin);
         }
         catch (Pkcs11Exception ex) when (ex.RV == CKR.CKR_USER_ALREADY_LOGGED_IN)
         {
@@ -66,24 +59,15 @@ internal sealed class Pkcs11Session
     /// <summary>Secret keys with <paramref name="label"/> (every secret key when null), with the attributes that matter for a KEK.</summary>
     public List<Pkcs11KeyInfo> FindSecretKeys(string? label)
     {
-        List<IObjectAttribute> template = [_factories.ObjectAttributeFactory.Create(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY)];
+        AttributeTemplate template = new AttributeTemplate().Add(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY);
         if (label is not null)
         {
-            template.Add(_factories.ObjectAttributeFactory.Create(CKA.CKA_LABEL, label));
+            template.Add(CKA.CKA_LABEL, label);
         }
 
-        List<IObjectHandle> handles;
-        try
-        {
-            handles = _session.FindAllObjects(template);
-        }
-        finally
-        {
-            DisposeAll(template);
-        }
-
+        List<ulong> handles = _library.FindObjects(_session, template);
         List<Pkcs11KeyInfo> keys = new(handles.Count);
-        foreach (IObjectHandle handle in handles)
+        foreach (ulong handle in handles)
         {
             keys.Add(ReadKeyInfo(handle));
         }
@@ -97,8 +81,7 @@ internal sealed class Pkcs11Session
         ulong dekHandle = ImportDataKey(dek);
         try
         {
-            using IMechanism mechanism = _factories.MechanismFactory.Create(CKM.CKM_AES_KEY_WRAP_PAD);
-            return _session.WrapKey(mechanism, Handle(kekHandle), Handle(dekHandle));
+            return _library.WrapKey(_session, CKM.CKM_AES_KEY_WRAP_PAD, kekHandle, dekHandle);
         }
         finally
         {
@@ -112,132 +95,113 @@ internal sealed class Pkcs11Session
     /// </summary>
     public byte[] Unwrap(ulong kekHandle, byte[] wrapped)
     {
-        List<IObjectAttribute> template =
-        [
-            _factories.ObjectAttributeFactory.Create(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY),
-            _factories.ObjectAttributeFactory.Create(CKA.CKA_KEY_TYPE, CKK.CKK_AES),
-            _factories.ObjectAttributeFactory.Create(CKA.CKA_TOKEN, false),
-            _factories.ObjectAttributeFactory.Create(CKA.CKA_PRIVATE, true),
+        AttributeTemplate template = new AttributeTemplate()
+            .Add(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY)
+            .Add(CKA.CKA_KEY_TYPE, CKK.CKK_AES)
+            .Add(CKA.CKA_TOKEN, false)
+            .Add(CKA.CKA_PRIVATE, true)
             // Not sensitive and extractable: the host needs the data key's value, and only for this one read.
-            _factories.ObjectAttributeFactory.Create(CKA.CKA_SENSITIVE, false),
-            _factories.ObjectAttributeFactory.Create(CKA.CKA_EXTRACTABLE, true),
-        ];
-        IObjectHandle dek;
+            .Add(CKA.CKA_SENSITIVE, false)
+            .Add(CKA.CKA_EXTRACTABLE, true);
+        ulong dek = _library.UnwrapKey(_session, CKM.CKM_AES_KEY_WRAP_PAD, kekHandle, wrapped, template);
         try
         {
-            using IMechanism mechanism = _factories.MechanismFactory.Create(CKM.CKM_AES_KEY_WRAP_PAD);
-            dek = _session.UnwrapKey(mechanism, Handle(kekHandle), wrapped, template);
+            return ReadDataKeyValue(dek);
         }
         finally
         {
-            DisposeAll(template);
-        }
-
-        try
-        {
-            return ReadDataKeyValue(dek.ObjectId);
-        }
-        finally
-        {
-            DestroyQuietly(dek.ObjectId);
+            DestroyQuietly(dek);
         }
     }
 
     /// <summary>Throws <see cref="Pkcs11Exception"/> unless the session and the key handle both still work.</summary>
     public void Probe(ulong kekHandle)
     {
-        _ = _session.GetSessionInfo();
-        foreach (IObjectAttribute attribute in _session.GetAttributeValue(Handle(kekHandle), [CKA.CKA_KEY_TYPE]))
+        _ = _library.GetSessionState(_session);
+        Span<CkAttribute> keyType = [new CkAttribute { Type = (ulong)CKA.CKA_KEY_TYPE }];
+        CKR rv = _library.GetAttributeValue(_session, kekHandle, keyType);
+        if (rv != CKR.CKR_OK)
         {
-            attribute.Dispose();
+            throw new Pkcs11Exception("C_GetAttributeValue", rv);
         }
     }
 
     /// <summary>Throws <see cref="Pkcs11Exception"/> unless the token still answers (SoftHSM2 fails this once its storage is gone).</summary>
-    public void ProbeToken() => _ = _slot.GetTokenInfo();
+    public void ProbeToken() => _ = _library.GetTokenInfo(_slot);
 
     /// <summary>Generates a new KEK in the token: AES-256, sensitive, never extractable, for wrapping only.</summary>
     public Pkcs11KeyInfo GenerateKek(string label)
     {
-        IObjectAttributeFactory a = _factories.ObjectAttributeFactory;
-        List<IObjectAttribute> template =
-        [
-            a.Create(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY),
-            a.Create(CKA.CKA_KEY_TYPE, CKK.CKK_AES),
-            a.Create(CKA.CKA_VALUE_LEN, (ulong)Pkcs11KeyInfo.RequiredKeyBytes),
-            a.Create(CKA.CKA_LABEL, label),
-            a.Create(CKA.CKA_TOKEN, true),
-            a.Create(CKA.CKA_PRIVATE, true),
-            a.Create(CKA.CKA_SENSITIVE, true),
-            a.Create(CKA.CKA_EXTRACTABLE, false),
-            a.Create(CKA.CKA_WRAP, true),
-            a.Create(CKA.CKA_UNWRAP, true),
-            a.Create(CKA.CKA_ENCRYPT, false),
-            a.Create(CKA.CKA_DECRYPT, false),
-            a.Create(CKA.CKA_SIGN, false),
-            a.Create(CKA.CKA_VERIFY, false),
-            a.Create(CKA.CKA_DERIVE, false),
+        AttributeTemplate template = new AttributeTemplate()
+            .Add(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY)
+            .Add(CKA.CKA_KEY_TYPE, CKK.CKK_AES)
+            .Add(CKA.CKA_VALUE_LEN, (ulong)Pkcs11KeyInfo.RequiredKeyBytes)
+            .Add(CKA.CKA_LABEL, label)
+            .Add(CKA.CKA_TOKEN, true)
+            .Add(CKA.CKA_PRIVATE, true)
+            .Add(CKA.CKA_SENSITIVE, true)
+            .Add(CKA.CKA_EXTRACTABLE, false)
+            .Add(CKA.CKA_WRAP, true)
+            .Add(CKA.CKA_UNWRAP, true)
+            .Add(CKA.CKA_ENCRYPT, false)
+            .Add(CKA.CKA_DECRYPT, false)
+            .Add(CKA.CKA_SIGN, false)
+            .Add(CKA.CKA_VERIFY, false)
+            .Add(CKA.CKA_DERIVE, false)
             // Nobody relabels a version (which would reorder versions) or loosens its usage after the fact.
-            a.Create(CKA.CKA_MODIFIABLE, false),
-        ];
-        try
+            .Add(CKA.CKA_MODIFIABLE, false);
+        return ReadKeyInfo(_library.GenerateKey(_session, CKM.CKM_AES_KEY_GEN, template));
+    }
+
+    public void Destroy(ulong handle)
+    {
+        CKR rv = _library.DestroyObject(_session, handle);
+        if (rv != CKR.CKR_OK)
         {
-            using IMechanism mechanism = _factories.MechanismFactory.Create(CKM.CKM_AES_KEY_GEN);
-            return ReadKeyInfo(_session.GenerateKey(mechanism, template));
-        }
-        finally
-        {
-            DisposeAll(template);
+            throw new Pkcs11Exception("C_DestroyObject", rv);
         }
     }
 
-    public void Destroy(ulong handle) => _session.DestroyObject(Handle(handle));
-
-    /// <summary>Closes the session, ignoring failures: it is being dropped because something already went wrong, or at shutdown.</summary>
-    public void CloseQuietly()
+    /// <summary>
+    /// Closes the session, ignoring failures: it is being dropped because something already went wrong, or at shutdown.
+    /// A session of an earlier initialization of the module is not closed: it died with that initialization, and its
+    /// handle may now name another pool's live session.
+    /// </summary>
+    public void CloseQuietly(in Pkcs11Module.CallScope call)
     {
+        if (call.Generation != ModuleGeneration)
+        {
+            return;
+        }
+
         try
         {
-            _session.CloseSession();
+            _ = _library.CloseSession(_session);
         }
         catch (Exception ex) when (ex is Pkcs11Exception or ObjectDisposedException)
         {
-            // A session of a finalized module or a vanished token is gone already.
+            // A module without C_CloseSession, or one already unloaded at shutdown.
         }
     }
 
-    private static void DisposeAll(List<IObjectAttribute> attributes)
+    private Pkcs11KeyInfo ReadKeyInfo(ulong handle)
     {
-        foreach (IObjectAttribute attribute in attributes)
-        {
-            attribute.Dispose();
-        }
-    }
+        byte[]?[] values = _library.GetAttributes(_session, handle, KeyInfoAttributes);
+        return new Pkcs11KeyInfo(
+            handle,
+            values[1] is { } label ? System.Text.Encoding.UTF8.GetString(label) : "",
+            ULong(values[0]) is { } keyType ? (CKK)keyType : null,
+            ULong(values[2]) ?? 0,
+            Sensitive: Flag(values[3]),
+            Extractable: Flag(values[4]),
+            Wrap: Flag(values[5]),
+            Unwrap: Flag(values[6]),
+            Private: Flag(values[7]));
 
-    private IObjectHandle Handle(ulong id) => _factories.ObjectHandleFactory.Create(id);
+        static ulong? ULong(byte[]? value) => value is { Length: sizeof(ulong) } ? MemoryMarshal.Read<ulong>(value) : null;
 
-    private Pkcs11KeyInfo ReadKeyInfo(IObjectHandle handle)
-    {
-        List<IObjectAttribute> values = _session.GetAttributeValue(handle, [.. KeyInfoAttributes]);
-        try
-        {
-            return new Pkcs11KeyInfo(
-                handle.ObjectId,
-                values[1].CannotBeRead ? "" : values[1].GetValueAsString() ?? "",
-                values[0].CannotBeRead ? null : (CKK)values[0].GetValueAsUlong(),
-                values[2].CannotBeRead ? 0 : values[2].GetValueAsUlong(),
-                Sensitive: Flag(values[3]),
-                Extractable: Flag(values[4]),
-                Wrap: Flag(values[5]),
-                Unwrap: Flag(values[6]),
-                Private: Flag(values[7]));
-        }
-        finally
-        {
-            DisposeAll(values);
-        }
-
-        static bool Flag(IObjectAttribute attribute) => !attribute.CannotBeRead && attribute.GetValueAsBool();
+        // A CK_BBOOL is one byte; anything else is unreadable, so false (the cautious answer for every flag checked).
+        static bool Flag(byte[]? value) => value is [not 0];
     }
 
     private ulong ImportDataKey(ReadOnlySpan<byte> dek)
@@ -245,51 +209,38 @@ internal sealed class Pkcs11Session
         // A pinned array never moves, so its address can be handed to the module and the bytes zeroed afterwards.
         byte[] value = GC.AllocateArray<byte>(dek.Length, pinned: true);
         dek.CopyTo(value);
-        LowLevel.CK_ATTRIBUTE[] template =
-        [
-            LowLevel.CkaUtils.CreateAttribute(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY),
-            LowLevel.CkaUtils.CreateAttribute(CKA.CKA_KEY_TYPE, CKK.CKK_AES),
-            LowLevel.CkaUtils.CreateAttribute(CKA.CKA_TOKEN, false),
-            LowLevel.CkaUtils.CreateAttribute(CKA.CKA_PRIVATE, true),
-            // Extractable so C_WrapKey may wrap it; it lives only until the wrap returns.
-            LowLevel.CkaUtils.CreateAttribute(CKA.CKA_SENSITIVE, false),
-            LowLevel.CkaUtils.CreateAttribute(CKA.CKA_EXTRACTABLE, true),
-            new LowLevel.CK_ATTRIBUTE
-            {
-                type = (ulong)CKA.CKA_VALUE,
-                value = Marshal.UnsafeAddrOfPinnedArrayElement(value, 0),
-                valueLen = (ulong)value.Length,
-            },
-        ];
         try
         {
-            ulong handle = 0;
-            CKR rv = _lowLevel.C_CreateObject(_session.SessionId, template, (ulong)template.Length, ref handle);
-            return rv == CKR.CKR_OK ? handle : throw new Pkcs11Exception("C_CreateObject", rv);
+            AttributeTemplate template = new AttributeTemplate()
+                .Add(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY)
+                .Add(CKA.CKA_KEY_TYPE, CKK.CKK_AES)
+                .Add(CKA.CKA_TOKEN, false)
+                .Add(CKA.CKA_PRIVATE, true)
+                // Extractable so C_WrapKey may wrap it; it lives only until the wrap returns.
+                .Add(CKA.CKA_SENSITIVE, false)
+                .Add(CKA.CKA_EXTRACTABLE, true)
+                .AddPinned(CKA.CKA_VALUE, value);
+            return _library.CreateObject(_session, template);
         }
         finally
         {
             CryptographicOperations.ZeroMemory(value);
-            for (int i = 0; i < template.Length - 1; i++)
-            {
-                UnmanagedMemory.Free(ref template[i].value);
-            }
         }
     }
 
     private byte[] ReadDataKeyValue(ulong handle)
     {
         byte[] value = GC.AllocateArray<byte>(DataKeyBytes, pinned: true);
-        LowLevel.CK_ATTRIBUTE[] template =
+        Span<CkAttribute> template =
         [
-            new LowLevel.CK_ATTRIBUTE
+            new CkAttribute
             {
-                type = (ulong)CKA.CKA_VALUE,
-                value = Marshal.UnsafeAddrOfPinnedArrayElement(value, 0),
-                valueLen = DataKeyBytes,
+                Type = (ulong)CKA.CKA_VALUE,
+                Value = Marshal.UnsafeAddrOfPinnedArrayElement(value, 0),
+                ValueLength = DataKeyBytes,
             },
         ];
-        CKR rv = _lowLevel.C_GetAttributeValue(_session.SessionId, handle, template, 1);
+        CKR rv = _library.GetAttributeValue(_session, handle, template);
         if (rv == CKR.CKR_BUFFER_TOO_SMALL)
         {
             CryptographicOperations.ZeroMemory(value);
@@ -302,13 +253,13 @@ internal sealed class Pkcs11Session
             throw new Pkcs11Exception("C_GetAttributeValue", rv);
         }
 
-        if (template[0].valueLen == DataKeyBytes)
+        if (template[0].ValueLength == DataKeyBytes)
         {
             return value;
         }
 
         // Shorter than a data key: hand back what it is, for the caller to refuse.
-        byte[] shorter = GC.AllocateArray<byte>((int)Math.Min(template[0].valueLen, DataKeyBytes), pinned: true);
+        byte[] shorter = GC.AllocateArray<byte>((int)Math.Min(template[0].ValueLength, DataKeyBytes), pinned: true);
         value.AsSpan(0, shorter.Length).CopyTo(shorter);
         CryptographicOperations.ZeroMemory(value);
         return shorter;
@@ -318,11 +269,11 @@ internal sealed class Pkcs11Session
     {
         try
         {
-            _lowLevel.C_DestroyObject(_session.SessionId, handle);
+            _ = _library.DestroyObject(_session, handle);
         }
-        catch (ObjectDisposedException)
+        catch (Exception ex) when (ex is Pkcs11Exception or ObjectDisposedException)
         {
-            // The module went away; its session objects went with it.
+            // The module went away, and its session objects with it.
         }
     }
 }

@@ -1,7 +1,5 @@
 using System.Security.Cryptography;
 using EtcdShield.Encryption;
-using Net.Pkcs11Interop.Common;
-using Net.Pkcs11Interop.HighLevelAPI;
 
 namespace EtcdShield.Keys.Pkcs11;
 
@@ -28,7 +26,7 @@ internal sealed partial class Pkcs11SessionPool : IDisposable
     private readonly Lock _state = new();
     private readonly Stack<Pkcs11Session> _idle = new();
     private readonly Dictionary<string, ulong> _keyHandles = new(StringComparer.Ordinal);
-    private ISlot? _slot;
+    private ulong? _slot;
     private long _generation;
     private long _moduleGeneration = -1;
     private Pkcs11Pin.FileStamp? _refusedPin;
@@ -115,22 +113,7 @@ internal sealed partial class Pkcs11SessionPool : IDisposable
             _idle.Clear();
         }
 
-        try
-        {
-            using Pkcs11Module.CallScope call = _module.EnterCall();
-            foreach (Pkcs11Session session in sessions)
-            {
-                if (session.ModuleGeneration == call.Generation)
-                {
-                    session.CloseQuietly();
-                }
-            }
-        }
-        catch (KeyProviderUnavailableException)
-        {
-            // The module is not initialized: its sessions are gone already.
-        }
-
+        CloseAll(sessions);
         _slots.Dispose();
     }
 
@@ -151,7 +134,7 @@ internal sealed partial class Pkcs11SessionPool : IDisposable
             catch (Pkcs11Exception ex) when (Pkcs11Errors.IsTokenLost(ex.RV))
             {
                 failure = ex;
-                Invalidate(ex.RV.ToString());
+                Invalidate(Pkcs11Errors.Name(ex.RV));
             }
             catch (TokenMissingException ex)
             {
@@ -229,11 +212,11 @@ internal sealed partial class Pkcs11SessionPool : IDisposable
             {
                 if (reusable)
                 {
-                    Return(session);
+                    Return(session, call);
                 }
                 else
                 {
-                    session.CloseQuietly();
+                    session.CloseQuietly(call);
                 }
             }
         }
@@ -258,7 +241,7 @@ internal sealed partial class Pkcs11SessionPool : IDisposable
     private Pkcs11Session Take(in Pkcs11Module.CallScope call)
     {
         List<Pkcs11Session> stale = [];
-        ISlot? slot;
+        ulong? slot;
         long generation;
         lock (_state)
         {
@@ -288,17 +271,11 @@ internal sealed partial class Pkcs11SessionPool : IDisposable
 
         foreach (Pkcs11Session old in stale)
         {
-            old.CloseQuietly();
+            old.CloseQuietly(call);
         }
 
-        slot ??= FindSlot(call);
-        Pkcs11Session session = new(
-            slot.OpenSession(_readWrite ? SessionType.ReadWrite : SessionType.ReadOnly),
-            slot,
-            call.Factories,
-            call.LowLevel,
-            call.Generation,
-            generation);
+        ulong slotId = slot ?? FindSlot(call);
+        Pkcs11Session session = new(call.Library, call.Library.OpenSession(slotId, _readWrite), slotId, call.Generation, generation);
         try
         {
             if (session.IsSecurityOfficer)
@@ -314,7 +291,7 @@ internal sealed partial class Pkcs11SessionPool : IDisposable
         }
         catch
         {
-            session.CloseQuietly();
+            session.CloseQuietly(call);
             throw;
         }
 
@@ -322,14 +299,14 @@ internal sealed partial class Pkcs11SessionPool : IDisposable
         {
             if (_generation == generation && _slot is null)
             {
-                _slot = slot;
+                _slot = slotId;
             }
         }
 
         return session;
     }
 
-    private void Return(Pkcs11Session session)
+    private void Return(Pkcs11Session session, in Pkcs11Module.CallScope call)
     {
         lock (_state)
         {
@@ -340,20 +317,20 @@ internal sealed partial class Pkcs11SessionPool : IDisposable
             }
         }
 
-        session.CloseQuietly();
+        session.CloseQuietly(call);
     }
 
-    private ISlot FindSlot(in Pkcs11Module.CallScope call)
+    private ulong FindSlot(in Pkcs11Module.CallScope call)
     {
-        List<ISlot> slots = call.Library.GetSlotList(SlotsType.WithTokenPresent);
+        ulong[] slots = call.Library.GetSlotsWithToken();
         List<string> seen = [];
-        List<ISlot> matches = [];
-        foreach (ISlot slot in slots)
+        List<ulong> matches = [];
+        foreach (ulong slot in slots)
         {
-            ITokenInfo token;
+            (string Label, bool Initialized) token;
             try
             {
-                token = slot.GetTokenInfo();
+                token = call.Library.GetTokenInfo(slot);
             }
             catch (Pkcs11Exception)
             {
@@ -362,15 +339,15 @@ internal sealed partial class Pkcs11SessionPool : IDisposable
                 continue;
             }
 
-            if (!token.TokenFlags.TokenInitialized)
+            if (!token.Initialized)
             {
                 // Modules such as SoftHSM2 keep a free slot with an empty token for the next C_InitToken.
                 continue;
             }
 
-            string label = token.Label.TrimEnd();
-            seen.Add(_settings.Slot is null ? $"\"{label}\"" : $"slot {slot.SlotId} \"{label}\"");
-            bool wanted = _settings.Slot is { } id ? slot.SlotId == id : string.Equals(label, _settings.TokenLabel, StringComparison.Ordinal);
+            string label = token.Label;
+            seen.Add(_settings.Slot is null ? $"\"{label}\"" : $"slot {slot} \"{label}\"");
+            bool wanted = _settings.Slot is { } id ? slot == id : string.Equals(label, _settings.TokenLabel, StringComparison.Ordinal);
             if (wanted)
             {
                 matches.Add(slot);
@@ -439,14 +416,32 @@ internal sealed partial class Pkcs11SessionPool : IDisposable
             _degraded = true;
         }
 
-        foreach (Pkcs11Session session in sessions)
-        {
-            session.CloseQuietly();
-        }
-
+        CloseAll(sessions);
         if (first)
         {
             Log.TokenLost(_logger, _settings.TokenDescription, reason);
+        }
+    }
+
+    /// <summary>Closes sessions taken off the idle stack, under a call scope so that no reinitialization runs meanwhile.</summary>
+    private void CloseAll(List<Pkcs11Session> sessions)
+    {
+        if (sessions.Count == 0)
+        {
+            return;
+        }
+
+        try
+        {
+            using Pkcs11Module.CallScope call = _module.EnterCall();
+            foreach (Pkcs11Session session in sessions)
+            {
+                session.CloseQuietly(call);
+            }
+        }
+        catch (KeyProviderUnavailableException)
+        {
+            // The module is not initialized: its sessions are gone already.
         }
     }
 

@@ -1,5 +1,4 @@
 using EtcdShield.Keys.Pkcs11;
-using Net.Pkcs11Interop.Common;
 
 namespace EtcdShield.Tests.Keys.Pkcs11;
 
