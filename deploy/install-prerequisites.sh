@@ -4,8 +4,9 @@ set -euo pipefail
 # podman, runc and mmdebstrap build and run the container image (deploy/container/): rootful, with the kernel's
 # overlay and --network host, so neither uidmap, fuse-overlayfs, slirp4netns nor netavark is needed; runc because
 # crun fails on this host's hybrid cgroups. systemd (systemd-analyze), iproute2 (ss) and procps (kill) are what
-# the tests run besides; a minimal image with the .NET SDK has none of them.
-packages=(etcd-server etcd-client softhsm2 opensc openssl python3-etcd3 python3-etcd3gw curl afl++ podman runc mmdebstrap systemd iproute2 procps)
+# the tests run besides; a minimal image with the .NET SDK has none of them. clang and zlib1g-dev link the Native AOT
+# program (deploy/publish.sh).
+packages=(etcd-server etcd-client softhsm2 opensc openssl python3-etcd3 python3-etcd3gw curl afl++ podman runc mmdebstrap systemd iproute2 procps clang zlib1g-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

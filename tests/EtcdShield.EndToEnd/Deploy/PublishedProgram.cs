@@ -3,7 +3,7 @@ using EtcdShield.EndToEnd.Infrastructure;
 namespace EtcdShield.EndToEnd.Deploy;
 
 /// <summary>
-/// deploy/publish.sh's output (self-contained, trimmed, ReadyToRun), published once per test run into a fresh
+/// deploy/publish.sh's output (one Native AOT executable), published once per test run into a fresh
 /// directory of the checkout: the container image is built from it and <see cref="PublishedProgramTests"/> run it.
 /// </summary>
 internal static class PublishedProgram

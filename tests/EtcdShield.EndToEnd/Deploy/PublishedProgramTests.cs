@@ -8,15 +8,15 @@ using EtcdShield.EndToEnd.Relay.Support;
 namespace EtcdShield.EndToEnd.Deploy;
 
 /// <summary>
-/// deploy/publish.sh's program, trimmed as it is deployed, through the paths that trimming could break without a
-/// build warning: PKCS#11 marshalling (keys create, check, serve), the gRPC relay and watch, the JSON gateway and its
-/// error body, /health's JSON, JSON log lines, Prometheus text and OTLP export. The in-process tests cover the rest
-/// of the behaviour on the untrimmed build.
+/// deploy/publish.sh's program, compiled with Native AOT as it is deployed, through the paths that Native AOT could
+/// break without a build warning: the PKCS#11 binding (keys create, check, serve), the gRPC relay and watch, the
+/// JSON gateway and its error body, /health's JSON, JSON log lines, Prometheus text and OTLP export. The in-process
+/// tests cover the rest of the behaviour on the JIT build.
 /// </summary>
 public sealed class PublishedProgramTests(TestPki pki) : IClassFixture<TestPki>
 {
     [Fact]
-    public async Task The_trimmed_program_seals_under_an_hsm_key_and_serves_grpc_watch_the_gateway_health_json_logs_metrics_and_traces()
+    public async Task The_native_program_seals_under_an_hsm_key_and_serves_grpc_watch_the_gateway_health_json_logs_metrics_and_traces()
     {
         var program = Path.Combine(await PublishedProgram.DirectoryAsync(), "EtcdShield");
         var etcd = await SharedEtcd.GetAsync();
