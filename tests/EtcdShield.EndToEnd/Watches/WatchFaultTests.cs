@@ -10,7 +10,8 @@ namespace EtcdShield.EndToEnd.Watches;
 
 /// <summary>
 /// Shared watches when the etcd behind the proxy crashes: etcd of the test's own is killed (SIGKILL) under many
-/// client watches and concurrent writers, and restarted on its data directory. Every client stream ends with a
+/// client watches and concurrent writers, and restarted on its data directory, or the member of a three-member
+/// cluster the proxy uses is killed and the proxy goes on with another. Every client stream ends with a
 /// status clientv3 retries on, the client resumes each watch from the revision after its last event, and over the
 /// whole run each watch gets what the same watch opened on etcd afterwards gets: no gap, no duplicate.
 /// </summary>
@@ -25,12 +26,29 @@ public sealed class WatchFaultTests(WatchFixture fixture, ITestOutputHelper outp
     public async Task Watches_resumed_after_etcd_is_killed_and_restarted_see_exactly_what_etcd_sends_from_their_start()
     {
         await using var etcd = await EtcdProcess.StartAsync();
-        await using var proxy = new WatchFixture.Proxy(
-            await ShieldServer.StartAsync(fixture.Pki, etcd.ClientUrl, flags: ["--encryption-key-file", fixture.KeyFile, .. WatchSharing.Flags(WatchSharing.Shared)], output: output),
-            fixture.Pki);
+        await ResumeThroughAsync(etcd.ClientUrl, etcd, kill: etcd.StopAsync, recover: () => etcd.StartAgainAsync());
+    }
 
-        // etcd going away is logged as an error by the unary relay, on purpose.
-        proxy.Shield.ErrorsExpected = true;
+    [SharedWatchFact]
+    public async Task Watches_resumed_after_the_cluster_member_behind_the_proxy_is_killed_see_exactly_what_etcd_sends_from_their_start()
+    {
+        await using var cluster = await EtcdCluster.StartAsync(3);
+
+        // The proxy takes the first reachable endpoint, the first member; the others go on without it.
+        var victim = cluster.Members[0];
+        await ResumeThroughAsync(cluster.Endpoints, cluster.Members[1], kill: victim.StopAsync, recover: () => cluster.WaitForLeaderAsync());
+    }
+
+    /// <summary>
+    /// Watches and writers through a proxy of <paramref name="endpoints"/>; <paramref name="kill"/> under them, every
+    /// client stream broken, <paramref name="recover"/>, more writes; then each watch compared with the same watch
+    /// opened on <paramref name="survivor"/> from its start.
+    /// </summary>
+    private async Task ResumeThroughAsync(string endpoints, EtcdProcess survivor, Func<Task> kill, Func<Task> recover)
+    {
+        await using var proxy = new WatchFixture.Proxy(
+            await ShieldServer.StartAsync(fixture.Pki, endpoints, flags: ["--encryption-key-file", fixture.KeyFile, .. WatchSharing.Flags(WatchSharing.Shared)], output: output),
+            fixture.Pki);
         const string p = "/fault/";
         var kv = new KV.KVClient(proxy.Channel);
         var past = (await kv.PutAsync(new PutRequest { Key = B(p + "k1"), Value = B("seed") })).Header.Revision;
@@ -64,10 +82,10 @@ public sealed class WatchFaultTests(WatchFixture fixture, ITestOutputHelper outp
             var writing = writes.RunAsync(writers: 3, seed: 5);
             await Eventually.HoldsAsync(() => Task.FromResult(writes.Succeeded), n => n >= 60, Deadline);
 
-            await etcd.StopAsync();
+            await kill();
             var killedAt = writes.LastRevision;
             await Eventually.HoldsAsync(() => Task.FromResult(streams.Count(s => s.Ends.Count > 0)), n => n == streams.Count, Deadline);
-            await etcd.StartAgainAsync();
+            await recover();
             var before = writes.Succeeded;
             await Eventually.HoldsAsync(() => Task.FromResult(writes.Succeeded), n => n >= before + 60, Deadline);
             await writes.StopAsync(writing);
@@ -81,7 +99,7 @@ public sealed class WatchFaultTests(WatchFixture fixture, ITestOutputHelper outp
                 behind => behind.Count == 0,
                 Deadline);
 
-            using var direct = GrpcChannels.ToEtcd(etcd);
+            using var direct = GrpcChannels.ToEtcd(survivor);
             foreach (var stream in streams)
             {
                 // clientv3 resumes only on Unavailable; anything else would have stopped the stream.
