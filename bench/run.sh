@@ -73,7 +73,7 @@ dotnet bench/EtcdShield.LoadGen/bin/Release/net10.0/EtcdShield.LoadGen.dll selft
 case ",$scenario," in
   *,startup,*)
     if [ -z "$published" ]; then
-      echo "bench: publishing with deploy/publish.sh (self-contained, ReadyToRun)"
+      echo "bench: publishing with deploy/publish.sh (Native AOT)"
       published=$(bash deploy/publish.sh "$root/out/bench-published" | tail -1)
       loadgen_args+=(--shield-published "$published")
     fi ;;

@@ -18,7 +18,7 @@ namespace EtcdShield.LoadGen.Load;
 /// idle and its resident set is read; in a second launch the closed-loop load starts at the first answer and runs
 /// second by second into the steady state, so the first 10 s are compared with the same process's steady state
 /// under the same load generator and concurrency. EtcdShield runs as each build given (the framework-dependent JIT
-/// build and the published ReadyToRun one), grpc-proxy as it ships, and etcd itself as the reference row.
+/// build and the published Native AOT one), grpc-proxy as it ships, and etcd itself as the reference row.
 /// </summary>
 internal static class StartupScenario
 {
@@ -81,7 +81,7 @@ internal static class StartupScenario
                     {
                         variants.Add(new Variant(
                             $"{kind.Id()}-{shield.Name}",
-                            $"{kind.Label()}, {shield.Name switch { "jit" => "dotnet EtcdShield.dll (JIT)", "published" => "published (R2R)", var other => other }}",
+                            $"{kind.Label()}, {shield.Name switch { "jit" => "dotnet EtcdShield.dll (JIT)", "published" => "published (Native AOT)", var other => other }}",
                             shield.Description,
                             kind,
                             shield));

@@ -5,7 +5,7 @@ namespace EtcdShield.LoadGen.Targets;
 /// <summary>
 /// The built proxy and the flags every bench instance shares: the framework-dependent build
 /// (src/EtcdShield/bin/Release/net10.0/EtcdShield.dll, run as `dotnet EtcdShield.dll`, as the test suite runs it) or
-/// the program deploy/publish.sh writes (self-contained, ReadyToRun, run as itself, as every deploy layout runs it).
+/// the program deploy/publish.sh writes (Native AOT, run as itself, as every deploy layout runs it).
 /// </summary>
 internal sealed class ShieldBinary
 {
@@ -32,7 +32,7 @@ internal sealed class ShieldBinary
 
     /// <summary>How it runs, for the report.</summary>
     public string Description => (IsPublished
-        ? $"{Name}: {DllPath} run as itself{(Name == "published" ? " (deploy/publish.sh: self-contained, ReadyToRun)" : "")}"
+        ? $"{Name}: {DllPath} run as itself{(Name == "published" ? " (deploy/publish.sh: Native AOT)" : "")}"
         : $"{Name}: dotnet {DllPath} (framework-dependent, JIT)")
         + (_environment.Count > 0 ? ", with " + string.Join(' ', _environment.Select(e => $"{e.Key}={e.Value}")) : "")
         + (_arguments.Count > 0 ? ", flags " + string.Join(' ', _arguments) : "");
