@@ -41,6 +41,12 @@ internal sealed class Pkcs11Module
 
     public string Path { get; }
 
+    /// <summary>
+    /// The current initialization, also while the module is down: a caller that failed to enter a call passes it to
+    /// <see cref="Reinitialize"/>, so a reinitialization that failed is tried again rather than taken as done.
+    /// </summary>
+    public long Generation => Interlocked.Read(ref _generation);
+
     /// <summary>Loads and initializes the module at <paramref name="path"/>, or takes another reference to it.</summary>
     /// <exception cref="KeyProviderUnavailableException">The module cannot be loaded or initialized.</exception>
     public static Pkcs11Module Acquire(string path)
