@@ -92,6 +92,10 @@ internal sealed unsafe class CryptokiLibrary : IDisposable
         }
     }
 
+    /// <summary>A module already in memory, by its CK_FUNCTION_LIST (the unit tests' fake modules); Dispose leaves it loaded.</summary>
+    internal static CryptokiLibrary FromFunctionList(string path, nint functionList) =>
+        new(path, 0, (nint*)((byte*)functionList + FunctionsOffset));
+
     /// <summary>C_Initialize, telling the module it may use the OS's locks.</summary>
     public void Initialize()
     {
@@ -337,7 +341,10 @@ internal sealed unsafe class CryptokiLibrary : IDisposable
         }
 
         _disposed = true;
-        NativeLibrary.Free(_handle);
+        if (_handle != 0)
+        {
+            NativeLibrary.Free(_handle);
+        }
     }
 
     private static void Check(string method, ulong rv)

@@ -49,7 +49,10 @@ internal sealed class Pkcs11Module
 
     /// <summary>Loads and initializes the module at <paramref name="path"/>, or takes another reference to it.</summary>
     /// <exception cref="KeyProviderUnavailableException">The module cannot be loaded or initialized.</exception>
-    public static Pkcs11Module Acquire(string path)
+    public static Pkcs11Module Acquire(string path) => Acquire(path, Load);
+
+    /// <summary><see cref="Acquire(string)"/> with another loader (the unit tests' fake modules).</summary>
+    internal static Pkcs11Module Acquire(string path, Func<string, CryptokiLibrary> load)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         if (!CryptokiLibrary.IsSupportedPlatform)
@@ -63,7 +66,7 @@ internal sealed class Pkcs11Module
         {
             if (!Loaded.TryGetValue(path, out Pkcs11Module? module))
             {
-                CryptokiLibrary library = Load(path);
+                CryptokiLibrary library = load(path);
                 try
                 {
                     Initialize(library);

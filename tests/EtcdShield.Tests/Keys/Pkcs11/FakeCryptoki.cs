@@ -1,0 +1,110 @@
+using System.Runtime.InteropServices;
+using EtcdShield.Keys.Pkcs11;
+
+namespace EtcdShield.Tests.Keys.Pkcs11;
+
+/// <summary>
+/// A fake PKCS#11 module in this process: a CK_FUNCTION_LIST (v2.40) of [UnmanagedCallersOnly] methods, for the
+/// module behaviours SoftHSM2 never shows. There is one, as a real module is one per process: its tests share
+/// <see cref="FakeCryptokiTests"/> and <see cref="Reset"/> it first.
+/// </summary>
+internal static unsafe class FakeCryptoki
+{
+    private const int Functions = 68;
+
+    private static readonly nint List = CreateList();
+
+    public static bool Initialized { get; private set; }
+
+    /// <summary>C_Finalize answers CKR_GENERAL_ERROR and leaves the module initialized, as a client whose device is gone may.</summary>
+    public static bool FinalizeFails { get; set; }
+
+    public static int FinalizeCalls { get; private set; }
+
+    /// <summary>The slot ids C_GetSlotList reports.</summary>
+    public static ulong[] Slots { get; set; } = [];
+
+    /// <summary>What the first length query answers instead of the count of <see cref="Slots"/>: a token arrived after it.</summary>
+    public static ulong? FirstSlotCount { get; set; }
+
+    public static void Reset()
+    {
+        Initialized = false;
+        FinalizeFails = false;
+        FinalizeCalls = 0;
+        Slots = [];
+        FirstSlotCount = null;
+    }
+
+    public static CryptokiLibrary Load(string path) => CryptokiLibrary.FromFunctionList(path, List);
+
+    private static nint CreateList()
+    {
+        byte* list = (byte*)NativeMemory.AllocZeroed(8 + (Functions * (nuint)sizeof(nint)));
+        list[0] = 2;
+        list[1] = 40;
+        var functions = (nint*)(list + 8);
+        functions[0] = (nint)(delegate* unmanaged<nint, ulong>)&Initialize;
+        functions[1] = (nint)(delegate* unmanaged<nint, ulong>)&Finalize;
+        functions[4] = (nint)(delegate* unmanaged<byte, ulong*, ulong*, ulong>)&GetSlotList;
+        return (nint)list;
+    }
+
+    [UnmanagedCallersOnly]
+    private static ulong Initialize(nint args)
+    {
+        if (Initialized)
+        {
+            return (ulong)CKR.CKR_CRYPTOKI_ALREADY_INITIALIZED;
+        }
+
+        Initialized = true;
+        return (ulong)CKR.CKR_OK;
+    }
+
+    [UnmanagedCallersOnly]
+    private static ulong Finalize(nint reserved)
+    {
+        FinalizeCalls++;
+        if (!Initialized)
+        {
+            return (ulong)CKR.CKR_CRYPTOKI_NOT_INITIALIZED;
+        }
+
+        if (FinalizeFails)
+        {
+            return (ulong)CKR.CKR_GENERAL_ERROR;
+        }
+
+        Initialized = false;
+        return (ulong)CKR.CKR_OK;
+    }
+
+    [UnmanagedCallersOnly]
+    private static ulong GetSlotList(byte tokenPresent, ulong* list, ulong* count)
+    {
+        if (list is null)
+        {
+            *count = FirstSlotCount ?? (ulong)Slots.Length;
+            FirstSlotCount = null;
+            return (ulong)CKR.CKR_OK;
+        }
+
+        if (*count < (ulong)Slots.Length)
+        {
+            *count = (ulong)Slots.Length;
+            return (ulong)CKR.CKR_BUFFER_TOO_SMALL;
+        }
+
+        Slots.CopyTo(new Span<ulong>(list, Slots.Length));
+        *count = (ulong)Slots.Length;
+        return (ulong)CKR.CKR_OK;
+    }
+}
+
+/// <summary>The tests of <see cref="FakeCryptoki"/>, one after another.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class FakeCryptokiTests
+{
+    public const string Name = "Fake PKCS#11 module";
+}
