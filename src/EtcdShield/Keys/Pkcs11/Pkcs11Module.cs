@@ -69,7 +69,7 @@ internal sealed class Pkcs11Module
                 CryptokiLibrary library = load(path);
                 try
                 {
-                    Initialize(library);
+                    _ = Initialize(library);
                     module = new Pkcs11Module(path, library);
                 }
                 catch
@@ -161,16 +161,21 @@ internal sealed class Pkcs11Module
 
             _lastReinitialize = Environment.TickCount64;
             FinalizeLibrary();
-            Interlocked.Increment(ref _generation);
             try
             {
-                Initialize(_library);
+                if (Initialize(_library, finalizeMayHaveFailed: true))
+                {
+                    // Every session and handle died with C_Finalize.
+                    Interlocked.Increment(ref _generation);
+                }
+
                 _initialized = true;
                 _loadFailure = null;
                 return true;
             }
             catch (KeyProviderUnavailableException ex)
             {
+                Interlocked.Increment(ref _generation);
                 _loadFailure = ex.Message;
                 return false;
             }
@@ -197,12 +202,21 @@ internal sealed class Pkcs11Module
         }
     }
 
-    private static void Initialize(CryptokiLibrary library)
+    /// <summary>
+    /// C_Initialize: true when it initialized the module, false when <paramref name="finalizeMayHaveFailed"/> and the
+    /// module says it is initialized still, because our C_Finalize did not take: its sessions and handles live on.
+    /// </summary>
+    private static bool Initialize(CryptokiLibrary library, bool finalizeMayHaveFailed = false)
     {
         try
         {
             // With OS locking: the module must lock for itself, since sessions are used from many threads (one at a time each).
             library.Initialize();
+            return true;
+        }
+        catch (Pkcs11Exception ex) when (finalizeMayHaveFailed && ex.RV == CKR.CKR_CRYPTOKI_ALREADY_INITIALIZED)
+        {
+            return false;
         }
         catch (Pkcs11Exception ex)
         {
