@@ -1,0 +1,19 @@
+using EtcdShield.Keys.Pkcs11;
+
+namespace EtcdShield.Tests.Keys.Pkcs11;
+
+[Collection(FakeCryptokiTests.Name)]
+public sealed class CryptokiLibraryTests
+{
+    [Fact]
+    public void No_slots_is_an_answer_even_when_a_token_arrives_right_after_it()
+    {
+        FakeCryptoki.Reset();
+        FakeCryptoki.Slots = [7];
+        FakeCryptoki.FirstSlotCount = 0;
+        using CryptokiLibrary library = FakeCryptoki.Load("fake:slots");
+
+        // The pool's next try sees the token; this one must not throw what the pool cannot classify.
+        Assert.Empty(library.GetSlotsWithToken());
+    }
+}
