@@ -119,11 +119,17 @@ internal sealed unsafe class CryptokiLibrary : IDisposable
                 throw new Pkcs11Exception("C_GetSlotList", CKR.CKR_GENERAL_ERROR);
             }
 
+            if (count == 0)
+            {
+                // Not a read with an empty buffer: `fixed` would pass NULL, which asks for the length again.
+                return [];
+            }
+
             ulong[] slots = new ulong[count];
             fixed (ulong* buffer = slots)
             {
                 var rv = (CKR)getSlotList(1, buffer, &count);
-                if (rv == CKR.CKR_BUFFER_TOO_SMALL && attempt < 3)
+                if ((rv == CKR.CKR_BUFFER_TOO_SMALL || (rv == CKR.CKR_OK && count > (ulong)slots.Length)) && attempt < 3)
                 {
                     // A token arrived between the two calls.
                     continue;
@@ -132,7 +138,7 @@ internal sealed unsafe class CryptokiLibrary : IDisposable
                 Check("C_GetSlotList", rv);
             }
 
-            return count == (ulong)slots.Length ? slots : slots[..(int)count];
+            return count == (ulong)slots.Length ? slots : slots[..(int)Math.Min(count, (ulong)slots.Length)];
         }
     }
 
