@@ -27,8 +27,15 @@ internal static unsafe class FakeCryptoki
     /// <summary>What the first length query answers instead of the count of <see cref="Slots"/>: a token arrived after it.</summary>
     public static ulong? FirstSlotCount { get; set; }
 
+    /// <summary>How many handles C_FindObjects hands out, one per call, however many there are: a module stuck answering.</summary>
+    public static int EndlessFindLimit { get; set; }
+
+    public static int FoundSoFar { get; private set; }
+
     public static void Reset()
     {
+        EndlessFindLimit = 0;
+        FoundSoFar = 0;
         Initialized = false;
         FinalizeFails = false;
         FinalizeCalls = 0;
@@ -47,6 +54,9 @@ internal static unsafe class FakeCryptoki
         functions[0] = (nint)(delegate* unmanaged<nint, ulong>)&Initialize;
         functions[1] = (nint)(delegate* unmanaged<nint, ulong>)&Finalize;
         functions[4] = (nint)(delegate* unmanaged<byte, ulong*, ulong*, ulong>)&GetSlotList;
+        functions[26] = (nint)(delegate* unmanaged<ulong, CkAttribute*, ulong, ulong>)&FindObjectsInit;
+        functions[27] = (nint)(delegate* unmanaged<ulong, ulong*, ulong, ulong*, ulong>)&FindObjects;
+        functions[28] = (nint)(delegate* unmanaged<ulong, ulong>)&FindObjectsFinal;
         return (nint)list;
     }
 
@@ -79,6 +89,26 @@ internal static unsafe class FakeCryptoki
         Initialized = false;
         return (ulong)CKR.CKR_OK;
     }
+
+    [UnmanagedCallersOnly]
+    private static ulong FindObjectsInit(ulong session, CkAttribute* template, ulong count) => (ulong)CKR.CKR_OK;
+
+    [UnmanagedCallersOnly]
+    private static ulong FindObjects(ulong session, ulong* handles, ulong max, ulong* count)
+    {
+        // The same object again and again, until the limit.
+        *count = FoundSoFar < EndlessFindLimit ? 1UL : 0UL;
+        if (*count == 1)
+        {
+            handles[0] = 42;
+            FoundSoFar++;
+        }
+
+        return (ulong)CKR.CKR_OK;
+    }
+
+    [UnmanagedCallersOnly]
+    private static ulong FindObjectsFinal(ulong session) => (ulong)CKR.CKR_OK;
 
     [UnmanagedCallersOnly]
     private static ulong GetSlotList(byte tokenPresent, ulong* list, ulong* count)
