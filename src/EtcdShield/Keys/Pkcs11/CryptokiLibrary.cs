@@ -40,6 +40,9 @@ internal sealed unsafe class CryptokiLibrary : IDisposable
     /// <summary>More than any token has; a module that reports more is refused rather than trusted with a huge buffer.</summary>
     private const int MaxSlots = 4096;
 
+    /// <summary>The most objects one search may find: far more than a token dedicated to EtcdShield holds.</summary>
+    private const int MaxObjects = 100_000;
+
     /// <summary>The most bytes one attribute value (a label) or a wrapped key may take here.</summary>
     private const int MaxValueBytes = 64 * 1024;
 
@@ -202,7 +205,13 @@ internal sealed unsafe class CryptokiLibrary : IDisposable
                     return found;
                 }
 
-                for (ulong i = 0; i < Math.Min(count, (ulong)Batch); i++)
+                if (count > Batch || found.Count + (int)count > MaxObjects)
+                {
+                    // More than it had room for, or more than any token holds: a module gone wrong, not followed.
+                    throw new Pkcs11Exception("C_FindObjects", CKR.CKR_GENERAL_ERROR);
+                }
+
+                for (int i = 0; i < (int)count; i++)
                 {
                     found.Add(handles[i]);
                 }
