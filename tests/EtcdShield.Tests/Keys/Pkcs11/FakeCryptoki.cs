@@ -32,8 +32,12 @@ internal static unsafe class FakeCryptoki
 
     public static int FoundSoFar { get; private set; }
 
+    /// <summary>What C_DestroyObject answers (it destroys nothing either way).</summary>
+    public static CKR DestroyAnswer { get; set; }
+
     public static void Reset()
     {
+        DestroyAnswer = CKR.CKR_OK;
         EndlessFindLimit = 0;
         FoundSoFar = 0;
         Initialized = false;
@@ -54,6 +58,11 @@ internal static unsafe class FakeCryptoki
         functions[0] = (nint)(delegate* unmanaged<nint, ulong>)&Initialize;
         functions[1] = (nint)(delegate* unmanaged<nint, ulong>)&Finalize;
         functions[4] = (nint)(delegate* unmanaged<byte, ulong*, ulong*, ulong>)&GetSlotList;
+        functions[20] = (nint)(delegate* unmanaged<ulong, CkAttribute*, ulong, ulong*, ulong>)&CreateObject;
+        functions[22] = (nint)(delegate* unmanaged<ulong, ulong, ulong>)&DestroyObject;
+        functions[24] = (nint)(delegate* unmanaged<ulong, ulong, CkAttribute*, ulong, ulong>)&GetAttributeValue;
+        functions[60] = (nint)(delegate* unmanaged<ulong, CkMechanism*, ulong, ulong, byte*, ulong*, ulong>)&WrapKey;
+        functions[61] = (nint)(delegate* unmanaged<ulong, CkMechanism*, ulong, byte*, ulong, CkAttribute*, ulong, ulong*, ulong>)&UnwrapKey;
         functions[26] = (nint)(delegate* unmanaged<ulong, CkAttribute*, ulong, ulong>)&FindObjectsInit;
         functions[27] = (nint)(delegate* unmanaged<ulong, ulong*, ulong, ulong*, ulong>)&FindObjects;
         functions[28] = (nint)(delegate* unmanaged<ulong, ulong>)&FindObjectsFinal;
@@ -87,6 +96,53 @@ internal static unsafe class FakeCryptoki
         }
 
         Initialized = false;
+        return (ulong)CKR.CKR_OK;
+    }
+
+    [UnmanagedCallersOnly]
+    private static ulong CreateObject(ulong session, CkAttribute* template, ulong count, ulong* handle)
+    {
+        *handle = 100;
+        return (ulong)CKR.CKR_OK;
+    }
+
+    [UnmanagedCallersOnly]
+    private static ulong DestroyObject(ulong session, ulong handle) => (ulong)DestroyAnswer;
+
+    /// <summary>Every attribute asked for is 32 bytes of 0x5A (the data key's value, for the tests).</summary>
+    [UnmanagedCallersOnly]
+    private static ulong GetAttributeValue(ulong session, ulong handle, CkAttribute* template, ulong count)
+    {
+        for (ulong i = 0; i < count; i++)
+        {
+            if (template[i].Value != 0)
+            {
+                new Span<byte>((void*)template[i].Value, 32).Fill(0x5A);
+            }
+
+            template[i].ValueLength = 32;
+        }
+
+        return (ulong)CKR.CKR_OK;
+    }
+
+    /// <summary>40 bytes of 0xA5, an RFC 5649 wrap's length.</summary>
+    [UnmanagedCallersOnly]
+    private static ulong WrapKey(ulong session, CkMechanism* mechanism, ulong wrappingKey, ulong key, byte* wrapped, ulong* length)
+    {
+        if (wrapped is not null)
+        {
+            new Span<byte>(wrapped, 40).Fill(0xA5);
+        }
+
+        *length = 40;
+        return (ulong)CKR.CKR_OK;
+    }
+
+    [UnmanagedCallersOnly]
+    private static ulong UnwrapKey(ulong session, CkMechanism* mechanism, ulong unwrappingKey, byte* wrapped, ulong wrappedLength, CkAttribute* template, ulong count, ulong* handle)
+    {
+        *handle = 101;
         return (ulong)CKR.CKR_OK;
     }
 
