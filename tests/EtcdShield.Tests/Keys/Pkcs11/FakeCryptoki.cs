@@ -35,8 +35,12 @@ internal static unsafe class FakeCryptoki
     /// <summary>What C_DestroyObject answers (it destroys nothing either way).</summary>
     public static CKR DestroyAnswer { get; set; }
 
+    /// <summary>The length C_GetAttributeValue reports with CKR_OK, whatever room it was given (32 bytes are written).</summary>
+    public static ulong ReportedValueLength { get; set; } = 32;
+
     public static void Reset()
     {
+        ReportedValueLength = 32;
         DestroyAnswer = CKR.CKR_OK;
         EndlessFindLimit = 0;
         FoundSoFar = 0;
@@ -120,7 +124,7 @@ internal static unsafe class FakeCryptoki
                 new Span<byte>((void*)template[i].Value, 32).Fill(0x5A);
             }
 
-            template[i].ValueLength = 32;
+            template[i].ValueLength = ReportedValueLength;
         }
 
         return (ulong)CKR.CKR_OK;

@@ -43,4 +43,16 @@ public sealed class Pkcs11SessionTests
         Assert.Equal(Enumerable.Repeat((byte)0xA5, 40), session.Wrap(kekHandle: 7, new byte[32]));
         Assert.Equal(Enumerable.Repeat((byte)0x5A, 32), session.Unwrap(kekHandle: 7, new byte[40]));
     }
+
+    [Fact]
+    public void A_data_key_the_module_says_is_longer_than_the_buffer_is_not_returned_cut_to_32_bytes()
+    {
+        FakeCryptoki.Reset();
+        FakeCryptoki.ReportedValueLength = 64;
+        using CryptokiLibrary library = FakeCryptoki.Load("fake:session");
+        Pkcs11Session session = new(library, session: 1, slot: 0, moduleGeneration: 0, poolGeneration: 0);
+
+        // A 64-byte key is not a data key; its first half must not pass for one.
+        Assert.Empty(session.Unwrap(kekHandle: 7, new byte[40]));
+    }
 }
