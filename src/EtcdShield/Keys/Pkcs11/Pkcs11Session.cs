@@ -262,7 +262,10 @@ internal sealed class Pkcs11Session
             },
         ];
         CKR rv = _library.GetAttributeValue(_session, handle, template);
-        if (rv == CKR.CKR_BUFFER_TOO_SMALL)
+
+        // Longer than a data key, whether the module says so with CKR_BUFFER_TOO_SMALL or (wrongly) with a length
+        // past the buffer and CKR_OK: empty, never its first 32 bytes.
+        if (rv == CKR.CKR_BUFFER_TOO_SMALL || (rv == CKR.CKR_OK && template[0].ValueLength > DataKeyBytes))
         {
             CryptographicOperations.ZeroMemory(value);
             return [];
@@ -280,7 +283,7 @@ internal sealed class Pkcs11Session
         }
 
         // Shorter than a data key: hand back what it is, for the caller to refuse.
-        byte[] shorter = GC.AllocateArray<byte>((int)Math.Min(template[0].ValueLength, DataKeyBytes), pinned: true);
+        byte[] shorter = GC.AllocateArray<byte>((int)template[0].ValueLength, pinned: true);
         value.AsSpan(0, shorter.Length).CopyTo(shorter);
         CryptographicOperations.ZeroMemory(value);
         return shorter;
