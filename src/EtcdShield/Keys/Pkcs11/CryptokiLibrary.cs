@@ -40,6 +40,9 @@ internal sealed unsafe class CryptokiLibrary : IDisposable
     /// <summary>More than any token has; a module that reports more is refused rather than trusted with a huge buffer.</summary>
     private const int MaxSlots = 4096;
 
+    /// <summary>The most objects one search may find: far more than a token dedicated to EtcdShield holds.</summary>
+    private const int MaxObjects = 100_000;
+
     /// <summary>The most bytes one attribute value (a label) or a wrapped key may take here.</summary>
     private const int MaxValueBytes = 64 * 1024;
 
@@ -92,6 +95,10 @@ internal sealed unsafe class CryptokiLibrary : IDisposable
         }
     }
 
+    /// <summary>A module already in memory, by its CK_FUNCTION_LIST (the unit tests' fake modules); Dispose leaves it loaded.</summary>
+    internal static CryptokiLibrary FromFunctionList(string path, nint functionList) =>
+        new(path, 0, (nint*)((byte*)functionList + FunctionsOffset));
+
     /// <summary>C_Initialize, telling the module it may use the OS's locks.</summary>
     public void Initialize()
     {
@@ -115,11 +122,17 @@ internal sealed unsafe class CryptokiLibrary : IDisposable
                 throw new Pkcs11Exception("C_GetSlotList", CKR.CKR_GENERAL_ERROR);
             }
 
+            if (count == 0)
+            {
+                // Not a read with an empty buffer: `fixed` would pass NULL, which asks for the length again.
+                return [];
+            }
+
             ulong[] slots = new ulong[count];
             fixed (ulong* buffer = slots)
             {
                 var rv = (CKR)getSlotList(1, buffer, &count);
-                if (rv == CKR.CKR_BUFFER_TOO_SMALL && attempt < 3)
+                if ((rv == CKR.CKR_BUFFER_TOO_SMALL || (rv == CKR.CKR_OK && count > (ulong)slots.Length)) && attempt < 3)
                 {
                     // A token arrived between the two calls.
                     continue;
@@ -128,7 +141,7 @@ internal sealed unsafe class CryptokiLibrary : IDisposable
                 Check("C_GetSlotList", rv);
             }
 
-            return count == (ulong)slots.Length ? slots : slots[..(int)count];
+            return count == (ulong)slots.Length ? slots : slots[..(int)Math.Min(count, (ulong)slots.Length)];
         }
     }
 
@@ -192,7 +205,13 @@ internal sealed unsafe class CryptokiLibrary : IDisposable
                     return found;
                 }
 
-                for (ulong i = 0; i < Math.Min(count, (ulong)Batch); i++)
+                if (count > Batch || found.Count + (int)count > MaxObjects)
+                {
+                    // More than it had room for, or more than any token holds: a module gone wrong, not followed.
+                    throw new Pkcs11Exception("C_FindObjects", CKR.CKR_GENERAL_ERROR);
+                }
+
+                for (int i = 0; i < (int)count; i++)
                 {
                     found.Add(handles[i]);
                 }
@@ -337,7 +356,10 @@ internal sealed unsafe class CryptokiLibrary : IDisposable
         }
 
         _disposed = true;
-        NativeLibrary.Free(_handle);
+        if (_handle != 0)
+        {
+            NativeLibrary.Free(_handle);
+        }
     }
 
     private static void Check(string method, ulong rv)

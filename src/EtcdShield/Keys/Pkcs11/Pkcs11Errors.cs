@@ -34,6 +34,8 @@ internal static class Pkcs11Errors
             "the HSM has no free sessions (CKR_SESSION_COUNT); other applications may hold them all",
         CKR.CKR_CRYPTOKI_NOT_INITIALIZED =>
             "the PKCS#11 module is not initialized (CKR_CRYPTOKI_NOT_INITIALIZED); EtcdShield initializes it again",
+        CKR.CKR_CRYPTOKI_ALREADY_INITIALIZED =>
+            "something else in this process initialized the PKCS#11 module already (CKR_CRYPTOKI_ALREADY_INITIALIZED); is it loaded under two paths?",
         CKR.CKR_USER_NOT_LOGGED_IN =>
             "the session is not logged in (CKR_USER_NOT_LOGGED_IN); EtcdShield logs in again",
         CKR.CKR_USER_ANOTHER_ALREADY_LOGGED_IN or CKR.CKR_USER_TOO_MANY_TYPES =>

@@ -16,6 +16,8 @@ internal sealed partial class Pkcs11KeyStore : IKeyEncryptionKeyResolver, IDispo
     // RFC 5649 output is whole 8-byte blocks, at least two; far more than a data key needs is not from us.
     private const int MaxWrappedBytes = 1024;
 
+    private const string UnwrapMethod = "C_UnwrapKey";
+
     private readonly Pkcs11Module _module;
     private readonly Pkcs11SessionPool _pool;
     private readonly ILogger _logger;
@@ -221,11 +223,13 @@ internal sealed partial class Pkcs11KeyStore : IKeyEncryptionKeyResolver, IDispo
         {
             return session.Unwrap(handle, wrapped);
         }
-        catch (Pkcs11Exception ex) when (Pkcs11Errors.IsInvalidWrappedKey(ex.RV))
+        // Only C_UnwrapKey judges the wrapped bytes: a failure after it (reading or destroying the data key object)
+        // is the device's, never a verdict that the stored value is corrupt.
+        catch (Pkcs11Exception ex) when (ex.Method == UnwrapMethod && Pkcs11Errors.IsInvalidWrappedKey(ex.RV))
         {
             throw NotWrappedBy(kekId, ex);
         }
-        catch (Pkcs11Exception ex) when (Pkcs11Errors.MayBeInvalidWrappedKey(ex.RV))
+        catch (Pkcs11Exception ex) when (ex.Method == UnwrapMethod && Pkcs11Errors.MayBeInvalidWrappedKey(ex.RV))
         {
             // SoftHSM2 answers a failed integrity check with CKR_GENERAL_ERROR. If the session, the key and the
             // token all still answer, it was the data; otherwise it was the device, and the pool recovers.

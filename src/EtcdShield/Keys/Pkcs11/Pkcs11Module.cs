@@ -41,9 +41,18 @@ internal sealed class Pkcs11Module
 
     public string Path { get; }
 
+    /// <summary>
+    /// The current initialization, also while the module is down: a caller that failed to enter a call passes it to
+    /// <see cref="Reinitialize"/>, so a reinitialization that failed is tried again rather than taken as done.
+    /// </summary>
+    public long Generation => Interlocked.Read(ref _generation);
+
     /// <summary>Loads and initializes the module at <paramref name="path"/>, or takes another reference to it.</summary>
     /// <exception cref="KeyProviderUnavailableException">The module cannot be loaded or initialized.</exception>
-    public static Pkcs11Module Acquire(string path)
+    public static Pkcs11Module Acquire(string path) => Acquire(path, Load);
+
+    /// <summary><see cref="Acquire(string)"/> with another loader (the unit tests' fake modules).</summary>
+    internal static Pkcs11Module Acquire(string path, Func<string, CryptokiLibrary> load)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         if (!CryptokiLibrary.IsSupportedPlatform)
@@ -57,10 +66,10 @@ internal sealed class Pkcs11Module
         {
             if (!Loaded.TryGetValue(path, out Pkcs11Module? module))
             {
-                CryptokiLibrary library = Load(path);
+                CryptokiLibrary library = load(path);
                 try
                 {
-                    Initialize(library);
+                    _ = Initialize(library);
                     module = new Pkcs11Module(path, library);
                 }
                 catch
@@ -152,16 +161,21 @@ internal sealed class Pkcs11Module
 
             _lastReinitialize = Environment.TickCount64;
             FinalizeLibrary();
-            Interlocked.Increment(ref _generation);
             try
             {
-                Initialize(_library);
+                if (Initialize(_library, finalizeMayHaveFailed: true))
+                {
+                    // Every session and handle died with C_Finalize.
+                    Interlocked.Increment(ref _generation);
+                }
+
                 _initialized = true;
                 _loadFailure = null;
                 return true;
             }
             catch (KeyProviderUnavailableException ex)
             {
+                Interlocked.Increment(ref _generation);
                 _loadFailure = ex.Message;
                 return false;
             }
@@ -188,12 +202,21 @@ internal sealed class Pkcs11Module
         }
     }
 
-    private static void Initialize(CryptokiLibrary library)
+    /// <summary>
+    /// C_Initialize: true when it initialized the module, false when <paramref name="finalizeMayHaveFailed"/> and the
+    /// module says it is initialized still, because our C_Finalize did not take: its sessions and handles live on.
+    /// </summary>
+    private static bool Initialize(CryptokiLibrary library, bool finalizeMayHaveFailed = false)
     {
         try
         {
             // With OS locking: the module must lock for itself, since sessions are used from many threads (one at a time each).
             library.Initialize();
+            return true;
+        }
+        catch (Pkcs11Exception ex) when (finalizeMayHaveFailed && ex.RV == CKR.CKR_CRYPTOKI_ALREADY_INITIALIZED)
+        {
+            return false;
         }
         catch (Pkcs11Exception ex)
         {

@@ -79,14 +79,20 @@ internal sealed class Pkcs11Session
     public byte[] Wrap(ulong kekHandle, ReadOnlySpan<byte> dek)
     {
         ulong dekHandle = ImportDataKey(dek);
+        byte[] wrapped;
         try
         {
-            return _library.WrapKey(_session, CKM.CKM_AES_KEY_WRAP_PAD, kekHandle, dekHandle);
+            wrapped = _library.WrapKey(_session, CKM.CKM_AES_KEY_WRAP_PAD, kekHandle, dekHandle);
         }
-        finally
+        catch
         {
             DestroyQuietly(dekHandle);
+            throw;
         }
+
+        // Throws if the plaintext object stays: the pool then closes this session, which takes the object with it.
+        DestroyDataKey(dekHandle);
+        return wrapped;
     }
 
     /// <summary>
@@ -104,14 +110,29 @@ internal sealed class Pkcs11Session
             .Add(CKA.CKA_SENSITIVE, false)
             .Add(CKA.CKA_EXTRACTABLE, true);
         ulong dek = _library.UnwrapKey(_session, CKM.CKM_AES_KEY_WRAP_PAD, kekHandle, wrapped, template);
+        byte[] value;
         try
         {
-            return ReadDataKeyValue(dek);
+            value = ReadDataKeyValue(dek);
         }
-        finally
+        catch
         {
             DestroyQuietly(dek);
+            throw;
         }
+
+        try
+        {
+            // As for a wrap: a plaintext object that stays fails the call, and the session is closed.
+            DestroyDataKey(dek);
+        }
+        catch
+        {
+            CryptographicOperations.ZeroMemory(value);
+            throw;
+        }
+
+        return value;
     }
 
     /// <summary>Throws <see cref="Pkcs11Exception"/> unless the session and the key handle both still work.</summary>
@@ -241,7 +262,10 @@ internal sealed class Pkcs11Session
             },
         ];
         CKR rv = _library.GetAttributeValue(_session, handle, template);
-        if (rv == CKR.CKR_BUFFER_TOO_SMALL)
+
+        // Longer than a data key, whether the module says so with CKR_BUFFER_TOO_SMALL or (wrongly) with a length
+        // past the buffer and CKR_OK: empty, never its first 32 bytes.
+        if (rv == CKR.CKR_BUFFER_TOO_SMALL || (rv == CKR.CKR_OK && template[0].ValueLength > DataKeyBytes))
         {
             CryptographicOperations.ZeroMemory(value);
             return [];
@@ -259,10 +283,20 @@ internal sealed class Pkcs11Session
         }
 
         // Shorter than a data key: hand back what it is, for the caller to refuse.
-        byte[] shorter = GC.AllocateArray<byte>((int)Math.Min(template[0].ValueLength, DataKeyBytes), pinned: true);
+        byte[] shorter = GC.AllocateArray<byte>((int)template[0].ValueLength, pinned: true);
         value.AsSpan(0, shorter.Length).CopyTo(shorter);
         CryptographicOperations.ZeroMemory(value);
         return shorter;
+    }
+
+    /// <summary>Destroys a plaintext data key object, or throws <see cref="Pkcs11Exception"/> if it may still exist.</summary>
+    private void DestroyDataKey(ulong handle)
+    {
+        CKR rv = _library.DestroyObject(_session, handle);
+        if (rv is not (CKR.CKR_OK or CKR.CKR_OBJECT_HANDLE_INVALID))
+        {
+            throw new Pkcs11Exception("C_DestroyObject", rv);
+        }
     }
 
     private void DestroyQuietly(ulong handle)

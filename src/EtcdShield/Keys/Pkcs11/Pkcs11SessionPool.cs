@@ -222,21 +222,12 @@ internal sealed partial class Pkcs11SessionPool : IDisposable
         }
     }
 
-    private long ModuleGenerationNow()
-    {
-        try
-        {
-            using Pkcs11Module.CallScope call = _module.EnterCall();
-            return call.Generation;
-        }
-        catch (KeyProviderUnavailableException)
-        {
-            lock (_state)
-            {
-                return _moduleGeneration;
-            }
-        }
-    }
+    /// <summary>
+    /// The module's generation, not the last one this pool used: after a failed reinitialization the module is down
+    /// in a newer generation, and an older one would make <see cref="Pkcs11Module.Reinitialize"/> answer "done
+    /// already" to every pool for ever.
+    /// </summary>
+    private long ModuleGenerationNow() => _module.Generation;
 
     private Pkcs11Session Take(in Pkcs11Module.CallScope call)
     {

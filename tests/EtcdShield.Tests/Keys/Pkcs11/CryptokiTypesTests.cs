@@ -21,6 +21,19 @@ public sealed class CryptokiTypesTests
     }
 
     [Fact]
+    public void Every_standard_return_code_is_named_in_messages_as_pkcs11interop_named_it()
+    {
+        // Pkcs11Interop printed the name of any code the standard defines; an operator looks that name up in the HSM's manual.
+        foreach (Interop.CKR theirs in Enum.GetValues<Interop.CKR>())
+        {
+            if (theirs != Interop.CKR.CKR_VENDOR_DEFINED)
+            {
+                Assert.Equal(theirs.ToString(), Pkcs11Errors.Name((CKR)(ulong)theirs));
+            }
+        }
+    }
+
+    [Fact]
     public void The_flags_have_the_standards_bits()
     {
         Assert.Equal(Interop.CKF.CKF_OS_LOCKING_OK, CryptokiFlags.OsLockingOk);

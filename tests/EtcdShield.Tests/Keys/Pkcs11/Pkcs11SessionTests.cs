@@ -1,0 +1,58 @@
+using EtcdShield.Keys.Pkcs11;
+
+namespace EtcdShield.Tests.Keys.Pkcs11;
+
+/// <summary>The plaintext data key objects a session makes in the module, against a module that will not destroy them.</summary>
+[Collection(FakeCryptokiTests.Name)]
+public sealed class Pkcs11SessionTests
+{
+    [Fact]
+    public void A_wrap_whose_data_key_object_the_module_would_not_destroy_fails_so_the_pool_closes_the_session()
+    {
+        FakeCryptoki.Reset();
+        FakeCryptoki.DestroyAnswer = CKR.CKR_DEVICE_ERROR;
+        using CryptokiLibrary library = FakeCryptoki.Load("fake:session");
+        Pkcs11Session session = new(library, session: 1, slot: 0, moduleGeneration: 0, poolGeneration: 0);
+
+        // Returning normally would give the session back to the pool, the extractable plaintext object still in it.
+        var refused = Assert.Throws<Pkcs11Exception>(() => session.Wrap(kekHandle: 7, new byte[32]));
+
+        Assert.Equal("C_DestroyObject", refused.Method);
+    }
+
+    [Fact]
+    public void An_unwrap_whose_data_key_object_the_module_would_not_destroy_fails_so_the_pool_closes_the_session()
+    {
+        FakeCryptoki.Reset();
+        FakeCryptoki.DestroyAnswer = CKR.CKR_DEVICE_ERROR;
+        using CryptokiLibrary library = FakeCryptoki.Load("fake:session");
+        Pkcs11Session session = new(library, session: 1, slot: 0, moduleGeneration: 0, poolGeneration: 0);
+
+        var refused = Assert.Throws<Pkcs11Exception>(() => session.Unwrap(kekHandle: 7, new byte[40]));
+
+        Assert.Equal("C_DestroyObject", refused.Method);
+    }
+
+    [Fact]
+    public void With_a_module_that_destroys_them_wrap_and_unwrap_return_what_the_module_gave()
+    {
+        FakeCryptoki.Reset();
+        using CryptokiLibrary library = FakeCryptoki.Load("fake:session");
+        Pkcs11Session session = new(library, session: 1, slot: 0, moduleGeneration: 0, poolGeneration: 0);
+
+        Assert.Equal(Enumerable.Repeat((byte)0xA5, 40), session.Wrap(kekHandle: 7, new byte[32]));
+        Assert.Equal(Enumerable.Repeat((byte)0x5A, 32), session.Unwrap(kekHandle: 7, new byte[40]));
+    }
+
+    [Fact]
+    public void A_data_key_the_module_says_is_longer_than_the_buffer_is_not_returned_cut_to_32_bytes()
+    {
+        FakeCryptoki.Reset();
+        FakeCryptoki.ReportedValueLength = 64;
+        using CryptokiLibrary library = FakeCryptoki.Load("fake:session");
+        Pkcs11Session session = new(library, session: 1, slot: 0, moduleGeneration: 0, poolGeneration: 0);
+
+        // A 64-byte key is not a data key; its first half must not pass for one.
+        Assert.Empty(session.Unwrap(kekHandle: 7, new byte[40]));
+    }
+}
