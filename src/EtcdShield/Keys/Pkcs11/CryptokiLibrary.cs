@@ -13,7 +13,7 @@ namespace EtcdShield.Keys.Pkcs11;
 /// C_Finalize and unloading away from calls in progress. A call after <see cref="Dispose"/> throws
 /// <see cref="ObjectDisposedException"/> instead of jumping into an unloaded library.
 /// </remarks>
-internal sealed unsafe class CryptokiLibrary : IDisposable
+internal sealed unsafe partial class CryptokiLibrary : IDisposable
 {
     // Indexes into CK_FUNCTION_LIST after its CK_VERSION (pkcs11.h, v2.40; v3.0 lists begin the same way).
     private const int InitializeIndex = 0;
@@ -69,7 +69,7 @@ internal sealed unsafe class CryptokiLibrary : IDisposable
     /// <exception cref="Pkcs11Exception">C_GetFunctionList failed.</exception>
     public static CryptokiLibrary Load(string path)
     {
-        nint handle = NativeLibrary.Load(path);
+        nint handle = Open(path);
         try
         {
             var getFunctionList = (delegate* unmanaged<nint*, ulong>)NativeLibrary.GetExport(handle, "C_GetFunctionList");
@@ -96,6 +96,31 @@ internal sealed unsafe class CryptokiLibrary : IDisposable
     }
 
     /// <summary>A module already in memory, by its CK_FUNCTION_LIST (the unit tests' fake modules); Dispose leaves it loaded.</summary>
+    /// <summary>
+    /// dlopen(path, RTLD_NOW | RTLD_LOCAL), as Pkcs11Interop did: a symbol missing from the module's dependencies fails
+    /// the load here, not a call later, which would abort the process; and the module's symbols stay its own.
+    /// </summary>
+    private static nint Open(string path)
+    {
+        const int Now = 0x2;
+        int local = OperatingSystem.IsMacOS() ? 0x4 : 0x0;
+        nint handle = OpenLibrary(path, Now | local);
+        if (handle == 0)
+        {
+            throw new DllNotFoundException(Marshal.PtrToStringUTF8(LastLoadError()) ?? $"dlopen({path}) failed");
+        }
+
+        return handle;
+    }
+
+    [LibraryImport("libc", EntryPoint = "dlopen", StringMarshalling = StringMarshalling.Utf8)]
+    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
+    private static partial nint OpenLibrary(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "dlerror")]
+    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
+    private static partial nint LastLoadError();
+
     internal static CryptokiLibrary FromFunctionList(string path, nint functionList) =>
         new(path, 0, (nint*)((byte*)functionList + FunctionsOffset));
 
@@ -183,43 +208,43 @@ internal sealed unsafe class CryptokiLibrary : IDisposable
     public List<ulong> FindObjects(ulong session, AttributeTemplate template)
     {
         Span<CkAttribute> attributes = stackalloc CkAttribute[template.Count];
+        // The template stays pinned for the whole search, not only for C_FindObjectsInit: a module may keep the pointer.
         fixed (byte* values = template.Values)
         fixed (CkAttribute* first = attributes)
         {
             template.Fill(attributes, values);
             Check("C_FindObjectsInit", ((delegate* unmanaged<ulong, CkAttribute*, ulong, ulong>)Function(FindObjectsInitIndex, "C_FindObjectsInit"))(session, first, (ulong)template.Count));
-        }
-
-        List<ulong> found = [];
-        var findObjects = (delegate* unmanaged<ulong, ulong*, ulong, ulong*, ulong>)Function(FindObjectsIndex, "C_FindObjects");
-        try
-        {
-            const int Batch = 64;
-            ulong* handles = stackalloc ulong[Batch];
-            while (true)
+            List<ulong> found = [];
+            var findObjects = (delegate* unmanaged<ulong, ulong*, ulong, ulong*, ulong>)Function(FindObjectsIndex, "C_FindObjects");
+            try
             {
-                ulong count = 0;
-                Check("C_FindObjects", findObjects(session, handles, Batch, &count));
-                if (count == 0)
+                const int Batch = 64;
+                ulong* handles = stackalloc ulong[Batch];
+                while (true)
                 {
-                    return found;
-                }
+                    ulong count = 0;
+                    Check("C_FindObjects", findObjects(session, handles, Batch, &count));
+                    if (count == 0)
+                    {
+                        return found;
+                    }
 
-                if (count > Batch || found.Count + (int)count > MaxObjects)
-                {
-                    // More than it had room for, or more than any token holds: a module gone wrong, not followed.
-                    throw new Pkcs11Exception("C_FindObjects", CKR.CKR_GENERAL_ERROR);
-                }
+                    if (count > Batch || found.Count + (int)count > MaxObjects)
+                    {
+                        // More than it had room for, or more than any token holds: a module gone wrong, not followed.
+                        throw new Pkcs11Exception("C_FindObjects", CKR.CKR_GENERAL_ERROR);
+                    }
 
-                for (int i = 0; i < (int)count; i++)
-                {
-                    found.Add(handles[i]);
+                    for (int i = 0; i < (int)count; i++)
+                    {
+                        found.Add(handles[i]);
+                    }
                 }
             }
-        }
-        finally
-        {
-            _ = ((delegate* unmanaged<ulong, ulong>)Function(FindObjectsFinalIndex, "C_FindObjectsFinal"))(session);
+            finally
+            {
+                _ = ((delegate* unmanaged<ulong, ulong>)Function(FindObjectsFinalIndex, "C_FindObjectsFinal"))(session);
+            }
         }
     }
 

@@ -213,16 +213,17 @@ internal sealed class Pkcs11Session
             values[1] is { } label ? System.Text.Encoding.UTF8.GetString(label) : "",
             ULong(values[0]) is { } keyType ? (CKK)keyType : null,
             ULong(values[2]) ?? 0,
-            Sensitive: Flag(values[3]),
-            Extractable: Flag(values[4]),
-            Wrap: Flag(values[5]),
-            Unwrap: Flag(values[6]),
-            Private: Flag(values[7]));
+            // An unreadable flag (absent, hidden, or not one byte as a CK_BBOOL is) takes the cautious reading: a KEK
+            // with it is refused (sensitive, wrap, unwrap) or warned about (extractable, private).
+            Sensitive: Flag(values[3]) ?? false,
+            Extractable: Flag(values[4]) ?? true,
+            Wrap: Flag(values[5]) ?? false,
+            Unwrap: Flag(values[6]) ?? false,
+            Private: Flag(values[7]) ?? false);
 
         static ulong? ULong(byte[]? value) => value is { Length: sizeof(ulong) } ? MemoryMarshal.Read<ulong>(value) : null;
 
-        // A CK_BBOOL is one byte; anything else is unreadable, so false (the cautious answer for every flag checked).
-        static bool Flag(byte[]? value) => value is [not 0];
+        static bool? Flag(byte[]? value) => value is [byte one] ? one != 0 : null;
     }
 
     private ulong ImportDataKey(ReadOnlySpan<byte> dek)

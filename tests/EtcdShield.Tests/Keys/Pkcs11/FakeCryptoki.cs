@@ -113,7 +113,7 @@ internal static unsafe class FakeCryptoki
     [UnmanagedCallersOnly]
     private static ulong DestroyObject(ulong session, ulong handle) => (ulong)DestroyAnswer;
 
-    /// <summary>Every attribute asked for is 32 bytes of 0x5A (the data key's value, for the tests).</summary>
+    /// <summary>Every attribute asked for is <see cref="ReportedValueLength"/> bytes of 0x5A (32: the data key's value, for the tests).</summary>
     [UnmanagedCallersOnly]
     private static ulong GetAttributeValue(ulong session, ulong handle, CkAttribute* template, ulong count)
     {
@@ -121,7 +121,8 @@ internal static unsafe class FakeCryptoki
         {
             if (template[i].Value != 0)
             {
-                new Span<byte>((void*)template[i].Value, 32).Fill(0x5A);
+                // Within the buffer the caller gave, as a module must.
+                new Span<byte>((void*)template[i].Value, (int)Math.Min(template[i].ValueLength, 32)).Fill(0x5A);
             }
 
             template[i].ValueLength = ReportedValueLength;

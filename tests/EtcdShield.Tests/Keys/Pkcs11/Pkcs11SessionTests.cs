@@ -55,4 +55,23 @@ public sealed class Pkcs11SessionTests
         // A 64-byte key is not a data key; its first half must not pass for one.
         Assert.Empty(session.Unwrap(kekHandle: 7, new byte[40]));
     }
+
+    [Fact]
+    public void Flags_the_module_does_not_answer_as_one_byte_read_the_cautious_way()
+    {
+        FakeCryptoki.Reset();
+        FakeCryptoki.EndlessFindLimit = 1;
+        FakeCryptoki.ReportedValueLength = 2;
+        using CryptokiLibrary library = FakeCryptoki.Load("fake:session");
+        Pkcs11Session session = new(library, session: 1, slot: 0, moduleGeneration: 0, poolGeneration: 0);
+
+        Pkcs11KeyInfo key = Assert.Single(session.FindSecretKeys(label: null));
+
+        // Not a CK_BBOOL: refused as a KEK (not sensitive, no wrap) and warned about (extractable, public).
+        Assert.False(key.Sensitive);
+        Assert.True(key.Extractable);
+        Assert.False(key.Wrap);
+        Assert.False(key.Private);
+        Assert.NotNull(key.Problem());
+    }
 }
