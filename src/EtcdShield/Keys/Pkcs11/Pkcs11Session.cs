@@ -101,15 +101,7 @@ internal sealed class Pkcs11Session
     /// </summary>
     public byte[] Unwrap(ulong kekHandle, byte[] wrapped)
     {
-        AttributeTemplate template = new AttributeTemplate()
-            .Add(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY)
-            .Add(CKA.CKA_KEY_TYPE, CKK.CKK_AES)
-            .Add(CKA.CKA_TOKEN, false)
-            .Add(CKA.CKA_PRIVATE, true)
-            // Not sensitive and extractable: the host needs the data key's value, and only for this one read.
-            .Add(CKA.CKA_SENSITIVE, false)
-            .Add(CKA.CKA_EXTRACTABLE, true);
-        ulong dek = _library.UnwrapKey(_session, CKM.CKM_AES_KEY_WRAP_PAD, kekHandle, wrapped, template);
+        ulong dek = _library.UnwrapKey(_session, CKM.CKM_AES_KEY_WRAP_PAD, kekHandle, wrapped, DataKeyObject());
         byte[] value;
         try
         {
@@ -226,6 +218,18 @@ internal sealed class Pkcs11Session
         static bool? Flag(byte[]? value) => value is [byte one] ? one != 0 : null;
     }
 
+    /// <summary>
+    /// A plaintext data key as a session object (CKA_TOKEN false), which lives only until the wrap or the read of its
+    /// value returns: not sensitive and extractable, because C_WrapKey must wrap it and the host must read it.
+    /// </summary>
+    private static AttributeTemplate DataKeyObject() => new AttributeTemplate()
+        .Add(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY)
+        .Add(CKA.CKA_KEY_TYPE, CKK.CKK_AES)
+        .Add(CKA.CKA_TOKEN, false)
+        .Add(CKA.CKA_PRIVATE, true)
+        .Add(CKA.CKA_SENSITIVE, false)
+        .Add(CKA.CKA_EXTRACTABLE, true);
+
     private ulong ImportDataKey(ReadOnlySpan<byte> dek)
     {
         // A pinned array never moves, so its address can be handed to the module and the bytes zeroed afterwards.
@@ -233,16 +237,7 @@ internal sealed class Pkcs11Session
         dek.CopyTo(value);
         try
         {
-            AttributeTemplate template = new AttributeTemplate()
-                .Add(CKA.CKA_CLASS, CKO.CKO_SECRET_KEY)
-                .Add(CKA.CKA_KEY_TYPE, CKK.CKK_AES)
-                .Add(CKA.CKA_TOKEN, false)
-                .Add(CKA.CKA_PRIVATE, true)
-                // Extractable so C_WrapKey may wrap it; it lives only until the wrap returns.
-                .Add(CKA.CKA_SENSITIVE, false)
-                .Add(CKA.CKA_EXTRACTABLE, true)
-                .AddPinned(CKA.CKA_VALUE, value);
-            return _library.CreateObject(_session, template);
+            return _library.CreateObject(_session, DataKeyObject().AddPinned(CKA.CKA_VALUE, value));
         }
         finally
         {
