@@ -95,9 +95,8 @@ internal sealed unsafe partial class CryptokiLibrary : IDisposable
         }
     }
 
-    /// <summary>A module already in memory, by its CK_FUNCTION_LIST (the unit tests' fake modules); Dispose leaves it loaded.</summary>
     /// <summary>
-    /// dlopen(path, RTLD_NOW | RTLD_LOCAL), as Pkcs11Interop did: a symbol missing from the module's dependencies fails
+    /// dlopen(path, RTLD_NOW | RTLD_LOCAL) from the C library (glibc 2.34 and later, as Debian 12 ships), as Pkcs11Interop did: a symbol missing from the module's dependencies fails
     /// the load here, not a call later, which would abort the process; and the module's symbols stay its own.
     /// </summary>
     private static nint Open(string path)
@@ -121,6 +120,7 @@ internal sealed unsafe partial class CryptokiLibrary : IDisposable
     [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
     private static partial nint LastLoadError();
 
+    /// <summary>A module already in memory, by its CK_FUNCTION_LIST (the unit tests' fake modules); Dispose leaves it loaded.</summary>
     internal static CryptokiLibrary FromFunctionList(string path, nint functionList) =>
         new(path, 0, (nint*)((byte*)functionList + FunctionsOffset));
 
