@@ -28,15 +28,17 @@ internal sealed class Pkcs11Module
     private bool _initialized;
     private string? _loadFailure;
     private long _generation;
+    private readonly TimeProvider _time;
     private long _lastReinitialize;
     private int _references;
 
-    private Pkcs11Module(string path, CryptokiLibrary library)
+    private Pkcs11Module(string path, CryptokiLibrary library, TimeProvider time)
     {
         Path = path;
         _library = library;
         _initialized = true;
-        _lastReinitialize = Environment.TickCount64;
+        _time = time;
+        _lastReinitialize = time.GetTimestamp();
     }
 
     public string Path { get; }
@@ -49,10 +51,10 @@ internal sealed class Pkcs11Module
 
     /// <summary>Loads and initializes the module at <paramref name="path"/>, or takes another reference to it.</summary>
     /// <exception cref="KeyProviderUnavailableException">The module cannot be loaded or initialized.</exception>
-    public static Pkcs11Module Acquire(string path) => Acquire(path, Load);
+    public static Pkcs11Module Acquire(string path) => Acquire(path, Load, TimeProvider.System);
 
-    /// <summary><see cref="Acquire(string)"/> with another loader (the unit tests' fake modules).</summary>
-    internal static Pkcs11Module Acquire(string path, Func<string, CryptokiLibrary> load)
+    /// <summary><see cref="Acquire(string)"/> with another loader and clock (the unit tests' fake modules).</summary>
+    internal static Pkcs11Module Acquire(string path, Func<string, CryptokiLibrary> load, TimeProvider time)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         if (!CryptokiLibrary.IsSupportedPlatform)
@@ -70,7 +72,7 @@ internal sealed class Pkcs11Module
                 try
                 {
                     _ = Initialize(library);
-                    module = new Pkcs11Module(path, library);
+                    module = new Pkcs11Module(path, library, time);
                 }
                 catch
                 {
@@ -154,12 +156,12 @@ internal sealed class Pkcs11Module
                 return true;
             }
 
-            if (TimeSpan.FromMilliseconds(Environment.TickCount64 - _lastReinitialize) < ReinitializeInterval)
+            if (_time.GetElapsedTime(_lastReinitialize) < ReinitializeInterval)
             {
                 return false;
             }
 
-            _lastReinitialize = Environment.TickCount64;
+            _lastReinitialize = _time.GetTimestamp();
             FinalizeLibrary();
             try
             {
