@@ -9,4 +9,5 @@ internal static class EventIds
 {
     public const int WatchLost = 2500;
     public const int WatchEstablished = 2501;
+    public const int WatchNotPaying = 2502;
 }

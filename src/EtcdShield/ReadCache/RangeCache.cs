@@ -77,6 +77,7 @@ internal sealed class RangeCache
     private long _floor;
     private List<(long Revision, TaskCompletionSource Reached)>? _waiters;
     private long _examined;
+    private long _answered;
 
     public RangeCache(long budget, ReadCacheMetrics metrics)
     {
@@ -131,6 +132,7 @@ internal sealed class RangeCache
             if (_established && _entries.TryGetValue(request, out var entry) && _position >= entry.Revision && _position >= Volatile.Read(ref _floor))
             {
                 Touch(entry);
+                _answered++;
                 _metrics.Hit();
                 return entry.Response;
             }
@@ -201,6 +203,7 @@ internal sealed class RangeCache
         {
             Clear();
             _established = true;
+            _answered = 0;
             _position = revision;
             _generation++;
             Wake();
@@ -253,6 +256,17 @@ internal sealed class RangeCache
 
             _position = Math.Max(_position, fragment ? delivered - 1 : delivered);
             Wake();
+        }
+    }
+
+    /// <summary>The reads answered from the cache since the watch came up or since the last call: what the watch is worth.</summary>
+    public long TakeAnswered()
+    {
+        lock (_lock)
+        {
+            var answered = _answered;
+            _answered = 0;
+            return answered;
         }
     }
 

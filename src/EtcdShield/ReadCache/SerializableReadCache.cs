@@ -31,7 +31,7 @@ internal sealed class SerializableReadCache : IDisposable
         if (budgetBytes > 0)
         {
             Entries = new RangeCache(budgetBytes, metrics);
-            _watch = new KeyspaceWatch(upstream, Entries, time, idleAfter, logger);
+            _watch = new KeyspaceWatch(upstream, Entries, metrics, time, idleAfter, logger);
         }
     }
 

@@ -85,6 +85,35 @@ public sealed class SerializableCacheTests(SerializableCacheTests.Fixture fixtur
         Assert.Equal("o", Assert.Single(allowed.Kvs).Value.ToStringUtf8());
     }
 
+    [Fact]
+    public async Task A_cache_answering_few_reads_while_etcd_changes_a_lot_closes_its_watch_and_reads_stay_current()
+    {
+        // A proxy of its own: its watch closes for a while, which the other tests' proxy must not.
+        await using var proxy = await ShieldServer.StartAsync(fixture.Pki, fixture.EtcdUrl, flags: fixture.SealingFlags);
+        var key = fixture.Prefix + "not-paying";
+        await Kv(fixture.OtherWriter).PutAsync(new PutRequest { Key = Bytes(key), Value = Bytes("before") });
+        using var hits = proxy.Collect<long>("EtcdShield.ReadCache", "etcdshield.read_cache.hits");
+        using var suspensions = proxy.Collect<long>("EtcdShield.ReadCache", "etcdshield.read_cache.suspensions");
+        await CachedAsync(proxy, hits, key, "before");
+
+        // Writes of keys nobody reads, through the proxy (so its watch delivers them too): one check's worth.
+        var writer = Kv(proxy);
+        var next = -1;
+        await Task.WhenAll(Enumerable.Range(0, 16).Select(async _ =>
+        {
+            for (var i = Interlocked.Increment(ref next); i < ReadCache.KeyspaceWatch.ChangesPerCheck; i = Interlocked.Increment(ref next))
+            {
+                await writer.PutAsync(new PutRequest { Key = Bytes($"{fixture.Prefix}churn/{i}"), Value = Bytes("x") });
+            }
+        }));
+        await Eventually.HoldsAsync(() => Task.FromResult(suspensions.GetMeasurementSnapshot().Sum(m => m.Value)), count => count >= 1, Patience);
+
+        // Closed, the cache answers nothing: another writer's change is read at once, without waiting for any watch.
+        await Kv(fixture.OtherWriter).PutAsync(new PutRequest { Key = Bytes(key), Value = Bytes("after") });
+        Assert.Equal("after", await ReadAsync(proxy, key));
+        Assert.Equal("after", await ReadAsync(proxy, key));
+    }
+
     private static ByteString Bytes(string text) => ByteString.CopyFromUtf8(text);
 
     private KV.KVClient Kv(ShieldServer proxy) => new(fixture.ChannelTo(proxy));
@@ -115,6 +144,11 @@ public sealed class SerializableCacheTests(SerializableCacheTests.Fixture fixtur
         public string Prefix { get; } = SharedEtcd.NewPrefix("serializable-cache");
 
         public CertificatePaths Tenant { get; private set; } = null!;
+
+        /// <summary>The flags of every proxy here: one key, so what one seals the others open, and the tenant's policy.</summary>
+        public string[] SealingFlags { get; private set; } = [];
+
+        public string EtcdUrl { get; private set; } = "";
 
         internal ShieldServer Cached => _cached!;
 
@@ -147,11 +181,11 @@ public sealed class SerializableCacheTests(SerializableCacheTests.Fixture fixtur
                     keys:
                       - { prefix: {{Prefix}}open/, permission: read }
                 """);
-            // One key for all three: what one seals, the others open.
-            string[] key = ["--encryption-key-file", ShieldServer.WriteDevelopmentKey(_directory), "--policy-file", policy];
-            _cached = await ShieldServer.StartAsync(Pki, etcd.ClientUrl, flags: key);
-            _otherWriter = await ShieldServer.StartAsync(Pki, etcd.ClientUrl, flags: key);
-            _uncached = await ShieldServer.StartAsync(Pki, etcd.ClientUrl, flags: [.. key, "--serializable-cache-size", "0"]);
+            SealingFlags = ["--encryption-key-file", ShieldServer.WriteDevelopmentKey(_directory), "--policy-file", policy];
+            EtcdUrl = etcd.ClientUrl;
+            _cached = await ShieldServer.StartAsync(Pki, EtcdUrl, flags: SealingFlags);
+            _otherWriter = await ShieldServer.StartAsync(Pki, EtcdUrl, flags: SealingFlags);
+            _uncached = await ShieldServer.StartAsync(Pki, EtcdUrl, flags: [.. SealingFlags, "--serializable-cache-size", "0"]);
         }
 
         public async Task DisposeAsync()

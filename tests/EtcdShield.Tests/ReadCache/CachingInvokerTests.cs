@@ -17,6 +17,9 @@ public sealed class CachingInvokerTests : IDisposable
 {
     private static readonly TimeSpan IdleAfter = TimeSpan.FromMinutes(1);
 
+    // How long a test waits for what the cache's watch does on the thread pool before it fails.
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(10);
+
     private readonly InMemoryEtcd _etcd = new();
     private readonly FakeTimeProvider _time = new();
     private readonly SerializableReadCache _cache;
@@ -195,6 +198,89 @@ public sealed class CachingInvokerTests : IDisposable
     }
 
     [Fact]
+    public async Task A_watch_delivering_far_more_changes_than_the_cache_answers_reads_closes_and_reads_reach_etcd_until_a_hold_off_ends()
+    {
+        _etcd.Store.Put("/a", "1");
+        await EstablishAsync();
+        Assert.Equal("1", await ReadAsync("/a"));
+        Assert.Equal("1", await ReadAsync("/a"));
+
+        // Another writer's changes elsewhere in the keyspace, one check's worth; the cache answered one read.
+        DeliverChanges(KeyspaceWatch.ChangesPerCheck);
+        await _watch.Disposed.WaitAsync(Patience);
+        await _cache.Watch!.Running.WaitAsync(Patience);
+
+        Assert.Equal(0, _cache.Entries!.Count);
+        var sent = _etcd.SentTo<RangeRequest>("KV/Range").Count;
+        _etcd.Store.Put("/a", "2");
+        Assert.Equal("2", await ReadAsync("/a"));
+        Assert.Equal("2", await ReadAsync("/a"));
+        Assert.Equal(sent + 2, _etcd.SentTo<RangeRequest>("KV/Range").Count);
+
+        // A watch opened now would wait on this stream: the task of the watch would not be complete.
+        var next = _etcd.NextStream("Watch/Watch");
+        _time.Advance(KeyspaceWatch.FirstHoldOff - TimeSpan.FromSeconds(1));
+        Assert.Equal("2", await ReadAsync("/a"));
+        Assert.True(_cache.Watch.Running.IsCompleted);
+        Assert.False(next.Opened.IsCompleted);
+
+        _time.Advance(TimeSpan.FromSeconds(1));
+        Assert.Equal("2", await ReadAsync("/a"));
+        Assert.IsType<WatchRequest>(await next.Requests.ReadAsync().AsTask().WaitAsync(Patience));
+    }
+
+    [Fact]
+    public async Task A_watch_the_cache_keeps_paying_for_stays_open_past_every_check()
+    {
+        _etcd.Store.Put("/a", "1");
+        await EstablishAsync();
+        Assert.Equal("1", await ReadAsync("/a"));
+
+        for (var check = 0; check < 3; check++)
+        {
+            for (var i = 0; i < KeyspaceWatch.ChangesPerCheck / KeyspaceWatch.ChangesPerAnswer; i++)
+            {
+                Assert.Equal("1", await ReadAsync("/a"));
+            }
+
+            DeliverChanges(KeyspaceWatch.ChangesPerCheck);
+            // A progress notification after the changes: once it is delivered, the check after them has been made.
+            var revision = _etcd.Store.Put("/elsewhere", "x");
+            _watch.Respond(new WatchResponse { Header = new ResponseHeader { Revision = revision } });
+            await _cache.Entries!.Reached(revision).WaitAsync(Patience);
+        }
+
+        Assert.False(_watch.Disposed.IsCompleted);
+        Assert.False(_cache.Watch!.Running.IsCompleted);
+        var sent = _etcd.SentTo<RangeRequest>("KV/Range").Count;
+        Assert.Equal("1", await ReadAsync("/a"));
+        Assert.Equal(sent, _etcd.SentTo<RangeRequest>("KV/Range").Count);
+    }
+
+    [Fact]
+    public async Task A_cache_that_keeps_not_paying_waits_twice_as_long_each_time_before_its_watch_opens_again()
+    {
+        await EstablishAsync();
+        DeliverChanges(KeyspaceWatch.ChangesPerCheck);
+        await _cache.Watch!.Running.WaitAsync(Patience);
+
+        var second = _etcd.NextStream("Watch/Watch");
+        _time.Advance(KeyspaceWatch.FirstHoldOff);
+        await EstablishAsync(second);
+        DeliverChanges(KeyspaceWatch.ChangesPerCheck, second);
+        await _cache.Watch.Running.WaitAsync(Patience);
+
+        var third = _etcd.NextStream("Watch/Watch");
+        _time.Advance(KeyspaceWatch.FirstHoldOff);
+        await ReadAsync("/a");
+        Assert.True(_cache.Watch.Running.IsCompleted);
+        Assert.False(third.Opened.IsCompleted);
+
+        _time.Advance(KeyspaceWatch.FirstHoldOff);
+        await EstablishAsync(third);
+    }
+
+    [Fact]
     public void Requests_differing_in_any_field_are_different_entries()
     {
         var baseline = new RangeRequest { Key = ByteString.CopyFromUtf8("/a"), Serializable = true };
@@ -225,13 +311,31 @@ public sealed class CachingInvokerTests : IDisposable
     }
 
     /// <summary>A first read opens the watch; etcd says it is created at the store's revision.</summary>
-    private async Task EstablishAsync()
+    private async Task EstablishAsync(ScriptedStream? watch = null)
     {
+        watch ??= _watch;
         await _kv.RangeAsync(new RangeRequest { Key = ByteString.CopyFromUtf8("/warm-up"), Serializable = true });
-        await _watch.Requests.ReadAsync();
+        await watch.Requests.ReadAsync();
         var revision = _etcd.Store.Revision;
-        _watch.Respond(new WatchResponse { Created = true, Header = new ResponseHeader { Revision = revision } });
+        watch.Respond(new WatchResponse { Created = true, Header = new ResponseHeader { Revision = revision } });
         await _cache.Entries!.Reached(revision);
+    }
+
+    /// <summary>Another writer's <paramref name="count"/> puts, of keys nothing reads, delivered by the watch in responses of 64 events.</summary>
+    private void DeliverChanges(int count, ScriptedStream? watch = null)
+    {
+        for (var sent = 0; sent < count;)
+        {
+            var response = new WatchResponse();
+            for (var i = 0; i < 64 && sent < count; i++, sent++)
+            {
+                var revision = _etcd.Store.Put($"/other/{sent}", "x");
+                response.Events.Add(new Event { Type = Event.Types.EventType.Put, Kv = new KeyValue { Key = ByteString.CopyFromUtf8($"/other/{sent}"), ModRevision = revision } });
+            }
+
+            response.Header = new ResponseHeader { Revision = _etcd.Store.Revision };
+            (watch ?? _watch).Respond(response);
+        }
     }
 
     private async Task<string?> ReadAsync(string key, bool prefix = false, string? rangeEnd = null)
