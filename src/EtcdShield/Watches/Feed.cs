@@ -217,6 +217,7 @@ internal sealed class Feed : IUpstreamWatcher
                 bytes += watch.Session.FramesFor(watch, response, next, replay);
             }
 
+            _hub.ReplayMade?.Invoke(watch, next);
             if (!watch.Session.TryRejoin(watch, privateId, next, replay, bytes, Position + 1))
             {
                 return false;

@@ -67,6 +67,13 @@ internal sealed partial class WatchHub : IWatchStreams, IAsyncDisposable
 
     public void CheckedForRejoin(int watches) => Interlocked.Add(ref _rejoinChecks, watches);
 
+    /// <summary>
+    /// For tests: called in a rejoin under the feed's lock, once the replay is made from the watch's next revision
+    /// (the second argument) and before the session is given it. A test holds the rejoin here to let the watch's own
+    /// upstream reader queue a response in between, the interleaving the session's check of the revision guards.
+    /// </summary>
+    internal Action<ClientWatch, long>? ReplayMade { get; set; }
+
     public IWatchSession Open(CallScope scope, OpenStream open, IAsyncStreamReader<IMessage> requests, IServerStreamWriter<IMessage> responses) =>
         new WatchSession(this, scope, open, requests, responses);
 
