@@ -25,6 +25,12 @@ internal sealed partial class WatchHub : IWatchStreams, IAsyncDisposable
     private readonly CancellationToken _stopping;
     private readonly Dictionary<FeedKey, Feed> _feeds = [];
     private readonly Dictionary<string, UpstreamWatchStream> _streams = new(StringComparer.Ordinal);
+
+    // etcd's latest header has a lock of its own, taken last and around nothing else. Feeds record it under their
+    // lock and sessions read it under theirs, and the hub's lock comes before both (a create holds it while it finds
+    // the feed and adds its watch, taking the feed's lock and then the session's): taking the hub's lock there
+    // deadlocked a feed's reader against a create of the same range.
+    private readonly object _headerLock = new();
     private ResponseHeader _header = new();
     private long _rejoinChecks;
 
@@ -118,15 +124,16 @@ internal sealed partial class WatchHub : IWatchStreams, IAsyncDisposable
     /// <summary>etcd's latest header the hub has seen, at its revision or at <paramref name="revision"/>.</summary>
     public ResponseHeader Header(long? revision = null)
     {
-        lock (_lock)
+        lock (_headerLock)
         {
             return revision is { } at ? new ResponseHeader(_header) { Revision = at } : _header.Clone();
         }
     }
 
+    /// <summary>Records a header etcd sent on a feed (under the feed's lock).</summary>
     public void Saw(ResponseHeader header)
     {
-        lock (_lock)
+        lock (_headerLock)
         {
             if (header.Revision >= _header.Revision)
             {

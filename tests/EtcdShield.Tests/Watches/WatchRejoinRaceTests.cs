@@ -1,8 +1,5 @@
 using EtcdShield.Configuration;
-using EtcdShield.Protocol.Etcdserverpb;
-using EtcdShield.Relay;
 using EtcdShield.Tests.Relay;
-using Google.Protobuf;
 
 namespace EtcdShield.Tests.Watches;
 
@@ -62,27 +59,5 @@ public sealed class WatchRejoinRaceTests
         Assert.Equal([start, last, after], seen);
         Assert.False(late.HasWaiting);
         Assert.Equal(1, etcd.Watching);
-    }
-
-    /// <summary>Opens nothing; once armed, holds the next response with events until released.</summary>
-    private sealed class HeldOpener : IStreamRewriter
-    {
-        private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public volatile bool Armed;
-
-        public TaskCompletionSource<WatchResponse> Held { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public void Release() => _released.TrySetResult();
-
-        public async ValueTask<IMessage> RewriteResponseAsync(IMessage response, CancellationToken cancellationToken)
-        {
-            if (Armed && Held.TrySetResult((WatchResponse)response))
-            {
-                await _released.Task.WaitAsync(cancellationToken);
-            }
-
-            return response;
-        }
     }
 }
