@@ -35,7 +35,7 @@ public sealed class WatchChurnTests(WatchFixture fixture, ITestOutputHelper outp
         using var http = new HttpClient { BaseAddress = new Uri(etcd.ClientUrl) };
         const string p = "/churn/";
         var kv = new KV.KVClient(proxy.Channel);
-        var past = (await kv.PutAsync(new PutRequest { Key = B(p + "k1"), Value = B("seed") })).Header.Revision;
+        var past = (await kv.PutAsync(new PutRequest { Key = B(p + "k1"), Value = B("seed") }, deadline: DateTime.UtcNow + Deadline)).Header.Revision;
 
         // What etcd counts before any client watch (the proxy may keep watches of its own).
         var idle = await EtcdWatchesAsync(http);

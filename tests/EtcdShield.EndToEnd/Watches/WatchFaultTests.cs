@@ -51,8 +51,8 @@ public sealed class WatchFaultTests(WatchFixture fixture, ITestOutputHelper outp
             fixture.Pki);
         const string p = "/fault/";
         var kv = new KV.KVClient(proxy.Channel);
-        var past = (await kv.PutAsync(new PutRequest { Key = B(p + "k1"), Value = B("seed") })).Header.Revision;
-        await kv.PutAsync(new PutRequest { Key = B(p + "dir/a"), Value = B("seed") });
+        var past = (await kv.PutAsync(new PutRequest { Key = B(p + "k1"), Value = B("seed") }, deadline: DateTime.UtcNow + Deadline)).Header.Revision;
+        await kv.PutAsync(new PutRequest { Key = B(p + "dir/a"), Value = B("seed") }, deadline: DateTime.UtcNow + Deadline);
 
         static WatchCreateRequest Watch(string key, string? end = null, long start = 0, bool prevKv = false) =>
             new() { Key = B(key), RangeEnd = end is null ? ByteString.Empty : B(end), StartRevision = start, PrevKv = prevKv };
