@@ -13,7 +13,8 @@ internal readonly record struct FeedKey(ByteString Key, ByteString RangeEnd, boo
 /// keeps its position (every event of its range up to that revision received) and a short history of its recent
 /// responses (bounded in bytes, charged to the global budget) from which a watch starting a little in the past,
 /// or coming back from its own upstream watch, joins without a gap or a duplicate. Everything is done under the
-/// feed's lock, which is never held across an await; the lock order is hub, then feed, then session.
+/// feed's lock, which is never held across an await; the lock order is hub, then feed, then session, so nothing
+/// done under a feed's lock takes the hub's (etcd's latest header, which feeds record, has a lock of its own).
 /// </summary>
 internal sealed class Feed : IUpstreamWatcher
 {
@@ -217,6 +218,7 @@ internal sealed class Feed : IUpstreamWatcher
                 bytes += watch.Session.FramesFor(watch, response, next, replay);
             }
 
+            _hub.ReplayMade?.Invoke(watch, next);
             if (!watch.Session.TryRejoin(watch, privateId, next, replay, bytes, Position + 1))
             {
                 return false;

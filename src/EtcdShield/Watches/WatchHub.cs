@@ -25,6 +25,12 @@ internal sealed partial class WatchHub : IWatchStreams, IAsyncDisposable
     private readonly CancellationToken _stopping;
     private readonly Dictionary<FeedKey, Feed> _feeds = [];
     private readonly Dictionary<string, UpstreamWatchStream> _streams = new(StringComparer.Ordinal);
+
+    // etcd's latest header has a lock of its own, taken last and around nothing else. Feeds record it under their
+    // lock and sessions read it under theirs, and the hub's lock comes before both (a create holds it while it finds
+    // the feed and adds its watch, taking the feed's lock and then the session's): taking the hub's lock there
+    // deadlocked a feed's reader against a create of the same range.
+    private readonly object _headerLock = new();
     private ResponseHeader _header = new();
     private long _rejoinChecks;
 
@@ -66,6 +72,13 @@ internal sealed partial class WatchHub : IWatchStreams, IAsyncDisposable
     internal long RejoinChecks => Interlocked.Read(ref _rejoinChecks);
 
     public void CheckedForRejoin(int watches) => Interlocked.Add(ref _rejoinChecks, watches);
+
+    /// <summary>
+    /// For tests: called in a rejoin under the feed's lock, once the replay is made from the watch's next revision
+    /// (the second argument) and before the session is given it. A test holds the rejoin here to let the watch's own
+    /// upstream reader queue a response in between, the interleaving the session's check of the revision guards.
+    /// </summary>
+    internal Action<ClientWatch, long>? ReplayMade { get; set; }
 
     public IWatchSession Open(CallScope scope, OpenStream open, IAsyncStreamReader<IMessage> requests, IServerStreamWriter<IMessage> responses) =>
         new WatchSession(this, scope, open, requests, responses);
@@ -111,15 +124,16 @@ internal sealed partial class WatchHub : IWatchStreams, IAsyncDisposable
     /// <summary>etcd's latest header the hub has seen, at its revision or at <paramref name="revision"/>.</summary>
     public ResponseHeader Header(long? revision = null)
     {
-        lock (_lock)
+        lock (_headerLock)
         {
             return revision is { } at ? new ResponseHeader(_header) { Revision = at } : _header.Clone();
         }
     }
 
+    /// <summary>Records a header etcd sent on a feed (under the feed's lock).</summary>
     public void Saw(ResponseHeader header)
     {
-        lock (_lock)
+        lock (_headerLock)
         {
             if (header.Revision >= _header.Revision)
             {

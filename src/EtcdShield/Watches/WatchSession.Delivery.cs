@@ -434,11 +434,19 @@ internal sealed partial class WatchSession
         }
 
         _progressAsked = true;
-        var stream = _hub.StreamFor(HeadersKey, Headers);
-        // etcd 3.4 answers a progress request at once, possibly ahead of events already queued in its send loop; its
-        // answer is passed on only after a second answer, asked for once the first came, so that what etcd had
-        // queued before the first has been delivered (3.5 orders its answer after them itself).
-        Control(() => stream.RequestProgressAsync(first =>
+
+        // The stream is found on the control loop, off every lock: this runs under the session's lock, and under a
+        // feed's when a watch rejoins, and the hub's lock comes before both.
+        Control(() => AskProgressAsync(_hub.StreamFor(HeadersKey, Headers)));
+    }
+
+    /// <summary>
+    /// etcd 3.4 answers a progress request at once, possibly ahead of events already queued in its send loop; its
+    /// answer is passed on only after a second answer, asked for once the first came, so that what etcd had queued
+    /// before the first has been delivered (3.5 orders its answer after them itself).
+    /// </summary>
+    private Task AskProgressAsync(UpstreamWatchStream stream) =>
+        stream.RequestProgressAsync(first =>
         {
             var again = stream.RequestProgressAsync(second =>
             {
@@ -447,8 +455,7 @@ internal sealed partial class WatchSession
                 // A stream opened only to ask (no watch on it) is closed again.
                 var closing = _hub.ReleaseStreamAsync(stream);
             });
-        }));
-    }
+        });
 
     private void ProgressAnswered(ResponseHeader header)
     {

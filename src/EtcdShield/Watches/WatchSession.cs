@@ -14,7 +14,8 @@ namespace EtcdShield.Watches;
 /// each watch when it is created and again whenever the policy or trust changes (the writer checks, by reference,
 /// before every write), and writes everything through one queue bounded by <c>--watch-queue-bytes</c>: a feed
 /// that finds the queue full demotes its watch to an upstream watch of the session's own, which waits for space.
-/// Lock order: hub, feed, session; nothing awaits under the session's lock.
+/// Lock order: hub, feed, session (so nothing under the session's lock takes the hub's: what needs it goes to the
+/// control loop); nothing awaits under the session's lock.
 /// </summary>
 internal sealed partial class WatchSession : IWatchSession
 {

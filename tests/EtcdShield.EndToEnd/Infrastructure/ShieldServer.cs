@@ -127,10 +127,23 @@ internal sealed class ShieldServer : IAsyncDisposable
             : pki.IssueClient("default-client", ClientName);
     }
 
+    /// <summary>How long the proxy is given to stop and release its services: its shutdown timeout (10 s) and much more.</summary>
+    private static readonly TimeSpan StopLimit = TimeSpan.FromSeconds(60);
+
     public async ValueTask DisposeAsync()
     {
-        await _app.StopAsync().ConfigureAwait(false);
-        await _app.DisposeAsync().ConfigureAwait(false);
+        // Bounded, so that a proxy that cannot stop (once, a deadlock among the watch locks left the hub's dispose
+        // waiting for ever) fails the test that disposes it instead of hanging the whole run.
+        try
+        {
+            await _app.StopAsync().WaitAsync(StopLimit).ConfigureAwait(false);
+            await _app.DisposeAsync().AsTask().WaitAsync(StopLimit).ConfigureAwait(false);
+        }
+        catch (TimeoutException e)
+        {
+            throw new TimeoutException($"The proxy did not stop within {StopLimit.TotalSeconds:0} s: something in it waits for ever (dotnet-stack report -p {Environment.ProcessId} shows what).", e);
+        }
+
         Directory.Delete(_directory, recursive: true);
         if (!ErrorsExpected)
         {

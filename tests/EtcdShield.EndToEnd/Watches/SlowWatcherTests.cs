@@ -37,7 +37,7 @@ public sealed class SlowWatcherTests(WatchFixture fixture)
         {
             var txn = new TxnRequest();
             txn.Success.AddRange(Enumerable.Range(0, 5).Select(i => new RequestOp { RequestPut = new PutRequest { Key = B(p + i), Value = B($"{round}:{new string('x', 10_000)}") } }));
-            last = (await kv.TxnAsync(txn)).Header.Revision;
+            last = (await kv.TxnAsync(txn, deadline: DateTime.UtcNow.AddSeconds(30))).Header.Revision;
         }
 
         await fast.WaitForAsync([(0, last)]);

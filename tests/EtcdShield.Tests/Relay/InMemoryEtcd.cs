@@ -121,9 +121,16 @@ internal sealed class InMemoryEtcd : CallInvoker
     public override AsyncClientStreamingCall<TRequest, TResponse> AsyncClientStreamingCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options) =>
         throw new NotSupportedException("etcd has no client-streaming method");
 
+    /// <summary>
+    /// Called with the method's name as a stream call is made, on the caller's thread, before the stream opens. A test
+    /// blocks here to hold the caller where it is: the watch hub makes its upstream streams under its own lock.
+    /// </summary>
+    public Action<string>? OpeningStream { get; set; }
+
     public override AsyncDuplexStreamingCall<TRequest, TResponse> AsyncDuplexStreamingCall<TRequest, TResponse>(Method<TRequest, TResponse> method, string? host, CallOptions options)
     {
         var name = NameOf(method);
+        OpeningStream?.Invoke(name);
         var stream = Open(name, options);
         _sent.Enqueue(new Sent(name, null, options.Headers));
         var requests = stream.Writer(method.RequestMarshaller, Descriptors[name].InputType.Parser);
