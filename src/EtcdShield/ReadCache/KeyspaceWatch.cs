@@ -156,8 +156,7 @@ internal sealed partial class KeyspaceWatch : IDisposable
         catch (Exception e)
         {
             Log.WatchLost(_logger, (e as RpcException)?.StatusCode ?? StatusCode.Unknown, _retry.TotalSeconds);
-            Volatile.Write(ref _retryAt, _time.GetTimestamp() + (long)(_retry.TotalSeconds * _time.TimestampFrequency));
-            _retry = TimeSpan.FromTicks(Math.Min(LastRetry.Ticks, _retry.Ticks * 2));
+            _retry = HoldOff(_retry, LastRetry);
         }
         finally
         {
@@ -186,9 +185,15 @@ internal sealed partial class KeyspaceWatch : IDisposable
 
         Log.WatchNotPaying(_logger, changes, answered, _holdOff.TotalSeconds);
         _metrics.Suspended();
-        Volatile.Write(ref _retryAt, _time.GetTimestamp() + (long)(_holdOff.TotalSeconds * _time.TimestampFrequency));
-        _holdOff = TimeSpan.FromTicks(Math.Min(LastHoldOff.Ticks, _holdOff.Ticks * 2));
+        _holdOff = HoldOff(_holdOff, LastHoldOff);
         return false;
+    }
+
+    /// <summary>No read opens the watch for <paramref name="wait"/>; returns the next wait, twice as long up to <paramref name="longest"/>.</summary>
+    private TimeSpan HoldOff(TimeSpan wait, TimeSpan longest)
+    {
+        Volatile.Write(ref _retryAt, _time.GetTimestamp() + (long)(wait.TotalSeconds * _time.TimestampFrequency));
+        return TimeSpan.FromTicks(Math.Min(longest.Ticks, wait.Ticks * 2));
     }
 
     private async Task CloseWhenIdleAsync(CancellationTokenSource call)
